@@ -152,12 +152,10 @@ func (c *Conn) fail(cause error) {
 	_ = c.raw.Close()
 }
 
-// StartReply resets the reply budget, as go-smtp's command deadlines do.
-func (c *Conn) StartReply() {
-	c.mu.Lock()
-	c.replyBytes = 0
-	c.mu.Unlock()
-}
+// StartReply starts waiting for a reply, as go-smtp's command deadlines do:
+// the reply budget is reset and the read deadline becomes now+SendTimeout,
+// capped by the phase and context deadlines.
+func (c *Conn) StartReply() { _ = c.SetDeadline(time.Now()) }
 
 // earliest returns the earliest non-zero time of a and b, and whether b won.
 func earliest(a, b time.Time) (time.Time, bool) {

@@ -1,0 +1,290 @@
+package emailconn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSplitMailServer(t *testing.T) {
+	tests := []struct {
+		in       string
+		host     string
+		port     int
+		wantProb string // substring of the problem; "" = valid
+	}{
+		{"smtp.example.com", "smtp.example.com", 0, ""},
+		{"smtp.example.com:587", "smtp.example.com", 587, ""},
+		{"SMTP.Example.COM:25", "smtp.example.com", 25, ""},
+		{"127.0.0.1:2525", "127.0.0.1", 2525, ""},
+		{"[::1]:25", "::1", 25, ""},
+		{"[2001:db8::1]", "2001:db8::1", 0, ""},
+		{"relay.internal.:25", "relay.internal.", 25, ""},
+		{"", "", 0, "is required"},
+		{"smtp://smtp.example.com", "", 0, "not a URL"},
+		{" smtp.example.com", "", 0, "spaces"},
+		{"smtp.example.com:", "", 0, "empty port"},
+		{"smtp.example.com:0", "", 0, "1 to 65535"},
+		{"smtp.example.com:65536", "", 0, "1 to 65535"},
+		{"smtp.example.com:+25", "", 0, "1 to 65535"},
+		{"smtp.example.com:025", "", 0, "1 to 65535"},
+		{"smtp.example.com:smtp", "", 0, "1 to 65535"},
+		{"::1", "", 0, "in brackets"},
+		{"2001:db8::1:25", "", 0, "in brackets"},
+		{"[::1", "", 0, "unclosed"},
+		{"[::1]25", "", 0, "not a port"},
+		{"[127.0.0.1]:25", "", 0, "only IPv6"},
+		{"[::1]:", "", 0, "empty port"},
+		{":25", "", 0, "no host"},
+		{"smtp_ex..com", "", 0, "empty label"},
+		{"-smtp.example.com", "", 0, "starts or ends"},
+		{"smtp.exämple.com", "", 0, "punycode"},
+		{"smtp.example.com/x", "", 0, "not allowed in a host name"},
+	}
+	for _, tt := range tests {
+		host, port, prob := splitMailServer(tt.in)
+		if tt.wantProb == "" {
+			if prob != "" || host != tt.host || port != tt.port {
+				t.Errorf("splitMailServer(%q) = %q, %d, %q; want %q, %d, valid", tt.in, host, port, prob, tt.host, tt.port)
+			}
+			continue
+		}
+		if !strings.Contains(prob, tt.wantProb) {
+			t.Errorf("splitMailServer(%q) problem = %q, want it to contain %q", tt.in, prob, tt.wantProb)
+		}
+	}
+}
+
+func TestEndpointDefaults(t *testing.T) {
+	tests := []struct {
+		conn Connection
+		addr string
+		mode TLSMode
+	}{
+		{Connection{MailServer: "mx.example.com"}, "mx.example.com:25", TLSNone},
+		{Connection{MailServer: "mx.example.com", EnableTLS: true}, "mx.example.com:587", TLSStartTLS},
+		{Connection{MailServer: "mx.example.com:465", EnableTLS: true}, "mx.example.com:465", TLSImplicit},
+		{Connection{MailServer: "mx.example.com:2525", EnableTLS: true}, "mx.example.com:2525", TLSStartTLS},
+		{Connection{MailServer: "mx.example.com", TLSMode: TLSImplicit}, "mx.example.com:465", TLSImplicit},
+		{Connection{MailServer: "mx.example.com:587", EnableTLS: true, TLSMode: TLSImplicit}, "mx.example.com:587", TLSImplicit},
+		{Connection{MailServer: "mx.example.com", TLSMode: TLSOpportunistic}, "mx.example.com:25", TLSOpportunistic},
+		{Connection{MailServer: "[::1]", EnableTLS: true}, "[::1]:587", TLSStartTLS},
+	}
+	for _, tt := range tests {
+		ep := tt.conn.endpoint()
+		if ep.addr() != tt.addr || ep.mode != tt.mode {
+			t.Errorf("%v endpoint = %s %s, want %s %s", tt.conn, ep.addr(), ep.mode, tt.addr, tt.mode)
+		}
+	}
+}
+
+func TestConnectionValidate(t *testing.T) {
+	dir := t.TempDir()
+	badPEM := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(badPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		conn Connection
+		want []string // substrings, one per expected problem; nil = valid
+	}{
+		{"minimal", Connection{MailServer: "smtp.example.com"}, nil},
+		{"basic over starttls", Connection{MailServer: "smtp.example.com", EnableTLS: true, Username: "u", Password: "p"}, nil},
+		{"oauth2", Connection{MailServer: "smtp.office365.com", EnableTLS: true, AuthType: AuthOAuth2, Username: "robot@contoso.com", OAuth2Config: "contoso"}, nil},
+		{"loopback plaintext auth", Connection{MailServer: "127.0.0.1:2525", Username: "u", Password: "p"}, nil},
+		{"localhost plaintext auth", Connection{MailServer: "localhost:2525", Username: "u", Password: "p"}, nil},
+		{"insecure auth allowed", Connection{MailServer: "relay.internal", Username: "u", Password: "p", AllowInsecureAuth: true}, nil},
+		{"missing server", Connection{}, []string{"MailServer: is required"}},
+		{"negative timeouts", Connection{MailServer: "m.example", ConnectTimeout: -time.Second, SendTimeout: -1}, []string{"ConnectTimeout: must not be negative", "SendTimeout: must not be negative"}},
+		{"absurd timeout", Connection{MailServer: "m.example", SendTimeout: 48 * time.Hour}, []string{"SendTimeout: must be at most 86400 seconds"}},
+		{"tls downgrade", Connection{MailServer: "m.example", EnableTLS: true, TLSMode: TLSNone}, []string{"TLSMode: \"none\" contradicts EnableTLS"}},
+		{"opportunistic with EnableTLS", Connection{MailServer: "m.example", EnableTLS: true, TLSMode: TLSOpportunistic}, []string{"TLSMode: \"opportunistic\" contradicts"}},
+		{"bad tls mode", Connection{MailServer: "m.example", TLSMode: "ssl"}, []string{"TLSMode: \"ssl\" is not a TLS mode"}},
+		{"bad auth type", Connection{MailServer: "m.example", AuthType: "ntlm"}, []string{"AuthType: \"ntlm\" is not an auth type"}},
+		{"oauth2 without config", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, Username: "u@x.example"}, []string{"OAuth2Config: is required"}},
+		{"oauth2 with password", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, Username: "u@x.example", OAuth2Config: "o", Password: "p"}, []string{"Password: is not used with AuthType"}},
+		{"oauth2 without user", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, OAuth2Config: "o"}, []string{"Username: is required when AuthType"}},
+		{"basic with oauth2 config", Connection{MailServer: "m.example", OAuth2Config: "o"}, []string{"OAuth2Config: is set but AuthType is \"basic\""}},
+		{"password without user", Connection{MailServer: "m.example", EnableTLS: true, Password: "p"}, []string{"Password: is set but Username is empty"}},
+		{"plaintext credentials", Connection{MailServer: "relay.internal", Username: "u", Password: "p"}, []string{"TLSMode: TLS is off but credentials are configured"}},
+		{"plaintext oauth2", Connection{MailServer: "relay.internal", AuthType: AuthOAuth2, Username: "u@x.example", OAuth2Config: "o"}, []string{"TLS is off but credentials"}},
+		{"bad base url", Connection{MailServer: "m.example", ActionsBaseURL: "https://approvals.example.com/x?y=1"}, []string{"ActionsBaseURL: "}},
+		{"bad from", Connection{MailServer: "m.example", From: "not an address"}, []string{"From: \"not an address\" is not an email address"}},
+		{"smuggling from", Connection{MailServer: "m.example", From: "<a@x.example> RET=FULL"}, []string{"From: "}},
+		{"crlf from", Connection{MailServer: "m.example", From: "a@x.example\r\nBcc: b@y.example"}, []string{"From: must not contain CR, LF or NUL"}},
+		{"bad to", Connection{MailServer: "m.example", To: []string{"ok@x.example", "nope"}}, []string{"To[1]: \"nope\" is not an email address"}},
+		{"bad local name", Connection{MailServer: "m.example", LocalName: "bad name"}, []string{"LocalName: "}},
+		{"missing ca file", Connection{MailServer: "m.example", CAFile: filepath.Join(dir, "nope.pem")}, []string{"CAFile: file", "does not exist"}},
+		{"bad ca file", Connection{MailServer: "m.example", CAFile: badPEM}, []string{"CAFile: file", "holds no PEM certificate"}},
+		{"missing env secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "env:EMAILCONN_TEST_UNSET_VARIABLE"}, []string{"Password: environment variable EMAILCONN_TEST_UNSET_VARIABLE is not set"}},
+		{"missing file secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: Secret("file:" + filepath.Join(dir, "nope"))}, []string{"Password: file", "does not exist"}},
+		{"redaction marker", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "[redacted]"}, []string{"Password: holds the redaction marker"}},
+		{"bad name", Connection{Name: " x", MailServer: "m.example"}, []string{"Name: must not start or end with spaces"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.conn.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("errors.Is(%v, ErrInvalid) = false", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+				}
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || fe.Problem == "" {
+				t.Errorf("errors.As(%v, *FieldError) gave %+v", err, fe)
+			}
+			if !strings.HasPrefix(err.Error(), "emailconn: ") {
+				t.Errorf("Validate() = %q, want the emailconn: prefix", err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Connection{
+		MailServer: "smtp://x", ConnectTimeout: -1, SendTimeout: -1, AuthType: "x",
+		From: "nope", LocalName: "a b",
+	}
+	err := c.Validate()
+	var multi interface{ Unwrap() []error }
+	if !errors.As(err, &multi) {
+		t.Fatalf("Validate() = %v, want a joined error", err)
+	}
+	if n := len(multi.Unwrap()); n != 6 {
+		t.Errorf("Validate() reported %d problems, want 6:\n%v", n, err)
+	}
+}
+
+func TestSecretReveal(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pw")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EMAILCONN_TEST_SECRET", "from-env")
+	tests := []struct {
+		s    Secret
+		want string
+	}{
+		{"literal", "literal"},
+		{"env:EMAILCONN_TEST_SECRET", "from-env"},
+		{Secret("file:" + file), "from-file"},
+	}
+	for _, tt := range tests {
+		got, err := tt.s.Reveal()
+		if err != nil || got != tt.want {
+			t.Errorf("Secret(%q).Reveal() = %q, %v; want %q", string(tt.s), got, err, tt.want)
+		}
+	}
+	if _, err := Secret("env:EMAILCONN_TEST_NOPE").Reveal(); err == nil || !strings.Contains(err.Error(), "EMAILCONN_TEST_NOPE is not set") {
+		t.Errorf("Reveal of an unset variable = %v", err)
+	}
+}
+
+// TestSecretsNeverPrinted checks every way a configuration value is printed
+// for the canary secrets.
+func TestSecretsNeverPrinted(t *testing.T) {
+	const pw, cs, rt = "canary-password-Zq81", "canary-client-secret-Xw42", "canary-refresh-token-Pk77"
+	conn := Connection{Name: "c", MailServer: "m.example", EnableTLS: true, Username: "u", Password: pw}
+	oc := OAuth2Config{Name: "o", GrantType: GrantRefreshToken, TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
+	cfg := Config{Connections: []Connection{conn}, OAuth2Configs: []OAuth2Config{oc}, Grid: &Connection{MailServer: "g.example", EnableTLS: true, Username: "g", Password: pw}}
+
+	var out bytes.Buffer
+	for _, v := range []any{conn, &conn, oc, &oc, cfg, &cfg, conn.Password, oc.ClientSecret, oc.RefreshToken} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+			fmt.Fprintf(&out, verb+"\n", v)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("json.Marshal(%T): %v", v, err)
+		}
+		out.Write(b)
+	}
+	logger := slog.New(slog.NewJSONHandler(&out, nil))
+	logger.Info("x", "conn", conn, "oauth", oc, "pw", conn.Password, "cfg", cfg)
+	slog.New(slog.NewTextHandler(&out, nil)).Info("x", "conn", conn, "oauth", oc, "pw", conn.Password)
+	fmt.Fprintln(&out, conn.String(), oc.String())
+	for _, canary := range []string{pw, cs, rt} {
+		if strings.Contains(out.String(), canary) {
+			t.Errorf("output contains secret %q:\n%s", canary, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "[redacted]") {
+		t.Errorf("output does not show [redacted]:\n%s", out.String())
+	}
+	// References hold no secret and are shown as they are.
+	ref := Secret("env:SMTP_PASSWORD")
+	if got := fmt.Sprint(ref); got != "env:SMTP_PASSWORD" {
+		t.Errorf("fmt.Sprint(%q) = %q, want the reference", string(ref), got)
+	}
+}
+
+func TestConnectionJSON(t *testing.T) {
+	in := `{"name":"a","mailServer":"smtp.example.com:587","enableTLS":true,"smtpConnectionTimeout":10,"smtpTimeout":60,
+	"authType":"basic","userName":"alerts@example.com","password":"env:PW","from":"alerts@example.com","to":["ops@example.com"],
+	"emailActionsBaseURL":"https://approvals.example.com","tlsMode":"starttls","localName":"engine.example.com","allowInsecureAuth":false}`
+	var c Connection
+	if err := json.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	want := Connection{Name: "a", MailServer: "smtp.example.com:587", EnableTLS: true, ConnectTimeout: 10 * time.Second,
+		SendTimeout: time.Minute, AuthType: AuthBasic, Username: "alerts@example.com", Password: "env:PW",
+		From: "alerts@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://approvals.example.com",
+		TLSMode: TLSStartTLS, LocalName: "engine.example.com"}
+	if c.String() != want.String() || c.Password != want.Password {
+		t.Errorf("Unmarshal = %v, want %v", c, want)
+	}
+	b, _ := json.Marshal(c)
+	var back Connection
+	if err := json.Unmarshal(b, &back); err != nil || back.String() != c.String() {
+		t.Errorf("round trip = %v, %v; want %v", back, err, c)
+	}
+
+	bad := []struct{ in, want string }{
+		{`{"mailServer":"x","smtpTimeout":-1}`, "smtpTimeout: must not be negative"},
+		{`{"mailServer":"x","smtpTimeout":1.5}`, "smtpTimeout: must be a whole number of seconds"},
+		{`{"mailServer":"x","smtpTimeout":-1.5}`, "smtpTimeout: must not be negative"},
+		{`{"mailServer":"x","smtpTimeout":9999999999}`, "smtpTimeout: must be at most 86400 seconds"},
+		{`{"mailServer":"x","smtpTimeout":1e400}`, "smtpTimeout: must"},
+		{`{"mailServer":"x","smtpTimeout":"30"}`, "smtpTimeout: must be a number of seconds"},
+		{`{"mailServer":"x","smtpTimeout":" 30 "}`, "smtpTimeout: must be a number of seconds"},
+		{`{"mailServer":"x","enableTLS":"yes"}`, "enableTLS: must be true or false"},
+		{`{"mailServer":"x","enableTSL":true}`, "enableTSL: unknown field"},
+		{`{"mailServer":5}`, "mailServer: must be a string"},
+		{`[]`, "must be a JSON object"},
+	}
+	for _, tt := range bad {
+		var c Connection
+		err := json.Unmarshal([]byte(tt.in), &c)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Unmarshal(%s) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	// Absent, null and 0 all mean no timeout.
+	for _, in := range []string{`{"mailServer":"x"}`, `{"mailServer":"x","smtpTimeout":null}`, `{"mailServer":"x","smtpTimeout":0}`} {
+		var c Connection
+		if err := json.Unmarshal([]byte(in), &c); err != nil || c.SendTimeout != 0 {
+			t.Errorf("Unmarshal(%s) = %v, SendTimeout %v; want no timeout", in, err, c.SendTimeout)
+		}
+	}
+}

@@ -1,0 +1,337 @@
+package emailconn
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Sentinel errors for the conditions a caller acts on. Test for them with
+// errors.Is; the errors this package returns wrap them together with the
+// underlying cause.
+var (
+	// ErrInvalid reports invalid configuration or input: a connection, an
+	// OAuth2 configuration, a configuration file or a message. Every such
+	// error also holds one *FieldError per problem.
+	ErrInvalid = errors.New("emailconn: invalid")
+
+	// ErrConnect reports that no usable SMTP session could be established
+	// before TLS and authentication: the host was not found, the connection
+	// was refused or reset, the greeting was refused, or the peer does not
+	// speak SMTP (often a TLS mode that does not match the port).
+	ErrConnect = errors.New("emailconn: cannot connect")
+
+	// ErrTLSUnavailable reports that TLS was required but could not be
+	// established: the server does not offer STARTTLS or refused it, the
+	// handshake failed, or the certificate could not be verified. Nothing
+	// was sent in plaintext after that point.
+	ErrTLSUnavailable = errors.New("emailconn: tls unavailable")
+
+	// ErrInsecureAuth reports that credentials were not sent because the
+	// session is not protected by verified TLS, the server is not on a
+	// loopback address and the connection does not allow insecure auth.
+	ErrInsecureAuth = errors.New("emailconn: refusing to send credentials over an unencrypted connection")
+
+	// ErrAuthUnsupported reports that the server offers no authentication
+	// mechanism the connection can use.
+	ErrAuthUnsupported = errors.New("emailconn: no usable authentication mechanism")
+
+	// ErrAuthFailed reports that the server rejected the credentials or the
+	// OAuth2 access token.
+	ErrAuthFailed = errors.New("emailconn: authentication failed")
+
+	// ErrReauthorize reports that an OAuth2 configuration's grant is no
+	// longer valid (OAuth2 error invalid_grant): its refresh token was revoked
+	// or expired, and an administrator must authorise it again.
+	ErrReauthorize = errors.New("emailconn: oauth2 configuration must be authorised again")
+
+	// ErrTimeout reports that a configured timeout (ConnectTimeout,
+	// SendTimeout, or the default cap of Test Connection) expired. A
+	// deadline or cancellation of the caller's context is reported as the
+	// context's error instead.
+	ErrTimeout = errors.New("emailconn: timeout")
+
+	// ErrRefused reports that the server refused the message (at MAIL FROM,
+	// DATA or after the message). The *SMTPError in the chain has the code.
+	ErrRefused = errors.New("emailconn: message refused")
+
+	// ErrRecipientRejected reports that the server refused one or more
+	// recipients. The *RecipientsError in the chain lists them; when the
+	// Receipt returned alongside is not nil, the message was delivered to
+	// the recipients it lists as accepted and must not be sent to them
+	// again.
+	ErrRecipientRejected = errors.New("emailconn: recipient rejected")
+
+	// ErrDeliveryUnknown reports that the connection failed after the whole
+	// message had been sent and before the server replied: the server may or
+	// may not have accepted it. Such a message is never retried
+	// automatically; resending it may deliver it twice.
+	ErrDeliveryUnknown = errors.New("emailconn: delivery state unknown")
+
+	// ErrMessageTooLarge reports that the message exceeds the size the
+	// server announced with the SIZE extension. It is returned before the
+	// message is transferred.
+	ErrMessageTooLarge = errors.New("emailconn: message too large for the server")
+
+	// ErrReplyTooLarge reports that a server reply exceeded the size limit
+	// the client accepts for one reply. The connection was closed.
+	ErrReplyTooLarge = errors.New("emailconn: server reply too large")
+
+	// ErrBlocked reports that the dial policy refused the destination.
+	ErrBlocked = errors.New("emailconn: destination not allowed")
+
+	// ErrClosed reports a call on a closed Sender or Registry.
+	ErrClosed = errors.New("emailconn: closed")
+)
+
+// A FieldError describes one problem with one field of a configuration or a
+// message. Validation joins one FieldError per problem with errors.Join.
+// FieldError matches ErrInvalid with errors.Is.
+type FieldError struct {
+	// Field names the field as the user knows it: the Go field name
+	// ("MailServer") for values built in code, or the path into the JSON
+	// configuration ("connections[2].smtpTimeout").
+	Field string
+	// Problem says what is wrong, in lower case.
+	Problem string
+}
+
+// Error returns "emailconn: <field>: <problem>".
+func (e *FieldError) Error() string {
+	return "emailconn: " + e.Field + ": " + e.Problem
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// problems collects FieldErrors.
+type problems struct {
+	prefix string
+	errs   []error
+}
+
+func (p *problems) add(field, format string, args ...any) {
+	if p.prefix != "" {
+		if field == "" {
+			field = strings.TrimSuffix(p.prefix, ".")
+		} else {
+			field = p.prefix + field
+		}
+	}
+	p.errs = append(p.errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+// An SMTPError is a reply from the server that ended an exchange: its code,
+// its enhanced status code (RFC 3463) when the server sent one, and its text.
+// The go-smtp error it was made from is in the Unwrap chain.
+type SMTPError struct {
+	// Code is the three-digit reply code, for example 550.
+	Code int
+	// EnhancedCode is the enhanced status code, for example {5, 7, 1}; all
+	// zero when the server did not send one.
+	EnhancedCode [3]int
+	// Message is the reply text without the codes.
+	Message string
+
+	err error
+}
+
+func newSMTPError(e *smtp.SMTPError) *SMTPError {
+	se := &SMTPError{Code: e.Code, Message: e.Message, err: e}
+	if e.EnhancedCode != smtp.NoEnhancedCode {
+		se.EnhancedCode = [3]int(e.EnhancedCode)
+	}
+	return se
+}
+
+// Error returns the reply as the server sent it, for example
+// "550 5.1.1 no such user".
+func (e *SMTPError) Error() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(e.Code))
+	if e.EnhancedCode != [3]int{} {
+		fmt.Fprintf(&b, " %d.%d.%d", e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2])
+	}
+	if e.Message != "" {
+		b.WriteByte(' ')
+		b.WriteString(strings.ReplaceAll(e.Message, "\n", " "))
+	}
+	return b.String()
+}
+
+// Enhanced returns the enhanced status code as "x.y.z", or "" when the
+// server did not send one.
+func (e *SMTPError) Enhanced() string {
+	if e.EnhancedCode == [3]int{} {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d.%d", e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2])
+}
+
+// Temporary reports whether the reply is a transient failure (4xx), after
+// which the same request may succeed later.
+func (e *SMTPError) Temporary() bool { return e.Code >= 400 && e.Code < 500 }
+
+// Unwrap returns the go-smtp error the reply was read as.
+func (e *SMTPError) Unwrap() error { return e.err }
+
+// A RecipientError is a recipient the server refused, with its reply.
+type RecipientError struct {
+	Address string
+	Err     *SMTPError
+}
+
+// A RecipientsError lists the recipients the server refused. It matches
+// ErrRecipientRejected with errors.Is.
+type RecipientsError struct {
+	// Rejected lists the refused recipients in the order they were sent.
+	Rejected []RecipientError
+	// Accepted is the number of recipients the server accepted; the message
+	// was delivered to them when the send otherwise succeeded.
+	Accepted int
+}
+
+// Error lists the refused recipients and their replies.
+func (e *RecipientsError) Error() string {
+	var b strings.Builder
+	total := e.Accepted + len(e.Rejected)
+	if e.Accepted > 0 {
+		fmt.Fprintf(&b, "%d of %d recipients refused: ", len(e.Rejected), total)
+	} else {
+		fmt.Fprintf(&b, "all %d recipients refused: ", total)
+	}
+	for i, r := range e.Rejected {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %v", r.Address, r.Err)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrRecipientRejected.
+func (e *RecipientsError) Is(target error) bool { return target == ErrRecipientRejected }
+
+// Temporary reports whether every refusal was transient (4xx).
+func (e *RecipientsError) Temporary() bool {
+	for _, r := range e.Rejected {
+		if !r.Err.Temporary() {
+			return false
+		}
+	}
+	return len(e.Rejected) > 0
+}
+
+// A Stage is one step of an SMTP session. Errors and Test Connection reports
+// name the stage at which something happened.
+type Stage string
+
+// The stages of a session, in the order they happen.
+const (
+	StageResolve  Stage = "resolve"      // DNS lookup of the mail server
+	StageConnect  Stage = "connect"      // TCP connect
+	StageTLS      Stage = "tls"          // implicit TLS handshake
+	StageGreeting Stage = "greeting"     // the server's 220 greeting
+	StageEHLO     Stage = "ehlo"         // EHLO (or HELO)
+	StageSTARTTLS Stage = "starttls"     // STARTTLS, its handshake and the EHLO after it
+	StageToken    Stage = "oauth2 token" // obtaining an OAuth2 access token
+	StageAuth     Stage = "auth"         // AUTH
+	StageMail     Stage = "mail"         // MAIL FROM
+	StageRcpt     Stage = "rcpt"         // RCPT TO
+	StageData     Stage = "data"         // DATA, the message, and the reply to it
+	StageReset    Stage = "rset"         // RSET
+	StageQuit     Stage = "quit"         // QUIT
+)
+
+// An Error is a failure of an SMTP session: which connection, which stage,
+// and why. It matches the sentinel for its kind (ErrConnect, ErrTimeout, …)
+// with errors.Is, and unwraps to its cause, which may be a *SMTPError, a
+// *RecipientsError, a TLS or network error, or a context error.
+type Error struct {
+	// Connection is the name of the connection, or "" for an unnamed one.
+	Connection string
+	// Server is the mail server address dialled ("host:port").
+	Server string
+	// Stage is where the session failed.
+	Stage Stage
+	// Err is the cause.
+	Err error
+
+	kind error
+}
+
+// Error returns a lower-case message naming the connection, stage and cause,
+// for example `emailconn: connection "billing": starttls: server does not
+// offer STARTTLS`. It never contains credentials.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("emailconn: ")
+	if e.Connection != "" {
+		fmt.Fprintf(&b, "connection %q: ", e.Connection)
+	} else if e.Server != "" {
+		fmt.Fprintf(&b, "%s: ", e.Server)
+	}
+	if e.Stage != "" {
+		b.WriteString(string(e.Stage))
+		b.WriteString(": ")
+	}
+	switch {
+	case e.Err != nil:
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "emailconn: "))
+	case e.kind != nil:
+		b.WriteString(strings.TrimPrefix(e.kind.Error(), "emailconn: "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel for the error's kind and its cause.
+func (e *Error) Unwrap() []error {
+	switch {
+	case e.kind != nil && e.Err != nil:
+		return []error{e.kind, e.Err}
+	case e.kind != nil:
+		return []error{e.kind}
+	case e.Err != nil:
+		return []error{e.Err}
+	}
+	return nil
+}
+
+// Temporary reports whether the failure is transient: a later attempt may
+// succeed without a configuration change.
+func (e *Error) Temporary() bool {
+	var se *SMTPError
+	switch {
+	case errors.Is(e, ErrDeliveryUnknown):
+		return false
+	case errors.As(e.Err, &se):
+		return se.Temporary()
+	case e.kind == ErrTimeout, e.kind == ErrConnect && !isPermanentConnect(e.Err):
+		return true
+	}
+	var re *RecipientsError
+	if errors.As(e.Err, &re) {
+		return re.Temporary()
+	}
+	return false
+}
+
+// isPermanentConnect reports whether a connection failure will not go away
+// by itself: the host does not exist, or the peer does not speak SMTP.
+func isPermanentConnect(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.IsNotFound
+	}
+	var recErr tls.RecordHeaderError
+	var protoErr textproto.ProtocolError
+	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine)
+}

@@ -1,0 +1,610 @@
+package emailconn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// A Config is an engine's whole email configuration: its connections, its
+// OAuth2 configurations, the engine-wide ("grid") settings, and which
+// process uses which connection. It is plain data with the JSON form of
+// the configuration file; LoadConfig reads it and Save writes it.
+type Config struct {
+	// Connections are the named Email Connections.
+	Connections []Connection
+	// OAuth2Configs are the named OAuth2 configurations that OAuth2
+	// connections refer to.
+	OAuth2Configs []OAuth2Config
+	// Grid is the engine-wide mail server and addresses, used by processes
+	// without a connection. Its Name must be empty. Nil means there is none:
+	// a process without a connection then cannot send.
+	Grid *Connection
+	// Processes assigns a connection, by name, to each process that has
+	// one. Processes not listed use Grid.
+	Processes map[string]string
+}
+
+// maxConfigBytes bounds the size of a configuration file.
+const maxConfigBytes = 16 << 20
+
+// LoadConfig reads a configuration in its JSON form and validates it. The
+// error lists every problem, each a *FieldError whose Field is the path to
+// the value ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown
+// fields are errors, so that a misspelt option cannot silently change
+// behaviour.
+func LoadConfig(r io.Reader) (Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("emailconn: reading configuration: %w", err)
+	}
+	if len(data) > maxConfigBytes {
+		return Config{}, &FieldError{Field: "configuration", Problem: fmt.Sprintf("is larger than %d bytes", maxConfigBytes)}
+	}
+	var cfg Config
+	var p problems
+	cfg.decode(data, &p)
+	decoded := len(p.errs)
+	cfg.validate(&p)
+	// A field whose value could not be read is reported once, not again by
+	// validation.
+	bad := make(map[string]bool)
+	for _, e := range p.errs[:decoded] {
+		bad[e.(*FieldError).Field] = true
+	}
+	errs := p.errs[:decoded]
+	for _, e := range p.errs[decoded:] {
+		if !bad[e.(*FieldError).Field] {
+			errs = append(errs, e)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) decode(data []byte, p *problems) {
+	fields, ok := decodeObject(data, p)
+	if !ok {
+		return
+	}
+	for _, f := range fields {
+		switch f.key {
+		case "connections":
+			for i, raw := range decodeArray(p, f) {
+				var conn Connection
+				sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
+				conn.decode(raw, &sub)
+				p.errs = append(p.errs, sub.errs...)
+				c.Connections = append(c.Connections, conn)
+			}
+		case "oauth2Configurations":
+			for i, raw := range decodeArray(p, f) {
+				var o OAuth2Config
+				sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
+				o.decode(raw, &sub)
+				p.errs = append(p.errs, sub.errs...)
+				c.OAuth2Configs = append(c.OAuth2Configs, o)
+			}
+		case "grid":
+			if isNull(f.raw) {
+				continue
+			}
+			var g Connection
+			sub := problems{prefix: "grid."}
+			g.decode(f.raw, &sub)
+			p.errs = append(p.errs, sub.errs...)
+			c.Grid = &g
+		case "processes":
+			if isNull(f.raw) {
+				continue
+			}
+			if err := json.Unmarshal(f.raw, &c.Processes); err != nil {
+				p.add(f.key, "must be an object mapping process names to connection names")
+			}
+		default:
+			p.add(f.key, "unknown field")
+		}
+	}
+}
+
+func decodeArray(p *problems, f jsonField) []json.RawMessage {
+	if isNull(f.raw) {
+		return nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(f.raw, &list); err != nil {
+		p.add(f.key, "must be a list")
+		return nil
+	}
+	return list
+}
+
+// Validate reports every problem with c at once, joined with errors.Join;
+// each is a *FieldError whose Field is the path in the JSON form. Besides
+// each connection and OAuth2 configuration, it checks that names are unique
+// and that every reference — a process to its connection, a connection to
+// its OAuth2 configuration — resolves.
+func (c *Config) Validate() error {
+	var p problems
+	c.validate(&p)
+	return p.err()
+}
+
+func (c *Config) validate(p *problems) {
+	oauthIndex := make(map[string]int, len(c.OAuth2Configs))
+	for i := range c.OAuth2Configs {
+		o := &c.OAuth2Configs[i]
+		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
+		o.validate(&sub, oauth2JSONNames)
+		p.errs = append(p.errs, sub.errs...)
+		if o.Name == "" {
+			continue
+		}
+		if j, dup := oauthIndex[o.Name]; dup {
+			sub.add("name", "%q is also the name of oauth2Configurations[%d]", o.Name, j)
+			p.errs = append(p.errs, sub.errs[len(sub.errs)-1])
+			continue
+		}
+		oauthIndex[o.Name] = i
+	}
+	connIndex := make(map[string]int, len(c.Connections))
+	for i := range c.Connections {
+		conn := &c.Connections[i]
+		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
+		if conn.Name == "" {
+			sub.add("name", "is required")
+		}
+		c.validateConnection(conn, &sub, oauthIndex)
+		if j, dup := connIndex[conn.Name]; dup && conn.Name != "" {
+			sub.add("name", "%q is also the name of connections[%d]", conn.Name, j)
+		} else if conn.Name != "" {
+			connIndex[conn.Name] = i
+		}
+		p.errs = append(p.errs, sub.errs...)
+	}
+	if c.Grid != nil {
+		sub := problems{prefix: "grid."}
+		if c.Grid.Name != "" {
+			sub.add("name", "the grid settings have no name: remove it")
+		}
+		c.validateConnection(c.Grid, &sub, oauthIndex)
+		p.errs = append(p.errs, sub.errs...)
+	}
+	for _, proc := range sortedKeys(c.Processes) {
+		field := "processes[" + jsonQuote(proc) + "]"
+		name := c.Processes[proc]
+		switch msg := checkName(proc); {
+		case proc == "":
+			p.add("processes", "has an empty process name")
+		case msg != "":
+			p.add(field, "process name %s", msg)
+		case name == "":
+			p.add(field, "names no connection (remove the entry to use the grid settings)")
+		default:
+			if _, ok := connIndex[name]; !ok {
+				p.add(field, "connection %q does not exist%s", name, suggest(name, slices.Collect(maps.Keys(connIndex))))
+			}
+		}
+	}
+}
+
+func (c *Config) validateConnection(conn *Connection, p *problems, oauthIndex map[string]int) {
+	conn.validate(p, jsonNames)
+	if conn.OAuth2Config != "" && conn.authType() == AuthOAuth2 {
+		if _, ok := oauthIndex[conn.OAuth2Config]; !ok {
+			p.add("oauth2Configuration", "OAuth2 configuration %q does not exist%s",
+				conn.OAuth2Config, suggest(conn.OAuth2Config, slices.Collect(maps.Keys(oauthIndex))))
+		}
+	}
+}
+
+// suggest returns ` (did you mean "x"?)` for the known name closest to name
+// when it is plausibly a typo, or lists the known names when there are few.
+func suggest(name string, known []string) string {
+	sort.Strings(known)
+	best, bestDist := "", 3
+	for _, k := range known {
+		d := editDistance(strings.ToLower(name), strings.ToLower(k))
+		if d < bestDist && d*3 <= max(len(name), len(k)) {
+			best, bestDist = k, d
+		}
+	}
+	switch {
+	case best != "":
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	case len(known) == 0:
+		return " (there are none)"
+	case len(known) <= 5:
+		return fmt.Sprintf(" (known: %s)", strings.Join(quoteAll(known), ", "))
+	}
+	return ""
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func jsonQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// configJSON is the JSON form of a Config.
+type configJSON struct {
+	Connections   []connectionJSON   `json:"connections"`
+	OAuth2Configs []oauth2ConfigJSON `json:"oauth2Configurations,omitempty"`
+	Grid          *connectionJSON    `json:"grid,omitempty"`
+	Processes     map[string]string  `json:"processes,omitempty"`
+}
+
+func (c *Config) toJSON(reveal bool) configJSON {
+	out := configJSON{Connections: []connectionJSON{}, Processes: c.Processes}
+	for i := range c.Connections {
+		out.Connections = append(out.Connections, c.Connections[i].toJSON(reveal))
+	}
+	for i := range c.OAuth2Configs {
+		out.OAuth2Configs = append(out.OAuth2Configs, c.OAuth2Configs[i].toJSON(reveal))
+	}
+	if c.Grid != nil {
+		g := c.Grid.toJSON(reveal)
+		out.Grid = &g
+	}
+	return out
+}
+
+// MarshalJSON writes the JSON form with literal secrets written as
+// "[redacted]", for display and logs. Save writes a configuration that can
+// be loaded again.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON(false)) }
+
+// UnmarshalJSON reads the JSON form without validating it; LoadConfig reads
+// and validates.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	var p problems
+	var out Config
+	out.decode(data, &p)
+	if err := p.err(); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// Save writes c in its JSON form, indented, so that LoadConfig reads it
+// back unchanged. It is the one way to persist a configuration: unlike
+// json.Marshal, it writes literal secrets as they are. References
+// ("env:NAME", "file:PATH") are written as references, never as the values
+// they refer to. Keep the output as confidential as the secrets in it.
+func (c *Config) Save(w io.Writer) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c.toJSON(true)); err != nil {
+		return fmt.Errorf("emailconn: writing configuration: %w", err)
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("emailconn: writing configuration: %w", err)
+	}
+	return nil
+}
+
+// clone returns a deep copy of c.
+func (c *Config) clone() Config {
+	out := Config{
+		Connections:   slices.Clone(c.Connections),
+		OAuth2Configs: slices.Clone(c.OAuth2Configs),
+		Processes:     maps.Clone(c.Processes),
+	}
+	for i := range out.Connections {
+		out.Connections[i].To = slices.Clone(out.Connections[i].To)
+	}
+	for i := range out.OAuth2Configs {
+		o := &out.OAuth2Configs[i]
+		o.Scopes = slices.Clone(o.Scopes)
+		o.EndpointParams = maps.Clone(o.EndpointParams)
+	}
+	if c.Grid != nil {
+		g := *c.Grid
+		g.To = slices.Clone(g.To)
+		out.Grid = &g
+	}
+	return out
+}
+
+// A Source names the layer an effective value came from.
+type Source uint8
+
+// The layers, from the most specific to the most general.
+const (
+	// SourceNone means no layer provides the value.
+	SourceNone Source = iota
+	// SourceNode is the activity node (for example a User Action node) that
+	// names its own recipients.
+	SourceNode
+	// SourceConnection is the Email Connection assigned to the process.
+	SourceConnection
+	// SourceGrid is the engine-wide grid settings.
+	SourceGrid
+)
+
+// String returns "none", "node", "connection" or "grid".
+func (s Source) String() string {
+	switch s {
+	case SourceNode:
+		return "node"
+	case SourceConnection:
+		return "connection"
+	case SourceGrid:
+		return "grid"
+	}
+	return "none"
+}
+
+// A Route is where and how a process's notifications go, as resolved by a
+// Registry, with the layer each value came from. A Route stays valid and
+// consistent after the registry's configuration is replaced: it keeps the
+// configuration it was resolved from. Its slices are shared and must not
+// be modified.
+type Route struct {
+	// Process is the process the route was resolved for.
+	Process string
+	// Connection is the name of the connection used, or "" when the grid
+	// settings are used.
+	Connection string
+	// Via is SourceConnection when the process is assigned a connection,
+	// SourceGrid when it uses the grid settings.
+	Via Source
+	// MailServer is the effective mail server, from the connection or the
+	// grid (see Via).
+	MailServer string
+	// From is the effective sender address; FromSource says where it came
+	// from. Grid addresses never apply once a connection is specified.
+	From       string
+	FromSource Source
+	// To are the effective recipients; ToSource says where they came from:
+	// the node's recipients win over everything for that node's
+	// notifications.
+	To       []string
+	ToSource Source
+	// ActionsBaseURL is the effective Email Actions Base URL ("" when action
+	// links are left as they are); ActionsBaseURLSource says where it came
+	// from.
+	ActionsBaseURL       string
+	ActionsBaseURLSource Source
+
+	entry *connEntry
+}
+
+// String explains the route in one line, naming the layer of each value,
+// for administrators asking why a process uses what it uses.
+func (rt Route) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "process %q: ", rt.Process)
+	switch rt.Via {
+	case SourceConnection:
+		fmt.Fprintf(&b, "connection %q (%s)", rt.Connection, rt.MailServer)
+	case SourceGrid:
+		fmt.Fprintf(&b, "grid settings (%s)", rt.MailServer)
+	default:
+		b.WriteString("no route")
+	}
+	b.WriteString("; from ")
+	if rt.From == "" {
+		b.WriteString("(none)")
+	} else {
+		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.FromSource)
+	}
+	b.WriteString("; to ")
+	if len(rt.To) == 0 {
+		b.WriteString("(none)")
+	} else {
+		fmt.Fprintf(&b, "%s [%s]", strings.Join(rt.To, ", "), rt.ToSource)
+	}
+	if rt.ActionsBaseURL != "" {
+		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.ActionsBaseURLSource)
+	}
+	return b.String()
+}
+
+// A Registry holds an engine's email configuration and resolves which
+// connection, sender and recipients each process uses.
+//
+// A Registry is safe for concurrent use. Resolving takes no lock and does
+// not allocate. Replace and Update swap the whole configuration atomically;
+// routes resolved before keep the configuration they were resolved from.
+// The zero value holds no configuration; NewRegistry returns a Registry
+// holding one.
+type Registry struct {
+	mu  sync.Mutex // serialises writers
+	cur atomic.Pointer[snapshot]
+}
+
+// snapshot is one immutable configuration with its precomputed routes.
+type snapshot struct {
+	cfg       Config
+	conns     map[string]*connEntry
+	routes    map[string]Route // process → route (Process filled in)
+	gridRoute Route            // for processes without a connection
+	hasGrid   bool
+}
+
+// connEntry is one connection of a snapshot.
+type connEntry struct {
+	conn Connection
+	via  Source // SourceConnection or SourceGrid
+}
+
+// NewRegistry returns a Registry holding cfg, which must be valid (see
+// Config.Validate). The Registry keeps its own copy of cfg.
+func NewRegistry(cfg Config) (*Registry, error) {
+	r := &Registry{}
+	if err := r.Replace(cfg); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Replace validates cfg and, when it is valid, makes it the registry's
+// configuration in one atomic step. On error the previous configuration
+// stays in place. The Registry keeps its own copy of cfg.
+func (r *Registry) Replace(cfg Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.replaceLocked(cfg.clone())
+}
+
+// Update applies fn to a copy of the current configuration and replaces the
+// configuration with the result when fn returns nil and the result is
+// valid; otherwise nothing changes and the error is returned. Concurrent
+// Updates are serialised, so none is lost. Use it to register or remove a
+// single connection, OAuth2 configuration, process assignment or grid
+// setting.
+func (r *Registry) Update(fn func(cfg *Config) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cfg Config
+	if s := r.cur.Load(); s != nil {
+		cfg = s.cfg.clone()
+	}
+	if err := fn(&cfg); err != nil {
+		return err
+	}
+	return r.replaceLocked(cfg)
+}
+
+func (r *Registry) replaceLocked(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r.cur.Store(newSnapshot(cfg))
+	return nil
+}
+
+// Config returns a copy of the current configuration (empty when there is
+// none).
+func (r *Registry) Config() Config {
+	if s := r.cur.Load(); s != nil {
+		return s.cfg.clone()
+	}
+	return Config{}
+}
+
+func newSnapshot(cfg Config) *snapshot {
+	s := &snapshot{
+		cfg:    cfg,
+		conns:  make(map[string]*connEntry, len(cfg.Connections)),
+		routes: make(map[string]Route, len(cfg.Processes)),
+	}
+	for i := range cfg.Connections {
+		c := cfg.Connections[i]
+		s.conns[c.Name] = &connEntry{conn: c, via: SourceConnection}
+	}
+	if cfg.Grid != nil {
+		s.hasGrid = true
+		s.gridRoute = routeFor(&connEntry{conn: *cfg.Grid, via: SourceGrid})
+	}
+	for proc, name := range cfg.Processes {
+		rt := routeFor(s.conns[name])
+		rt.Process = proc
+		s.routes[proc] = rt
+	}
+	return s
+}
+
+// routeFor precomputes the route through one connection or the grid.
+func routeFor(e *connEntry) Route {
+	rt := Route{Via: e.via, MailServer: e.conn.MailServer, entry: e}
+	if e.via == SourceConnection {
+		rt.Connection = e.conn.Name
+	}
+	if e.conn.From != "" {
+		rt.From, rt.FromSource = e.conn.From, e.via
+	}
+	if len(e.conn.To) > 0 {
+		rt.To, rt.ToSource = e.conn.To, e.via
+	}
+	if e.conn.ActionsBaseURL != "" {
+		rt.ActionsBaseURL, rt.ActionsBaseURLSource = e.conn.ActionsBaseURL, e.via
+	}
+	return rt
+}
+
+// Resolve returns the route of a process's notifications. A process
+// assigned a connection uses that connection, and the grid's addresses do
+// not apply; any other process uses the grid settings. When
+// nodeRecipients is not empty — an activity node that names its own
+// recipients — they are the recipients, whatever the layers say.
+//
+// Resolve takes no lock and does not allocate. It fails with ErrNoRoute
+// when the process has no connection and there are no grid settings.
+func (r *Registry) Resolve(process string, nodeRecipients ...string) (Route, error) {
+	s := r.cur.Load()
+	if s == nil {
+		return Route{}, &noRouteError{process: process, empty: true}
+	}
+	rt, ok := s.routes[process]
+	if !ok {
+		if !s.hasGrid {
+			return Route{}, &noRouteError{process: process}
+		}
+		rt = s.gridRoute
+		rt.Process = process
+	}
+	if len(nodeRecipients) > 0 {
+		rt.To, rt.ToSource = nodeRecipients, SourceNode
+	}
+	return rt, nil
+}
+
+// ErrNoRoute reports that a process has no connection and there are no grid
+// settings to fall back on.
+var ErrNoRoute = errors.New("emailconn: no route")
+
+type noRouteError struct {
+	process string
+	empty   bool
+}
+
+func (e *noRouteError) Error() string {
+	if e.empty {
+		return fmt.Sprintf("emailconn: process %q: no route: the registry holds no configuration", e.process)
+	}
+	return fmt.Sprintf("emailconn: process %q: no route: it is assigned no connection and there are no grid settings", e.process)
+}
+
+func (e *noRouteError) Is(target error) bool { return target == ErrNoRoute }

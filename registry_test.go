@@ -1,0 +1,391 @@
+package emailconn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const designConfig = `{
+  "connections": [
+    {"name": "workunit-alerts", "mailServer": "smtp.example.com:587",
+     "enableTLS": true, "smtpConnectionTimeout": 10, "smtpTimeout": 60,
+     "authType": "basic", "userName": "alerts@example.com",
+     "password": "env:ALERTS_SMTP_PASSWORD", "from": "alerts@example.com",
+     "emailActionsBaseURL": "https://approvals.example.com"},
+    {"name": "m365", "mailServer": "smtp.office365.com", "enableTLS": true,
+     "authType": "oauth2", "userName": "robot@contoso.com",
+     "oauth2Configuration": "contoso", "caFile": ""}
+  ],
+  "oauth2Configurations": [
+    {"name": "contoso", "grantType": "client_credentials",
+     "tokenURL": "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token",
+     "clientID": "app-id", "clientSecret": "FILE_REF",
+     "scopes": ["https://outlook.office365.com/.default"]}
+  ],
+  "grid": {"mailServer": "relay.internal:25", "from": "engine@example.com",
+           "to": ["ops@example.com"]},
+  "processes": {"PayrollApproval": "workunit-alerts", "Onboarding": "m365"}
+}`
+
+// loadDesignConfig loads the configuration of DESIGN.md with its secret
+// references pointing at a test environment variable and file.
+func loadDesignConfig(t testing.TB) Config {
+	t.Helper()
+	secretFile := filepath.Join(t.TempDir(), "contoso")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ALERTS_SMTP_PASSWORD", "hunter2")
+	in := strings.Replace(designConfig, "FILE_REF", "file:"+filepath.ToSlash(secretFile), 1)
+	cfg, err := LoadConfig(strings.NewReader(in))
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	return cfg
+}
+
+func TestLoadDesignConfig(t *testing.T) {
+	cfg := loadDesignConfig(t)
+	if len(cfg.Connections) != 2 || len(cfg.OAuth2Configs) != 1 || cfg.Grid == nil || len(cfg.Processes) != 2 {
+		t.Fatalf("LoadConfig = %+v", cfg)
+	}
+	if got := cfg.Connections[0].Password; got != "env:ALERTS_SMTP_PASSWORD" {
+		t.Errorf("password = %q, want the reference kept", string(got))
+	}
+
+	// Save writes references as references and reads back unchanged.
+	var buf bytes.Buffer
+	if err := cfg.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "hunter2") || strings.Contains(buf.String(), "s3cret") {
+		t.Errorf("Save resolved a reference:\n%s", buf.String())
+	}
+	back, err := LoadConfig(&buf)
+	if err != nil {
+		t.Fatalf("LoadConfig(Save()) = %v", err)
+	}
+	if fmt.Sprint(back) != fmt.Sprint(cfg) {
+		t.Errorf("round trip:\n got %v\nwant %v", back, cfg)
+	}
+}
+
+func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
+	cfg := Config{Connections: []Connection{{Name: "a", MailServer: "m.example", EnableTLS: true, Username: "u", Password: "literal-pw"}}}
+	var saved bytes.Buffer
+	if err := cfg.Save(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(saved.String(), `"password": "literal-pw"`) {
+		t.Errorf("Save did not write the literal:\n%s", saved.String())
+	}
+	back, err := LoadConfig(&saved)
+	if err != nil || back.Connections[0].Password != "literal-pw" {
+		t.Errorf("LoadConfig(Save()) = %v, %v", back, err)
+	}
+	marshalled, _ := cfg.MarshalJSON()
+	if strings.Contains(string(marshalled), "literal-pw") {
+		t.Errorf("MarshalJSON wrote the literal: %s", marshalled)
+	}
+	// A configuration written without secrets cannot be loaded as if it had them.
+	if _, err := LoadConfig(bytes.NewReader(marshalled)); err == nil || !strings.Contains(err.Error(), "redaction marker") {
+		t.Errorf("LoadConfig(MarshalJSON()) = %v, want the redaction marker refused", err)
+	}
+}
+
+// TestTenMistakes loads a configuration with ten mistakes and expects one
+// error listing all ten, each with its path.
+func TestTenMistakes(t *testing.T) {
+	in := `{
+  "connections": [
+    {"name": "a", "mailServer": "smtp.example.com:99999", "enableTLS": true},
+    {"name": "b", "mailServer": "smtp.example.com", "smtpTimeout": -5, "enableTSL": true},
+    {"name": "c", "mailServer": "smtp.example.com", "enableTLS": true, "smtpConnectionTimeout": 2.5,
+     "authType": "oauth2", "userName": "x@example.com", "oauth2Configuration": "contso"},
+    {"name": "a", "mailServer": "smtp.example.com", "emailActionsBaseURL": "https://approvals.example.com/path?q=1"},
+    {"name": "e", "mailServer": "relay.internal", "userName": "u", "password": "p"}
+  ],
+  "oauth2Configurations": [
+    {"name": "contoso", "grantType": "password", "tokenURL": "http://login.example.com/token", "clientID": "id"}
+  ],
+  "grid": {"mailServer": "relay.internal", "from": "not-an-address"},
+  "processes": {"Payroll": "workunit"}
+}`
+	_, err := LoadConfig(strings.NewReader(in))
+	if err == nil {
+		t.Fatal("LoadConfig = nil error, want ten problems")
+	}
+	want := []string{
+		`connections[0].mailServer: "smtp.example.com:99999": port "99999" must be a number from 1 to 65535`,
+		`connections[1].smtpTimeout: must not be negative`,
+		`connections[1].enableTSL: unknown field`,
+		`connections[2].smtpConnectionTimeout: must be a whole number of seconds`,
+		`connections[2].oauth2Configuration: OAuth2 configuration "contso" does not exist (did you mean "contoso"?)`,
+		`connections[3].name: "a" is also the name of connections[0]`,
+		`connections[4].tlsMode: TLS is off but credentials are configured`,
+		`oauth2Configurations[0].grantType: "password" is not supported`,
+		`oauth2Configurations[0].tokenURL: "http://login.example.com/token" must use https`,
+		`grid.from: "not-an-address" is not an email address`,
+		`processes["Payroll"]: connection "workunit" does not exist`,
+		`connections[3].emailActionsBaseURL: `,
+	}
+	var multi interface{ Unwrap() []error }
+	if !errors.As(err, &multi) {
+		t.Fatalf("LoadConfig error %T is not a joined error", err)
+	}
+	var lines []string
+	for _, e := range multi.Unwrap() {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			t.Errorf("problem %v is not a *FieldError", e)
+		}
+		lines = append(lines, e.Error())
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, w) }) {
+			t.Errorf("LoadConfig error lacks %q; got:\n%s", w, strings.Join(lines, "\n"))
+		}
+	}
+	if len(lines) != len(want) {
+		t.Errorf("LoadConfig reported %d problems, want %d:\n%s", len(lines), len(want), strings.Join(lines, "\n"))
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.Is(err, ErrInvalid) = false")
+	}
+}
+
+func TestLoadConfigRejectsUnknownTopLevel(t *testing.T) {
+	_, err := LoadConfig(strings.NewReader(`{"connection": []}`))
+	if err == nil || !strings.Contains(err.Error(), "connection: unknown field") {
+		t.Errorf("LoadConfig = %v, want unknown field", err)
+	}
+	_, err = LoadConfig(strings.NewReader(`{"connections": [`))
+	if err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Errorf("LoadConfig(truncated) = %v, want a JSON error", err)
+	}
+}
+
+func testRegistry(t testing.TB) *Registry {
+	t.Helper()
+	r, err := NewRegistry(Config{
+		Connections: []Connection{
+			{Name: "alerts", MailServer: "smtp.example.com", EnableTLS: true, From: "alerts@example.com", ActionsBaseURL: "https://approvals.example.com"},
+			{Name: "bare", MailServer: "relay2.example.com"},
+			{Name: "team", MailServer: "smtp.example.com", EnableTLS: true, From: "team@example.com", To: []string{"team-leads@example.com"}},
+		},
+		Grid:      &Connection{MailServer: "relay.internal", From: "engine@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://engine.example.com"},
+		Processes: map[string]string{"Payroll": "alerts", "Legacy": "bare", "Hiring": "team"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestResolvePrecedence(t *testing.T) {
+	r := testRegistry(t)
+	tests := []struct {
+		process  string
+		node     []string
+		want     string
+		wantVia  Source
+		wantFrom Source
+		wantTo   Source
+	}{
+		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNone},
+		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNode},
+		// A connection without addresses does not inherit the grid's.
+		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, SourceConnection, SourceNone, SourceNone},
+		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, SourceConnection, SourceConnection, SourceConnection},
+		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceGrid},
+		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceNode},
+	}
+	for _, tt := range tests {
+		rt, err := r.Resolve(tt.process, tt.node...)
+		if err != nil {
+			t.Fatalf("Resolve(%q) = %v", tt.process, err)
+		}
+		if got := rt.String(); got != tt.want {
+			t.Errorf("Resolve(%q, %q) = %s\nwant %s", tt.process, tt.node, got, tt.want)
+		}
+		if rt.Via != tt.wantVia || rt.FromSource != tt.wantFrom || rt.ToSource != tt.wantTo {
+			t.Errorf("Resolve(%q) sources = %v/%v/%v, want %v/%v/%v", tt.process, rt.Via, rt.FromSource, rt.ToSource, tt.wantVia, tt.wantFrom, tt.wantTo)
+		}
+	}
+}
+
+func TestResolveWithoutGrid(t *testing.T) {
+	r, err := NewRegistry(Config{Connections: []Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resolve("P"); err != nil {
+		t.Errorf("Resolve(P) = %v", err)
+	}
+	if _, err := r.Resolve("Q"); !errors.Is(err, ErrNoRoute) || !strings.Contains(err.Error(), `process "Q"`) {
+		t.Errorf("Resolve(Q) = %v, want ErrNoRoute naming the process", err)
+	}
+	var zero Registry
+	if _, err := zero.Resolve("P"); !errors.Is(err, ErrNoRoute) {
+		t.Errorf("zero Registry Resolve = %v, want ErrNoRoute", err)
+	}
+}
+
+func TestRegistryUpdateValidates(t *testing.T) {
+	r := testRegistry(t)
+	err := r.Update(func(c *Config) error {
+		c.Processes["Payroll"] = "missing"
+		return nil
+	})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Update to a missing connection = %v, want ErrInvalid", err)
+	}
+	if rt, _ := r.Resolve("Payroll"); rt.Connection != "alerts" {
+		t.Errorf("after a failed Update, Payroll uses %q, want the old %q", rt.Connection, "alerts")
+	}
+	if err := r.Update(func(c *Config) error {
+		c.Connections = append(c.Connections, Connection{Name: "new", MailServer: "new.example"})
+		c.Processes["Payroll"] = "new"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rt, _ := r.Resolve("Payroll"); rt.Connection != "new" {
+		t.Errorf("after Update, Payroll uses %q, want %q", rt.Connection, "new")
+	}
+	// The caller's copy cannot change the registry.
+	cfg := r.Config()
+	cfg.Processes["Payroll"] = "alerts"
+	cfg.Connections[0].MailServer = "evil.example"
+	if rt, _ := r.Resolve("Payroll"); rt.Connection != "new" {
+		t.Errorf("modifying Config() changed the registry")
+	}
+	if rt, _ := r.Resolve("Hiring"); rt.MailServer != "smtp.example.com" {
+		t.Errorf("modifying Config() changed the registry: %v", rt)
+	}
+	sentinel := errors.New("stop")
+	if err := r.Update(func(*Config) error { return sentinel }); err != sentinel {
+		t.Errorf("Update returned %v, want the function's error", err)
+	}
+}
+
+// TestReplaceIsAtomic resolves from many goroutines while the configuration
+// flips between two versions: every route must be wholly one version.
+func TestReplaceIsAtomic(t *testing.T) {
+	mk := func(v string) Config {
+		return Config{
+			Connections: []Connection{{Name: "c", MailServer: v + ".example", From: v + "@example.com", To: []string{v + "-ops@example.com"}}},
+			Grid:        &Connection{MailServer: "grid-" + v + ".example", From: "grid-" + v + "@example.com"},
+			Processes:   map[string]string{"P": "c"},
+		}
+	}
+	r, err := NewRegistry(mk("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := r.Resolve("P")
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, proc := range []string{"P", "Q"} {
+					rt, err := r.Resolve(proc)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					v := strings.TrimPrefix(strings.SplitN(rt.MailServer, ".", 2)[0], "grid-")
+					if !strings.Contains(rt.From, v+"@") || (proc == "P" && rt.To[0] != v+"-ops@example.com") {
+						t.Errorf("inconsistent route %v", rt)
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		if err := r.Replace(mk(fmt.Sprintf("v%d", i%2+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if held.MailServer != "v1.example" || held.From != "v1@example.com" {
+		t.Errorf("a route held across Replace changed: %v", held)
+	}
+}
+
+func TestResolveDoesNotAllocate(t *testing.T) {
+	r := testRegistry(t)
+	node := []string{"n@example.com"}
+	allocs := testing.AllocsPerRun(1000, func() {
+		rt, _ := r.Resolve("Payroll")
+		rt2, _ := r.Resolve("Unassigned", node...)
+		if rt.Connection == "" || rt2.Via != SourceGrid {
+			panic("bad route")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Resolve allocates %v times per call, want 0", allocs)
+	}
+}
+
+// benchRegistry builds a registry of 10,000 processes over 100 connections.
+func benchRegistry(b *testing.B) (*Registry, []string) {
+	cfg := Config{Processes: make(map[string]string, 10000), Grid: &Connection{MailServer: "relay.internal", From: "engine@example.com"}}
+	for i := range 100 {
+		cfg.Connections = append(cfg.Connections, Connection{Name: fmt.Sprintf("conn-%d", i), MailServer: fmt.Sprintf("smtp%d.example.com", i), EnableTLS: true, From: fmt.Sprintf("n%d@example.com", i)})
+	}
+	procs := make([]string, 0, 10000)
+	for i := range 10000 {
+		p := fmt.Sprintf("Process%05d", i)
+		procs = append(procs, p)
+		if i%10 != 0 { // every tenth process uses the grid
+			cfg.Processes[p] = fmt.Sprintf("conn-%d", i%100)
+		}
+	}
+	r, err := NewRegistry(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r, procs
+}
+
+func BenchmarkResolve(b *testing.B) {
+	r, procs := benchRegistry(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := r.Resolve(procs[i%len(procs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkResolveParallel(b *testing.B) {
+	r, procs := benchRegistry(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := r.Resolve(procs[i%len(procs)]); err != nil {
+				b.Fatal(err)
+			}
+			i += 7
+		}
+	})
+}
