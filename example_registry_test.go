@@ -53,10 +53,11 @@ func ExampleRegistry_Resolve() {
 		}},
 		Grid:      &emailconn.Connection{MailServer: "relay.internal", From: "engine@example.com", To: []string{"ops@example.com"}},
 		Processes: map[string]string{"PayrollApproval": "workunit-alerts"},
-	})
+	}, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer reg.Close()
 	// A process with a connection: the grid's addresses do not apply.
 	rt, _ := reg.Resolve("PayrollApproval")
 	fmt.Println(rt)

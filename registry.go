@@ -2,11 +2,13 @@ package emailconn
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -441,6 +443,27 @@ func (rt Route) String() string {
 	return b.String()
 }
 
+// Send sends msg along the route: through the route's connection, or the
+// grid settings, with the route's sender and recipients where msg names
+// none. It is Sender.Send otherwise. A route resolved before the
+// configuration was replaced sends with the configuration it was resolved
+// from.
+func (rt Route) Send(ctx context.Context, msg *Message) (*Receipt, error) {
+	s, err := rt.Sender()
+	if err != nil {
+		return nil, err
+	}
+	return s.send(ctx, msg, rt.From, rt.To)
+}
+
+// Sender returns the Sender of the route's connection (or grid settings).
+func (rt Route) Sender() (*Sender, error) {
+	if rt.entry == nil {
+		return nil, &noRouteError{process: rt.Process}
+	}
+	return rt.entry.getSender()
+}
+
 // A Registry holds an engine's email configuration and resolves which
 // connection, sender and recipients each process uses.
 //
@@ -450,8 +473,10 @@ func (rt Route) String() string {
 // The zero value holds no configuration; NewRegistry returns a Registry
 // holding one.
 type Registry struct {
-	mu  sync.Mutex // serialises writers
-	cur atomic.Pointer[snapshot]
+	mu     sync.Mutex // serialises writers
+	cur    atomic.Pointer[snapshot]
+	opts   Options
+	closed bool
 }
 
 // snapshot is one immutable configuration with its precomputed routes.
@@ -459,20 +484,45 @@ type snapshot struct {
 	cfg       Config
 	conns     map[string]*connEntry
 	routes    map[string]Route // process → route (Process filled in)
-	gridRoute Route            // for processes without a connection
+	grid      *connEntry
+	gridRoute Route // for processes without a connection
 	hasGrid   bool
 }
 
-// connEntry is one connection of a snapshot.
+// connEntry is one connection of a snapshot, with the Sender made for it
+// on first use. An entry whose connection is unchanged by a Replace is
+// carried into the new snapshot, so its open sessions stay in use.
 type connEntry struct {
 	conn Connection
 	via  Source // SourceConnection or SourceGrid
+	opts *Options
+
+	once   sync.Once
+	sender *Sender
+	err    error
+}
+
+// getSender returns the entry's Sender, making it on first use.
+func (e *connEntry) getSender() (*Sender, error) {
+	e.once.Do(func() {
+		c := e.conn
+		if e.via == SourceGrid {
+			c.Name = "grid"
+		}
+		e.sender, e.err = newSender(c, *e.opts)
+	})
+	return e.sender, e.err
 }
 
 // NewRegistry returns a Registry holding cfg, which must be valid (see
-// Config.Validate). The Registry keeps its own copy of cfg.
-func NewRegistry(cfg Config) (*Registry, error) {
+// Config.Validate). opts, which may be nil, configures the Senders the
+// registry makes for its connections. The Registry keeps its own copy of
+// cfg and opts. Close it when done.
+func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	r := &Registry{}
+	if opts != nil {
+		r.opts = *opts
+	}
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
 	}
@@ -508,11 +558,106 @@ func (r *Registry) Update(fn func(cfg *Config) error) error {
 }
 
 func (r *Registry) replaceLocked(cfg Config) error {
+	if r.closed {
+		return ErrClosed
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	r.cur.Store(newSnapshot(cfg))
+	if err := r.checkOptions(&cfg); err != nil {
+		return err
+	}
+	prev := r.cur.Load()
+	next := newSnapshot(cfg, prev, &r.opts)
+	r.cur.Store(next)
+	retire(prev, next)
 	return nil
+}
+
+// checkOptions reports connections the registry's Options cannot serve.
+func (r *Registry) checkOptions(cfg *Config) error {
+	if r.opts.ActionOrigin != "" {
+		return nil
+	}
+	var p problems
+	for i := range cfg.Connections {
+		if cfg.Connections[i].ActionsBaseURL != "" {
+			p.add(fmt.Sprintf("connections[%d].emailActionsBaseURL", i), "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
+		}
+	}
+	if cfg.Grid != nil && cfg.Grid.ActionsBaseURL != "" {
+		p.add("grid.emailActionsBaseURL", "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
+	}
+	return p.err()
+}
+
+// retire stops the senders of prev's entries that next does not carry
+// over from keeping sessions; routes still holding them can send.
+func retire(prev, next *snapshot) {
+	if prev == nil {
+		return
+	}
+	kept := make(map[*connEntry]bool, len(next.conns)+1)
+	for _, e := range next.conns {
+		kept[e] = true
+	}
+	kept[next.grid] = true
+	for _, e := range prev.entries() {
+		if !kept[e] && e.sender != nil {
+			e.sender.retire()
+		}
+	}
+}
+
+// entries returns every connection entry of the snapshot, grid included.
+func (s *snapshot) entries() []*connEntry {
+	out := make([]*connEntry, 0, len(s.conns)+1)
+	for _, e := range s.conns {
+		out = append(out, e)
+	}
+	if s.grid != nil {
+		out = append(out, s.grid)
+	}
+	return out
+}
+
+// Close closes the Senders of every connection; later sends fail with
+// ErrClosed and the registry cannot be changed any more. Routes resolved
+// before Close fail too.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if s := r.cur.Load(); s != nil {
+		for _, e := range s.entries() {
+			e.once.Do(func() { e.err = ErrClosed })
+			if e.sender != nil {
+				e.sender.Close()
+			}
+		}
+	}
+	return nil
+}
+
+// Sender returns the Sender of the named connection, or of the grid
+// settings when name is "". Senders are made on first use and shared:
+// do not close them; close the Registry.
+func (r *Registry) Sender(name string) (*Sender, error) {
+	s := r.cur.Load()
+	if s == nil {
+		return nil, &noRouteError{empty: true}
+	}
+	e := s.grid
+	if name != "" {
+		e = s.conns[name]
+	}
+	if e == nil {
+		if name == "" {
+			return nil, fmt.Errorf("emailconn: there are no grid settings: %w", ErrNoRoute)
+		}
+		return nil, &FieldError{Field: "connection", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, slices.Collect(maps.Keys(s.conns))))}
+	}
+	return e.getSender()
 }
 
 // Config returns a copy of the current configuration (empty when there is
@@ -524,19 +669,36 @@ func (r *Registry) Config() Config {
 	return Config{}
 }
 
-func newSnapshot(cfg Config) *snapshot {
+// newSnapshot builds the snapshot of cfg, carrying over prev's entries
+// whose connection did not change.
+func newSnapshot(cfg Config, prev *snapshot, opts *Options) *snapshot {
 	s := &snapshot{
 		cfg:    cfg,
 		conns:  make(map[string]*connEntry, len(cfg.Connections)),
 		routes: make(map[string]Route, len(cfg.Processes)),
 	}
+	entry := func(c Connection, via Source, old *connEntry) *connEntry {
+		if old != nil && old.via == via && sameConnection(&old.conn, &c) {
+			return old
+		}
+		return &connEntry{conn: c, via: via, opts: opts}
+	}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]
-		s.conns[c.Name] = &connEntry{conn: c, via: SourceConnection}
+		var old *connEntry
+		if prev != nil {
+			old = prev.conns[c.Name]
+		}
+		s.conns[c.Name] = entry(c, SourceConnection, old)
 	}
 	if cfg.Grid != nil {
+		var old *connEntry
+		if prev != nil {
+			old = prev.grid
+		}
 		s.hasGrid = true
-		s.gridRoute = routeFor(&connEntry{conn: *cfg.Grid, via: SourceGrid})
+		s.grid = entry(*cfg.Grid, SourceGrid, old)
+		s.gridRoute = routeFor(s.grid)
 	}
 	for proc, name := range cfg.Processes {
 		rt := routeFor(s.conns[name])
@@ -545,6 +707,9 @@ func newSnapshot(cfg Config) *snapshot {
 	}
 	return s
 }
+
+// sameConnection reports whether two connections are equal in every field.
+func sameConnection(a, b *Connection) bool { return reflect.DeepEqual(*a, *b) }
 
 // routeFor precomputes the route through one connection or the grid.
 func routeFor(e *connEntry) Route {

@@ -182,7 +182,7 @@ func testRegistry(t testing.TB) *Registry {
 		},
 		Grid:      &Connection{MailServer: "relay.internal", From: "engine@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://engine.example.com"},
 		Processes: map[string]string{"Payroll": "alerts", "Legacy": "bare", "Hiring": "team"},
-	})
+	}, &Options{ActionOrigin: "http://engine.internal:8080"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestResolvePrecedence(t *testing.T) {
 }
 
 func TestResolveWithoutGrid(t *testing.T) {
-	r, err := NewRegistry(Config{Connections: []Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}})
+	r, err := NewRegistry(Config{Connections: []Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestReplaceIsAtomic(t *testing.T) {
 			Processes:   map[string]string{"P": "c"},
 		}
 	}
-	r, err := NewRegistry(mk("v1"))
+	r, err := NewRegistry(mk("v1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func benchRegistry(b *testing.B) (*Registry, []string) {
 			cfg.Processes[p] = fmt.Sprintf("conn-%d", i%100)
 		}
 	}
-	r, err := NewRegistry(cfg)
+	r, err := NewRegistry(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -85,6 +85,7 @@ type Conn struct {
 	cause       error     // set once the bound context is done
 	replyBytes  int64
 	readLimit   Limit // which limit the current read deadline comes from
+	writeErr    error // the first write error
 }
 
 // New wraps raw.
@@ -282,10 +283,25 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.opts.OnWrite(n)
 		}
 		if err != nil {
-			return written, c.mapErr(err, limit)
+			err = c.mapErr(err, limit)
+			c.mu.Lock()
+			if c.writeErr == nil {
+				c.writeErr = err
+			}
+			c.mu.Unlock()
+			return written, err
 		}
 	}
 	return written, nil
+}
+
+// WriteErr returns the first error a Write returned, or nil: when nil after
+// a failed exchange, every byte the client wrote reached the kernel, so the
+// failure happened while waiting for the server.
+func (c *Conn) WriteErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writeErr
 }
 
 // mapErr turns the errors of a failed context or of an expired deadline

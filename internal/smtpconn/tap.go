@@ -1,6 +1,12 @@
 package smtpconn
 
-import "net"
+import (
+	"errors"
+	"net"
+)
+
+// ErrAbortSuppressed is returned for the SASL abort ("*") a Tap refuses.
+var ErrAbortSuppressed = errors.New("sasl abort not sent")
 
 // A Tap is a net.Conn placed above TLS, where the session is plaintext. It
 // serves Prefix before reading from the connection — a synthetic greeting
@@ -13,6 +19,11 @@ type Tap struct {
 	// OnClient and OnServer, when set, receive the bytes the client wrote
 	// and the bytes read from the server (Prefix excluded).
 	OnClient, OnServer func(p []byte)
+	// RefuseAbort makes a write of exactly "*\r\n" fail without reaching
+	// the server. go-smtp answers every failed AUTH with that SASL abort and
+	// then waits for a reply the server may never send; the session is
+	// closed after a failed AUTH anyway.
+	RefuseAbort bool
 }
 
 // Read returns Prefix first, then reads from the connection.
@@ -31,6 +42,9 @@ func (t *Tap) Read(b []byte) (int, error) {
 
 // Write writes to the connection and reports what was written.
 func (t *Tap) Write(b []byte) (int, error) {
+	if t.RefuseAbort && string(b) == "*\r\n" {
+		return 0, ErrAbortSuppressed
+	}
 	n, err := t.Conn.Write(b)
 	if n > 0 && t.OnClient != nil {
 		t.OnClient(b[:n])

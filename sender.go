@@ -1,0 +1,1577 @@
+package emailconn
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/actionlink"
+	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/smtpconn"
+	"github.com/emailconn/emailconn/internal/transcript"
+)
+
+// Options configures a Sender, or every Sender of a Registry. The zero
+// value, and a nil *Options, give the defaults documented on each field.
+type Options struct {
+	// Logger receives what was sent where and how long it took (Info), failed
+	// attempts (Warn), and at Debug level the SMTP transcript with every
+	// credential replaced by "[redacted]" and message content left out.
+	// Nil means silent.
+	Logger *slog.Logger
+
+	// ActionOrigin is the engine's own origin of the action links it puts in
+	// messages, as "scheme://host[:port]". Links under it are rewritten
+	// with the connection's Email Actions Base URL. Zero means action links
+	// in bodies are not recognised; a connection with an Email Actions Base
+	// URL then cannot be used.
+	ActionOrigin string
+
+	// MaxSessions bounds the SMTP sessions one connection holds open at
+	// once; further sends wait for a free session. Zero means 4.
+	MaxSessions int
+
+	// IdleTimeout closes a session that was not used for this long. Zero
+	// means 30 seconds; negative means sessions are closed after each send.
+	IdleTimeout time.Duration
+
+	// MaxSessionAge closes a session this long after it was opened. Zero
+	// means 5 minutes.
+	MaxSessionAge time.Duration
+
+	// MaxMessagesPerSession closes a session after this many messages.
+	// Zero means 100.
+	MaxMessagesPerSession int
+
+	// Retry is the policy for retrying a send that failed transiently where
+	// the server cannot have accepted the message.
+	Retry RetryPolicy
+
+	// test seams: resolving and dialling.
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// RetryPolicy says how often and how fast a send is retried after a
+// transient failure: the connection was refused or reset, a timeout
+// expired, or the server replied 4xx — but only where the server cannot
+// have accepted the message. A message whose delivery is unknown
+// (ErrDeliveryUnknown), or that the server refused permanently, is never
+// retried. Waits are exponential with full jitter and end with the caller's
+// context.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts, the first one included. Zero
+	// means 3; 1 means no retry.
+	MaxAttempts int
+	// InitialBackoff is the longest wait before the second attempt; each
+	// further wait doubles it. Zero means 500 milliseconds.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the wait. Zero means 10 seconds.
+	MaxBackoff time.Duration
+}
+
+func (p RetryPolicy) attempts() int {
+	if p.MaxAttempts <= 0 {
+		return 3
+	}
+	return p.MaxAttempts
+}
+
+// backoff returns the wait before attempt n (n ≥ 2): a uniformly random
+// duration up to min(MaxBackoff, InitialBackoff·2^(n-2)).
+func (p RetryPolicy) backoff(n int) time.Duration {
+	base, maxB := p.InitialBackoff, p.MaxBackoff
+	if base <= 0 {
+		base = 500 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 10 * time.Second
+	}
+	d := base
+	for i := 2; i < n && d < maxB; i++ {
+		d *= 2
+	}
+	d = min(d, maxB)
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+func (o *Options) maxSessions() int {
+	if o.MaxSessions <= 0 {
+		return 4
+	}
+	return o.MaxSessions
+}
+
+func (o *Options) idleTimeout() time.Duration {
+	if o.IdleTimeout == 0 {
+		return 30 * time.Second
+	}
+	return o.IdleTimeout
+}
+
+func (o *Options) maxAge() time.Duration {
+	if o.MaxSessionAge <= 0 {
+		return 5 * time.Minute
+	}
+	return o.MaxSessionAge
+}
+
+func (o *Options) maxMessages() int {
+	if o.MaxMessagesPerSession <= 0 {
+		return 100
+	}
+	return o.MaxMessagesPerSession
+}
+
+// A Message is a notification to send. Addresses are "user@example.com" or
+// "Name <user@example.com>". Every header value is checked before anything
+// is sent: CR, LF and NUL are refused, not escaped.
+type Message struct {
+	// From is the sender. Zero means the route's or connection's From.
+	From string
+	// To and Cc are the visible recipients; Bcc receive the message without
+	// appearing in it. When all three are empty, the route's or
+	// connection's To are used.
+	To, Cc, Bcc []string
+	// ReplyTo sets the Reply-To field. Zero means none.
+	ReplyTo []string
+	// Subject is plain text; non-ASCII is encoded per RFC 2047.
+	Subject string
+	// Text and HTML are the bodies; with both, the message is
+	// multipart/alternative. Action links under Options.ActionOrigin are
+	// rewritten with the connection's Email Actions Base URL.
+	Text, HTML string
+	// Attachments are streamed from their readers as the message is sent.
+	Attachments []Attachment
+	// Headers are extra header fields, such as "X-Workunit": "42",
+	// written in key order. Structural fields (From, To, Subject, …) are
+	// refused here.
+	Headers map[string]string
+	// Date is the Date field. Zero means the time of the first attempt.
+	Date time.Time
+	// MessageID is the Message-ID without angle brackets. Zero means a
+	// random one; it stays the same across retries and is returned in the
+	// Receipt, so a caller can recognise a duplicate.
+	MessageID string
+	// RequireAllRecipients sends the message only if the server accepts
+	// every recipient. Zero means it is delivered to the accepted
+	// recipients and the refused ones are reported (ErrRecipientRejected
+	// with a non-nil Receipt).
+	RequireAllRecipients bool
+}
+
+// An Attachment is a file sent with a message, or an image the HTML body
+// shows inline ("cid:" + ContentID).
+type Attachment struct {
+	// Filename is the name suggested to the recipient.
+	Filename string
+	// ContentType is the media type. Zero means one guessed from Filename,
+	// else application/octet-stream.
+	ContentType string
+	// Content is read as the message is sent and never held in memory
+	// whole. When it is an io.Seeker, a failed attempt can be retried from
+	// the position it had when Send was called; otherwise a send that failed
+	// after the message upload began is not retried.
+	Content io.Reader
+	// Inline marks an image shown by the HTML body.
+	Inline bool
+	// ContentID identifies an inline image. Required when Inline.
+	ContentID string
+	// Size is the length of Content in bytes, when known, so that a message
+	// too large for the server fails before it is uploaded. Zero means
+	// unknown (an *os.File's size is found by itself).
+	Size int64
+}
+
+// A Receipt tells what happened to a message the server accepted.
+type Receipt struct {
+	// MessageID is the message's Message-ID, without angle brackets.
+	MessageID string
+	// Reply is the server's final reply to the message, for example
+	// "2.0.0 Ok: queued as 4VxYz1".
+	Reply string
+	// QueueID is the queue identifier found in Reply, when there is one.
+	QueueID string
+	// Accepted are the recipients the server accepted.
+	Accepted []string
+	// Rejected are the recipients the server refused; the message was not
+	// delivered to them.
+	Rejected []RecipientError
+	// Server is the address the session was connected to.
+	Server string
+	// TLSVersion is "TLS 1.2" or "TLS 1.3", or "" for a plaintext session.
+	TLSVersion string
+	// Mechanism is the SASL mechanism used, or "" without authentication.
+	Mechanism string
+	// Attempts is the number of attempts it took.
+	Attempts int
+	// Duration is the time from the call to the server's reply.
+	Duration time.Duration
+}
+
+// A Sender sends messages through one Connection, keeping SMTP sessions
+// open between sends and reusing them. It is safe for concurrent use by
+// many goroutines. Close it when done.
+type Sender struct {
+	conn     Connection
+	ep       endpoint
+	opts     Options
+	tlsCfg   *tls.Config
+	base     *actionlink.Base   // nil: action links are left alone
+	origin   *actionlink.Origin // nil: no ActionOrigin
+	authType AuthType
+
+	slots chan struct{} // one per open or opening session
+	mu    sync.Mutex
+	idle  []*session
+	state senderState
+}
+
+type senderState int
+
+const (
+	stateOpen     senderState = iota
+	stateDraining             // still sends, keeps no sessions (replaced in a Registry)
+	stateClosed
+)
+
+// NewSender returns a Sender for c, which must be valid; the error lists
+// every problem. opts may be nil. The Sender keeps its own copy of c and
+// opts.
+func NewSender(c Connection, opts *Options) (*Sender, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	var p problems
+	c.validate(&p, goNames)
+	if c.authType() == AuthOAuth2 {
+		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
+	}
+	if c.ActionsBaseURL != "" && o.ActionOrigin == "" {
+		p.add("Options.ActionOrigin", "is required when the connection has an Email Actions Base URL: it tells which links are action links")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return newSender(c, o)
+}
+
+// newSender builds a Sender for a valid connection.
+func newSender(c Connection, o Options) (*Sender, error) {
+	s := &Sender{conn: c, ep: c.endpoint(), opts: o, authType: c.authType()}
+	s.conn.To = slices.Clone(c.To)
+	s.slots = make(chan struct{}, o.maxSessions())
+	s.tlsCfg = &tls.Config{ServerName: s.ep.host, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pool, err := loadCAFile(c.CAFile)
+		if err != nil {
+			return nil, &FieldError{Field: "CAFile", Problem: err.Error()}
+		}
+		s.tlsCfg.RootCAs = pool
+	}
+	if c.ActionsBaseURL != "" {
+		base, err := actionlink.ParseBase(c.ActionsBaseURL)
+		if err != nil {
+			return nil, &FieldError{Field: "ActionsBaseURL", Problem: err.Error()}
+		}
+		s.base = base
+	}
+	if o.ActionOrigin != "" {
+		origin, err := actionlink.ParseOrigin(o.ActionOrigin)
+		if err != nil {
+			return nil, &FieldError{Field: "Options.ActionOrigin", Problem: err.Error()}
+		}
+		s.origin = origin
+	}
+	if s.base != nil && s.origin == nil {
+		return nil, &FieldError{Field: "Options.ActionOrigin", Problem: "is required when the connection has an Email Actions Base URL"}
+	}
+	return s, nil
+}
+
+// Connection returns the connection the Sender sends through.
+func (s *Sender) Connection() Connection {
+	c := s.conn
+	c.To = slices.Clone(c.To)
+	return c
+}
+
+// Close closes the idle sessions and makes later sends fail with ErrClosed.
+// Sends in progress finish; their sessions are closed when they do.
+func (s *Sender) Close() error {
+	s.shutdown(stateClosed)
+	return nil
+}
+
+// retire keeps the Sender usable but stops it from keeping sessions: a
+// Registry retires the senders of a replaced configuration, whose routes
+// may still be held by callers.
+func (s *Sender) retire() { s.shutdown(stateDraining) }
+
+func (s *Sender) shutdown(to senderState) {
+	s.mu.Lock()
+	if s.state < to {
+		s.state = to
+	}
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, sess := range idle {
+		sess.stopTimer()
+		go sess.quit(s.quitTimeout())
+	}
+}
+
+// quitTimeout bounds the polite QUIT sent to a session being closed.
+func (s *Sender) quitTimeout() time.Duration {
+	if s.conn.SendTimeout > 0 && s.conn.SendTimeout < 5*time.Second {
+		return s.conn.SendTimeout
+	}
+	return 5 * time.Second
+}
+
+// Send sends msg and returns what the server said. It blocks until the
+// server replied, the message failed, or ctx is done — whichever is first;
+// a cancelled send closes its session and returns an error that matches
+// ctx's error.
+//
+// Before any network I/O, the message and its addresses are checked: CR or
+// LF in a header value or an address, a malformed address, an address that
+// would smuggle SMTP parameters, or a structural header in Headers is
+// refused with ErrInvalid.
+//
+// A message refused by the server returns ErrRefused or
+// ErrRecipientRejected with the server's *SMTPError. When some recipients
+// are refused and others accepted, the message is delivered to the
+// accepted ones and Send returns both a Receipt listing them and an error
+// matching ErrRecipientRejected — resend only to the refused, if at all.
+// If the connection fails after the whole message was sent and before the
+// server replied, Send returns ErrDeliveryUnknown and does not retry.
+func (s *Sender) Send(ctx context.Context, msg *Message) (*Receipt, error) {
+	return s.send(ctx, msg, "", nil)
+}
+
+// SendRaw sends a message that is already in RFC 5322 form, read from r,
+// from the envelope sender from to the envelope recipients to. Every bare
+// CR and bare LF becomes CRLF, so that nothing in r can end the message
+// early or smuggle a second one; a NUL byte or a line longer than 998
+// bytes fails the send. The message is streamed; when r is an io.Seeker a
+// failed attempt can be retried from r's position at the call. Otherwise
+// SendRaw behaves like Send.
+func (s *Sender) SendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
+	return s.sendRaw(ctx, from, to, r, nil)
+}
+
+// prepared is a message ready for the wire.
+type prepared struct {
+	envFrom  string
+	rcpts    []string
+	utf8     bool // an envelope address needs SMTPUTF8
+	msg      *compose.Message
+	raw      io.Reader
+	size     int64 // estimated size, 0 = unknown
+	allOrNot bool
+	rewinds  []rewind // how to rewind the message's readers for a retry
+	replay   bool     // whether every reader can be rewound
+}
+
+type rewind struct {
+	s   io.Seeker
+	off int64
+}
+
+func (p *prepared) rewind() error {
+	for _, r := range p.rewinds {
+		if _, err := r.s.Seek(r.off, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seekerOf returns a rewind for r when it is seekable.
+func seekerOf(r io.Reader) (rewind, bool) {
+	sk, ok := r.(io.Seeker)
+	if !ok {
+		return rewind{}, false
+	}
+	off, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return rewind{}, false
+	}
+	return rewind{s: sk, off: off}, true
+}
+
+// sizeOf returns the bytes left in r when that is known without reading.
+func sizeOf(r io.Reader) int64 {
+	if l, ok := r.(interface{ Len() int }); ok {
+		return int64(l.Len())
+	}
+	if sk, ok := r.(io.Seeker); ok {
+		cur, err := sk.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0
+		}
+		end, err := sk.Seek(0, io.SeekEnd)
+		if err != nil {
+			return 0
+		}
+		if _, err := sk.Seek(cur, io.SeekStart); err != nil {
+			return 0
+		}
+		return end - cur
+	}
+	return 0
+}
+
+// prepare checks msg and builds what is sent, with defaults from the
+// connection and the route (fallbackFrom, fallbackTo).
+func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string) (*prepared, error) {
+	if msg == nil {
+		return nil, &FieldError{Field: "Message", Problem: "is nil"}
+	}
+	var p problems
+	from := msg.From
+	if from == "" {
+		from = fallbackFrom
+	}
+	if from == "" {
+		from = s.conn.From
+	}
+	to, cc, bcc := msg.To, msg.Cc, msg.Bcc
+	if len(to)+len(cc)+len(bcc) == 0 {
+		to = fallbackTo
+		if len(to) == 0 {
+			to = s.conn.To
+		}
+	}
+	parse := func(field string, list []string) []*mail.Address {
+		var out []*mail.Address
+		for i, a := range list {
+			addr, ok := parseAddress(&p, fmt.Sprintf("%s[%d]", field, i), a)
+			if ok {
+				out = append(out, addr)
+			}
+		}
+		return out
+	}
+	var fromAddr *mail.Address
+	if from == "" {
+		p.add("From", "is required: the message, the route and the connection name no sender")
+	} else {
+		fromAddr, _ = parseAddress(&p, "From", from)
+	}
+	toA, ccA, bccA := parse("To", to), parse("Cc", cc), parse("Bcc", bcc)
+	replyTo := parse("ReplyTo", msg.ReplyTo)
+	if len(to)+len(cc)+len(bcc) == 0 {
+		p.add("To", "is required: the message, the route and the connection name no recipient")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+
+	pr := &prepared{allOrNot: msg.RequireAllRecipients, replay: true}
+	pr.envFrom = fromAddr.Address
+	seen := make(map[string]bool)
+	for _, list := range [][]*mail.Address{toA, ccA, bccA} {
+		for _, a := range list {
+			key := strings.ToLower(a.Address)
+			if !seen[key] {
+				seen[key] = true
+				pr.rcpts = append(pr.rcpts, a.Address)
+			}
+		}
+	}
+	pr.utf8 = compose.NeedsSMTPUTF8(append([]string{pr.envFrom}, pr.rcpts...)...)
+
+	text, html := msg.Text, msg.HTML
+	if s.base != nil && s.origin != nil {
+		text, _ = s.base.RewriteBody(s.origin, text)
+		html, _ = s.base.RewriteBody(s.origin, html)
+	}
+	date := msg.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	id := msg.MessageID
+	if id == "" {
+		id = newMessageID(fromAddr.Address)
+	}
+	cm := &compose.Message{
+		From: fromAddr, To: toA, Cc: ccA, ReplyTo: replyTo,
+		Subject: msg.Subject, Text: text, HTML: html,
+		Date: date, MessageID: id, UTF8Headers: pr.utf8,
+	}
+	for _, k := range sortedKeys(msg.Headers) {
+		cm.Headers = append(cm.Headers, compose.Header{Key: k, Value: msg.Headers[k]})
+	}
+	sizeKnown := true
+	for _, a := range msg.Attachments {
+		size := a.Size
+		if size <= 0 && a.Content != nil {
+			size = sizeOf(a.Content)
+		}
+		if size <= 0 {
+			sizeKnown = false
+		}
+		cm.Attachments = append(cm.Attachments, compose.Attachment{
+			Filename: a.Filename, ContentType: a.ContentType, Content: a.Content,
+			Inline: a.Inline, ContentID: a.ContentID, Size: size,
+		})
+		if a.Content != nil {
+			if rw, ok := seekerOf(a.Content); ok {
+				pr.rewinds = append(pr.rewinds, rw)
+			} else {
+				pr.replay = false
+			}
+		}
+	}
+	if err := cm.Validate(); err != nil {
+		return nil, composeErrors(err)
+	}
+	pr.msg = cm
+	if size, ok := cm.EstimatedSize(); ok && sizeKnown {
+		pr.size = size
+	}
+	return pr, nil
+}
+
+// parseAddress parses one address and checks it for the envelope.
+func parseAddress(p *problems, field, s string) (*mail.Address, bool) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		p.add(field, "must not contain CR, LF or NUL")
+		return nil, false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		p.add(field, "%q is not an email address", s)
+		return nil, false
+	}
+	if err := compose.ValidateEnvelope(a.Address, true); err != nil {
+		p.add(field, "%v", err)
+		return nil, false
+	}
+	return a, true
+}
+
+// composeErrors turns the composer's problems into FieldErrors.
+func composeErrors(err error) error {
+	var p problems
+	var walk func(error)
+	walk = func(e error) {
+		if m, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range m.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var fe *compose.FieldError
+		if errors.As(e, &fe) {
+			p.add(fe.Field, "%v", fe.Err)
+			return
+		}
+		p.add("Message", "%v", e)
+	}
+	walk(err)
+	return p.err()
+}
+
+// newMessageID returns a random Message-ID in the sender's domain.
+func newMessageID(from string) string {
+	var b [16]byte
+	_, _ = cryptoRead(b[:])
+	domain := "emailconn.invalid"
+	if at := strings.LastIndexByte(from, '@'); at >= 0 && at < len(from)-1 {
+		if d := from[at+1:]; compose.ValidateEnvelope("x@"+d, false) == nil && !strings.HasPrefix(d, "[") {
+			domain = d
+		}
+	}
+	return time.Now().UTC().Format("20060102150405") + "." + hex.EncodeToString(b[:]) + "@" + domain
+}
+
+var cryptoRead = crand.Read
+
+// send prepares msg and delivers it; fallbackFrom and fallbackTo come from a
+// route.
+func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fallbackTo []string) (*Receipt, error) {
+	start := time.Now()
+	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
+	if err != nil {
+		return nil, err
+	}
+	return s.deliver(ctx, pr, start)
+}
+
+func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader, _ any) (*Receipt, error) {
+	start := time.Now()
+	var p problems
+	fromAddr, _ := parseAddress(&p, "from", from)
+	pr := &prepared{raw: r, replay: true}
+	for i, t := range to {
+		if a, ok := parseAddress(&p, fmt.Sprintf("to[%d]", i), t); ok {
+			pr.rcpts = append(pr.rcpts, a.Address)
+		}
+	}
+	if len(to) == 0 {
+		p.add("to", "is required")
+	}
+	if r == nil {
+		p.add("r", "is nil")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	pr.envFrom = fromAddr.Address
+	pr.utf8 = compose.NeedsSMTPUTF8(append([]string{pr.envFrom}, pr.rcpts...)...)
+	if rw, ok := seekerOf(r); ok {
+		pr.rewinds = []rewind{rw}
+	} else {
+		pr.replay = false
+	}
+	pr.size = sizeOf(r)
+	return s.deliver(ctx, pr, start)
+}
+
+// attemptResult is the outcome of one attempt.
+type attemptResult struct {
+	receipt     *Receipt
+	err         error
+	retry       bool // the server cannot have accepted the message, and a later attempt may succeed
+	bodyStarted bool // the message's readers were read
+}
+
+// deliver runs attempts under the retry policy.
+func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*Receipt, error) {
+	maxAttempts := s.opts.Retry.attempts()
+	for n := 1; ; n++ {
+		res := s.attempt(ctx, pr)
+		if res.receipt != nil {
+			res.receipt.Attempts = n
+			res.receipt.Duration = time.Since(start)
+		}
+		if res.err == nil {
+			s.logSent(ctx, pr, res.receipt)
+			return res.receipt, nil
+		}
+		canRetry := res.retry && n < maxAttempts && ctx.Err() == nil
+		if canRetry && res.bodyStarted {
+			canRetry = pr.replay && pr.rewind() == nil
+		}
+		if !canRetry {
+			s.logFailed(ctx, pr, res.err, n, false)
+			return res.receipt, res.err
+		}
+		wait := s.opts.Retry.backoff(n + 1)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+			s.logFailed(ctx, pr, res.err, n, false)
+			return res.receipt, res.err
+		}
+		s.logFailed(ctx, pr, res.err, n, true)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, s.ctxError(ctx, "", fmt.Errorf("while waiting to retry after: %w", res.err))
+		}
+	}
+}
+
+// attempt makes one attempt on a pooled or new session. A pooled session
+// that turns out dead before MAIL is replaced by a new one, once, without
+// counting an attempt.
+func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
+	for redial := true; ; redial = false {
+		sess, err := s.acquire(ctx)
+		if err != nil {
+			return attemptResult{err: err, retry: isRetryable(err)}
+		}
+		release := sess.wc.Bind(ctx)
+		res, stale := s.transact(ctx, sess, pr)
+		release()
+		s.put(sess, res.err == nil || res.keep)
+		if stale && sess.reused && redial {
+			continue
+		}
+		return res.attemptResult
+	}
+}
+
+// txResult is an attempt's result plus whether the session may be kept.
+type txResult struct {
+	attemptResult
+	keep bool // the session is in a known, idle state despite the error
+}
+
+// transact runs one mail transaction. stale reports a reused session that
+// failed before MAIL was accepted, which a new session may fix.
+func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res txResult, stale bool) {
+	c := sess.client
+	fail := func(stage Stage, err error) txResult {
+		e := s.wrapErr(ctx, stage, err, sess)
+		return txResult{attemptResult: attemptResult{err: e, retry: isRetryable(e)}}
+	}
+	if sess.dirty {
+		if err := c.Reset(); err != nil {
+			return fail(StageReset, err), true
+		}
+		sess.dirty = false
+	}
+	if pr.utf8 && !sess.has("SMTPUTF8") {
+		err := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, kind: ErrInvalid,
+			Err: errors.New("an address is not ASCII and needs SMTPUTF8, which the server does not offer")}
+		return txResult{attemptResult: attemptResult{err: err}, keep: true}, false
+	}
+	if limit := sess.maxSize(); limit > 0 && pr.size > limit {
+		err := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, kind: ErrMessageTooLarge,
+			Err: fmt.Errorf("the message is about %d bytes; the server accepts at most %d", pr.size, limit)}
+		return txResult{attemptResult: attemptResult{err: err}, keep: true}, false
+	}
+	opts := &smtp.MailOptions{UTF8: pr.utf8}
+	if pr.size > 0 && sess.has("SIZE") {
+		opts.Size = pr.size
+	}
+	sess.dirty = true
+	if err := c.Mail(pr.envFrom, opts); err != nil {
+		r := fail(StageMail, err)
+		r.keep = keepAfterReply(err)
+		return r, isStale(err)
+	}
+	var accepted []string
+	var rejected []RecipientError
+	for _, rcpt := range pr.rcpts {
+		err := c.Rcpt(rcpt, nil)
+		if err == nil {
+			accepted = append(accepted, rcpt)
+			continue
+		}
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code == 421 {
+			return fail(StageRcpt, err), false
+		}
+		re := newSMTPError(se)
+		if re.Code == 552 { // RFC 5321 §4.5.3.1.10: too many recipients is temporary
+			re.Code = 452
+		}
+		rejected = append(rejected, RecipientError{Address: rcpt, Err: re})
+	}
+	if len(rejected) > 0 && (len(accepted) == 0 || pr.allOrNot) {
+		rerr := &RecipientsError{Rejected: rejected}
+		if pr.allOrNot {
+			rerr.Accepted = len(accepted)
+		}
+		keep := c.Reset() == nil
+		if keep {
+			sess.dirty = false
+		}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageRcpt, Err: rerr}
+		return txResult{attemptResult: attemptResult{err: e, retry: rerr.Temporary() && len(accepted) == 0}, keep: keep}, false
+	}
+	w, err := c.Data()
+	if err != nil {
+		r := fail(StageData, err)
+		r.keep = keepAfterReply(err)
+		return r, false
+	}
+	res.bodyStarted = true
+	if err := writeMessage(w, pr); err != nil {
+		// The terminating dot was not sent: the server cannot accept a
+		// partial message. The session is closed.
+		if werr := sess.wc.WriteErr(); werr != nil || sess.wc.Err() != nil {
+			r := fail(StageData, err)
+			r.bodyStarted = true
+			return r, false
+		}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageData, kind: ErrInvalid, Err: fmt.Errorf("reading the message: %w", err)}
+		return txResult{attemptResult: attemptResult{err: e, bodyStarted: true}}, false
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		var se *smtp.SMTPError
+		switch {
+		case errors.As(err, &se):
+			r := fail(StageData, err)
+			r.bodyStarted = true
+			r.keep = keepAfterReply(err)
+			if r.keep {
+				sess.dirty = false
+			}
+			return r, false
+		case sess.wc.WriteErr() != nil:
+			// The final dot did not reach the server.
+			r := fail(StageData, err)
+			r.bodyStarted = true
+			return r, false
+		}
+		e := s.wrapErr(ctx, StageData, err, sess)
+		unknown := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageData, kind: ErrDeliveryUnknown,
+			Err: fmt.Errorf("the connection failed after the whole message was sent and before the server replied; it may or may not have been accepted (Message-ID %s): %w", pr.messageID(), e)}
+		return txResult{attemptResult: attemptResult{err: unknown, bodyStarted: true}}, false
+	}
+	sess.dirty = false
+	sess.msgs++
+	rc := &Receipt{
+		MessageID: pr.messageID(), Reply: resp.StatusText, QueueID: queueID(resp.StatusText),
+		Accepted: accepted, Rejected: rejected, Server: sess.remote,
+		TLSVersion: sess.tlsVersion(), Mechanism: sess.mech,
+	}
+	res.receipt = rc
+	res.keep = true
+	if len(rejected) > 0 {
+		res.err = &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageRcpt,
+			Err: &RecipientsError{Rejected: rejected, Accepted: len(accepted)}}
+	}
+	return res, false
+}
+
+// writeMessage writes the message through the canonicalising writer.
+func writeMessage(w io.Writer, pr *prepared) error {
+	cw := compose.NewCanonicalWriter(w)
+	var err error
+	if pr.msg != nil {
+		_, err = pr.msg.WriteTo(cw)
+	} else {
+		_, err = io.Copy(cw, pr.raw)
+	}
+	if cerr := cw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (pr *prepared) messageID() string {
+	if pr.msg != nil {
+		return pr.msg.MessageID
+	}
+	return ""
+}
+
+// queueID finds a queue identifier in a final reply ("queued as X").
+func queueID(reply string) string {
+	i := strings.Index(strings.ToLower(reply), "queued as ")
+	if i < 0 {
+		return ""
+	}
+	id := reply[i+len("queued as "):]
+	if j := strings.IndexAny(id, " \t\r\n;,"); j >= 0 {
+		id = id[:j]
+	}
+	return strings.Trim(id, "<>[]()")
+}
+
+// keepAfterReply reports whether a session is still usable after err: the
+// server replied with something other than 421.
+func keepAfterReply(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code != 421
+}
+
+// isStale reports whether an error on a reused session means the server
+// had closed it: EOF, reset, broken pipe, or 421.
+func isStale(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &ne) && !ne.Timeout()) || isConnReset(err)
+}
+
+// isRetryable reports whether a failed attempt may succeed later without a
+// change of configuration and the server cannot have accepted the message.
+func isRetryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch {
+	case errors.Is(err, ErrDeliveryUnknown), errors.Is(err, ErrInvalid), errors.Is(err, ErrInsecureAuth),
+		errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrBlocked), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrMessageTooLarge), errors.Is(err, ErrReplyTooLarge), errors.Is(err, ErrReauthorize),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	return e.Temporary()
+}
+
+// session is one SMTP session, established and authenticated.
+type session struct {
+	s        *Sender
+	wc       *smtpconn.Conn
+	tap      *smtpconn.Tap
+	client   *smtp.Client
+	tlsState *tls.ConnectionState // nil for plaintext
+	ext      map[string]string
+	extLines []string // the EHLO reply after the greeting name line
+	remote   string
+	mech     string
+	opened   time.Time
+	msgs     int
+	dirty    bool // a transaction was started and not finished: RSET first
+	reused   bool
+	timer    *time.Timer
+	rec      *transcript.Recorder
+	capture  *ehloCapture
+}
+
+func (sess *session) has(ext string) bool {
+	_, ok := sess.ext[ext]
+	return ok
+}
+
+func (sess *session) maxSize() int64 {
+	v, ok := sess.ext["SIZE"]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func (sess *session) tlsVersion() string {
+	if sess.tlsState == nil {
+		return ""
+	}
+	return tls.VersionName(sess.tlsState.Version)
+}
+
+func (sess *session) stopTimer() bool {
+	if sess.timer == nil {
+		return true
+	}
+	return sess.timer.Stop()
+}
+
+// quit says QUIT within d and closes the session.
+func (sess *session) quit(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	release := sess.wc.Bind(ctx)
+	_ = sess.client.Quit()
+	release()
+	sess.close()
+}
+
+func (sess *session) close() { _ = sess.wc.Close() }
+
+// onClient and onServer see the plaintext session.
+func (sess *session) onClient(p []byte) {
+	if sess.capture != nil {
+		sess.capture.client(p)
+	}
+	if sess.rec != nil {
+		sess.rec.Client(p)
+	}
+}
+
+func (sess *session) onServer(p []byte) {
+	if sess.capture != nil {
+		sess.capture.server(p)
+	}
+	if sess.rec != nil {
+		sess.rec.Server(p)
+	}
+}
+
+// ehloCapture keeps the reply to the last EHLO the client sent, so the
+// session knows every extension go-smtp saw.
+type ehloCapture struct {
+	active    bool
+	partial   []byte
+	lines     []string
+	firstSent time.Time // when the client first wrote (the greeting was read)
+	done      bool
+}
+
+func (e *ehloCapture) client(p []byte) {
+	if e.firstSent.IsZero() {
+		e.firstSent = time.Now()
+	}
+	if len(p) >= 5 && (strings.EqualFold(string(p[:5]), "EHLO ") || strings.EqualFold(string(p[:5]), "HELO ")) {
+		e.active, e.partial, e.lines, e.done = true, nil, nil, false
+	}
+}
+
+func (e *ehloCapture) server(p []byte) {
+	if !e.active {
+		return
+	}
+	e.partial = append(e.partial, p...)
+	for {
+		i := strings.IndexByte(string(e.partial), '\n')
+		if i < 0 || len(e.lines) > 200 {
+			return
+		}
+		line := strings.TrimRight(string(e.partial[:i]), "\r")
+		e.partial = e.partial[i+1:]
+		e.lines = append(e.lines, line)
+		if len(line) < 4 || line[3] != '-' {
+			e.active, e.done = false, true
+			return
+		}
+	}
+}
+
+// extensions parses the captured EHLO reply.
+func (e *ehloCapture) extensions() (map[string]string, []string) {
+	ext := make(map[string]string)
+	var lines []string
+	if !e.done || len(e.lines) == 0 || !strings.HasPrefix(e.lines[0], "250") {
+		return ext, nil
+	}
+	for _, l := range e.lines[1:] {
+		if len(l) < 4 {
+			continue
+		}
+		kv := strings.TrimSpace(l[4:])
+		lines = append(lines, kv)
+		k, v, _ := strings.Cut(kv, " ")
+		ext[strings.ToUpper(k)] = v
+	}
+	return ext, lines
+}
+
+// acquire returns a pooled session that is still alive, or a new one.
+func (s *Sender) acquire(ctx context.Context) (*session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.ctxError(ctx, "", nil)
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, s.ctxError(ctx, "", errors.New("waiting for a free session"))
+	}
+	for {
+		s.mu.Lock()
+		if s.state == stateClosed {
+			s.mu.Unlock()
+			<-s.slots
+			return nil, &Error{Connection: s.conn.Name, kind: ErrClosed}
+		}
+		n := len(s.idle)
+		if n == 0 {
+			s.mu.Unlock()
+			break
+		}
+		sess := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		if !sess.stopTimer() {
+			continue // its idle timer fired: it is being closed
+		}
+		if time.Since(sess.opened) < s.opts.maxAge() && sess.wc.Idle() {
+			sess.reused = true
+			return sess, nil
+		}
+		sess.close()
+	}
+	sess, err := s.dial(ctx, nil)
+	if err != nil {
+		<-s.slots
+		return nil, err
+	}
+	return sess, nil
+}
+
+// put returns a session after use: back to the pool when it may be reused,
+// otherwise closed.
+func (s *Sender) put(sess *session, reusable bool) {
+	defer func() { <-s.slots }()
+	s.mu.Lock()
+	keep := reusable && s.state == stateOpen && s.opts.idleTimeout() > 0 &&
+		sess.msgs < s.opts.maxMessages() && time.Since(sess.opened) < s.opts.maxAge() &&
+		len(s.idle) < s.opts.maxSessions()
+	if keep {
+		sess.reused = false
+		sess.timer = time.AfterFunc(s.opts.idleTimeout(), func() { s.expire(sess) })
+		s.idle = append(s.idle, sess)
+	}
+	s.mu.Unlock()
+	if keep {
+		return
+	}
+	if reusable {
+		sess.quit(s.quitTimeout())
+		return
+	}
+	sess.close()
+}
+
+// expire closes an idle session whose idle timeout passed.
+func (s *Sender) expire(sess *session) {
+	s.mu.Lock()
+	i := slices.Index(s.idle, sess)
+	if i >= 0 {
+		s.idle = slices.Delete(s.idle, i, i+1)
+	}
+	s.mu.Unlock()
+	if i >= 0 {
+		sess.quit(s.quitTimeout())
+	}
+}
+
+// dial establishes a session: resolve, connect, TLS, greeting, EHLO,
+// STARTTLS and the EHLO after it — all within ConnectTimeout — then AUTH.
+// tr, when not nil, receives each stage's outcome (Test Connection).
+func (s *Sender) dial(ctx context.Context, tr *tracer) (*session, error) {
+	start := time.Now()
+	phaseCtx, phaseDeadline := ctx, time.Time{}
+	if s.conn.ConnectTimeout > 0 {
+		phaseDeadline = start.Add(s.conn.ConnectTimeout)
+		var cancel context.CancelFunc
+		phaseCtx, cancel = context.WithDeadline(ctx, phaseDeadline)
+		defer cancel()
+	}
+
+	t := time.Now()
+	addrs, err := s.resolve(phaseCtx)
+	tr.stage(StageResolve, t, err)
+	if err != nil {
+		return nil, s.dialErr(ctx, phaseCtx, StageResolve, err)
+	}
+	tr.resolved(addrs)
+
+	t = time.Now()
+	raw, err := s.connect(phaseCtx, addrs)
+	tr.stage(StageConnect, t, err)
+	if err != nil {
+		return nil, s.dialErr(ctx, phaseCtx, StageConnect, err)
+	}
+	sess := &session{s: s, opened: start, remote: raw.RemoteAddr().String(), capture: &ehloCapture{}}
+	tr.connected(sess.remote)
+	sess.wc = smtpconn.New(raw, smtpconn.Options{SendTimeout: s.conn.SendTimeout})
+	sess.wc.SetPhaseDeadline(phaseDeadline)
+	release := sess.wc.Bind(ctx)
+	defer release()
+	if l := s.opts.Logger; l != nil && l.Enabled(ctx, slog.LevelDebug) {
+		name, remote := s.conn.Name, sess.remote
+		sess.rec = &transcript.Recorder{Emit: func(fromClient bool, line string) {
+			dir := "S"
+			if fromClient {
+				dir = "C"
+			}
+			l.Debug("smtp", "connection", name, "server", remote, "dir", dir, "line", line)
+		}}
+	}
+	if err := s.establish(ctx, sess, tr); err != nil {
+		sess.close()
+		return nil, err
+	}
+	sess.wc.SetPhaseDeadline(time.Time{})
+	sess.capture = nil
+	if err := s.authenticate(ctx, sess, tr); err != nil {
+		sess.close()
+		return nil, err
+	}
+	return sess, nil
+}
+
+// establish runs the TLS mode's opening of the session up to a usable,
+// secured EHLO.
+func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error {
+	switch s.ep.mode {
+	case TLSImplicit:
+		t := time.Now()
+		tc := tls.Client(sess.wc, s.tlsCfg)
+		err := tc.HandshakeContext(ctx)
+		tr.stage(StageTLS, t, err)
+		if err != nil {
+			return s.wrapErr(ctx, StageTLS, err, sess)
+		}
+		st := tc.ConnectionState()
+		sess.tlsState = &st
+		tr.tlsDone(st)
+		return s.hello(ctx, sess, tc, nil, tr, true)
+	case TLSNone:
+		return s.hello(ctx, sess, sess.wc, nil, tr, true)
+	}
+
+	// STARTTLS, mandatory or opportunistic: the plaintext part by hand, so
+	// that the EHLO name is ours, stripping and injection are detected, and
+	// the handshake is forced before anything else is sent.
+	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer}
+	br := bufio.NewReader(pre)
+	tp := textproto.NewReader(br)
+	cmd := func(line string, expect int) (string, error) {
+		sess.wc.StartReply()
+		if line != "" {
+			if _, err := pre.Write([]byte(line + "\r\n")); err != nil {
+				return "", err
+			}
+		}
+		_, msg, err := tp.ReadResponse(expect)
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			err = toSMTPError(te)
+		}
+		return msg, err
+	}
+	t := time.Now()
+	if _, err := cmd("", 220); err != nil {
+		tr.stage(StageGreeting, t, err)
+		return s.wrapErr(ctx, StageGreeting, err, sess)
+	}
+	tr.stage(StageGreeting, t, nil)
+	t = time.Now()
+	msg, err := cmd("EHLO "+s.conn.localName(), 250)
+	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
+		msg, err = cmd("HELO "+s.conn.localName(), 250)
+		msg = ""
+	}
+	tr.stage(StageEHLO, t, err)
+	if err != nil {
+		return s.wrapErr(ctx, StageEHLO, err, sess)
+	}
+	ext, lines := parseEHLO(msg)
+	tr.ehlo(lines, false)
+	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
+
+	t = time.Now()
+	if _, ok := ext["STARTTLS"]; !ok {
+		if s.ep.mode == TLSStartTLS {
+			err := errors.New("server does not offer STARTTLS")
+			tr.stage(StageSTARTTLS, t, err)
+			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
+		}
+		tr.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
+		sess.capture = &ehloCapture{firstSent: time.Now()}
+		return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+	}
+	if _, err := cmd("STARTTLS", 220); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic {
+			tr.skip(StageSTARTTLS, fmt.Sprintf("the server refused STARTTLS (%v); opportunistic mode continues in plaintext", newSMTPError(se)))
+			sess.capture = &ehloCapture{firstSent: time.Now()}
+			return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+		}
+		tr.stage(StageSTARTTLS, t, err)
+		e := s.wrapErr(ctx, StageSTARTTLS, err, sess)
+		if errors.As(err, &se) {
+			e.kind = ErrTLSUnavailable
+		}
+		return e
+	}
+	if br.Buffered() > 0 {
+		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
+		tr.stage(StageSTARTTLS, t, err)
+		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
+	}
+	tc := tls.Client(sess.wc, s.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		tr.stage(StageSTARTTLS, t, err)
+		return s.wrapErr(ctx, StageSTARTTLS, err, sess)
+	}
+	st := tc.ConnectionState()
+	sess.tlsState = &st
+	tr.tlsDone(st)
+	sess.capture = &ehloCapture{firstSent: time.Now()}
+	if err := s.hello(ctx, sess, tc, greeting, tr, false); err != nil {
+		tr.stage(StageSTARTTLS, t, err)
+		return err
+	}
+	tr.stage(StageSTARTTLS, t, nil)
+	return nil
+}
+
+// hello hands the session to go-smtp and says EHLO. greeting, when not
+// nil, stands for a greeting already read. tracked says whether the
+// greeting and EHLO are stages of their own (not after STARTTLS).
+func (s *Sender) hello(ctx context.Context, sess *session, conn net.Conn, greeting []byte, tr *tracer, tracked bool) error {
+	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer}
+	c := smtp.NewClient(sess.tap)
+	// Any non-zero value: the wrapped connection replaces go-smtp's
+	// deadlines with the connection's own timeouts.
+	c.CommandTimeout = time.Hour
+	c.SubmissionTimeout = time.Hour
+	sess.client = c
+	t := time.Now()
+	err := c.Hello(s.conn.localName())
+	stage := StageEHLO
+	if tracked && greeting == nil {
+		greetEnd := sess.capture.firstSent
+		if greetEnd.IsZero() {
+			stage = StageGreeting
+			tr.stage(StageGreeting, t, err)
+		} else {
+			tr.stageSpan(StageGreeting, t, greetEnd, nil)
+			tr.stageSpan(StageEHLO, greetEnd, time.Now(), err)
+		}
+	}
+	if err != nil {
+		e := s.wrapErr(ctx, stage, err, sess)
+		if stage == StageEHLO && !tracked && e.kind == nil {
+			e.Stage = StageSTARTTLS
+			e.kind = ErrTLSUnavailable
+		}
+		return e
+	}
+	sess.ext, sess.extLines = sess.capture.extensions()
+	tr.ehlo(sess.extLines, sess.tlsState != nil)
+	return nil
+}
+
+// parseEHLO returns the extensions of an EHLO reply text (lines after the
+// first).
+func parseEHLO(msg string) (map[string]string, []string) {
+	ext := make(map[string]string)
+	var lines []string
+	all := strings.Split(msg, "\n")
+	for _, l := range all[min(1, len(all)):] {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		lines = append(lines, l)
+		k, v, _ := strings.Cut(l, " ")
+		ext[strings.ToUpper(k)] = v
+	}
+	return ext, lines
+}
+
+// toSMTPError converts a textproto error, parsing the enhanced code.
+func toSMTPError(te *textproto.Error) *smtp.SMTPError {
+	se := &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+	code, rest, ok := strings.Cut(te.Msg, " ")
+	if !ok {
+		return se
+	}
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return se
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return se
+		}
+		ec[i] = n
+	}
+	se.EnhancedCode = ec
+	se.Message = strings.ReplaceAll(rest, "\n"+code+" ", "\n")
+	return se
+}
+
+// authenticate runs AUTH when the connection has credentials.
+func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) error {
+	if !s.conn.usesCredentials() {
+		tr.skip(StageAuth, "the connection has no user name")
+		return nil
+	}
+	t := time.Now()
+	authFail := func(kind, err error) error {
+		tr.stage(StageAuth, t, err)
+		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err}
+	}
+	if !credentialsAllowed(&s.conn, sess.tlsState != nil, sess.wc.RemoteAddr()) {
+		return authFail(ErrInsecureAuth, errors.New("the session is not encrypted and the server is not on a loopback address: credentials not sent (enable TLS, or set allowInsecureAuth on a trusted network)"))
+	}
+	offered := offeredMechanisms(sess.ext)
+	mech, err := chooseMechanism(s.authType, offered)
+	tr.offered(offered)
+	if err != nil {
+		return authFail(nil, err)
+	}
+	pw, err := s.conn.Password.Reveal()
+	if err != nil {
+		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
+	}
+	sess.tap.RefuseAbort = true
+	err = sess.client.Auth(basicClient(mech, s.conn.Username, pw))
+	sess.tap.RefuseAbort = false
+	if err != nil {
+		if errors.Is(err, smtpconn.ErrAbortSuppressed) {
+			err = errors.New("the server's challenge could not be answered")
+		}
+		e := s.wrapErr(ctx, StageAuth, authError(err), sess)
+		if e.kind == nil || e.kind == ErrRefused {
+			e.kind = ErrAuthFailed
+		}
+		tr.stage(StageAuth, t, e)
+		return e
+	}
+	sess.mech = mech
+	tr.authenticated(mech)
+	tr.stage(StageAuth, t, nil)
+	return nil
+}
+
+// resolve returns the addresses of the mail server.
+func (s *Sender) resolve(ctx context.Context) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(s.ep.host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	lookup := s.opts.lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	addrs, err := lookup(ctx, s.ep.host)
+	if err == nil && len(addrs) == 0 {
+		err = &net.DNSError{Err: "no addresses", Name: s.ep.host, IsNotFound: true}
+	}
+	return addrs, err
+}
+
+// connect dials the addresses in turn until one answers.
+func (s *Sender) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, error) {
+	dial := s.opts.dial
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	var firstErr error
+	for _, a := range addrs {
+		c, err := dial(ctx, "tcp", netip.AddrPortFrom(a.Unmap(), uint16(s.ep.port)).String())
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, firstErr
+}
+
+// dialErr classifies a failure to resolve or connect.
+func (s *Sender) dialErr(ctx, phaseCtx context.Context, stage Stage, err error) *Error {
+	e := &Error{Connection: s.conn.Name, Server: s.ep.addr(), Stage: stage}
+	switch {
+	case ctx.Err() != nil:
+		return s.ctxError(ctx, stage, err)
+	case phaseCtx.Err() != nil:
+		e.kind = ErrTimeout
+		e.Err = fmt.Errorf("connect timeout (%v) expired", s.conn.ConnectTimeout)
+	case errors.Is(err, ErrBlocked):
+		e.kind = ErrBlocked
+		e.Err = nil
+	default:
+		e.kind = ErrConnect
+		e.Err = err
+	}
+	return e
+}
+
+// ctxError reports that ctx ended, as an error matching both ctx.Err() and
+// its cause.
+func (s *Sender) ctxError(ctx context.Context, stage Stage, detail error) *Error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	if detail != nil {
+		err = fmt.Errorf("%w (%v)", err, detail)
+	}
+	return &Error{Connection: s.conn.Name, Server: s.ep.addr(), Stage: stage, Err: err}
+}
+
+// wrapErr classifies an error of an established connection at stage.
+func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *session) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	server := s.ep.addr()
+	if sess != nil {
+		server = sess.remote
+	}
+	e = &Error{Connection: s.conn.Name, Server: server, Stage: stage, Err: err}
+	var te *smtpconn.TimeoutError
+	var se *smtp.SMTPError
+	var ce *tls.CertificateVerificationError
+	var rh tls.RecordHeaderError
+	switch {
+	case ctx.Err() != nil || (sess != nil && sess.wc.Err() != nil):
+		return s.ctxError(ctx, stage, nil)
+	case errors.As(err, &te):
+		switch te.Limit {
+		case smtpconn.LimitContext:
+			return s.ctxError(ctx, stage, nil)
+		case smtpconn.LimitPhase:
+			e.kind, e.Err = ErrTimeout, fmt.Errorf("connect timeout (%v) expired", s.conn.ConnectTimeout)
+		default:
+			e.kind, e.Err = ErrTimeout, fmt.Errorf("no reply within the send timeout (%v)", s.conn.SendTimeout)
+		}
+	case errors.Is(err, smtpconn.ErrReplyTooLarge):
+		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
+	case errors.As(err, &se):
+		e.Err = newSMTPError(se)
+		switch stage {
+		case StageGreeting, StageEHLO:
+			e.kind = ErrConnect
+		case StageSTARTTLS:
+			e.kind = ErrTLSUnavailable
+		case StageAuth:
+			e.kind = ErrAuthFailed
+		default:
+			e.kind = ErrRefused
+		}
+	case errors.As(err, &ce), errors.As(err, &rh), stage == StageTLS, stage == StageSTARTTLS:
+		e.kind = ErrTLSUnavailable
+	case stage == StageGreeting || stage == StageEHLO || stage == StageConnect:
+		e.kind = ErrConnect
+	}
+	return e
+}
+
+func (s *Sender) logSent(ctx context.Context, pr *prepared, rc *Receipt) {
+	l := s.opts.Logger
+	if l == nil {
+		return
+	}
+	l.LogAttrs(ctx, slog.LevelInfo, "email sent",
+		slog.String("connection", s.conn.Name), slog.String("server", rc.Server),
+		slog.String("messageID", rc.MessageID), slog.String("from", pr.envFrom),
+		slog.Any("to", rc.Accepted), slog.Int("rejected", len(rc.Rejected)),
+		slog.String("tls", rc.TLSVersion), slog.String("mechanism", rc.Mechanism),
+		slog.Int("attempts", rc.Attempts), slog.Duration("duration", rc.Duration),
+		slog.String("reply", rc.Reply))
+}
+
+func (s *Sender) logFailed(ctx context.Context, pr *prepared, err error, attempt int, retrying bool) {
+	l := s.opts.Logger
+	if l == nil {
+		return
+	}
+	msg := "email not sent"
+	if retrying {
+		msg = "email attempt failed; retrying"
+	}
+	l.LogAttrs(ctx, slog.LevelWarn, msg,
+		slog.String("connection", s.conn.Name), slog.String("server", s.ep.addr()),
+		slog.String("messageID", pr.messageID()), slog.String("from", pr.envFrom),
+		slog.Int("recipients", len(pr.rcpts)), slog.Int("attempt", attempt), slog.String("error", err.Error()))
+}
+
+// isConnReset reports a connection reset or a write to a closed one.
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}

@@ -1,0 +1,113 @@
+package emailconn
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// caFile writes the test CA to a file for Connection.CAFile.
+func caFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(p, smtptest.SharedCA().PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// connFor returns a connection to srv in the given TLS mode.
+func connFor(t testing.TB, srv *smtptest.Server, mode TLSMode) Connection {
+	return Connection{
+		Name: "test", MailServer: srv.Addr(), TLSMode: mode,
+		EnableTLS: mode == TLSStartTLS || mode == TLSImplicit,
+		CAFile:    caFile(t), From: "engine@example.com",
+		ConnectTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
+	}
+}
+
+func mustSender(t testing.TB, c Connection, opts *Options) *Sender {
+	t.Helper()
+	s, err := NewSender(c, opts)
+	if err != nil {
+		t.Fatalf("NewSender: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSendModes(t *testing.T) {
+	tests := []struct {
+		name   string
+		srv    smtptest.Mode
+		mode   TLSMode
+		mechs  []string
+		tlsVer bool
+	}{
+		{"plain", smtptest.Plain, TLSNone, nil, false},
+		{"starttls plain auth", smtptest.StartTLS, TLSStartTLS, []string{"PLAIN", "LOGIN"}, true},
+		{"starttls login auth", smtptest.StartTLS, TLSStartTLS, []string{"LOGIN"}, true},
+		{"implicit", smtptest.Implicit, TLSImplicit, []string{"PLAIN"}, true},
+		{"opportunistic with starttls", smtptest.StartTLS, TLSOpportunistic, []string{"PLAIN"}, true},
+		{"opportunistic without", smtptest.Plain, TLSOpportunistic, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := smtptest.Options{TLS: tt.srv}
+			if tt.mechs != nil {
+				opts.Users = map[string]string{"alice": "s3cret"}
+				opts.Mechanisms = tt.mechs
+				opts.RequireAuth = true
+			}
+			srv := smtptest.NewServer(t, opts)
+			c := connFor(t, srv, tt.mode)
+			if tt.mechs != nil {
+				c.Username, c.Password = "alice", "s3cret"
+			}
+			s := mustSender(t, c, nil)
+			rc, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "hello"})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			msgs := srv.Messages()
+			if len(msgs) != 1 || msgs[0].From != "engine@example.com" || msgs[0].To[0] != "ops@example.com" {
+				t.Fatalf("server got %+v", msgs)
+			}
+			if !strings.Contains(string(msgs[0].Data), "Subject: Workunit 42 failed") {
+				t.Errorf("message lacks the subject:\n%s", msgs[0].Data)
+			}
+			if (rc.TLSVersion != "") != tt.tlsVer || msgs[0].TLS != tt.tlsVer {
+				t.Errorf("TLS = %q (server %v), want TLS %v", rc.TLSVersion, msgs[0].TLS, tt.tlsVer)
+			}
+			if tt.mechs != nil && rc.Mechanism != tt.mechs[0] {
+				t.Errorf("Mechanism = %q, want %q", rc.Mechanism, tt.mechs[0])
+			}
+			if rc.MessageID == "" || rc.Attempts != 1 {
+				t.Errorf("receipt %+v", rc)
+			}
+		})
+	}
+}
+
+func TestStartTLSRequiredButNotOffered(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Plain, Users: map[string]string{"alice": "pw"}})
+	c := connFor(t, srv, TLSStartTLS)
+	c.Username, c.Password = "alice", "pw"
+	s := mustSender(t, c, nil)
+	_, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
+	if !errors.Is(err, ErrTLSUnavailable) {
+		t.Fatalf("Send = %v, want ErrTLSUnavailable", err)
+	}
+	for _, l := range srv.Transcript() {
+		if strings.HasPrefix(l, "AUTH") || strings.HasPrefix(l, "MAIL") || strings.HasPrefix(l, "DATA") {
+			t.Errorf("transcript has %q after STARTTLS failed", l)
+		}
+	}
+	t.Log(err)
+}
