@@ -21,11 +21,12 @@ var (
 	// error also holds one *FieldError per problem.
 	ErrInvalid = errors.New("emailconn: invalid")
 
-	// ErrConnect reports that no usable SMTP session could be established
-	// before TLS and authentication: the host was not found, the connection
-	// was refused or reset, the greeting was refused, or the peer does not
-	// speak SMTP (often a TLS mode that does not match the port).
-	ErrConnect = errors.New("emailconn: cannot connect")
+	// ErrConnect reports that the connection failed: no usable SMTP session
+	// could be established (the host was not found, the connection was
+	// refused, the greeting was refused, or the peer does not speak SMTP —
+	// often a TLS mode that does not match the port), or the connection
+	// broke before the message was complete, so it was not delivered.
+	ErrConnect = errors.New("emailconn: connection failed")
 
 	// ErrTLSUnavailable reports that TLS was required but could not be
 	// established: the server does not offer STARTTLS or refused it, the
@@ -220,6 +221,15 @@ func (e *RecipientsError) Error() string {
 // Is reports whether target is ErrRecipientRejected.
 func (e *RecipientsError) Is(target error) bool { return target == ErrRecipientRejected }
 
+// Unwrap returns the server's reply for each refused recipient.
+func (e *RecipientsError) Unwrap() []error {
+	out := make([]error, len(e.Rejected))
+	for i, r := range e.Rejected {
+		out[i] = r.Err
+	}
+	return out
+}
+
 // Temporary reports whether every refusal was transient (4xx).
 func (e *RecipientsError) Temporary() bool {
 	for _, r := range e.Rejected {
@@ -283,14 +293,29 @@ func (e *Error) Error() string {
 		b.WriteString(string(e.Stage))
 		b.WriteString(": ")
 	}
-	switch {
-	case e.Err != nil:
-		b.WriteString(strings.TrimPrefix(e.Err.Error(), "emailconn: "))
-	case e.kind != nil:
-		b.WriteString(strings.TrimPrefix(e.kind.Error(), "emailconn: "))
-	}
+	b.WriteString(e.detail())
 	return b.String()
 }
+
+// detail returns the message after the connection and stage.
+func (e *Error) detail() string {
+	switch {
+	case e.Err != nil:
+		return strings.TrimPrefix(e.Err.Error(), "emailconn: ")
+	case e.kind != nil:
+		return strings.TrimPrefix(e.kind.Error(), "emailconn: ")
+	}
+	return ""
+}
+
+// wrapped is an error with a message of its own around a cause.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // Unwrap returns the sentinel for the error's kind and its cause.
 func (e *Error) Unwrap() []error {

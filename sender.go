@@ -240,10 +240,11 @@ type Sender struct {
 	origin   *actionlink.Origin // nil: no ActionOrigin
 	authType AuthType
 
-	slots chan struct{} // one per open or opening session
-	mu    sync.Mutex
-	idle  []*session
-	state senderState
+	slots  chan struct{} // one per session in use or being opened
+	mu     sync.Mutex
+	idle   []*session
+	state  senderState
+	timers sync.WaitGroup // armed idle timers and the closing they lead to
 }
 
 type senderState int
@@ -336,9 +337,16 @@ func (s *Sender) shutdown(to senderState) {
 	idle := s.idle
 	s.idle = nil
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, sess := range idle {
-		sess.stopTimer()
-		go sess.quit(s.quitTimeout())
+		if sess.stopTimer() {
+			s.timers.Done()
+		}
+		wg.Go(func() { sess.quit(s.quitTimeout()) })
+	}
+	wg.Wait()
+	if to == stateClosed {
+		s.timers.Wait()
 	}
 }
 
@@ -824,8 +832,12 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 			return r, false
 		}
 		e := s.wrapErr(ctx, StageData, err, sess)
+		if errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+			e.kind = ErrDeliveryUnknown
+			return txResult{attemptResult: attemptResult{err: e, bodyStarted: true}}, false
+		}
 		unknown := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageData, kind: ErrDeliveryUnknown,
-			Err: fmt.Errorf("the connection failed after the whole message was sent and before the server replied; it may or may not have been accepted (Message-ID %s): %w", pr.messageID(), e)}
+			Err: &wrapped{msg: fmt.Sprintf("the connection failed after the whole message was sent and before the server replied, so it may or may not have been accepted (Message-ID %s): %s", pr.messageID(), e.detail()), err: e}}
 		return txResult{attemptResult: attemptResult{err: unknown, bodyStarted: true}}, false
 	}
 	sess.dirty = false
@@ -1083,6 +1095,7 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 		if !sess.stopTimer() {
 			continue // its idle timer fired: it is being closed
 		}
+		s.timers.Done()
 		if time.Since(sess.opened) < s.opts.maxAge() && sess.wc.Idle() {
 			sess.reused = true
 			return sess, nil
@@ -1107,6 +1120,7 @@ func (s *Sender) put(sess *session, reusable bool) {
 		len(s.idle) < s.opts.maxSessions()
 	if keep {
 		sess.reused = false
+		s.timers.Add(1)
 		sess.timer = time.AfterFunc(s.opts.idleTimeout(), func() { s.expire(sess) })
 		s.idle = append(s.idle, sess)
 	}
@@ -1123,6 +1137,7 @@ func (s *Sender) put(sess *session, reusable bool) {
 
 // expire closes an idle session whose idle timeout passed.
 func (s *Sender) expire(sess *session) {
+	defer s.timers.Done()
 	s.mu.Lock()
 	i := slices.Index(s.idle, sess)
 	if i >= 0 {
@@ -1536,7 +1551,7 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 		}
 	case errors.As(err, &ce), errors.As(err, &rh), stage == StageTLS, stage == StageSTARTTLS:
 		e.kind = ErrTLSUnavailable
-	case stage == StageGreeting || stage == StageEHLO || stage == StageConnect:
+	default:
 		e.kind = ErrConnect
 	}
 	return e

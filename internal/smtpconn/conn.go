@@ -9,7 +9,8 @@
 // starts a reply (the reply byte budget is reset and the deadline becomes
 // now+SendTimeout); a cleared deadline leaves only the phase and context
 // deadlines; every Write gets a progress deadline of now+SendTimeout per
-// chunk. Whatever go-smtp sets, the phase deadline (the connect budget) and
+// chunk, and a wait for a reply is extended while the server keeps taking
+// the bytes the client sent (it is still reading a large message). Whatever go-smtp sets, the phase deadline (the connect budget) and
 // the context's deadline are never exceeded, and once the context is done
 // the connection is closed and stays failed with the context's cause.
 //
@@ -86,6 +87,7 @@ type Conn struct {
 	replyBytes  int64
 	readLimit   Limit // which limit the current read deadline comes from
 	writeErr    error // the first write error
+	queued      int   // unacknowledged bytes when the last reply wait started or progressed
 }
 
 // New wraps raw.
@@ -204,6 +206,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	defer c.mu.Unlock()
 	if !t.IsZero() {
 		c.replyBytes = 0
+		c.queued = unsent(c.raw)
 	}
 	c.applyLocked(!t.IsZero())
 	return c.errLocked()
@@ -246,6 +249,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 		b = b[:room+1] // one byte more tells an overrun from an exact fit
 	}
 	n, err := c.raw.Read(b)
+	for n == 0 && limit == LimitSend && errors.Is(err, os.ErrDeadlineExceeded) && c.drained() {
+		n, err = c.raw.Read(b)
+	}
 	if n > 0 && c.opts.OnRead != nil {
 		c.opts.OnRead(n)
 	}
@@ -258,6 +264,22 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return n, ErrReplyTooLarge
 	}
 	return n, c.mapErr(err, limit)
+}
+
+// drained reports whether the server has taken more of the bytes the
+// client sent since the reply wait started: a server still reading a large
+// message before it replies is making progress, so the wait is extended by
+// another SendTimeout.
+func (c *Conn) drained() bool {
+	q := unsent(c.raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil || q < 0 || q >= c.queued || c.readLimit != LimitSend {
+		return false
+	}
+	c.queued = q
+	c.applyLocked(true)
+	return c.readLimit == LimitSend
 }
 
 // Write writes b in chunks, each with a progress deadline of
