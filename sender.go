@@ -1553,6 +1553,9 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 		e.kind = ErrTLSUnavailable
 	default:
 		e.kind = ErrConnect
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			e.Err = &wrapped{msg: "the server closed the connection", err: err}
+		}
 	}
 	return e
 }

@@ -1,0 +1,137 @@
+package emailconn
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// canaries are secrets that must never appear in any output.
+type canaries []string
+
+// forms returns each canary with its encodings as they travel in SASL:
+// plain, base64 of the PLAIN triplet, base64 of the bare value (LOGIN).
+func (c canaries) forms(user string) []string {
+	var out []string
+	for _, s := range c {
+		out = append(out, s,
+			base64.StdEncoding.EncodeToString([]byte(s)),
+			base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+s)),
+			base64.StdEncoding.EncodeToString([]byte("user="+user+"\x01auth=Bearer "+s+"\x01\x01")),
+			base64.StdEncoding.EncodeToString([]byte("n,a="+user+",\x01auth=Bearer "+s+"\x01\x01")),
+		)
+		// A canary may also appear base64-encoded at any offset: check
+		// the three alignments of its middle part.
+		for off := range 3 {
+			enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", off) + s))
+			if len(enc) > 12 {
+				out = append(out, enc[4+off*2:len(enc)-4])
+			}
+		}
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCanaryNeverLeaks runs a password through every success and failure
+// path of the sender with debug logging on, and scans everything a user
+// could see: log lines, errors, receipts, formatted values.
+func TestCanaryNeverLeaks(t *testing.T) {
+	const user, pw = "alice", "canary-Pw-7d1f0e2b"
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var seen bytes.Buffer
+
+	type path struct {
+		name  string
+		srv   smtptest.Options
+		mode  TLSMode
+		patch func(*Connection)
+	}
+	good := map[string]string{user: pw}
+	wrong := map[string]string{user: "something-else"}
+	paths := []path{
+		{"plain success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"PLAIN"}}, TLSStartTLS, nil},
+		{"login success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"LOGIN"}}, TLSStartTLS, nil},
+		{"implicit success", smtptest.Options{TLS: smtptest.Implicit, Users: good}, TLSImplicit, nil},
+		{"plain rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"PLAIN"}}, TLSStartTLS, nil},
+		{"login rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"LOGIN"}}, TLSStartTLS, nil},
+		{"5.7.139", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"}}}, TLSStartTLS, nil},
+		{"auth silent", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, TLSStartTLS, nil},
+		{"auth drop", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Action: smtptest.Drop}}}, TLSStartTLS, nil},
+		{"insecure refused", smtptest.Options{Users: good}, TLSNone, func(c *Connection) { c.Name = "fake-remote" }},
+		{"no mechanism", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"CRAM-MD5"}}, TLSStartTLS, nil},
+		{"tls failure", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Cert: smtptest.CertWrongName}, TLSStartTLS, nil},
+		{"refused after auth", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no"}}}, TLSStartTLS, nil},
+		{"unknown delivery", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}}, TLSStartTLS, nil},
+	}
+	for _, p := range paths {
+		srv := smtptest.NewServer(t, p.srv)
+		c := connFor(t, srv, p.mode)
+		c.Username, c.Password = user, pw
+		c.ConnectTimeout, c.SendTimeout = 2*time.Second, 300*time.Millisecond
+		if p.patch != nil {
+			p.patch(&c)
+		}
+		opts := &Options{Logger: logger, Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}}
+		if c.Name == "fake-remote" { // the server looks like it is not on loopback
+			opts.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return fakeRemote{conn}, nil
+			}
+		}
+		s, err := NewSender(c, opts)
+		if err != nil {
+			t.Fatalf("%s: NewSender: %v", p.name, err)
+		}
+		rc, err := s.Send(context.Background(), basicMessage())
+		fmt.Fprintf(&seen, "%s: %v %+v %#v %q\n", p.name, err, err, rc, fmt.Sprint(err))
+		if err != nil {
+			fmt.Fprintf(&seen, "%s\n", err.Error())
+		}
+		b, _ := json.Marshal(rc)
+		seen.Write(b)
+		fmt.Fprintf(&seen, "%v %+v %#v %s\n", c, c, c, s.Connection())
+		s.Close()
+		t.Logf("%s: %v", p.name, err)
+	}
+	out := logs.String() + seen.String()
+	if !strings.Contains(logs.String(), `"line":"AUTH PLAIN [redacted]"`) || !strings.Contains(logs.String(), `"line":"[redacted]"`) {
+		t.Errorf("the debug transcript does not show redacted AUTH lines; it is:\n%s", logs.String())
+	}
+	for _, f := range (canaries{pw}).forms(user) {
+		if strings.Contains(out, f) {
+			t.Errorf("output contains the secret (or its encoding %q)", f)
+		}
+	}
+}
