@@ -21,7 +21,7 @@ import (
 const (
 	ftC     = 400 * time.Millisecond // ConnectTimeout
 	ftS     = 400 * time.Millisecond // SendTimeout
-	ftSlack = 500 * time.Millisecond
+	ftSlack = time.Second // generous: the race detector and a loaded machine slow everything
 )
 
 type faultCase struct {
@@ -164,7 +164,7 @@ func TestSendFaults(t *testing.T) {
 		{name: "F19 TLS 1.1 only", srv: smtptest.Options{TLS: smtptest.Implicit, MaxTLSVersion: 0x0302},
 			wantErr: ErrTLSUnavailable, absent: []string{"MAIL"}},
 		{name: "F20 implicit TLS to a plaintext port", srv: smtptest.Options{},
-			mode: TLSImplicit, wantErr: ErrTLSUnavailable, within: 200 * time.Millisecond},
+			mode: TLSImplicit, wantErr: ErrTLSUnavailable, within: ftSlack},
 		{name: "F21 plaintext to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
 			mode: TLSNone, wantErr: ErrTimeout, within: ftC + ftSlack},
 		{name: "F21 STARTTLS to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
@@ -642,8 +642,8 @@ func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Send = %v, want context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d < 500*time.Millisecond || d > 1100*time.Millisecond {
-		t.Errorf("Send took %v, want [500ms, 1.1s]", d)
+	if d := time.Since(start); d < 450*time.Millisecond || d > 500*time.Millisecond+ftSlack {
+		t.Errorf("Send took %v, want about 500ms", d)
 	}
 }
 
