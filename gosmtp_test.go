@@ -199,7 +199,7 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 				mode = TLSImplicit
 			}
 			s := mustSender(t, goSMTPConn(t, g, mode), &Options{ActionOrigin: "http://engine.internal:8080"})
-			big := make([]byte, 10<<20)
+			big := make([]byte, 3<<20)
 			_, _ = rand.Read(big)
 			png := []byte("\x89PNG\r\n\x1a\n fake image bytes \r\n.\r\n")
 			subject := "Genehmigung erforderlich: Überstunden für Jürgen"
@@ -247,7 +247,7 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 				t.Errorf("html = %q, want %q", d.html, html)
 			}
 			if !bytes.Equal(d.parts["Bericht für März.bin"], big) {
-				t.Errorf("the 10 MB attachment differs (%d bytes back)", len(d.parts["Bericht für März.bin"]))
+				t.Errorf("the 3 MB attachment differs (%d bytes back)", len(d.parts["Bericht für März.bin"]))
 			}
 			if !bytes.Equal(d.parts["logo@engine"], png) {
 				t.Errorf("the inline image differs: %q", d.parts["logo@engine"])

@@ -1,0 +1,75 @@
+package emailconn_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// This example sends through a local test server with STARTTLS and AUTH;
+// CAFile makes the client trust the test server's certificate authority.
+func ExampleSender_Send() {
+	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
+	defer srv.Close()
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, srv.CAPEM(), 0o600)
+
+	s, err := emailconn.NewSender(emailconn.Connection{
+		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
+		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
+	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	receipt, err := s.Send(context.Background(), &emailconn.Message{
+		To:      []string{"ops@example.com"},
+		Subject: "Workunit 4711 failed",
+		Text:    "The workunit failed at step Calculate.",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(receipt.Accepted, receipt.TLSVersion != "", receipt.Mechanism)
+	m := srv.Messages()[0]
+	fmt.Println(m.From, m.To, strings.Contains(string(m.Data), "Subject: Workunit 4711 failed"))
+	// Output:
+	// [ops@example.com] true PLAIN
+	// alerts@example.com [ops@example.com] true
+}
+
+// This example shows the errors of a failed send: the server rejects the
+// credentials.
+func ExampleError() {
+	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alerts": "other"}})
+	defer srv.Close()
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, srv.CAPEM(), 0o600)
+
+	s, _ := emailconn.NewSender(emailconn.Connection{
+		Name: "workunit-alerts", MailServer: srv.Addr(), TLSMode: emailconn.TLSImplicit, CAFile: ca,
+		Username: "alerts", Password: "wrong", From: "alerts@example.com",
+	}, nil)
+	defer s.Close()
+	_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+
+	var e *emailconn.Error
+	var se *emailconn.SMTPError
+	fmt.Println(errors.Is(err, emailconn.ErrAuthFailed), errors.As(err, &e), e.Stage)
+	fmt.Println(errors.As(err, &se), se.Code, se.Enhanced(), se.Temporary())
+	// Output:
+	// true true auth
+	// true 535 5.7.8 false
+}
