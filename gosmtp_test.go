@@ -27,7 +27,7 @@ import (
 
 type goSMTPServer struct {
 	*smtp.Server
-	addr     string
+	addr  string
 	mu    sync.Mutex
 	msgs  []goSMTPMessage
 	conns map[string]bool // remote addresses seen: one per TCP connection

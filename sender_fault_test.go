@@ -21,7 +21,7 @@ import (
 const (
 	ftC     = 400 * time.Millisecond // ConnectTimeout
 	ftS     = 400 * time.Millisecond // SendTimeout
-	ftSlack = time.Second // generous: the race detector and a loaded machine slow everything
+	ftSlack = time.Second            // generous: the race detector and a loaded machine slow everything
 )
 
 type faultCase struct {
