@@ -1,0 +1,627 @@
+package compose
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"mime"
+	"net/mail"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
+)
+
+// A Message is a notification email: addresses, subject, a text and/or an
+// HTML body, and attachments. WriteTo turns it into an RFC 5322 / MIME
+// message; Validate says what would stop it.
+//
+// Header text (Subject, display names, custom header values and attachment
+// filenames) is written with leading and trailing spaces and tabs removed
+// and each inner run of spaces and tabs made one space, because folding a
+// long header line (RFC 5322 §2.2.3) does not preserve other whitespace
+// reliably. Apart from that, a reader that decodes RFC 2047 encoded-words
+// gets back exactly the text given.
+//
+// A Message is not safe for concurrent use while WriteTo runs, because
+// WriteTo reads the attachments' Content.
+type Message struct {
+	// From is the author. Required; its Name may be empty.
+	From *mail.Address
+	// To and Cc are the visible recipients, written as header fields. Both
+	// may be empty (a Bcc-only message then has neither field). Blind
+	// copies are not part of a Message: the caller passes them to the
+	// envelope only, so they never appear in the header.
+	To, Cc []*mail.Address
+	// ReplyTo sets the Reply-To field. Empty means no Reply-To field.
+	ReplyTo []*mail.Address
+	// Subject is plain text; non-ASCII text is encoded per RFC 2047 and long
+	// subjects are folded. Empty means an empty Subject field.
+	Subject string
+	// Text is the text/plain body, UTF-8. Its line endings (CRLF, CR or
+	// LF) are made CRLF and it is sent quoted-printable, so control
+	// characters and NUL are encoded, never raw. Empty means no
+	// text/plain part.
+	Text string
+	// HTML is the text/html body, sent like Text. Empty means no
+	// text/html part. With both
+	// Text and HTML the message is multipart/alternative; with neither and
+	// no attachments it has an empty text/plain body.
+	HTML string
+	// Attachments are sent after the body. Inline ones are bundled with
+	// the HTML in multipart/related; the others make the message
+	// multipart/mixed. Empty means none.
+	Attachments []Attachment
+	// Headers are extra header fields, written in order after the
+	// structural ones. Empty means none.
+	Headers []Header
+	// Date is the origination date. Required (non-zero); the caller
+	// chooses the clock.
+	Date time.Time
+	// MessageID is the Message-ID without angle brackets, for example
+	// "20261127.4f2a@host.example". Required: callers keep it to
+	// deduplicate a message whose delivery is uncertain.
+	MessageID string
+	// UTF8Headers allows raw UTF-8 (RFC 6532) in the address fields From,
+	// To, Cc and Reply-To, which an internationalised (EAI) address such
+	// as "jürgen@beispiel.de" needs: such an address cannot be encoded any
+	// other way. Set it only when the message is sent with SMTPUTF8; the
+	// Sender typically sets it to NeedsSMTPUTF8 of the addresses.
+	// Display names and the Subject stay RFC 2047-encoded either way.
+	// Zero means a 7-bit header: Validate refuses non-ASCII addresses.
+	UTF8Headers bool
+}
+
+// An Attachment is a file sent with a message, or an image the HTML body
+// shows inline.
+type Attachment struct {
+	// Filename is the name suggested to the recipient. Non-ASCII names are
+	// RFC 2047-encoded (as go-message does). Empty means no name.
+	Filename string
+	// ContentType is the media type, for example "application/pdf". Empty
+	// means one guessed from Filename's extension with mime.TypeByExtension,
+	// or application/octet-stream. multipart/* and message/* types are
+	// refused (they cannot be base64-encoded), and so is a charset other
+	// than utf-8 or us-ascii.
+	ContentType string
+	// Content is read once, to EOF, while the message is written, and
+	// streamed base64-encoded: it is never held in memory whole. Required.
+	Content io.Reader
+	// Inline marks an image the HTML body shows as "cid:" + ContentID.
+	// Inline attachments need HTML and a ContentID. False means an
+	// ordinary attachment.
+	Inline bool
+	// ContentID is the part's Content-ID without angle brackets. Required
+	// when Inline; optional otherwise. Empty means no Content-ID field.
+	ContentID string
+	// Size is the exact length of Content in octets, if known, used by
+	// EstimatedSize. It is a hint: Content is sent in full whatever its
+	// length. Zero or negative means unknown.
+	Size int64
+}
+
+// A Header is an extra header field of a message.
+type Header struct {
+	// Key is the field name, for example "X-Workflow-Id".
+	Key string
+	// Value is plain text, encoded per RFC 2047 when not ASCII. Put only
+	// ASCII in structured fields such as List-Unsubscribe, whose syntax
+	// does not allow encoded-words.
+	Value string
+}
+
+// WriteTo validates m and then writes it to w as an RFC 5322 message with
+// MIME structure, streaming attachments. It returns the number of octets
+// written.
+//
+// The structure is the smallest that holds the content: one text/plain or
+// text/html part; multipart/alternative for both; multipart/related around
+// the HTML (or the alternative) and the inline images; multipart/mixed
+// around that and the other attachments. No multipart is ever empty.
+//
+// The output is safe to hand to an SMTP DATA writer as it is:
+//
+//   - every line ends in CRLF, and there is no bare CR, bare LF or NUL,
+//     whatever the input: text bodies have their line endings made CRLF
+//     and are then quoted-printable-encoded, attachments are base64, and
+//     header values with CR, LF or NUL are refused by Validate;
+//   - no body line is longer than 76 octets, and no header line longer
+//     than 78 unless it holds a single longer word (an RFC 2047
+//     encoded-word after "Subject: " makes 84), and never longer than 998;
+//   - no line consists of a single "." (a quoted-printable line that would
+//     is written "=2E"), so the message does not depend on dot-stuffing;
+//   - multipart boundaries start with "=_", which quoted-printable and
+//     base64 output cannot contain, so no body can end a part early;
+//   - the header holds Date, From, Reply-To, To and Cc (those set),
+//     Subject, Message-ID, the custom Headers, MIME-Version and
+//     Content-Type (and Content-Transfer-Encoding for a single part), in
+//     that order, and nothing else: never a Bcc field.
+//
+// If Validate fails, WriteTo returns its error and writes nothing. An error
+// after writing began (from w or from an attachment's Content) leaves the
+// output incomplete: the caller must not let it be delivered.
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if err := m.Validate(); err != nil {
+		return 0, err
+	}
+	out := &bodyWriter{w: w}
+	err := m.write(out, false)
+	return out.n, err
+}
+
+// EstimatedSize returns the size in octets of the message WriteTo would
+// write, for the ESMTP SIZE parameter (RFC 1870). ok is false if m is
+// invalid or an attachment's Size is unknown.
+//
+// It writes the message without attachment content to a counter and adds
+// the exact base64 length of each attachment's Size. So it is exact when
+// every Size is, and never reads any Content. The value excludes
+// dot-stuffing, as RFC 1870 specifies, and includes the CRLF that the DATA
+// writer adds when the message does not end with one.
+func (m *Message) EstimatedSize() (size int64, ok bool) {
+	if m.Validate() != nil {
+		return 0, false
+	}
+	var extra int64
+	for _, a := range m.Attachments {
+		if a.Size <= 0 {
+			return 0, false
+		}
+		extra += base64WireLen(a.Size)
+	}
+	out := &bodyWriter{w: io.Discard}
+	if err := m.write(out, true); err != nil {
+		return 0, false
+	}
+	size = out.n + extra
+	if !out.endsCRLF {
+		size += 2 // the DATA writer ends the last line
+	}
+	return size, true
+}
+
+// base64WireLen is the length of n octets base64-encoded by go-message:
+// 4 characters per 3 octets, with CRLF between lines of 76 characters and
+// none after the last line.
+func base64WireLen(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	enc := (n + 2) / 3 * 4
+	lines := (enc + 75) / 76
+	return enc + 2*(lines-1)
+}
+
+// A part is a node of the MIME tree of a message.
+type part struct {
+	mediaType string
+	fields    []field     // Content-* fields, formatted, in order
+	text      string      // the body of a text part
+	att       *Attachment // the content of an attachment part
+	children  []*part     // the parts of a multipart
+}
+
+// tree returns the MIME structure of m, which must be valid.
+func (m *Message) tree() *part {
+	var body *part
+	switch {
+	case m.Text != "" && m.HTML != "":
+		body = multipart("alternative", "", textPart("plain", m.Text), textPart("html", m.HTML))
+	case m.HTML != "":
+		body = textPart("html", m.HTML)
+	case m.Text != "":
+		body = textPart("plain", m.Text)
+	}
+	var inline, attached []*part
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		if a.Inline {
+			inline = append(inline, attachmentPart(a))
+		} else {
+			attached = append(attached, attachmentPart(a))
+		}
+	}
+	if len(inline) > 0 { // Validate ensures HTML, so body != nil
+		body = multipart("related", body.mediaType, append([]*part{body}, inline...)...)
+	}
+	if len(attached) > 0 {
+		if body != nil {
+			attached = append([]*part{body}, attached...)
+		}
+		return multipart("mixed", "", attached...)
+	}
+	if body == nil {
+		body = textPart("plain", "")
+	}
+	return body
+}
+
+// textPart returns a UTF-8 quoted-printable text/subtype part.
+func textPart(subtype, text string) *part {
+	t := "text/" + subtype
+	return &part{mediaType: t, text: text, fields: []field{
+		{"Content-Type", formatParams(t, map[string]string{"charset": "utf-8"})},
+		{"Content-Transfer-Encoding", "quoted-printable"},
+	}}
+}
+
+// multipart returns a multipart/subtype part of children; typ is the
+// "type" parameter of multipart/related (RFC 2387).
+func multipart(subtype, typ string, children ...*part) *part {
+	t := "multipart/" + subtype
+	params := map[string]string{"boundary": newBoundary()}
+	if typ != "" {
+		params["type"] = typ
+	}
+	return &part{mediaType: t, children: children, fields: []field{
+		{"Content-Type", formatParams(t, params)},
+	}}
+}
+
+// attachmentPart returns a base64 part for a, which must be valid.
+func attachmentPart(a *Attachment) *part {
+	name := normalizeSpace(a.Filename)
+	t, params := attachmentType(a)
+	if name != "" {
+		params["name"] = name // for readers that ignore Content-Disposition
+	}
+	disp := "attachment"
+	if a.Inline {
+		disp = "inline"
+	}
+	var dparams map[string]string
+	if name != "" {
+		dparams = map[string]string{"filename": name}
+	}
+	p := &part{mediaType: t, att: a, fields: []field{
+		{"Content-Type", formatParams(t, params)},
+		{"Content-Transfer-Encoding", "base64"},
+		{"Content-Disposition", formatParams(disp, dparams)},
+	}}
+	if a.ContentID != "" {
+		p.fields = append(p.fields, field{"Content-ID", "<" + a.ContentID + ">"})
+	}
+	return p
+}
+
+// formatParams formats a Content-Type or Content-Disposition value with
+// go-message, which encodes non-ASCII parameter values per RFC 2047 inside
+// quoted strings (what most mail readers expect for file names).
+func formatParams(v string, params map[string]string) string {
+	var h message.Header
+	h.SetContentType(v, params)
+	return h.Get("Content-Type")
+}
+
+// attachmentType returns the media type and parameters of a, guessing from
+// the filename when a.ContentType is empty.
+func attachmentType(a *Attachment) (string, map[string]string) {
+	if a.ContentType != "" {
+		t, params, _ := mime.ParseMediaType(a.ContentType) // checked by Validate
+		return t, params
+	}
+	if ext := path.Ext(a.Filename); ext != "" {
+		if guess := mime.TypeByExtension(ext); guess != "" && mediaTypeProblem(guess) == "" {
+			t, params, _ := mime.ParseMediaType(guess)
+			return t, params
+		}
+	}
+	return "application/octet-stream", map[string]string{}
+}
+
+// newBoundary returns a random multipart boundary. It starts with "=_",
+// which neither quoted-printable nor base64 output can contain.
+func newBoundary() string {
+	var b [24]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return "=_" + hex.EncodeToString(b[:])
+}
+
+// write writes m, which must be valid, to out. With dry set it writes no
+// attachment content.
+func (m *Message) write(out *bodyWriter, dry bool) error {
+	root := m.tree()
+	fields := m.headerFields()
+	fields = append(fields, field{"MIME-Version", "1.0"})
+	fields = append(fields, root.fields...)
+	mw, err := message.CreateWriter(out, header(fields))
+	if err != nil {
+		return err
+	}
+	return writeBody(out, mw, root, dry)
+}
+
+// header returns fields as a go-message header, folded by fold.
+func header(fields []field) message.Header {
+	var h message.Header
+	// AddRaw puts a field first, so fields are added in reverse order.
+	for i := len(fields) - 1; i >= 0; i-- {
+		h.AddRaw([]byte(fold(fields[i].key, fields[i].value)))
+	}
+	return h
+}
+
+// foldWidth is the line length that fold keeps to where it can (RFC 5322
+// §2.1.1 "SHOULD be no more than 78 characters").
+const foldWidth = 78
+
+// fold formats the field key: value as lines ending in CRLF, breaking the
+// value at spaces so that no line is longer than 78 octets unless it holds
+// a single word that is longer. Breaking replaces a space with CRLF and that
+// space, so unfolding gives back the value exactly. Validate guarantees
+// that every word fits a 998-octet line.
+//
+// go-message folds header fields itself, but when the first word does not
+// fit in 76 octets (as with a Subject whose first RFC 2047 encoded-word,
+// 75 octets, follows "Subject: ") it falls back to breaking at 998 octets,
+// it inserts a space into a word it cannot fold, and it panics on field
+// names of 74 octets or more; so fields are folded here and added raw.
+func fold(key, value string) string {
+	var b strings.Builder
+	b.Grow(len(key) + len(value) + 8)
+	b.WriteString(key)
+	b.WriteString(":")
+	n := len(key) + 1
+	for i, w := range strings.Split(value, " ") {
+		switch {
+		case i > 0 && w != "" && n+1+len(w) > foldWidth && n > 1:
+			b.WriteString("\r\n ")
+			n = 1
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// writeBody writes the body of p to pw, which writes into out, and closes
+// pw.
+func writeBody(out *bodyWriter, pw *message.Writer, p *part, dry bool) error {
+	switch {
+	case p.children != nil:
+		for _, c := range p.children {
+			cw, err := pw.CreatePart(header(c.fields))
+			if err != nil {
+				return err
+			}
+			if err := writeBody(out, cw, c, dry); err != nil {
+				return err
+			}
+		}
+	case p.att != nil:
+		if !dry {
+			if _, err := io.Copy(pw, p.att.Content); err != nil {
+				return err
+			}
+		}
+	default:
+		out.escapeDots(true)
+		text := appendCRLF(make([]byte, 0, len(p.text)+len(p.text)/16), p.text)
+		if _, err := pw.Write(text); err != nil {
+			return err
+		}
+		if err := pw.Close(); err != nil {
+			return err
+		}
+		return out.escapeDots(false)
+	}
+	return pw.Close()
+}
+
+// appendCRLF appends s to dst with every line ending (CRLF, bare CR, bare
+// LF) written as CRLF.
+func appendCRLF(dst []byte, s string) []byte {
+	for len(s) > 0 {
+		i := strings.IndexAny(s, "\r\n")
+		if i < 0 {
+			return append(dst, s...)
+		}
+		dst = append(dst, s[:i]...)
+		dst = append(dst, '\r', '\n')
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
+		s = s[i+1:]
+	}
+	return dst
+}
+
+// A field is a header field, its value formatted but not folded.
+type field struct {
+	key, value string
+}
+
+// headerFields returns the header fields of m without the MIME ones, in
+// the order they are written. Values are formatted by go-message (RFC 2047
+// encoding, address lists) and folded by fold.
+func (m *Message) headerFields() []field {
+	var fs []field
+	var h gomail.Header // formats values
+	add := func(key string) {
+		fs = append(fs, field{key, h.Get(key)})
+	}
+	if !m.Date.IsZero() {
+		d := m.Date
+		if _, off := d.Zone(); off%60 != 0 {
+			d = d.UTC() // RFC 5322 zones are whole minutes
+		}
+		h.SetDate(d)
+		add("Date")
+	}
+	for _, l := range m.addressFields() {
+		if len(l.addrs) > 0 {
+			h.SetAddressList(l.key, normalizeAddresses(l.addrs))
+			add(l.key)
+		}
+	}
+	h.SetSubject(normalizeSpace(m.Subject))
+	add("Subject")
+	h.SetMessageID(m.MessageID)
+	fs = append(fs, field{"Message-ID", h.Get("Message-Id")})
+	for _, c := range m.Headers {
+		h.SetText(c.Key, normalizeSpace(c.Value))
+		fs = append(fs, field{c.Key, h.Get(c.Key)})
+	}
+	return fs
+}
+
+// An addressField is an address header field of a message.
+type addressField struct {
+	name, key string // the Message field and the header field
+	addrs     []*mail.Address
+}
+
+// addressFields returns the address fields of m in the order they are
+// written.
+func (m *Message) addressFields() []addressField {
+	var from []*mail.Address
+	if m.From != nil {
+		from = []*mail.Address{m.From}
+	}
+	return []addressField{
+		{"From", "From", from},
+		{"ReplyTo", "Reply-To", m.ReplyTo},
+		{"To", "To", m.To},
+		{"Cc", "Cc", m.Cc},
+	}
+}
+
+// normalizeAddresses returns copies of addrs with normalised names; nil
+// entries are dropped (Validate refuses them).
+func normalizeAddresses(addrs []*mail.Address) []*mail.Address {
+	out := make([]*mail.Address, 0, len(addrs))
+	for _, a := range addrs {
+		if a != nil {
+			out = append(out, &mail.Address{Name: normalizeSpace(a.Name), Address: a.Address})
+		}
+	}
+	return out
+}
+
+// normalizeSpace removes leading and trailing spaces and tabs from s and
+// makes each inner run of them one space.
+func normalizeSpace(s string) string {
+	if !strings.ContainsAny(s, "\t") && !strings.Contains(s, "  ") &&
+		(s == "" || s[0] != ' ' && s[len(s)-1] != ' ') {
+		return s
+	}
+	return strings.Join(strings.FieldsFunc(s, isWSP), " ")
+}
+
+// isWSP reports whether r is a space or a tab (RFC 5234 WSP).
+func isWSP(r rune) bool { return r == ' ' || r == '\t' }
+
+// A bodyWriter is the writer at the bottom of a message: it counts octets,
+// remembers whether the output ends in CRLF, and while escaping is on
+// writes a line consisting of "." as "=2E", which is the same text in
+// quoted-printable. It is on only while a quoted-printable body is written,
+// which is the only place such a line can arise.
+type bodyWriter struct {
+	w        io.Writer
+	n        int64
+	endsCRLF bool
+	lastCR   bool
+	escape   bool // within a quoted-printable body
+	bol      bool // at the beginning of a line, within the body
+	dot      bool // a "." at the beginning of a line is held back
+}
+
+// escapeDots turns escaping on or off; turning it off writes a held-back
+// ".", which then ends the body and is a line of its own, as "=2E".
+func (b *bodyWriter) escapeDots(on bool) error {
+	var err error
+	if !on && b.dot {
+		b.dot = false
+		_, err = b.put(dotEscaped)
+	}
+	b.escape, b.bol = on, on
+	return err
+}
+
+func (b *bodyWriter) Write(p []byte) (int, error) {
+	if !b.escape {
+		return b.put(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.dot {
+		b.dot = false
+		lit := dotLiteral
+		if p[0] == '\r' {
+			lit = dotEscaped
+		}
+		if _, err := b.put(lit); err != nil {
+			return 0, err
+		}
+		b.bol = false
+	}
+	start, from := 0, 0
+	j := -1 // a "." at the beginning of a line
+	if b.bol && p[0] == '.' {
+		j = 0
+	}
+	for {
+		if j < 0 {
+			k := bytes.Index(p[from:], newlineDot)
+			if k < 0 {
+				break
+			}
+			j = from + k + 1
+		}
+		if j+1 == len(p) {
+			// Whether the line ends here is up to the next Write.
+			if _, err := b.put(p[start:j]); err != nil {
+				return 0, err
+			}
+			b.dot, b.bol = true, false
+			return len(p), nil
+		}
+		if p[j+1] == '\r' { // quoted-printable output has no bare CR
+			if _, err := b.put(p[start:j]); err != nil {
+				return 0, err
+			}
+			if _, err := b.put(dotEscaped); err != nil {
+				return 0, err
+			}
+			start = j + 1
+		}
+		from, j = j+1, -1
+	}
+	b.bol = p[len(p)-1] == '\n'
+	if _, err := b.put(p[start:]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var (
+	dotLiteral = []byte(".")
+	dotEscaped = []byte("=2E")
+	newlineDot = []byte("\n.")
+)
+
+// put writes p to the underlying writer and counts it.
+func (b *bodyWriter) put(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := b.w.Write(p)
+	b.n += int64(n)
+	if n >= 2 {
+		b.endsCRLF = p[n-2] == '\r' && p[n-1] == '\n'
+	} else if n == 1 {
+		b.endsCRLF = b.lastCR && p[0] == '\n'
+	}
+	if n > 0 {
+		b.lastCR = p[n-1] == '\r'
+	}
+	return n, err
+}
