@@ -1,6 +1,8 @@
 package emailconn
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -147,3 +149,115 @@ func authError(err error) error {
 	}
 	return err
 }
+
+// maxAuthLine is the longest AUTH command line with an initial response
+// (RFC 5321 §4.5.3.1.4 limits command lines to 512 octets, CRLF included).
+// A longer initial response is sent after the server's empty challenge
+// instead, as RFC 4954 §4 and Postfix's documentation ask.
+const maxAuthLine = 512
+
+// fitsInline reports whether "AUTH <mech> <base64 ir>\r\n" fits.
+func fitsInline(mech string, ir []byte) bool {
+	return len("AUTH ")+len(mech)+1+base64.StdEncoding.EncodedLen(len(ir))+2 <= maxAuthLine
+}
+
+// tokenFailure is what a server said about a rejected bearer token in its
+// failure challenge (the base64 JSON of XOAUTH2 and OAUTHBEARER).
+type tokenFailure struct {
+	Status  string `json:"status"`
+	Schemes string `json:"schemes"`
+	Scope   string `json:"scope"`
+}
+
+func (f *tokenFailure) String() string {
+	var parts []string
+	if f.Status != "" {
+		parts = append(parts, "status "+f.Status)
+	}
+	if f.Scope != "" {
+		parts = append(parts, "scope "+f.Scope)
+	}
+	if f.Schemes != "" {
+		parts = append(parts, "schemes "+f.Schemes)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// bearerClient is a SASL client for XOAUTH2 or OAUTHBEARER that
+//   - sends the initial response inline only when the AUTH line stays
+//     within 512 octets, else after the server's empty challenge;
+//   - on the server's failure challenge (a JSON document), records it and
+//     answers as the mechanism asks — an empty response for XOAUTH2
+//     (Google, Microsoft), a single 0x01 for OAUTHBEARER (RFC 7628
+//     §3.2.3) — so that the server ends the exchange with its final reply.
+type bearerClient struct {
+	mech     string
+	ir       []byte
+	deferred bool
+	sent     bool
+	failure  *tokenFailure
+}
+
+func newBearerClient(mech, user, token, host string, port int) *bearerClient {
+	var ir []byte
+	if mech == mechXOAuth2 {
+		ir = []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
+	} else {
+		_, ir, _ = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
+			Username: gs2Escape(user), Token: token, Host: host, Port: port,
+		}).Start()
+	}
+	return &bearerClient{mech: mech, ir: ir}
+}
+
+// gs2Escape escapes a GS2 authorization identity (RFC 5801 §4): "," and "="
+// become "=2C" and "=3D". go-sasl does not escape it.
+func gs2Escape(s string) string {
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
+}
+
+func (c *bearerClient) Start() (string, []byte, error) {
+	if fitsInline(c.mech, c.ir) {
+		c.sent = true
+		return c.mech, c.ir, nil
+	}
+	c.deferred = true
+	return c.mech, nil, nil
+}
+
+func (c *bearerClient) Next(challenge []byte) ([]byte, error) {
+	if c.deferred && !c.sent && len(challenge) == 0 {
+		c.sent = true
+		return c.ir, nil
+	}
+	if c.failure != nil || !c.sent {
+		return nil, errUnexpectedChallenge
+	}
+	var f tokenFailure
+	if err := json.Unmarshal(challenge, &f); err != nil {
+		f = tokenFailure{Status: "unreadable failure challenge"}
+	}
+	c.failure = &f
+	if c.mech == mechOAuthBearer {
+		return []byte{0x01}, nil
+	}
+	return []byte{}, nil
+}
+
+// A tokenRejectedError is an AUTH failure with a bearer token: the server's
+// reply and what its failure challenge said.
+type tokenRejectedError struct {
+	reply   error
+	failure *tokenFailure
+	token   string // to drop it from the cache; never printed
+}
+
+func (e *tokenRejectedError) Error() string {
+	msg := e.reply.Error()
+	if e.failure != nil {
+		msg += " (token rejected: " + e.failure.String() + ")"
+	}
+	return msg
+}
+
+func (e *tokenRejectedError) Unwrap() error { return e.reply }

@@ -346,7 +346,8 @@ func (e *Error) Temporary() bool {
 	if errors.As(e.Err, &re) {
 		return re.Temporary()
 	}
-	return false
+	var t interface{ Temporary() bool }
+	return errors.As(e.Err, &t) && t.Temporary()
 }
 
 // isPermanentConnect reports whether a connection failure will not go away

@@ -239,6 +239,7 @@ type Sender struct {
 	base     *actionlink.Base   // nil: action links are left alone
 	origin   *actionlink.Origin // nil: no ActionOrigin
 	authType AuthType
+	tokens   tokenSource // OAuth2 connections: the configuration's token cache
 
 	slots  chan struct{} // one per session in use or being opened
 	mu     sync.Mutex
@@ -1149,10 +1150,37 @@ func (s *Sender) expire(sess *session) {
 	}
 }
 
-// dial establishes a session: resolve, connect, TLS, greeting, EHLO,
+// tokenSource gives a Sender the OAuth2 access tokens of its connection's
+// OAuth2 configuration.
+type tokenSource interface {
+	// token returns a valid access token, cached or fresh.
+	token(ctx context.Context) (string, error)
+	// invalidate drops token from the cache when it is still cached: the
+	// server rejected it.
+	invalidate(token string)
+}
+
+// dial establishes an authenticated session. When the server rejects an
+// OAuth2 access token, the token is dropped and the session is dialled
+// again with a fresh one — once.
+func (s *Sender) dial(ctx context.Context, tr *tracer) (*session, error) {
+	sess, err := s.dialOnce(ctx, tr)
+	var tre *tokenRejectedError
+	if err != nil && s.tokens != nil && tr == nil && errors.As(err, &tre) {
+		s.tokens.invalidate(tre.token)
+		if l := s.opts.Logger; l != nil {
+			l.LogAttrs(ctx, slog.LevelInfo, "oauth2 token rejected; retrying with a fresh one",
+				slog.String("connection", s.conn.Name), slog.String("oauth2Configuration", s.conn.OAuth2Config))
+		}
+		sess, err = s.dialOnce(ctx, tr)
+	}
+	return sess, err
+}
+
+// dialOnce establishes a session: resolve, connect, TLS, greeting, EHLO,
 // STARTTLS and the EHLO after it — all within ConnectTimeout — then AUTH.
 // tr, when not nil, receives each stage's outcome (Test Connection).
-func (s *Sender) dial(ctx context.Context, tr *tracer) (*session, error) {
+func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 	start := time.Now()
 	phaseCtx, phaseDeadline := ctx, time.Time{}
 	if s.conn.ConnectTimeout > 0 {
@@ -1411,6 +1439,9 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	if err != nil {
 		return authFail(nil, err)
 	}
+	if s.authType == AuthOAuth2 {
+		return s.authenticateOAuth2(ctx, sess, tr, mech)
+	}
 	pw, err := s.conn.Password.Reveal()
 	if err != nil {
 		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
@@ -1433,6 +1464,55 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	tr.authenticated(mech)
 	tr.stage(StageAuth, t, nil)
 	return nil
+}
+
+// authenticateOAuth2 obtains an access token and authenticates with it.
+func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *tracer, mech string) error {
+	t := time.Now()
+	tok, err := s.tokens.token(ctx)
+	tr.stage(StageToken, t, err)
+	if err != nil {
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err}
+		switch {
+		case ctx.Err() != nil:
+			return s.ctxError(ctx, StageToken, err)
+		case errors.Is(err, ErrReauthorize):
+			e.kind = ErrReauthorize
+		case !isTemporary(err):
+			e.kind = ErrAuthFailed
+		}
+		return e
+	}
+	t = time.Now()
+	bc := newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
+	sess.tap.RefuseAbort = true
+	err = sess.client.Auth(bc)
+	sess.tap.RefuseAbort = false
+	if err == nil {
+		sess.mech = mech
+		tr.authenticated(mech)
+		tr.stage(StageAuth, t, nil)
+		return nil
+	}
+	if errors.Is(err, smtpconn.ErrAbortSuppressed) {
+		err = errors.New("the server's challenge could not be answered")
+	}
+	e := s.wrapErr(ctx, StageAuth, authError(err), sess)
+	if e.kind == nil || e.kind == ErrRefused || e.kind == ErrAuthFailed {
+		e.kind = ErrAuthFailed
+		var se *SMTPError
+		if bc.failure != nil || (errors.As(e.Err, &se) && se.Code == 535) {
+			e.Err = &tokenRejectedError{reply: e.Err, failure: bc.failure, token: tok}
+		}
+	}
+	tr.stage(StageAuth, t, e)
+	return e
+}
+
+// isTemporary reports whether err says of itself that it is temporary.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 // resolve returns the addresses of the mail server.
@@ -1499,6 +1579,11 @@ func (s *Sender) dialErr(ctx, phaseCtx context.Context, stage Stage, err error) 
 // its cause.
 func (s *Sender) ctxError(ctx context.Context, stage Stage, detail error) *Error {
 	err := ctx.Err()
+	if err == nil {
+		// The connection's deadline, which is the context's, expired a
+		// moment before the context noticed.
+		err = context.DeadlineExceeded
+	}
 	if cause := context.Cause(ctx); cause != nil && cause != err {
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
