@@ -1,0 +1,162 @@
+package oauthtoken
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// fetch obtains a new token on ctx. It returns an OnRotate failure
+// separately: the token is good regardless.
+func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
+	if c.cfg.Source != nil {
+		e, err := c.fromSource(ctx)
+		return e, nil, err
+	}
+	start := c.cfg.now()
+	name := c.cfg.Name
+
+	var secret string
+	if c.cfg.ClientSecret != nil {
+		s, err := c.cfg.ClientSecret()
+		if err != nil {
+			return nil, nil, fmt.Errorf("oauth2 configuration %q: client secret: %w", name, err)
+		}
+		secret = s
+	}
+	params := url.Values{}
+	for k, v := range c.cfg.EndpointParams {
+		params.Set(k, v)
+	}
+	refresh := c.cfg.GrantType == GrantRefreshToken
+	if refresh {
+		if !c.rtLoaded {
+			rt, err := c.cfg.RefreshToken()
+			if err != nil {
+				return nil, nil, fmt.Errorf("oauth2 configuration %q: refresh token: %w", name, err)
+			}
+			if rt == "" {
+				return nil, nil, fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", name, ErrInvalidGrant)
+			}
+			c.rt, c.rtLoaded, c.rotatePending = rt, true, false
+		}
+		// clientcredentials lets grant_type be overridden; unlike
+		// oauth2.Config's refresh, it sends the scopes and the endpoint
+		// parameters too (Microsoft's v2.0 endpoint wants scope).
+		params.Set("grant_type", GrantRefreshToken)
+		params.Set("refresh_token", c.rt)
+	}
+	secrets := []string{secret, c.rt}
+
+	c.cc.ClientSecret, c.cc.EndpointParams = secret, params
+	tok, err := c.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
+	c.cc.ClientSecret, c.cc.EndpointParams = "", nil
+	if err != nil {
+		e := classify(name, opEndpoint, err, ctx, c.cfg.requestTimeout(), secrets)
+		if refresh && errors.Is(e, ErrInvalidGrant) {
+			// Read the stored one again next time: it may have been
+			// re-authorised.
+			c.rt, c.rtLoaded = "", false
+		}
+		return nil, nil, e
+	}
+
+	var rotErr error
+	if refresh {
+		rotErr = c.rotate(tok.RefreshToken, append(secrets, tok.AccessToken, tok.RefreshToken))
+	}
+	t := *tok
+	t.RefreshToken = ""
+	t.Expiry = time.Time{}
+	if d, ok := expiresIn(tok); ok {
+		t.Expiry = start.Add(d)
+	}
+	return &entry{tok: &t, obtained: start}, rotErr, nil
+}
+
+// rotate takes newRT, the refresh token of a response, and has OnRotate
+// save it if it differs from the current one (or an earlier one was not
+// saved).
+func (c *cache) rotate(newRT string, secrets []string) error {
+	if newRT != "" && newRT != c.rt {
+		c.rt, c.rotatePending = newRT, true
+	}
+	if !c.rotatePending {
+		return nil
+	}
+	if c.cfg.OnRotate == nil {
+		c.rotatePending = false
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
+	defer cancel()
+	if err := c.cfg.OnRotate(ctx, c.rt); err != nil {
+		return &rotateError{config: c.cfg.Name, msg: clean(err.Error(), maxDetail, secrets), err: err}
+	}
+	c.rotatePending = false
+	return nil
+}
+
+// fromSource calls the Source, waiting no longer than ctx allows.
+func (c *cache) fromSource(ctx context.Context) (*entry, error) {
+	start := c.cfg.now()
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ch <- result{err: errors.New("the token source panicked")}
+			}
+		}()
+		tok, err := c.cfg.Source.Token()
+		ch <- result{tok, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	if r.err != nil {
+		return nil, classify(c.cfg.Name, opSource, r.err, ctx, c.cfg.requestTimeout(), nil)
+	}
+	if r.tok == nil || r.tok.AccessToken == "" {
+		return nil, &Error{Config: c.cfg.Name, op: opSource, detail: "no access token"}
+	}
+	t := *r.tok
+	t.RefreshToken = ""
+	return &entry{tok: &t, obtained: start}, nil
+}
+
+// expiresIn returns the expires_in of a token response, which x/oauth2 has
+// already turned into an Expiry on the real clock.
+func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
+	secs := float64(tok.ExpiresIn)
+	if secs <= 0 {
+		switch v := tok.Extra("expires_in").(type) {
+		case float64:
+			secs = v
+		case int64:
+			secs = float64(v)
+		case json.Number:
+			secs, _ = v.Float64()
+		case string:
+			secs, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if secs <= 0 || math.IsNaN(secs) {
+		return 0, false
+	}
+	return time.Duration(min(secs, math.MaxInt32)) * time.Second, true
+}
