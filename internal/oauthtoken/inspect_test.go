@@ -77,15 +77,11 @@ func TestInspect(t *testing.T) {
 }
 
 func TestInspectLimits(t *testing.T) {
-	roles, _ := json.Marshal(make([]string, 100))
-	for i := range 100 {
-		_ = i
-	}
 	many := make([]string, 100)
 	for i := range many {
 		many[i] = fmt.Sprintf("r%d", i)
 	}
-	roles, _ = json.Marshal(many)
+	roles, _ := json.Marshal(many)
 	long := strings.Repeat("u", 1000)
 	info := Inspect(&oauth2.Token{AccessToken: makeJWT(`{"roles":`+string(roles)+`,"upn":"`+long+`"}`, "s")})
 	if len(info.Roles) != maxItems || info.Roles[maxItems-1] != fmt.Sprintf("r%d", maxItems-1) {
