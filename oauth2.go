@@ -1,14 +1,20 @@
 package emailconn
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/oauth2"
+
+	"github.com/emailconn/emailconn/internal/oauthtoken"
 )
 
 // GrantType is how an OAuth2 configuration obtains access tokens.
@@ -402,4 +408,107 @@ func (o OAuth2Config) LogValue() slog.Value {
 		slog.String("tokenURL", o.tokenURL()),
 		slog.String("clientID", o.ClientID),
 	)
+}
+
+// oauthEntry is one OAuth2 configuration of a Registry snapshot with its
+// token cache. It is carried into the next snapshot while the
+// configuration does not change, so connections keep the cached token.
+type oauthEntry struct {
+	mu    sync.Mutex // guards cfg.RefreshToken, which a rotation replaces
+	cfg   OAuth2Config
+	cache *oauthtoken.Cache
+}
+
+func (e *oauthEntry) refreshToken() (string, error) {
+	e.mu.Lock()
+	rt := e.cfg.RefreshToken
+	e.mu.Unlock()
+	return rt.Reveal()
+}
+
+// newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
+// refresh token before its access token is used.
+func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Context, e *oauthEntry, rt string) error) *oauthEntry {
+	e := &oauthEntry{cfg: cfg}
+	tc := oauthtoken.Config{
+		Name:           cfg.Name,
+		GrantType:      string(cfg.GrantType),
+		TokenURL:       cfg.tokenURL(),
+		ClientID:       cfg.ClientID,
+		Scopes:         cfg.scopes(),
+		EndpointParams: cfg.EndpointParams,
+		Source:         cfg.TokenSource,
+		HTTPClient:     opts.oauthHTTPClient(),
+	}
+	if tc.HTTPClient != nil && tc.HTTPClient.Timeout > 0 {
+		tc.RequestTimeout = tc.HTTPClient.Timeout
+	}
+	switch cfg.ClientAuth {
+	case ClientAuthHeader:
+		tc.AuthStyle = oauth2.AuthStyleInHeader
+	case ClientAuthBody:
+		tc.AuthStyle = oauth2.AuthStyleInParams
+	}
+	if cfg.ClientSecret != "" {
+		secret := cfg.ClientSecret
+		tc.ClientSecret = secret.Reveal
+	}
+	if cfg.GrantType == GrantRefreshToken {
+		tc.RefreshToken = e.refreshToken
+		tc.OnRotate = func(ctx context.Context, rt string) error { return onRotate(ctx, e, rt) }
+	}
+	e.cache = oauthtoken.New(tc)
+	return e
+}
+
+// sameOAuth2 reports whether two configurations are equal in every field.
+func sameOAuth2(a, b *OAuth2Config) bool {
+	x, y := *a, *b
+	if x.TokenSource != y.TokenSource {
+		return false
+	}
+	x.TokenSource, y.TokenSource = nil, nil
+	return reflect.DeepEqual(x, y)
+}
+
+// cacheTokens is the tokenSource of a connection: its configuration's
+// cache.
+type cacheTokens struct {
+	e      *oauthEntry
+	logger *slog.Logger
+}
+
+func (t cacheTokens) token(ctx context.Context) (string, error) {
+	tok, err := t.e.cache.Token(ctx)
+	if err != nil && tok != nil && errors.Is(err, oauthtoken.ErrRotationNotSaved) {
+		// The new token works; saving the rotated refresh token did not.
+		if t.logger != nil {
+			t.logger.LogAttrs(ctx, slog.LevelError, "oauth2 refresh token rotated but not saved",
+				slog.String("oauth2Configuration", t.e.cfg.Name), slog.String("error", err.Error()))
+		}
+		err = nil
+	}
+	if err != nil {
+		return "", &tokenError{err: err}
+	}
+	return tok.AccessToken, nil
+}
+
+func (t cacheTokens) invalidate(token string) { t.e.cache.Invalidate(token) }
+
+// tokenError is a failure to obtain an access token.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// Is reports ErrReauthorize for an invalid grant.
+func (e *tokenError) Is(target error) bool {
+	return target == ErrReauthorize && errors.Is(e.err, oauthtoken.ErrInvalidGrant)
+}
+
+// Temporary reports whether the token endpoint may answer later.
+func (e *tokenError) Temporary() bool {
+	var oe *oauthtoken.Error
+	return errors.As(e.err, &oe) && oe.Temporary
 }

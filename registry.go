@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -484,6 +485,7 @@ type snapshot struct {
 	cfg       Config
 	conns     map[string]*connEntry
 	routes    map[string]Route // process → route (Process filled in)
+	oauth     map[string]*oauthEntry
 	grid      *connEntry
 	gridRoute Route // for processes without a connection
 	hasGrid   bool
@@ -493,9 +495,10 @@ type snapshot struct {
 // on first use. An entry whose connection is unchanged by a Replace is
 // carried into the new snapshot, so its open sessions stay in use.
 type connEntry struct {
-	conn Connection
-	via  Source // SourceConnection or SourceGrid
-	opts *Options
+	conn  Connection
+	via   Source      // SourceConnection or SourceGrid
+	oauth *oauthEntry // the OAuth2 configuration of an OAuth2 connection
+	opts  *Options
 
 	once   sync.Once
 	sender *Sender
@@ -510,6 +513,9 @@ func (e *connEntry) getSender() (*Sender, error) {
 			c.Name = "grid"
 		}
 		e.sender, e.err = newSender(c, *e.opts)
+		if e.err == nil && e.oauth != nil {
+			e.sender.tokens = cacheTokens{e: e.oauth, logger: e.opts.Logger}
+		}
 	})
 	return e.sender, e.err
 }
@@ -568,9 +574,45 @@ func (r *Registry) replaceLocked(cfg Config) error {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, &r.opts)
+	next := newSnapshot(cfg, prev, &r.opts, r.rotated)
 	r.cur.Store(next)
 	retire(prev, next)
+	return nil
+}
+
+// rotated keeps a rotated refresh token: it hands it to
+// Options.OnRefreshToken and, when the configuration holds the refresh
+// token as a literal, puts the new one in the registry's configuration.
+func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error {
+	e.mu.Lock()
+	name, old := e.cfg.Name, e.cfg.RefreshToken
+	e.mu.Unlock()
+	var cbErr error
+	if r.opts.OnRefreshToken != nil {
+		cbErr = r.opts.OnRefreshToken(ctx, name, rt)
+	} else if old.IsReference() && r.opts.Logger != nil {
+		r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
+			slog.String("oauth2Configuration", name), slog.String("refreshToken", old.String()))
+	}
+	if !old.IsReference() {
+		r.mu.Lock()
+		e.mu.Lock()
+		e.cfg.RefreshToken = Secret(rt)
+		e.mu.Unlock()
+		if s := r.cur.Load(); s != nil && !r.closed && s.oauth[name] == e {
+			cfg := s.cfg.clone()
+			for i := range cfg.OAuth2Configs {
+				if cfg.OAuth2Configs[i].Name == name {
+					cfg.OAuth2Configs[i].RefreshToken = Secret(rt)
+				}
+			}
+			r.cur.Store(newSnapshot(cfg, s, &r.opts, r.rotated))
+		}
+		r.mu.Unlock()
+	}
+	if cbErr != nil {
+		return fmt.Errorf("emailconn: Options.OnRefreshToken: %w", cbErr)
+	}
 	return nil
 }
 
@@ -671,17 +713,37 @@ func (r *Registry) Config() Config {
 
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, opts *Options) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, opts *Options, onRotate func(context.Context, *oauthEntry, string) error) *snapshot {
 	s := &snapshot{
 		cfg:    cfg,
 		conns:  make(map[string]*connEntry, len(cfg.Connections)),
 		routes: make(map[string]Route, len(cfg.Processes)),
+		oauth:  make(map[string]*oauthEntry, len(cfg.OAuth2Configs)),
+	}
+	for i := range cfg.OAuth2Configs {
+		o := cfg.OAuth2Configs[i]
+		if prev != nil {
+			if old := prev.oauth[o.Name]; old != nil {
+				old.mu.Lock()
+				same := sameOAuth2(&old.cfg, &o)
+				old.mu.Unlock()
+				if same {
+					s.oauth[o.Name] = old
+					continue
+				}
+			}
+		}
+		s.oauth[o.Name] = newOAuthEntry(o, opts, onRotate)
 	}
 	entry := func(c Connection, via Source, old *connEntry) *connEntry {
-		if old != nil && old.via == via && sameConnection(&old.conn, &c) {
+		var oe *oauthEntry
+		if c.authType() == AuthOAuth2 {
+			oe = s.oauth[c.OAuth2Config]
+		}
+		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {
 			return old
 		}
-		return &connEntry{conn: c, via: via, opts: opts}
+		return &connEntry{conn: c, via: via, oauth: oe, opts: opts}
 	}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]

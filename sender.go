@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/mail"
 	"net/netip"
 	"net/textproto"
@@ -66,6 +67,23 @@ type Options struct {
 	// the server cannot have accepted the message.
 	Retry RetryPolicy
 
+	// OnRefreshToken is called when the token endpoint of an OAuth2
+	// configuration with GrantRefreshToken returns a new refresh token
+	// (rotation), before the new access token is used: persist it, or the
+	// next restart will present a revoked token. When the configuration's
+	// RefreshToken is a literal, the Registry also keeps the new one in its
+	// configuration (Config and Config.Save return it); when it is an
+	// "env:" or "file:" reference, persisting it is the callback's job. An
+	// error is logged and the new token is used anyway (the old one is
+	// usually no longer valid). Zero means rotated tokens are kept in
+	// memory, and in a literal RefreshToken.
+	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
+
+	// HTTPClient makes OAuth2 token requests. Zero means a client that
+	// times out after 30 seconds and does not follow redirects (a
+	// redirected request would resend the client secret).
+	HTTPClient *http.Client
+
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -113,6 +131,10 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	d = min(d, maxB)
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
+
+// oauthHTTPClient returns the client for token requests; nil means the
+// token cache's default.
+func (o *Options) oauthHTTPClient() *http.Client { return o.HTTPClient }
 
 func (o *Options) maxSessions() int {
 	if o.MaxSessions <= 0 {

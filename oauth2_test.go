@@ -1,0 +1,475 @@
+package emailconn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// tokenEndpoint is an OAuth2 token endpoint for tests: it counts requests,
+// issues "tok-N" access tokens, rotates refresh tokens on request, and can
+// fail or hang.
+type tokenEndpoint struct {
+	*httptest.Server
+	requests atomic.Int32
+	mu       sync.Mutex
+	rotate   bool
+	expires  int    // expires_in; 0 = 3600
+	fail     string // "", "500", "invalid_client", "invalid_grant", "hang"
+	refresh  string // the valid refresh token
+	secret   string
+	prefix   string // access token prefix
+	padding  int    // extra length of access tokens
+}
+
+func newTokenEndpoint(t *testing.T) *tokenEndpoint {
+	te := &tokenEndpoint{refresh: "rt-0", secret: "client-secret-canary-Qx9", prefix: "tok-"}
+	hang := make(chan struct{})
+	te.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := te.requests.Add(1)
+		te.mu.Lock()
+		fail, rotate := te.fail, te.rotate
+		te.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		oauthErr := func(status int, code string) {
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":%q,"error_description":"AADSTS7000215: details for %s"}`, code, code)
+		}
+		switch fail {
+		case "hang":
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return
+		case "500":
+			w.WriteHeader(500)
+			fmt.Fprint(w, "internal error with body "+te.secret)
+			return
+		case "invalid_client", "invalid_grant":
+			oauthErr(400, fail)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			oauthErr(400, "invalid_request")
+			return
+		}
+		_, pw, _ := r.BasicAuth()
+		if pw == "" {
+			pw = r.PostForm.Get("client_secret")
+		}
+		if pw != te.secret {
+			oauthErr(401, "invalid_client")
+			return
+		}
+		resp := map[string]any{"token_type": "Bearer", "access_token": te.prefix + fmt.Sprint(n) + strings.Repeat("x", te.padding), "scope": r.PostForm.Get("scope")}
+		te.mu.Lock()
+		if te.expires > 0 {
+			resp["expires_in"] = te.expires
+		} else {
+			resp["expires_in"] = 3600
+		}
+		if r.PostForm.Get("grant_type") == "refresh_token" {
+			if r.PostForm.Get("refresh_token") != te.refresh {
+				te.mu.Unlock()
+				oauthErr(400, "invalid_grant")
+				return
+			}
+			if rotate {
+				te.refresh = fmt.Sprintf("rt-%d", n)
+				resp["refresh_token"] = te.refresh
+			}
+		}
+		te.mu.Unlock()
+		json.NewEncoder(w).Encode(resp)
+	}))
+	t.Cleanup(func() {
+		close(hang)
+		te.Close()
+	})
+	return te
+}
+
+func (te *tokenEndpoint) set(f func(te *tokenEndpoint)) {
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	f(te)
+}
+
+// oauthRegistry builds a registry with one OAuth2 connection to srv.
+func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant GrantType, opts *Options) *Registry {
+	t.Helper()
+	oc := OAuth2Config{Name: "contoso", GrantType: grant, TokenURL: te.URL + "/token", ClientID: "app", ClientSecret: Secret(te.secret), Scopes: []string{"https://outlook.office365.com/.default"}}
+	if grant == GrantRefreshToken {
+		oc.RefreshToken = "rt-0"
+	}
+	c := connFor(t, srv, TLSStartTLS)
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", AuthOAuth2, "robot@contoso.com", "contoso"
+	if opts == nil {
+		opts = &Options{}
+	}
+	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}, Processes: map[string]string{"P": "m365"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func sendVia(t *testing.T, r *Registry) (*Receipt, error) {
+	t.Helper()
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "s", Text: "t"})
+}
+
+// acceptTokens returns a validator accepting the listed tokens and counting
+// calls.
+func acceptTokens(calls *atomic.Int32, ok func(token string) bool) func(user, token string) bool {
+	return func(user, token string) bool {
+		calls.Add(1)
+		return user == "robot@contoso.com" && ok(token)
+	}
+}
+
+func TestOAuth2Mechanisms(t *testing.T) {
+	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
+		t.Run(mech, func(t *testing.T) {
+			te := newTokenEndpoint(t)
+			var auths atomic.Int32
+			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"LOGIN", mech}, RequireAuth: true,
+				ValidateToken: acceptTokens(&auths, func(tok string) bool { return strings.HasPrefix(tok, "tok-") })})
+			r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+			for range 5 {
+				rc, err := sendVia(t, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rc.Mechanism != mech {
+					t.Errorf("Mechanism = %q, want %q", rc.Mechanism, mech)
+				}
+			}
+			if n := te.requests.Load(); n != 1 {
+				t.Errorf("token requests = %d, want 1 (cached)", n)
+			}
+			if m := srv.Messages(); len(m) != 5 || m[0].Mechanism != mech || m[0].AuthUser != "robot@contoso.com" {
+				t.Errorf("server got %+v", m)
+			}
+		})
+	}
+}
+
+func TestOAuth2RejectedTokenRefreshedOnce(t *testing.T) {
+	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
+		t.Run(mech, func(t *testing.T) {
+			te := newTokenEndpoint(t)
+			var auths atomic.Int32
+			// The server rejects the first token (revoked early) and accepts later ones.
+			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{mech},
+				ValidateToken: acceptTokens(&auths, func(tok string) bool { return tok != "tok-1" })})
+			r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+			if _, err := sendVia(t, r); err != nil {
+				t.Fatalf("Send = %v, want success after one refresh", err)
+			}
+			if te.requests.Load() != 2 || auths.Load() != 2 {
+				t.Errorf("token requests %d, AUTH attempts %d; want 2 and 2", te.requests.Load(), auths.Load())
+			}
+		})
+	}
+}
+
+func TestOAuth2RejectedTwice(t *testing.T) {
+	te := newTokenEndpoint(t)
+	var auths atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
+		ValidateToken: acceptTokens(&auths, func(string) bool { return false })})
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+	_, err := sendVia(t, r)
+	if !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("Send = %v, want ErrAuthFailed", err)
+	}
+	var se *SMTPError
+	if !errors.As(err, &se) || se.Code != 535 {
+		t.Errorf("Send = %v, want the server's 535", err)
+	}
+	if !strings.Contains(err.Error(), "token rejected: status 401, scope https://mail.google.com/") {
+		t.Errorf("error %q does not surface the failure challenge", err)
+	}
+	if auths.Load() != 2 || te.requests.Load() != 2 {
+		t.Errorf("AUTH attempts %d, token requests %d; want 2 and 2", auths.Load(), te.requests.Load())
+	}
+	for _, l := range srv.Transcript() {
+		if l == "*" {
+			t.Error("the client sent a SASL abort")
+		}
+	}
+}
+
+func TestOAuth2ConcurrentSendsOneRefresh(t *testing.T) {
+	te := newTokenEndpoint(t)
+	var auths atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
+		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{MaxSessions: 50})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := sendVia(t, r); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := te.requests.Load(); n != 1 {
+		t.Errorf("50 concurrent sends made %d token requests, want 1", n)
+	}
+}
+
+func TestOAuth2ExpiryMidRun(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.expires = 2 })
+	var auths atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
+		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
+	// New sessions every time, so each send authenticates.
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{IdleTimeout: -1})
+	for range 4 {
+		if _, err := sendVia(t, r); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(600 * time.Millisecond)
+	}
+	if n := te.requests.Load(); n < 2 {
+		t.Errorf("token requests = %d over 2.4 s of 2-second tokens, want a refresh", n)
+	}
+}
+
+func TestOAuth2RefreshTokenRotation(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate, te.expires = true, 2 })
+	var auths atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
+		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
+	var mu sync.Mutex
+	var persisted []string
+	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{IdleTimeout: -1, OnRefreshToken: func(_ context.Context, name, rt string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if name != "contoso" {
+			t.Errorf("OnRefreshToken for %q", name)
+		}
+		persisted = append(persisted, rt)
+		return nil
+	}})
+	for range 3 {
+		if _, err := sendVia(t, r); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	te.mu.Lock()
+	current := te.refresh
+	te.mu.Unlock()
+	if len(persisted) < 2 || persisted[len(persisted)-1] != current {
+		t.Fatalf("persisted %v, the server's current refresh token is %s", persisted, current)
+	}
+	// The registry's own configuration holds the latest literal, so Save
+	// writes a token that still works.
+	if got := r.Config().OAuth2Configs[0].RefreshToken; string(got) != current {
+		t.Errorf("registry refresh token = %q, want %q", string(got), current)
+	}
+}
+
+func TestOAuth2TokenEndpointFailures(t *testing.T) {
+	tests := []struct {
+		fail string
+		want error
+		temp bool
+	}{
+		{"invalid_grant", ErrReauthorize, false},
+		{"invalid_client", ErrAuthFailed, false},
+		{"500", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fail, func(t *testing.T) {
+			te := newTokenEndpoint(t)
+			te.set(func(te *tokenEndpoint) { te.fail = tt.fail })
+			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
+			r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			_, err := sendVia(t, r)
+			var e *Error
+			if !errors.As(err, &e) || e.Stage != StageToken {
+				t.Fatalf("Send = %v, want a failure at the token stage", err)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Send = %v, want %v", err, tt.want)
+			}
+			if e.Temporary() != tt.temp {
+				t.Errorf("Temporary() = %v, want %v", e.Temporary(), tt.temp)
+			}
+			if strings.Contains(err.Error(), te.secret) {
+				t.Errorf("error %q contains the client secret", err)
+			}
+			for _, l := range srv.Transcript() {
+				if strings.HasPrefix(l, "AUTH") {
+					t.Errorf("AUTH sent without a token: %q", l)
+				}
+			}
+		})
+	}
+}
+
+func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
+	hung, ok := newTokenEndpoint(t), newTokenEndpoint(t)
+	hung.set(func(te *tokenEndpoint) { te.fail = "hang" })
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
+	ca := caFile(t)
+	conn := func(name, oauth string) Connection {
+		return Connection{Name: name, MailServer: srv.Addr(), EnableTLS: true, CAFile: ca, AuthType: AuthOAuth2,
+			Username: "robot@contoso.com", OAuth2Config: oauth, From: "robot@contoso.com"}
+	}
+	r, err := NewRegistry(Config{
+		Connections: []Connection{conn("a", "hung"), conn("b", "ok")},
+		OAuth2Configs: []OAuth2Config{
+			{Name: "hung", GrantType: GrantClientCredentials, TokenURL: hung.URL, ClientID: "app", ClientSecret: Secret(hung.secret)},
+			{Name: "ok", GrantType: GrantClientCredentials, TokenURL: ok.URL, ClientID: "app", ClientSecret: Secret(ok.secret)},
+		},
+	}, &Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sa, _ := r.Sender("a")
+	sb, _ := r.Sender("b")
+	errA := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := sa.Send(context.Background(), &Message{To: []string{"x@example.com"}})
+		errA <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := sb.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
+		t.Fatalf("the other configuration: %v", err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("the other configuration's send took %v: blocked by the hung endpoint", d)
+	}
+	select {
+	case err := <-errA:
+		if err == nil || time.Since(start) > 3*time.Second {
+			t.Errorf("the hung configuration: %v after %v", err, time.Since(start))
+		}
+		t.Log(err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hung token endpoint was not cut off")
+	}
+}
+
+func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.padding = 1500 }) // a 1.5 kB token, like Entra's
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, MaxLineLength: 512,
+		ValidateToken: func(_, tok string) bool { return len(tok) > 1500 }})
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("Send = %v", err)
+	}
+	var auth string
+	for _, l := range srv.Transcript() {
+		if strings.HasPrefix(l, "AUTH") {
+			auth = l
+		}
+	}
+	if auth != "AUTH XOAUTH2" {
+		t.Errorf("AUTH line = %q, want the initial response deferred", auth)
+	}
+}
+
+func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
+	te := newTokenEndpoint(t)
+	srv := smtptest.NewServer(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
+	c := connFor(t, srv, TLSNone)
+	c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "contoso"
+	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: Secret(te.secret)}}},
+		&Options{dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return fakeRemote{conn}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, _ := r.Sender("test")
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrInsecureAuth) {
+		t.Fatalf("Send = %v, want ErrInsecureAuth", err)
+	}
+	for _, l := range srv.Transcript() {
+		if strings.HasPrefix(l, "AUTH") {
+			t.Errorf("bearer token sent in plaintext: %q", l)
+		}
+	}
+}
+
+// TestOAuth2CanaryNeverLeaks extends the canary test to client secrets,
+// refresh tokens and access tokens, including their XOAUTH2 and
+// OAUTHBEARER payloads.
+func TestOAuth2CanaryNeverLeaks(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.prefix, te.rotate, te.refresh = "access-canary-Vb3-", true, "refresh-canary-Kq8" })
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var seen strings.Builder
+	for _, scenario := range []string{"ok", "rejected", "invalid_grant", "500"} {
+		var auths atomic.Int32
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2", "OAUTHBEARER"},
+			ValidateToken: acceptTokens(&auths, func(string) bool { return scenario != "rejected" })})
+		te.set(func(te *tokenEndpoint) {
+			te.fail = ""
+			if scenario == "invalid_grant" || scenario == "500" {
+				te.fail = scenario
+			}
+		})
+		oc := OAuth2Config{Name: "contoso", GrantType: GrantRefreshToken, TokenURL: te.URL, ClientID: "app", ClientSecret: Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
+		c := connFor(t, srv, TLSStartTLS)
+		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "contoso"
+		r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}}, &Options{Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := r.Sender("test")
+		rc, err := s.Send(context.Background(), basicMessage())
+		fmt.Fprintf(&seen, "%v %+v %#v %v %+v %v\n", err, err, rc, r.Config(), oc, c)
+		b, _ := json.Marshal(r.Config())
+		seen.Write(b)
+		r.Close()
+	}
+	out := logs.String() + seen.String()
+	var secrets canaries = []string{te.secret, "refresh-canary-Kq8", "access-canary-Vb3-"}
+	for _, f := range secrets.forms("robot@contoso.com") {
+		if strings.Contains(out, f) {
+			t.Errorf("output contains a secret or its encoding %q", f)
+		}
+	}
+	if !strings.Contains(logs.String(), "AUTH XOAUTH2 [redacted]") {
+		t.Errorf("the debug transcript lacks the redacted AUTH line")
+	}
+}
