@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -511,4 +515,202 @@ func (e *tokenError) Is(target error) bool {
 func (e *tokenError) Temporary() bool {
 	var oe *oauthtoken.Error
 	return errors.As(e.err, &oe) && oe.Temporary
+}
+
+// An OAuth2Report is the result of testing an OAuth2 configuration on its
+// own (the Test button of an OAuth2 configuration): whether a token could be
+// obtained, when it expires, what was granted and, when the access token is
+// a JWT, what its claims say — decoded for diagnosis only, never verified
+// or trusted. It holds no secret and no token. It marshals to stable JSON.
+type OAuth2Report struct {
+	// OAuth2Config is the configuration's name.
+	OAuth2Config string `json:"oauth2Configuration"`
+	// OK reports whether a token was obtained.
+	OK bool `json:"ok"`
+	// Sentence says in one sentence what was proven or what failed.
+	Sentence string `json:"sentence"`
+	// TokenURL and GrantType are what was used.
+	TokenURL  string    `json:"tokenURL,omitempty"`
+	GrantType GrantType `json:"grantType,omitempty"`
+	// Expiry is when the token expires; zero when it has none.
+	Expiry time.Time `json:"expiry"`
+	// GrantedScopes are the scopes the token endpoint said it granted.
+	GrantedScopes []string `json:"grantedScopes"`
+	// Claims are the access token's claims when it is a JWT, else nil.
+	Claims *TokenClaims `json:"claims,omitempty"`
+	// Hints say what to change, for a failure or a token SMTP will refuse.
+	Hints []string `json:"hints"`
+	// Duration is how long the test took.
+	Duration time.Duration `json:"-"`
+	// DurationMS is Duration in milliseconds.
+	DurationMS int64 `json:"durationMs"`
+	// Err is the error when OK is false.
+	Err error `json:"-"`
+	// Error is Err's text.
+	Error string `json:"error,omitempty"`
+}
+
+// TokenClaims are the claims of a JWT access token that explain whether a
+// mail server will accept it.
+type TokenClaims struct {
+	Issuer    string    `json:"iss,omitempty"`
+	Audience  []string  `json:"aud,omitempty"`
+	Scopes    []string  `json:"scp,omitempty"`   // delegated permissions, e.g. SMTP.Send
+	Roles     []string  `json:"roles,omitempty"` // application permissions, e.g. SMTP.SendAsApp
+	AppID     string    `json:"appid,omitempty"`
+	User      string    `json:"user,omitempty"`
+	TenantID  string    `json:"tid,omitempty"`
+	IssuedAt  time.Time `json:"iat"`
+	NotBefore time.Time `json:"nbf"`
+	ExpiresAt time.Time `json:"exp"`
+}
+
+// TestOAuth2 tests the named OAuth2 configuration: it obtains a fresh token
+// (which the registry's connections then use) and reports on it.
+func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
+	rep := &OAuth2Report{OAuth2Config: name, GrantedScopes: []string{}, Hints: []string{}}
+	s := r.cur.Load()
+	var e *oauthEntry
+	if s != nil {
+		e = s.oauth[name]
+	}
+	if e == nil {
+		var known []string
+		if s != nil {
+			known = slices.Collect(maps.Keys(s.oauth))
+		}
+		rep.fail(&FieldError{Field: "oauth2Configuration", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, known))})
+		return rep
+	}
+	return e.test(ctx, rep)
+}
+
+// TestOAuth2 tests an OAuth2 configuration that need not be saved in a
+// registry. opts may be nil; its HTTPClient is used.
+func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
+	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
+	if err := cfg.Validate(); err != nil {
+		rep.fail(err)
+		return rep
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	e := newOAuthEntry(cfg, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
+		if o.OnRefreshToken != nil {
+			return o.OnRefreshToken(ctx, cfg.Name, rt)
+		}
+		return nil
+	})
+	return e.test(ctx, rep)
+}
+
+func (rep *OAuth2Report) fail(err error) {
+	rep.OK, rep.Err, rep.Error = false, err, err.Error()
+	rep.Sentence = "Could not obtain an access token for OAuth2 configuration " + strconv.Quote(rep.OAuth2Config) + ": " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
+}
+
+// test obtains a fresh token and fills the report.
+func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report {
+	start := time.Now()
+	defer func() {
+		rep.Duration = time.Since(start)
+		rep.DurationMS = rep.Duration.Milliseconds()
+	}()
+	e.mu.Lock()
+	cfg := e.cfg
+	e.mu.Unlock()
+	rep.TokenURL, rep.GrantType = cfg.tokenURL(), cfg.GrantType
+	if cfg.TokenSource != nil {
+		rep.TokenURL = ""
+	}
+	// Drop a cached token so that the endpoint is really asked.
+	if tok, err := e.cache.Token(ctx); err == nil {
+		e.cache.Invalidate(tok.AccessToken)
+	}
+	tok, err := e.cache.Token(ctx)
+	if err != nil && !(tok != nil && errors.Is(err, oauthtoken.ErrRotationNotSaved)) {
+		rep.fail(err)
+		rep.Hints = append(rep.Hints, oauth2Hints(&cfg, err)...)
+		return rep
+	}
+	info := oauthtoken.Inspect(tok)
+	rep.OK = true
+	rep.Expiry = info.Expiry
+	if info.GrantedScopes != nil {
+		rep.GrantedScopes = info.GrantedScopes
+	}
+	if info.JWT {
+		rep.Claims = &TokenClaims{Issuer: info.Issuer, Audience: info.Audience, Scopes: info.Scopes, Roles: info.Roles,
+			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
+		rep.Hints = append(rep.Hints, claimHints(&cfg, rep.Claims)...)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)
+	if rep.TokenURL != "" {
+		fmt.Fprintf(&b, " from %s", rep.TokenURL)
+	}
+	if !info.Expiry.IsZero() {
+		fmt.Fprintf(&b, "; it expires in %s", time.Until(info.Expiry).Round(time.Second))
+	}
+	if len(rep.GrantedScopes) > 0 {
+		fmt.Fprintf(&b, " and grants %s", strings.Join(rep.GrantedScopes, " "))
+	}
+	b.WriteString(".")
+	rep.Sentence = b.String()
+	return rep
+}
+
+// oauth2Hints says what to change after a token request failed.
+func oauth2Hints(cfg *OAuth2Config, err error) []string {
+	var oe *oauthtoken.Error
+	errors.As(err, &oe)
+	code := ""
+	if oe != nil {
+		code = oe.Code
+	}
+	switch {
+	case errors.Is(err, oauthtoken.ErrInvalidGrant):
+		return []string{"The refresh token was revoked, expired or already used (Microsoft: unused for 90 days, password change, or consent withdrawn): authorise the configuration again and store the new refresh token."}
+	case errors.Is(err, oauthtoken.ErrInvalidClient):
+		return []string{"The token endpoint refused the client: check the client ID and the client secret (secrets expire; Microsoft Entra shows their expiry under Certificates & secrets) and the client authentication method (clientAuth)."}
+	case code == "invalid_scope":
+		if cfg.Provider == ProviderMicrosoft365 || strings.Contains(cfg.tokenURL(), "microsoftonline") {
+			return []string{"The scope is not valid for this grant: with client credentials use https://outlook.office365.com/.default; with a refresh token use https://outlook.office.com/SMTP.Send offline_access."}
+		}
+		return []string{"The token endpoint does not accept the requested scopes: check scopes."}
+	case code == "unauthorized_client":
+		return []string{"The application may not use this grant type: check the app registration (for client credentials, an application permission with admin consent)."}
+	case oe != nil && oe.Temporary:
+		return []string{"The token endpoint is unavailable or slow right now; try again later."}
+	case oe == nil:
+		return []string{"The token endpoint could not be reached: check tokenURL and the network (proxies, firewalls)."}
+	}
+	return nil
+}
+
+// claimHints warns about tokens a mail server will refuse.
+func claimHints(cfg *OAuth2Config, c *TokenClaims) []string {
+	var hints []string
+	microsoft := strings.HasPrefix(c.Issuer, "https://sts.windows.net/") || strings.HasPrefix(c.Issuer, "https://login.microsoftonline.com/")
+	if !microsoft {
+		return nil
+	}
+	exchange := false
+	for _, a := range c.Audience {
+		if a == "https://outlook.office365.com" || a == "https://outlook.office.com" || a == "00000002-0000-0ff1-ce00-000000000000" {
+			exchange = true
+		}
+	}
+	if !exchange {
+		hints = append(hints, fmt.Sprintf("The token's audience is %s, not Exchange Online: SMTP will refuse it (535 5.7.3). Request the scope https://outlook.office365.com/.default.", strings.Join(c.Audience, ", ")))
+	}
+	if cfg.GrantType == GrantClientCredentials && !slices.Contains(c.Roles, "SMTP.SendAsApp") {
+		hints = append(hints, "The token has no SMTP.SendAsApp role: grant the application permission SMTP.SendAsApp (Office 365 Exchange Online) with admin consent, and register its service principal in Exchange.")
+	}
+	if cfg.GrantType == GrantRefreshToken && len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "SMTP.Send") {
+		hints = append(hints, "The token has no SMTP.Send scope: request https://outlook.office.com/SMTP.Send.")
+	}
+	return hints
 }

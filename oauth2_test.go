@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -471,5 +472,53 @@ func TestOAuth2CanaryNeverLeaks(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "AUTH XOAUTH2 [redacted]") {
 		t.Errorf("the debug transcript lacks the redacted AUTH line")
+	}
+}
+
+func jwtFor(claims map[string]any) string {
+	b64 := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return b64(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + b64(claims) + ".c2lnbmF0dXJlLWNhbmFyeQ"
+}
+
+func TestOAuth2Report(t *testing.T) {
+	claims := map[string]any{"iss": "https://sts.windows.net/tenant-id/", "aud": "https://graph.microsoft.com", "roles": []string{"Mail.Send"},
+		"appid": "app-id", "tid": "tenant-id", "exp": time.Now().Add(time.Hour).Unix()}
+	token := jwtFor(claims)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3599,"scope":"https://graph.microsoft.com/.default"}`, token)
+	}))
+	defer srv.Close()
+	r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: srv.URL, ClientID: "app", ClientSecret: "s"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep := r.TestOAuth2(context.Background(), "contoso")
+	if !rep.OK || rep.Claims == nil || rep.Claims.AppID != "app-id" || rep.Expiry.IsZero() {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Hints) != 2 || !strings.Contains(rep.Hints[0], "not Exchange Online") || !strings.Contains(rep.Hints[1], "SMTP.SendAsApp") {
+		t.Errorf("hints = %q", rep.Hints)
+	}
+	if !strings.Contains(rep.Sentence, "Obtained an access token") || strings.Contains(strings.ToLower(rep.Sentence), "fail") {
+		t.Errorf("sentence = %q", rep.Sentence)
+	}
+	b, _ := json.Marshal(rep)
+	if strings.Contains(string(b), token) || strings.Contains(string(b), "c2lnbmF0dXJlLWNhbmFyeQ") || !strings.Contains(string(b), `"aud":["https://graph.microsoft.com"]`) {
+		t.Errorf("JSON = %s", b)
+	}
+
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.fail = "invalid_client" })
+	rep = TestOAuth2(context.Background(), OAuth2Config{Name: "x", GrantType: GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}, nil)
+	if rep.OK || !strings.Contains(rep.Sentence, "invalid_client") || len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "client secret") {
+		t.Errorf("report %+v", rep)
+	}
+	if rep := r.TestOAuth2(context.Background(), "contso"); rep.OK || !strings.Contains(rep.Error, `did you mean "contoso"`) {
+		t.Errorf("unknown name: %+v", rep)
 	}
 }
