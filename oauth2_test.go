@@ -435,7 +435,9 @@ func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
 // OAUTHBEARER payloads.
 func TestOAuth2CanaryNeverLeaks(t *testing.T) {
 	te := newTokenEndpoint(t)
-	te.set(func(te *tokenEndpoint) { te.prefix, te.rotate, te.refresh = "access-canary-Vb3-", true, "refresh-canary-Kq8" })
+	te.set(func(te *tokenEndpoint) {
+		te.prefix, te.rotate, te.refresh = "access-canary-Vb3-", true, "refresh-canary-Kq8"
+	})
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var seen strings.Builder
