@@ -1,9 +1,11 @@
 // Command quickstart shows emailconn end to end, offline: it starts a local
-// SMTP server (go-smtp's, with STARTTLS and AUTH, on loopback), loads a
-// configuration with two Email Connections and grid settings, resolves two
+// SMTP server (go-smtp's, with STARTTLS and AUTH, on loopback) and a local
+// OAuth2 token endpoint, loads a configuration with two Email Connections —
+// one with Basic auth, one with OAuth2 — and grid settings, resolves three
 // processes, sends a workunit-failure notification whose approve link is
-// rewritten with the connection's Email Actions Base URL, and prints what
-// the server received.
+// rewritten with the connection's Email Actions Base URL, sends an
+// onboarding notice through the OAuth2 connection, and prints what the
+// server received.
 //
 //	go run ./examples/quickstart
 package main
@@ -23,10 +25,12 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/mail"
@@ -53,11 +57,14 @@ func main() {
 	}
 	srv, addr := startServer(cert)
 	defer srv.Close()
+	idp := startTokenEndpoint()
+	defer idp.Close()
 
 	// 2. The engine's configuration: two connections and the grid settings.
 	// The password is a reference to an environment variable, as it would
 	// be in production.
 	os.Setenv("ALERTS_SMTP_PASSWORD", "correct horse battery staple")
+	os.Setenv("IDP_CLIENT_SECRET", "engine-client-secret")
 	cfg, err := emailconn.LoadConfig(strings.NewReader(fmt.Sprintf(`{
   "connections": [
     {"name": "workunit-alerts", "mailServer": %[1]q, "enableTLS": true, "caFile": %[2]q,
@@ -66,12 +73,17 @@ func main() {
      "from": "Workunit Alerts <alerts@example.com>",
      "emailActionsBaseURL": "https://approvals.example.com"},
     {"name": "hr", "mailServer": %[1]q, "enableTLS": true, "caFile": %[2]q,
+     "authType": "oauth2", "userName": "hr@example.com", "oauth2Configuration": "local-idp",
      "from": "hr@example.com", "to": ["hr-team@example.com"]}
+  ],
+  "oauth2Configurations": [
+    {"name": "local-idp", "grantType": "client_credentials", "tokenURL": %[3]q,
+     "clientID": "engine", "clientSecret": "env:IDP_CLIENT_SECRET", "scopes": ["smtp.send"]}
   ],
   "grid": {"mailServer": %[1]q, "enableTLS": true, "caFile": %[2]q,
            "from": "engine@example.com", "to": ["ops@example.com"]},
   "processes": {"PayrollApproval": "workunit-alerts", "Onboarding": "hr"}
-}`, addr, caFile)))
+}`, addr, caFile, idp.URL+"/token")))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -112,8 +124,20 @@ func main() {
 	}
 	fmt.Printf("\nsent %s over %s with %s: %s\n", receipt.MessageID, receipt.TLSVersion, receipt.Mechanism, receipt.Reply)
 
-	// 5. What the server received.
-	srv.wait(1)
+	// 5. Onboarding goes through the OAuth2 connection: the token comes from
+	// the token endpoint, is cached, and is sent with XOAUTH2.
+	rt, err = reg.Resolve("Onboarding")
+	if err != nil {
+		log.Fatal(err)
+	}
+	receipt, err = rt.Send(ctx, &emailconn.Message{Subject: "New hire starts Monday", Text: "Prepare a laptop for J. Doe."})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("sent %s over %s with %s (token requests so far: %d)\n", receipt.MessageID, receipt.TLSVersion, receipt.Mechanism, idp.requests())
+
+	// 6. What the server received.
+	srv.wait(2)
 	m := srv.messages()[0]
 	fmt.Printf("\nserver received from %s for %v (TLS %v, AUTH as %s):\n", m.from, m.to, m.tls, m.user)
 	mr, err := mail.CreateReader(strings.NewReader(m.data))
@@ -191,9 +215,12 @@ type session struct {
 	user string
 }
 
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, "XOAUTH2"} }
 
-func (s *session) Auth(string) (sasl.Server, error) {
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if mech == "XOAUTH2" {
+		return &xoauth2Server{session: s}, nil
+	}
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != "alerts@example.com" || pass != "correct horse battery staple" {
 			return errors.New("invalid credentials")
@@ -201,6 +228,30 @@ func (s *session) Auth(string) (sasl.Server, error) {
 		s.user = user
 		return nil
 	}), nil
+}
+
+// xoauth2Server accepts "user=…\x01auth=Bearer <token>\x01\x01" with a token
+// the local token endpoint issued. (go-sasl has no XOAUTH2 server.)
+type xoauth2Server struct{ session *session }
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil // ask for the initial response
+	}
+	var user, token string
+	for _, f := range strings.Split(string(response), "\x01") {
+		if v, ok := strings.CutPrefix(f, "user="); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(f, "auth=Bearer "); ok {
+			token = v
+		}
+	}
+	if !strings.HasPrefix(token, "local-access-token-") {
+		return nil, true, errors.New("invalid token")
+	}
+	x.session.user = user
+	return nil, true, nil
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
@@ -228,6 +279,38 @@ func (s *session) Data(r io.Reader) error {
 
 func (s *session) Reset()        {}
 func (s *session) Logout() error { return nil }
+
+// tokenEndpoint is a local OAuth2 token endpoint (client credentials).
+type tokenEndpoint struct {
+	*http.Server
+	URL string
+	n   atomic.Int32
+}
+
+func (t *tokenEndpoint) requests() int32 { return t.n.Load() }
+
+func startTokenEndpoint() *tokenEndpoint {
+	t := &tokenEndpoint{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	t.URL = "http://" + l.Addr().String()
+	t.Server = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, secret, _ := r.BasicAuth()
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" || secret != "engine-client-secret" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"invalid_client"}`)
+			return
+		}
+		n := t.n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"local-access-token-%d","token_type":"Bearer","expires_in":3600}`, n)
+	})}
+	go t.Serve(l)
+	return t
+}
 
 // newCertificate makes a throwaway CA and a certificate for 127.0.0.1
 // signed by it.
