@@ -27,6 +27,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/actionlink"
 	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/dialguard"
 	"github.com/emailconn/emailconn/internal/smtpconn"
 	"github.com/emailconn/emailconn/internal/transcript"
 )
@@ -80,9 +81,16 @@ type Options struct {
 	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
 
 	// HTTPClient makes OAuth2 token requests. Zero means a client that
-	// times out after 30 seconds and does not follow redirects (a
-	// redirected request would resend the client secret).
+	// times out after 30 seconds, does not follow redirects (a redirected
+	// request would resend the client secret) and dials under DialPolicy.
+	// A client given here is used as it is: DialPolicy does not apply to it.
 	HTTPClient *http.Client
+
+	// DialPolicy limits which addresses may be dialled — mail servers and
+	// OAuth2 token endpoints — for engines that let tenants type in a mail
+	// server. It is enforced on the resolved address at connect time, so
+	// DNS rebinding cannot bypass it. Nil means any address.
+	DialPolicy *DialPolicy
 
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -134,7 +142,57 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 
 // oauthHTTPClient returns the client for token requests; nil means the
 // token cache's default.
-func (o *Options) oauthHTTPClient() *http.Client { return o.HTTPClient }
+func (o *Options) oauthHTTPClient() *http.Client {
+	if o.HTTPClient != nil || o.DialPolicy == nil {
+		return o.HTTPClient
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
+	t.DialContext = o.DialPolicy.guard().DialContext(&net.Dialer{Timeout: 30 * time.Second})
+	return &http.Client{
+		Transport:     t,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// A DialPolicy limits the addresses a Sender, Test Connection and the
+// OAuth2 token requests may connect to. Whatever it says, link-local and
+// cloud-metadata addresses (169.254.0.0/16 including 169.254.169.254,
+// fe80::/10, fd00:ec2::254, 100.100.100.200), unspecified, multicast and
+// broadcast addresses are refused, also when embedded in IPv6 (IPv4-mapped,
+// NAT64, 6to4, Teredo). Loopback, private (RFC 1918, fc00::/7) and CGNAT
+// (100.64.0.0/10) addresses are refused unless allowed. Every refusal is the
+// same error, ErrBlocked, whatever lies behind the address.
+//
+// The zero DialPolicy allows only public addresses on any port.
+type DialPolicy struct {
+	// AllowLoopback allows 127.0.0.0/8 and ::1.
+	AllowLoopback bool
+	// AllowPrivate allows 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 and
+	// fc00::/7, for internal relays.
+	AllowPrivate bool
+	// AllowCGNAT allows 100.64.0.0/10.
+	AllowCGNAT bool
+	// Allow lists further prefixes to allow, such as one internal relay's
+	// address. It never allows the always-refused addresses.
+	Allow []netip.Prefix
+	// Ports, when not empty, are the only ports that may be dialled, for
+	// example 25, 465, 587 and 2525 (and 443 for token endpoints). Zero
+	// means any port.
+	Ports []int
+	// Logger receives each refusal with its address and reason, for the
+	// administrator; tenants see only ErrBlocked. Nil means silent.
+	Logger *slog.Logger
+}
+
+func (p *DialPolicy) guard() *dialguard.Policy {
+	if p == nil {
+		return nil
+	}
+	return &dialguard.Policy{AllowLoopback: p.AllowLoopback, AllowPrivate: p.AllowPrivate, AllowCGNAT: p.AllowCGNAT,
+		Allow: p.Allow, Ports: p.Ports, Logger: p.Logger}
+}
 
 func (o *Options) maxSessions() int {
 	if o.MaxSessions <= 0 {
@@ -1555,16 +1613,35 @@ func (s *Sender) resolve(ctx context.Context) ([]netip.Addr, error) {
 	return addrs, err
 }
 
-// connect dials the addresses in turn until one answers.
+// connect dials the addresses in turn until one answers. Under a dial
+// policy, every address is checked before it is dialled, and again by the
+// dialer at connect time.
 func (s *Sender) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, error) {
+	guard := s.opts.DialPolicy.guard()
 	dial := s.opts.dial
-	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
+	switch {
+	case dial != nil:
+	case guard != nil:
+		dial = guard.DialContext(&net.Dialer{})
+	default:
+		dial = (&net.Dialer{}).DialContext
 	}
 	var firstErr error
 	for _, a := range addrs {
-		c, err := dial(ctx, "tcp", netip.AddrPortFrom(a.Unmap(), uint16(s.ep.port)).String())
+		ap := netip.AddrPortFrom(a.Unmap(), uint16(s.ep.port))
+		if guard != nil {
+			if err := guard.Check(ap); err != nil {
+				if guard.Logger != nil {
+					guard.Logger.LogAttrs(ctx, slog.LevelWarn, "dial refused by policy",
+						slog.String("connection", s.conn.Name), slog.String("address", ap.String()), slog.String("reason", guard.Reason(ap)))
+				}
+				if firstErr == nil {
+					firstErr = ErrBlocked
+				}
+				continue
+			}
+		}
+		c, err := dial(ctx, "tcp", ap.String())
 		if err == nil {
 			return c, nil
 		}
@@ -1587,7 +1664,7 @@ func (s *Sender) dialErr(ctx, phaseCtx context.Context, stage Stage, err error) 
 	case phaseCtx.Err() != nil:
 		e.kind = ErrTimeout
 		e.Err = fmt.Errorf("connect timeout (%v) expired", s.conn.ConnectTimeout)
-	case errors.Is(err, ErrBlocked):
+	case errors.Is(err, ErrBlocked) || errors.Is(err, dialguard.ErrBlocked):
 		e.kind = ErrBlocked
 		e.Err = nil
 	default:
