@@ -899,12 +899,12 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 		var se *smtp.SMTPError
 		switch {
 		case errors.As(err, &se):
+			// The server refused the message. The session stays usable, but
+			// some servers keep the transaction open after such a refusal
+			// (RFC 5321 §4.1.1.4 says they must not): RSET before the next.
 			r := fail(StageData, err)
 			r.bodyStarted = true
 			r.keep = keepAfterReply(err)
-			if r.keep {
-				sess.dirty = false
-			}
 			return r, false
 		case sess.wc.WriteErr() != nil:
 			// The final dot did not reach the server.
@@ -1537,6 +1537,9 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 		if e.kind == nil || e.kind == ErrRefused {
 			e.kind = ErrAuthFailed
 		}
+		if authNotPossible(e) {
+			e.kind = ErrAuthUnsupported
+		}
 		tr.stage(StageAuth, t, e)
 		return e
 	}
@@ -1578,7 +1581,9 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 		err = errors.New("the server's challenge could not be answered")
 	}
 	e := s.wrapErr(ctx, StageAuth, authError(err), sess)
-	if e.kind == nil || e.kind == ErrRefused || e.kind == ErrAuthFailed {
+	if authNotPossible(e) {
+		e.kind = ErrAuthUnsupported
+	} else if e.kind == nil || e.kind == ErrRefused || e.kind == ErrAuthFailed {
 		e.kind = ErrAuthFailed
 		var se *SMTPError
 		if bc.failure != nil || (errors.As(e.Err, &se) && se.Code == 535) {
@@ -1587,6 +1592,14 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	}
 	tr.stage(StageAuth, t, e)
 	return e
+}
+
+// authNotPossible reports a refusal to authenticate at all in this session
+// — 530 (STARTTLS or something else first) or 538 (encryption required) —
+// which says nothing about the credentials.
+func authNotPossible(e *Error) bool {
+	var se *SMTPError
+	return errors.As(e.Err, &se) && (se.Code == 530 || se.Code == 538)
 }
 
 // isTemporary reports whether err says of itself that it is temporary.

@@ -680,3 +680,36 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestRSETAfterRefusedMessage: after the server refuses a message at the
+// end of DATA, the next message on the same session starts with RSET, for
+// servers that keep the transaction open (found with Mailpit).
+func TestRSETAfterRefusedMessage(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "552 5.3.4 Message too big", Times: 1}}})
+	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrRefused) {
+		t.Fatalf("first Send = %v, want ErrRefused", err)
+	}
+	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatalf("second Send = %v", err)
+	}
+	var lines []string
+	for _, l := range srv.Transcript() {
+		if l == "RSET" || strings.HasPrefix(l, "MAIL") {
+			lines = append(lines, l[:4])
+		}
+	}
+	if strings.Join(lines, ",") != "MAIL,RSET,MAIL" || srv.Sessions() != 1 {
+		t.Errorf("commands %v over %d sessions, want MAIL,RSET,MAIL over one", lines, srv.Sessions())
+	}
+}
+
+func TestAuthRefusedBeforeTLSIsNotBadCredentials(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}})
+	c := connFor(t, srv, TLSNone)
+	c.Username, c.Password = "alice", "s3cret"
+	_, err := mustSender(t, c, nil).Send(context.Background(), basicMessage())
+	if !errors.Is(err, ErrAuthUnsupported) || errors.Is(err, ErrAuthFailed) {
+		t.Errorf("Send = %v, want ErrAuthUnsupported (the credentials were never checked)", err)
+	}
+}
