@@ -1246,8 +1246,9 @@ type tokenSource interface {
 func (s *Sender) dial(ctx context.Context, tr *tracer) (*session, error) {
 	sess, err := s.dialOnce(ctx, tr)
 	var tre *tokenRejectedError
-	if err != nil && s.tokens != nil && tr == nil && errors.As(err, &tre) {
+	if err != nil && s.tokens != nil && errors.As(err, &tre) {
 		s.tokens.invalidate(tre.token)
+		tr.tokenRetry(err)
 		if l := s.opts.Logger; l != nil {
 			l.LogAttrs(ctx, slog.LevelInfo, "oauth2 token rejected; retrying with a fresh one",
 				slog.String("connection", s.conn.Name), slog.String("oauth2Configuration", s.conn.OAuth2Config))
@@ -1272,7 +1273,11 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 
 	t := time.Now()
 	addrs, err := s.resolve(phaseCtx)
-	tr.stage(StageResolve, t, err)
+	if _, perr := netip.ParseAddr(s.ep.host); perr == nil {
+		tr.skip(StageResolve, "the mail server is an IP address")
+	} else {
+		tr.stage(StageResolve, t, err)
+	}
 	if err != nil {
 		return nil, s.dialErr(ctx, phaseCtx, StageResolve, err)
 	}

@@ -1,10 +1,757 @@
 package emailconn
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
+
+	"github.com/emailconn/emailconn/internal/oauthtoken"
 )
+
+// DefaultTestTimeout bounds a whole Test Connection when
+// TestOptions.Timeout is zero, so that a button in a UI never spins
+// forever, even for a connection without timeouts.
+const DefaultTestTimeout = 30 * time.Second
+
+// defaultTestTimeout is DefaultTestTimeout; tests lower it.
+var defaultTestTimeout = DefaultTestTimeout
+
+// TestOptions configures a Test Connection. The zero value runs the
+// protocol up to AUTH and QUIT, without a probe, within DefaultTestTimeout.
+type TestOptions struct {
+	// ProbeRecipient, when set, adds a probe after AUTH: MAIL FROM the
+	// connection's sender, RCPT TO this address, then RSET. No message is
+	// sent. Zero means no probe.
+	ProbeRecipient string
+
+	// Timeout bounds the whole test. Zero means DefaultTestTimeout.
+	Timeout time.Duration
+
+	// SampleActionLink is the action link rewritten for the preview of the
+	// Email Actions Base URL. Zero means a sample under
+	// Options.ActionOrigin.
+	SampleActionLink string
+
+	// OAuth2Config is the OAuth2 configuration an OAuth2 connection names,
+	// for the package function TestConnection. A Registry uses its own.
+	OAuth2Config *OAuth2Config
+
+	// Options are the Sender options for the package function
+	// TestConnection (DialPolicy, HTTPClient, Logger, ActionOrigin). A
+	// Registry uses its own. Nil means the defaults.
+	Options *Options
+}
+
+// An Outcome is what happened at one stage of a Test Connection.
+type Outcome string
+
+// The outcomes of a stage.
+const (
+	Passed  Outcome = "passed"
+	Failed  Outcome = "failed"
+	Skipped Outcome = "skipped" // not needed for this connection; Detail says why
+	NotRun  Outcome = "not run" // an earlier stage failed
+)
+
+// A StageResult is one rung of the Test Connection ladder.
+type StageResult struct {
+	Stage    Stage         `json:"stage"`
+	Outcome  Outcome       `json:"outcome"`
+	Duration time.Duration `json:"-"`
+	// DurationMS is Duration in milliseconds, with microsecond precision.
+	DurationMS float64 `json:"durationMs"`
+	// Detail is the error of a failed stage, why a stage was skipped, or
+	// what a passed stage found.
+	Detail string `json:"detail,omitempty"`
+}
+
+// ServerInfo is what the server offered and what the test used.
+type ServerInfo struct {
+	// Host and Port are the configured server; Address is the address
+	// that was dialled.
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	Address string `json:"address,omitempty"`
+	// TLSMode is the mode used; TLSVersion and CipherSuite describe the
+	// TLS session, when there was one.
+	TLSMode     TLSMode `json:"tlsMode"`
+	TLSVersion  string  `json:"tlsVersion,omitempty"`
+	CipherSuite string  `json:"cipherSuite,omitempty"`
+	// Extensions are the EHLO keywords with their parameters, from the
+	// last EHLO (after STARTTLS when there was one).
+	Extensions []string `json:"extensions"`
+	// AuthMechanisms are the SASL mechanisms offered; Mechanism is the one
+	// used.
+	AuthMechanisms []string `json:"authMechanisms"`
+	Mechanism      string   `json:"mechanism,omitempty"`
+	// MaxMessageSize is the SIZE the server announced; zero when none.
+	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
+}
+
+// CertificateInfo describes the server's certificate.
+type CertificateInfo struct {
+	Subject   string    `json:"subject"`
+	DNSNames  []string  `json:"dnsNames"`
+	IPs       []string  `json:"ipAddresses"`
+	Issuer    string    `json:"issuer"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	// Verified reports whether the certificate was verified for the
+	// configured host; a certificate that failed verification is shown to
+	// explain why.
+	Verified bool `json:"verified"`
+}
+
+// A TestReport is the result of a Test Connection: every stage with its
+// outcome and duration, what the server offered and what was used, the
+// certificate, warnings, hints and one sentence for the administrator. It
+// never contains a credential or token, and marshals to stable JSON for an
+// engine's UI.
+type TestReport struct {
+	// Connection is the connection's name.
+	Connection string `json:"connection"`
+	// OK reports whether every stage that ran passed.
+	OK bool `json:"ok"`
+	// Sentence says in one sentence what was proven, or where the test
+	// stopped and what to change. On success it contains no word of error
+	// or failure.
+	Sentence string `json:"sentence"`
+	// Stages are the stages in order: resolve, connect, tls, greeting,
+	// ehlo, starttls, oauth2 token, auth, mail, rcpt, rset, quit.
+	Stages []StageResult `json:"stages"`
+	// Server is what the server offered and what was used.
+	Server ServerInfo `json:"server"`
+	// Certificate is the server's certificate, when there was TLS.
+	Certificate *CertificateInfo `json:"certificate,omitempty"`
+	// Hints say what to change, where the cause is recognisable.
+	Hints []string `json:"hints"`
+	// Warnings are problems that did not fail the test.
+	Warnings []string `json:"warnings"`
+	// NotProven says what the test cannot show.
+	NotProven []string `json:"notProven"`
+	// ActionLinkPreview is a sample action link rewritten with the Email
+	// Actions Base URL, when the connection has one.
+	ActionLinkPreview string `json:"actionLinkPreview,omitempty"`
+	// Duration is how long the test took.
+	Duration time.Duration `json:"-"`
+	// DurationMS is Duration in milliseconds.
+	DurationMS int64 `json:"durationMs"`
+	// Err is the error that stopped the test, nil when it passed.
+	Err error `json:"-"`
+	// Error is Err's text.
+	Error string `json:"error,omitempty"`
+}
+
+// JSON is json.Marshal of the report, indented.
+func (r *TestReport) JSON() []byte {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return b
+}
+
+// ladder is the order of the stages in a report.
+var ladder = []Stage{StageResolve, StageConnect, StageTLS, StageGreeting, StageEHLO, StageSTARTTLS,
+	StageToken, StageAuth, StageMail, StageRcpt, StageReset, StageQuit}
+
+// TestConnection runs the real protocol against c's mail server up to, and
+// never including, sending a message: resolve, connect, TLS, greeting,
+// EHLO, STARTTLS with its handshake, OAuth2 token, AUTH, an optional
+// MAIL FROM / RCPT TO probe followed by RSET, and QUIT. c need not be saved
+// anywhere. It always returns within opts.Timeout (DefaultTestTimeout).
+//
+// An OAuth2 connection needs opts.OAuth2Config; a Registry's
+// TestConnection uses its own configurations and token cache.
+func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestReport {
+	var to TestOptions
+	if opts != nil {
+		to = *opts
+	}
+	var o Options
+	if to.Options != nil {
+		o = *to.Options
+	}
+	rep := newReport(&c)
+	var p problems
+	c.validate(&p, goNames)
+	if c.authType() == AuthOAuth2 {
+		switch {
+		case to.OAuth2Config == nil:
+			p.add("OAuth2Config", "TestOptions.OAuth2Config is needed to test an OAuth2 connection")
+		case to.OAuth2Config.Name != c.OAuth2Config:
+			p.add("OAuth2Config", "names %q but TestOptions.OAuth2Config is %q", c.OAuth2Config, to.OAuth2Config.Name)
+		default:
+			sub := problems{prefix: "TestOptions.OAuth2Config."}
+			to.OAuth2Config.validate(&sub, oauth2GoNames)
+			p.errs = append(p.errs, sub.errs...)
+		}
+	}
+	if err := p.err(); err != nil {
+		rep.invalid(err)
+		return rep
+	}
+	s, err := newSender(c, o)
+	if err != nil {
+		rep.invalid(err)
+		return rep
+	}
+	if c.authType() == AuthOAuth2 {
+		s.tokens = cacheTokens{e: newOAuthEntry(*to.OAuth2Config, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
+			if o.OnRefreshToken != nil {
+				return o.OnRefreshToken(ctx, to.OAuth2Config.Name, rt)
+			}
+			return nil
+		}), logger: o.Logger}
+	}
+	defer s.Close()
+	return s.test(ctx, &to, rep)
+}
+
+// TestConnection tests the named connection, or the grid settings when name
+// is "", with the registry's options and OAuth2 token caches. See the
+// package function TestConnection.
+func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOptions) *TestReport {
+	var to TestOptions
+	if opts != nil {
+		to = *opts
+	}
+	s, err := r.Sender(name)
+	if err != nil {
+		rep := &TestReport{Connection: name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
+		rep.invalid(err)
+		return rep
+	}
+	return s.test(ctx, &to, newReport(&s.conn))
+}
+
+// Test tests the Sender's connection. See TestConnection.
+func (s *Sender) Test(ctx context.Context, opts *TestOptions) *TestReport {
+	var to TestOptions
+	if opts != nil {
+		to = *opts
+	}
+	return s.test(ctx, &to, newReport(&s.conn))
+}
+
+func newReport(c *Connection) *TestReport {
+	rep := &TestReport{Connection: c.Name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
+	if host, port, prob := splitMailServer(c.MailServer); prob == "" {
+		ep := c.endpoint()
+		rep.Server = ServerInfo{Host: host, Port: ep.port, TLSMode: ep.mode}
+		_ = port
+	}
+	rep.Server.Extensions, rep.Server.AuthMechanisms = []string{}, []string{}
+	return rep
+}
+
+// invalid reports a configuration that cannot be tested.
+func (rep *TestReport) invalid(err error) {
+	rep.OK, rep.Err, rep.Error = false, err, err.Error()
+	rep.Stages = make([]StageResult, len(ladder))
+	for i, st := range ladder {
+		rep.Stages[i] = StageResult{Stage: st, Outcome: NotRun}
+	}
+	msgs := []string{}
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		for _, e := range multi.Unwrap() {
+			msgs = append(msgs, strings.TrimPrefix(e.Error(), "emailconn: "))
+		}
+	} else {
+		msgs = append(msgs, strings.TrimPrefix(err.Error(), "emailconn: "))
+	}
+	rep.Sentence = "The connection was not tested because its settings are not valid: " + strings.Join(msgs, "; ") + "."
+}
+
+// test runs the stages on a new session and builds the report.
+func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *TestReport {
+	start := time.Now()
+	limit := opts.Timeout
+	if limit <= 0 {
+		limit = defaultTestTimeout
+	}
+	testCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+
+	tr := &tracer{}
+	sess, err := s.dial(testCtx, tr)
+	var probeErr error
+	var probeStage Stage
+	if err == nil {
+		release := sess.wc.Bind(testCtx)
+		probeStage, probeErr = s.probe(testCtx, sess, opts.ProbeRecipient, tr)
+		if probeErr == nil {
+			t := time.Now()
+			qerr := sess.client.Quit()
+			tr.stage(StageQuit, t, nil) // a QUIT without a reply proves nothing less
+			_ = qerr
+		}
+		release()
+		sess.close()
+		if probeErr != nil {
+			err = probeErr
+		}
+	}
+	rep.Duration = time.Since(start)
+	rep.DurationMS = rep.Duration.Milliseconds()
+	s.fillReport(rep, tr, sess, err, opts, limit, ctx)
+	_ = probeStage
+	return rep
+}
+
+// probe sends MAIL FROM and RCPT TO, then RSET.
+func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *tracer) (Stage, error) {
+	if rcpt == "" {
+		tr.skip(StageMail, "no probe recipient was given")
+		tr.skip(StageRcpt, "no probe recipient was given")
+		tr.skip(StageReset, "no probe recipient was given")
+		return "", nil
+	}
+	var p problems
+	var from string
+	if s.conn.From == "" {
+		p.add("From", "the connection has no sender address to probe with")
+	} else if a, ok := parseAddress(&p, "From", s.conn.From); ok {
+		from = a.Address
+	}
+	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
+	if err := p.err(); err != nil {
+		tr.stage(StageMail, time.Now(), err)
+		return StageMail, err
+	}
+	utf8 := strings.IndexFunc(from+to.Address, func(r rune) bool { return r > 127 }) >= 0
+	t := time.Now()
+	if err := sess.client.Mail(from, nil); err != nil {
+		e := s.wrapErr(ctx, StageMail, err, sess)
+		tr.stage(StageMail, t, e)
+		return StageMail, e
+	}
+	tr.stageSpan(StageMail, t, time.Now(), nil)
+	_ = utf8
+	t = time.Now()
+	if err := sess.client.Rcpt(to.Address, nil); err != nil {
+		e := s.wrapErr(ctx, StageRcpt, err, sess)
+		tr.stage(StageRcpt, t, e)
+		return StageRcpt, e
+	}
+	tr.stage(StageRcpt, t, nil)
+	t = time.Now()
+	if err := sess.client.Reset(); err != nil {
+		e := s.wrapErr(ctx, StageReset, err, sess)
+		tr.stage(StageReset, t, e)
+		return StageReset, e
+	}
+	tr.stage(StageReset, t, nil)
+	return "", nil
+}
+
+// fillReport turns the trace into the report's ladder, findings and
+// sentence.
+func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err error, opts *TestOptions, limit time.Duration, parent context.Context) {
+	rep.Err = err
+	rep.OK = err == nil
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	seen := map[Stage]traceStage{}
+	for _, ts := range tr.stages {
+		seen[ts.stage] = ts // the last attempt at a stage wins
+	}
+	failedAt := Stage("")
+	var e *Error
+	if errors.As(err, &e) {
+		failedAt = e.Stage
+	}
+	reached := true
+	for _, st := range ladder {
+		ts, ok := seen[st]
+		res := StageResult{Stage: st}
+		switch {
+		case ok && ts.skipped != "":
+			res.Outcome, res.Detail = Skipped, ts.skipped
+		case ok && ts.err != nil:
+			res.Outcome, res.Detail = Failed, stageDetail(ts.err)
+			reached = false
+		case ok:
+			res.Outcome = Passed
+		case st == failedAt:
+			res.Outcome, res.Detail = Failed, stageDetail(err)
+			reached = false
+		case !reached || err != nil && stageIndex(st) > stageIndex(failedAt):
+			res.Outcome = NotRun
+		default:
+			res.Outcome, res.Detail = Skipped, s.whySkipped(st)
+		}
+		if ok {
+			res.Duration = ts.end.Sub(ts.start)
+			res.DurationMS = float64(res.Duration.Microseconds()) / 1000
+		}
+		rep.Stages = append(rep.Stages, res)
+	}
+	// What the server offered and what was used.
+	if tr.remote != "" {
+		rep.Server.Address = tr.remote
+	}
+	if tr.tls != nil {
+		rep.Server.TLSVersion = tls.VersionName(tr.tls.Version)
+		rep.Server.CipherSuite = tls.CipherSuiteName(tr.tls.CipherSuite)
+		if len(tr.tls.PeerCertificates) > 0 {
+			rep.Certificate = certInfo(tr.tls.PeerCertificates[0], true)
+		}
+	}
+	if rep.Certificate == nil {
+		var ce *tls.CertificateVerificationError
+		if errors.As(err, &ce) && len(ce.UnverifiedCertificates) > 0 {
+			rep.Certificate = certInfo(ce.UnverifiedCertificates[0], false)
+		}
+	}
+	if tr.ehloLines != nil {
+		rep.Server.Extensions = tr.ehloLines
+	}
+	ext, _ := parseEHLO("\n" + strings.Join(rep.Server.Extensions, "\n"))
+	rep.Server.AuthMechanisms = offeredMechanisms(ext)
+	if rep.Server.AuthMechanisms == nil {
+		rep.Server.AuthMechanisms = []string{}
+	}
+	if v, ok := ext["SIZE"]; ok {
+		rep.Server.MaxMessageSize, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	}
+	rep.Server.Mechanism = tr.mech
+	if s.base != nil {
+		sample := opts.SampleActionLink
+		if sample == "" {
+			origin := "http://engine.invalid"
+			if s.origin != nil {
+				origin = s.origin.String()
+			}
+			sample = origin + "/actions/approve?workunit=4711&action=approve"
+		}
+		if out, rerr := s.base.Rewrite(sample); rerr == nil {
+			rep.ActionLinkPreview = out
+		} else {
+			rep.Warnings = append(rep.Warnings, "The sample action link could not be rewritten: "+rerr.Error()+".")
+		}
+	}
+	s.warnings(rep, tr, err)
+	if err != nil {
+		rep.Hints = append(rep.Hints, s.hints(rep, err, failedAt, limit, parent)...)
+	}
+	rep.NotProven = s.notProven(rep, opts)
+	rep.Sentence = s.sentence(rep, err, failedAt)
+}
+
+func stageIndex(st Stage) int { return slices.Index(ladder, st) }
+
+// stageDetail is an error's text without the package prefix, connection
+// and stage.
+func stageDetail(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.detail()
+	}
+	return strings.TrimPrefix(err.Error(), "emailconn: ")
+}
+
+// whySkipped says why a stage that was not reached by the trace was not
+// needed.
+func (s *Sender) whySkipped(st Stage) string {
+	switch st {
+	case StageTLS:
+		return fmt.Sprintf("implicit TLS is not used (TLS mode %s)", s.ep.mode)
+	case StageSTARTTLS:
+		if s.ep.mode == TLSImplicit {
+			return "the session is already encrypted (implicit TLS)"
+		}
+		return "TLS is off (TLS mode none)"
+	case StageToken:
+		return "the connection does not use OAuth2"
+	case StageAuth:
+		return "the connection has no user name"
+	case StageResolve:
+		return "the mail server is an IP address"
+	}
+	return ""
+}
+
+func certInfo(c *x509.Certificate, verified bool) *CertificateInfo {
+	ci := &CertificateInfo{Subject: c.Subject.String(), DNSNames: c.DNSNames, Issuer: c.Issuer.String(),
+		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Verified: verified, IPs: []string{}}
+	if ci.DNSNames == nil {
+		ci.DNSNames = []string{}
+	}
+	for _, ip := range c.IPAddresses {
+		ci.IPs = append(ci.IPs, ip.String())
+	}
+	return ci
+}
+
+// warnings adds what does not fail the test but deserves attention.
+func (s *Sender) warnings(rep *TestReport, tr *tracer, err error) {
+	add := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
+	c := &s.conn
+	if c.ConnectTimeout == 0 && c.SendTimeout == 0 {
+		add("No timeouts are configured: a mail server that stops answering would hang a process forever. Set smtpConnectionTimeout and smtpTimeout (for example 15 and 60 seconds).")
+	} else if c.ConnectTimeout == 0 {
+		add("No connect timeout is configured: a server that accepts connections but never greets would hang a process (set smtpConnectionTimeout).")
+	} else if c.SendTimeout == 0 {
+		add("No send timeout is configured: a server that stops answering during a send would hang a process (set smtpTimeout).")
+	}
+	switch {
+	case s.ep.mode == TLSImplicit && s.ep.port != 465:
+		add("Implicit TLS on port %d: implicit TLS is usually on port 465; port %d usually expects STARTTLS.", s.ep.port, s.ep.port)
+	case (s.ep.mode == TLSStartTLS || s.ep.mode == TLSOpportunistic) && s.ep.port == 465:
+		add("STARTTLS on port 465: port 465 usually expects implicit TLS (tlsMode \"implicit\").")
+	}
+	if rep.Certificate != nil && rep.Certificate.Verified {
+		if left := time.Until(rep.Certificate.NotAfter); left < 14*24*time.Hour {
+			add("The server's certificate expires on %s (in %d days).", rep.Certificate.NotAfter.Format("2006-01-02"), int(left.Hours()/24))
+		}
+	}
+	if tr.remote != "" && tr.tls == nil && (err == nil || stageIndex(failedStage(err)) > stageIndex(StageSTARTTLS)) {
+		if c.usesCredentials() {
+			add("The session is not encrypted: credentials are sent in plaintext (allowed only because the server is on a loopback address or allowInsecureAuth is set).")
+		} else {
+			add("The session is not encrypted: messages travel in plaintext. Turn Enable TLS on if the server supports it.")
+		}
+	}
+	if c.usesCredentials() && len(rep.Server.AuthMechanisms) > 0 {
+		var unused []string
+		for _, m := range rep.Server.AuthMechanisms {
+			if m != tr.mech && !slices.Contains([]string{mechPlain, mechLogin, mechXOAuth2, mechOAuthBearer}, m) {
+				unused = append(unused, m)
+			}
+		}
+		if len(unused) > 0 {
+			add("The server also offers %s, which this library does not use.", strings.Join(unused, " "))
+		}
+	}
+	if tr.retried != nil {
+		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", stageDetail(tr.retried))
+	}
+	for _, ts := range tr.stages {
+		if ts.stage == StageSTARTTLS && ts.skipped != "" && s.ep.mode == TLSOpportunistic {
+			add("Opportunistic TLS fell back to plaintext: %s.", ts.skipped)
+		}
+	}
+}
+
+func failedStage(err error) Stage {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Stage
+	}
+	return ""
+}
+
+// notProven says what the test cannot show.
+func (s *Sender) notProven(rep *TestReport, opts *TestOptions) []string {
+	out := []string{"That the server accepts a message's content: size limits, content filters and some send-as checks apply only after the message is sent."}
+	if opts.ProbeRecipient == "" {
+		out = append(out, "That the server accepts the sender and recipients: give a probe recipient to check MAIL FROM and RCPT TO.")
+	} else {
+		out = append(out, "That other recipients are accepted: only the probe recipient was checked.")
+	}
+	if !s.conn.usesCredentials() {
+		out = append(out, "Anything about authentication: the connection does not authenticate.")
+	}
+	return out
+}
+
+// sentence builds the one human sentence of the report.
+func (s *Sender) sentence(rep *TestReport, err error, failedAt Stage) string {
+	where := s.ep.addr()
+	if err == nil {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Connected to %s", where)
+		switch {
+		case s.ep.mode == TLSImplicit:
+			fmt.Fprintf(&b, ", implicit TLS (%s)", rep.Server.TLSVersion)
+		case rep.Server.TLSVersion != "":
+			fmt.Fprintf(&b, ", STARTTLS (%s)", rep.Server.TLSVersion)
+		default:
+			b.WriteString(", without TLS")
+		}
+		if rep.Server.Mechanism != "" {
+			fmt.Fprintf(&b, ", authenticated as %s with %s", s.conn.Username, rep.Server.Mechanism)
+		}
+		for _, st := range rep.Stages {
+			if st.Stage == StageRcpt && st.Outcome == Passed {
+				fmt.Fprintf(&b, ", and the server accepts mail from %s to the probe recipient", s.conn.From)
+			}
+		}
+		fmt.Fprintf(&b, " in %d ms.", max(rep.DurationMS, 1))
+		return b.String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Test Connection to %s stopped at %s: %s.", where, stageName(failedAt), stageDetail(err))
+	if len(rep.Hints) > 0 {
+		b.WriteString(" " + rep.Hints[0])
+	}
+	return b.String()
+}
+
+func stageName(st Stage) string {
+	switch st {
+	case StageTLS:
+		return "the TLS handshake"
+	case StageEHLO:
+		return "EHLO"
+	case StageSTARTTLS:
+		return "STARTTLS"
+	case StageToken:
+		return "the OAuth2 token"
+	case StageAuth:
+		return "authentication"
+	case StageMail:
+		return "MAIL FROM"
+	case StageRcpt:
+		return "RCPT TO"
+	case StageReset:
+		return "RSET"
+	case StageQuit:
+		return "QUIT"
+	case "":
+		return "an unknown stage"
+	}
+	return "the " + string(st) + " stage"
+}
+
+// hints recognises causes and says what to change.
+func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration, parent context.Context) []string {
+	var hints []string
+	add := func(format string, a ...any) { hints = append(hints, fmt.Sprintf(format, a...)) }
+	host, port, mode := s.ep.host, s.ep.port, s.ep.mode
+	var se *SMTPError
+	hasSMTP := errors.As(err, &se)
+	enh := ""
+	if hasSMTP {
+		enh = se.Enhanced()
+	}
+	var dnsErr *net.DNSError
+	var rh tls.RecordHeaderError
+	var hostErr x509.HostnameError
+	var uaErr x509.UnknownAuthorityError
+	var invErr x509.CertificateInvalidError
+	var protoErr interface{ Error() string }
+	var mech *mechanismError
+	var tre *tokenRejectedError
+	switch {
+	case errors.Is(err, ErrBlocked):
+		add("The dial policy does not allow this destination.")
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		add("The host name %s does not resolve: check its spelling, and that this machine's DNS can see it.", host)
+	case errors.As(err, &dnsErr):
+		add("The host name %s could not be resolved right now (DNS %s): check this machine's DNS.", host, dnsErr.Err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		add("Nothing accepts connections on %s port %d: check the port (465 for implicit TLS, 587 for STARTTLS, 25 for relays) and any firewall.", host, port)
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		add("No route to %s: check the network path and firewalls.", host)
+	case at == StageConnect && errors.Is(err, ErrTimeout):
+		add("No answer from %s port %d: a firewall may drop the connection, or the host is down.", host, port)
+	case (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrTimeout) && mode != TLSImplicit:
+		if port == 465 {
+			add("The server did not greet: port 465 expects implicit TLS. Set tlsMode to \"implicit\" (or keep Enable TLS on with port 465).")
+		} else {
+			add("The server accepted the connection but sent no greeting: if port %d expects implicit TLS, set tlsMode to \"implicit\"; otherwise the server is overloaded or a firewall interferes.", port)
+		}
+	case at == StageTLS && errors.As(err, &rh):
+		add("The server does not speak TLS on port %d: it is probably a plaintext or STARTTLS port. Use STARTTLS (Enable TLS on port 587) instead of implicit TLS, or the server's implicit-TLS port (465).", port)
+	case at == StageTLS && errors.Is(err, ErrTimeout):
+		add("The TLS handshake did not complete: check that port %d expects implicit TLS.", port)
+	case errors.As(err, &hostErr):
+		add("The certificate is for %s, not %s: use one of those names as the mail server.", certNames(hostErr.Certificate), host)
+	case errors.As(err, &uaErr):
+		issuer := ""
+		if uaErr.Cert != nil {
+			issuer = " (issued by " + uaErr.Cert.Issuer.String() + ")"
+		}
+		add("The certificate is signed by an authority this machine does not trust%s: for a private relay, set caFile to the relay's CA certificate.", issuer)
+	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
+		add("The server's certificate has expired (on %s): the server's administrator must renew it.", invErr.Cert.NotAfter.UTC().Format("2006-01-02"))
+	case at == StageSTARTTLS && strings.Contains(err.Error(), "does not offer STARTTLS"):
+		add("The server does not offer STARTTLS on port %d: check the port (587 usually offers it; use 465 with implicit TLS), or whether something between strips STARTTLS.", port)
+	case at == StageSTARTTLS && strings.Contains(err.Error(), "injection"):
+		add("Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it.")
+	case errors.Is(err, ErrReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !hasSMTP && errors.As(err, &protoErr) && isPermanentConnect(err):
+		add("The service on %s port %d does not speak SMTP: check the host and port.", host, port)
+	case errors.As(err, &mech) && len(mech.offered) == 0:
+		add("The server offers no AUTH on this session: it may require STARTTLS first (turn Enable TLS on), or it does not accept authentication from this client.")
+	case errors.As(err, &mech):
+		if s.authType == AuthOAuth2 {
+			add("The server offers %s but not XOAUTH2 or OAUTHBEARER: it does not accept OAuth2 here.", strings.Join(mech.offered, " "))
+		} else {
+			add("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", strings.Join(mech.offered, " "))
+		}
+	case errors.Is(err, ErrInsecureAuth):
+		add("Turn Enable TLS on, so that the credentials travel encrypted; set allowInsecureAuth only on a trusted network.")
+	case errors.Is(err, ErrReauthorize):
+		add("The OAuth2 configuration %q must be authorised again: its refresh token was revoked or expired.", s.conn.OAuth2Config)
+	case at == StageToken:
+		var oe *oauthtoken.Error
+		if errors.As(err, &oe) && oe.Code == "invalid_client" || errors.Is(err, oauthtoken.ErrInvalidClient) {
+			add("The token endpoint refused the client of OAuth2 configuration %q: check its client ID and secret (secrets expire).", s.conn.OAuth2Config)
+		} else {
+			add("No access token could be obtained from OAuth2 configuration %q: test it on its own for details.", s.conn.OAuth2Config)
+		}
+	case hasSMTP && se.Code == 535 && enh == "5.7.139":
+		add("SMTP AUTH (Basic authentication) is disabled for this Microsoft 365 tenant or mailbox: enable Authenticated SMTP for the mailbox %s, or switch the connection to OAuth2.", s.conn.Username)
+	case hasSMTP && se.Code == 535 && enh == "5.7.3" || errors.As(err, &tre) && strings.Contains(strings.ToLower(s.ep.host), "office365"):
+		add("Microsoft 365 rejected the login: for OAuth2, the app needs the SMTP.SendAsApp permission with admin consent, its service principal registered in Exchange with access to the mailbox %s, and a token for https://outlook.office365.com; for Basic auth, check the password and that Authenticated SMTP is enabled.", s.conn.Username)
+	case errors.As(err, &tre):
+		detail := ""
+		if tre.failure != nil {
+			detail = " (" + tre.failure.String() + ")"
+		}
+		add("The server rejected the OAuth2 access token for %s%s: check that the token's scope covers SMTP (Google: https://mail.google.com/) and that it was issued for this mailbox.", s.conn.Username, detail)
+	case hasSMTP && se.Code == 534 && enh == "5.7.9":
+		add("Google requires an app password or OAuth2 for this account: create an app password, or switch the connection to OAuth2.")
+	case hasSMTP && se.Code == 530 && (enh == "5.7.0" || enh == ""):
+		if rep.Server.TLSVersion == "" {
+			add("The server requires STARTTLS before this command: turn Enable TLS on.")
+		} else {
+			add("The server requires authentication before sending: set a user name and password (or OAuth2).")
+		}
+	case hasSMTP && se.Code == 550 && enh == "5.7.30":
+		add("Basic authentication is retired for client submission on this server: switch the connection to OAuth2.")
+	case hasSMTP && se.Code == 504 && enh == "5.7.4":
+		add("The server does not recognise the authentication mechanism: it offers %s; Microsoft 365 accepts only LOGIN and XOAUTH2.", strings.Join(rep.Server.AuthMechanisms, " "))
+	case hasSMTP && se.Code == 535:
+		add("The server rejected the credentials of %s: check the user name and password.", s.conn.Username)
+	case hasSMTP && at == StageMail && enh == "5.7.60" || hasSMTP && at == StageRcpt && enh == "5.7.60":
+		add("The user %s may not send as %s: grant it Send As permission for that address, or change the connection's sender.", s.conn.Username, s.conn.From)
+	case hasSMTP && (at == StageRcpt || at == StageMail) && enh == "5.7.1":
+		add("The server refuses to relay from %s to the probe recipient: the account may not send for this sender, or the server does not accept mail for that domain from this client.", s.conn.From)
+	case hasSMTP && at == StageRcpt && enh == "5.1.1":
+		add("The probe recipient does not exist on that server.")
+	case hasSMTP && se.Code == 421:
+		add("The server closed the session (421): it may be overloaded or refuse this client; try again later.")
+	case errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil:
+		add("The test reached its time limit (%v) without a reply: configure smtpConnectionTimeout and smtpTimeout so that a silent server is reported at the stage where it stopped.", limit)
+	case errors.Is(err, ErrTimeout):
+		add("The server did not reply in time: it may be overloaded, or a firewall interferes.")
+	}
+	return hints
+}
+
+func certNames(c *x509.Certificate) string {
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		names = append(names, c.Subject.CommonName)
+	}
+	return strings.Join(names, ", ")
+}
 
 // tracer receives what happens while a session is established. A nil
 // *tracer ignores everything; Test Connection passes one to build its
@@ -19,6 +766,13 @@ type tracer struct {
 	ehloTLS   bool
 	mechs     []string
 	mech      string
+	retried   error // a rejected access token, retried with a fresh one
+}
+
+func (t *tracer) tokenRetry(err error) {
+	if t != nil {
+		t.retried = err
+	}
 }
 
 type traceStage struct {
