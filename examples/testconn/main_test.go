@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+func TestTestconn(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "pw"}})
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, srv.CAPEM(), 0o600)
+	cfg := filepath.Join(dir, "engine.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
+  "connections": [
+    {"name": "good", "mailServer": %[1]q, "enableTLS": true, "caFile": %[2]q, "smtpConnectionTimeout": 5, "smtpTimeout": 5,
+     "userName": "alerts", "password": "pw", "from": "alerts@example.com", "emailActionsBaseURL": "https://approvals.example.com"},
+    {"name": "wrong-password", "mailServer": %[1]q, "enableTLS": true, "caFile": %[2]q, "smtpConnectionTimeout": 5, "smtpTimeout": 5,
+     "userName": "alerts", "password": "nope"}
+  ]
+}`, srv.Addr(), ca)), 0o600)
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", cfg, "-connection", "good", "-probe-to", "ops@example.com"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"✓ starttls", "✓ rcpt", "– oauth2 token", "Action links become: https://approvals.example.com/actions/approve", "Connected to " + srv.Addr()} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	if code := run([]string{"-config", cfg, "-connection", "wrong-password", "-json"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep["ok"] != false || !strings.Contains(rep["sentence"].(string), "stopped at authentication") {
+		t.Errorf("JSON report %v (%v)", rep, err)
+	}
+
+	for _, args := range [][]string{{}, {"-config", cfg}, {"-config", cfg, "-connection", "nope"}, {"-config", "/nonexistent", "-connection", "x"}} {
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("run(%q) = %d, want 2", args, code)
+		}
+	}
+}
