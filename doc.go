@@ -31,6 +31,40 @@
 // configuration ([Registry.Replace], [Registry.Update]) is atomic; routes
 // resolved before keep the configuration they were resolved from.
 //
+// # Sending
+//
+// A [Sender] sends through one connection ([NewSender], [Registry.Sender],
+// [Route.Send]); it keeps SMTP sessions open and reuses them, is safe for
+// concurrent use, and retries only where the server cannot have accepted
+// the message. Messages ([Message]) are composed with go-message, with
+// attachments streamed; every header value and address is checked before any
+// network I/O, and nothing on the wire can end the message early. TLS is
+// verified and, when required, fails closed. ConnectTimeout bounds
+// establishing the session; SendTimeout bounds each wait for the server and
+// each stretch of the upload that makes no progress; the context always
+// wins. A [Receipt] tells what the server said; a connection that broke
+// after the whole message was sent is [ErrDeliveryUnknown] and is never
+// sent again automatically. Credentials are sent only over verified TLS (or
+// to loopback, or with AllowInsecureAuth) and never logged.
+//
+// # OAuth2
+//
+// OAuth2 connections name an [OAuth2Config]. A [Registry] keeps one cached
+// access token per configuration, refreshes it ahead of expiry with a
+// single request however many sends wait, hands a rotated refresh token to
+// [Options].OnRefreshToken before using the new access token, and retries
+// once with a fresh token when the server rejects a cached one. XOAUTH2 and
+// OAUTHBEARER are spoken. [Registry.TestOAuth2] tests a configuration on
+// its own.
+//
+// # Test Connection
+//
+// [TestConnection] and [Registry.TestConnection] run the protocol up to,
+// never including, sending a message, and return a [TestReport]: each stage
+// with its outcome and duration, what the server offered, the certificate,
+// warnings, hints that say what to change, and one sentence. A
+// [DialPolicy] keeps tenants from dialling internal addresses.
+//
 // # Action links
 //
 // An Email Actions Base URL replaces the scheme, host and port of the action
