@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -431,18 +432,44 @@ func isLoopbackHost(host string) bool {
 }
 
 func loadCAFile(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, 4<<20)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("file %q does not exist", path)
-		}
-		return nil, fmt.Errorf("cannot read %q: %v", path, unwrapPathError(err))
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
 		return nil, fmt.Errorf("file %q holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// readSmallFile reads a regular file of at most limit bytes. Devices,
+// pipes and directories are refused, so that a configuration cannot make
+// the engine block on /dev/stdin or read /dev/zero forever.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("file %q does not exist", path)
+		}
+		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("file %q is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("file %q is larger than %d bytes", path, limit)
+	}
+	return data, nil
 }
 
 func unwrapPathError(err error) error {
@@ -648,12 +675,9 @@ func (s Secret) Reveal() (string, error) {
 		}
 		return v, nil
 	case "file":
-		data, err := os.ReadFile(target)
+		data, err := readSmallFile(target, 64<<10)
 		if err != nil {
-			if os.IsNotExist(err) {
-				return "", fmt.Errorf("file %q does not exist", target)
-			}
-			return "", fmt.Errorf("cannot read file %q: %v", target, unwrapPathError(err))
+			return "", err
 		}
 		v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 		if v == "" {

@@ -288,3 +288,20 @@ func TestConnectionJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretFileRefusesDevices(t *testing.T) {
+	for _, path := range []string{"/dev/zero", "/dev/stdin", os.TempDir()} {
+		if _, err := Secret("file:" + path).Reveal(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Reveal(file:%s) = %v, want a refusal", path, err)
+		}
+		c := Connection{MailServer: "m.example", CAFile: path}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("CAFile %s: Validate() = %v", path, err)
+		}
+	}
+	big := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(big, make([]byte, 100<<10), 0o600)
+	if _, err := Secret("file:" + big).Reveal(); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Reveal of a 100 KiB file = %v", err)
+	}
+}

@@ -1,0 +1,69 @@
+package emailconn
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzLoadConfig feeds arbitrary bytes to the configuration loader: it never
+// panics; a configuration it accepts is valid, saves, and loads back equal.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add([]byte(designConfig))
+	f.Add([]byte(`{"connections":[{"name":"a","mailServer":"[::1]:25","smtpTimeout":1.5,"enableTSL":true}],"processes":{"P":"b"}}`))
+	f.Add([]byte(`{"grid":{"mailServer":"relay.internal","to":"a@example.com"},"oauth2Configurations":[{"name":"o","provider":"google","grantType":"refresh_token","clientID":"x","refreshToken":"r"}]}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"connections":null,"grid":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := LoadConfig(bytes.NewReader(data))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "emailconn: ") {
+				t.Fatalf("error without prefix: %q", err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("LoadConfig accepted an invalid configuration: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := cfg.Save(&buf); err != nil {
+			t.Fatal(err)
+		}
+		saved := buf.String()
+		back, err := LoadConfig(&buf)
+		if err != nil {
+			t.Fatalf("LoadConfig(Save(cfg)) = %v\n%s", err, saved)
+		}
+		var again bytes.Buffer
+		back.Save(&again)
+		if again.String() != saved {
+			t.Fatalf("round trip changed the configuration:\n%s\n%s", saved, again.String())
+		}
+	})
+}
+
+// FuzzSplitMailServer: a mail server that validates yields a host and port
+// that net.JoinHostPort and net.SplitHostPort agree on, and no host with
+// characters a URL or command line could misread.
+func FuzzSplitMailServer(f *testing.F) {
+	for _, s := range []string{"smtp.example.com", "smtp.example.com:587", "[::1]:25", "[2001:db8::1]", "127.0.0.1:2525", "a:b:c", "[::1", "x:0", "host:+25", "exä.com", "a..b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, port, prob := splitMailServer(s)
+		if prob != "" {
+			return
+		}
+		if host == "" || port < 0 || port > 65535 || strings.ContainsAny(host, " /\\@?#\r\n\x00") {
+			t.Fatalf("splitMailServer(%q) = %q, %d", s, host, port)
+		}
+		c := Connection{MailServer: s}
+		ep := c.endpoint()
+		h, p, err := net.SplitHostPort(ep.addr())
+		if err != nil || h != host || p != strconv.Itoa(ep.port) {
+			t.Fatalf("endpoint(%q) = %q: %v", s, ep.addr(), err)
+		}
+	})
+}
