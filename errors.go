@@ -118,12 +118,13 @@ type problems struct {
 }
 
 func (p *problems) add(field, format string, args ...any) {
-	if p.prefix != "" {
-		if field == "" {
-			field = strings.TrimSuffix(p.prefix, ".")
-		} else {
-			field = p.prefix + field
-		}
+	switch {
+	case p.prefix != "" && field == "":
+		field = strings.TrimSuffix(p.prefix, ".")
+	case p.prefix != "":
+		field = p.prefix + field
+	case field == "":
+		field = "configuration"
 	}
 	p.errs = append(p.errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 }

@@ -264,10 +264,13 @@ func TestSendFaults(t *testing.T) {
 			// The bound includes filling the socket buffers (a few MiB,
 			// slow under the race detector) before the stall.
 			msg: bigMessage(16 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
-		{name: "F41 slow but moving upload succeeds", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.SlowRead, Bytes: 256 << 10, Interval: ftS / 2}}},
-			msg: bigMessage(2 << 20), check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
-				if rc.Duration < 2*ftS {
-					t.Errorf("upload took %v; the test wants it slower than the send timeout", rc.Duration)
+		// 512 KiB every 200 ms: the whole upload takes several send
+		// timeouts, but no stretch of it (even on a loaded machine) one.
+		{name: "F41 slow but moving upload succeeds", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.SlowRead, Bytes: 512 << 10, Interval: 200 * time.Millisecond}}},
+			conn: func(c *Connection) { c.SendTimeout = time.Second }, msg: bigMessage(12 << 20),
+			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+				if rc.Duration < 2*time.Second {
+					t.Errorf("upload took %v; the test wants it slower than twice the send timeout", rc.Duration)
 				}
 			}},
 		// The message is larger than the socket buffers, so the reset

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -379,6 +380,9 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 			res.Outcome, res.Detail = Skipped, ts.skipped
 		case ok && ts.err != nil:
 			res.Outcome, res.Detail = Failed, stageDetail(ts.err)
+			if st == failedAt {
+				res.Detail = stageDetail(err) // classified: "connect timeout (5s) expired", not "i/o timeout"
+			}
 			reached = false
 		case ok:
 			res.Outcome = Passed
@@ -512,7 +516,13 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error) {
 	}
 	if rep.Certificate != nil && rep.Certificate.Verified {
 		if left := time.Until(rep.Certificate.NotAfter); left < 14*24*time.Hour {
-			add("The server's certificate expires on %s (in %d days).", rep.Certificate.NotAfter.Format("2006-01-02"), int(left.Hours()/24))
+			in := "in less than a day"
+			if days := int(left.Hours() / 24); days == 1 {
+				in = "in 1 day"
+			} else if days > 1 {
+				in = fmt.Sprintf("in %d days", days)
+			}
+			add("The server's certificate expires on %s (%s).", rep.Certificate.NotAfter.Format("2006-01-02"), in)
 		}
 	}
 	if tr.remote != "" && tr.tls == nil && (err == nil || stageIndex(failedStage(err)) > stageIndex(StageSTARTTLS)) {
@@ -584,7 +594,11 @@ func (s *Sender) sentence(rep *TestReport, err error, failedAt Stage) string {
 		}
 		for _, st := range rep.Stages {
 			if st.Stage == StageRcpt && st.Outcome == Passed {
-				fmt.Fprintf(&b, ", and the server accepts mail from %s to the probe recipient", s.conn.From)
+				from := s.conn.From
+				if a, err := mail.ParseAddress(from); err == nil {
+					from = a.Address
+				}
+				fmt.Fprintf(&b, ", and the server accepts mail from %s to the probe recipient", from)
 			}
 		}
 		fmt.Fprintf(&b, " in %d ms.", max(rep.DurationMS, 1))
@@ -714,10 +728,15 @@ func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration
 	case hasSMTP && se.Code == 534 && enh == "5.7.9":
 		add("Google requires an app password or OAuth2 for this account: create an app password, or switch the connection to OAuth2.")
 	case hasSMTP && se.Code == 530 && (enh == "5.7.0" || enh == ""):
-		if rep.Server.TLSVersion == "" {
+		msg := strings.ToLower(se.Message)
+		offersTLS := slices.ContainsFunc(rep.Server.Extensions, func(e string) bool { return strings.EqualFold(e, "STARTTLS") })
+		switch {
+		case rep.Server.TLSVersion == "" && (strings.Contains(msg, "tls") || offersTLS):
 			add("The server requires STARTTLS before this command: turn Enable TLS on.")
-		} else {
+		case !s.conn.usesCredentials():
 			add("The server requires authentication before sending: set a user name and password (or OAuth2).")
+		default:
+			add("The server refused the command before authentication succeeded (%s).", se.Message)
 		}
 	case hasSMTP && se.Code == 550 && enh == "5.7.30":
 		add("Basic authentication is retired for client submission on this server: switch the connection to OAuth2.")

@@ -382,3 +382,10 @@ func TestTestConnectionOAuth2(t *testing.T) {
 		t.Errorf("unknown connection: %s", rep.JSON())
 	}
 }
+
+func TestTestConnection530Hints(t *testing.T) {
+	// A server that requires AUTH, and a connection without credentials.
+	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
+	c := connFor(t, srv, TLSNone)
+	checkFailure(t, TestConnection(context.Background(), c, &TestOptions{ProbeRecipient: "ops@example.com"}), StageMail, "requires authentication before sending")
+}

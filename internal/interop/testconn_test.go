@@ -543,7 +543,6 @@ func TestTestConnectionFails(t *testing.T) {
 			mod:  func(c *emailconn.Connection) { c.Username, c.Password = "", "" },
 			spec: "s p s p p s s s f n n n", stage: emailconn.StageMail, detail: "530",
 			hint: "requires authentication before sending",
-			bug:  "requires STARTTLS before this command",
 		},
 	}
 	for _, tc := range cases {
