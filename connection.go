@@ -791,14 +791,7 @@ func (c Connection) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON
 // fields, values of the wrong type, fractional or negative timeouts are
 // errors naming the field. It does not validate: call Validate.
 func (c *Connection) UnmarshalJSON(data []byte) error {
-	var p problems
-	var out Connection
-	out.decode(data, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	*c = out
-	return nil
+	return unmarshalStrict(c, data, (*Connection).decode)
 }
 
 // decode reads the JSON form into c, reporting every problem to p.
@@ -845,6 +838,19 @@ func (c *Connection) decode(data []byte, p *problems) {
 			p.add(f.key, "unknown field")
 		}
 	}
+}
+
+// unmarshalStrict decodes data with decode into a fresh value and stores it
+// in dst only when there was no problem.
+func unmarshalStrict[T any](dst *T, data []byte, decode func(*T, []byte, *problems)) error {
+	var p problems
+	var out T
+	decode(&out, data, &p)
+	if err := p.err(); err != nil {
+		return err
+	}
+	*dst = out
+	return nil
 }
 
 // jsonField is one member of a JSON object, in document order.

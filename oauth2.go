@@ -321,14 +321,7 @@ func (o OAuth2Config) MarshalJSON() ([]byte, error) { return json.Marshal(o.toJS
 // UnmarshalJSON reads the JSON form. Unknown fields and values of the wrong
 // type are errors naming the field. It does not validate: call Validate.
 func (o *OAuth2Config) UnmarshalJSON(data []byte) error {
-	var p problems
-	var out OAuth2Config
-	out.decode(data, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	*o = out
-	return nil
+	return unmarshalStrict(o, data, (*OAuth2Config).decode)
 }
 
 func (o *OAuth2Config) decode(data []byte, p *problems) {

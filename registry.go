@@ -297,14 +297,7 @@ func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON(fal
 // UnmarshalJSON reads the JSON form without validating it; LoadConfig reads
 // and validates.
 func (c *Config) UnmarshalJSON(data []byte) error {
-	var p problems
-	var out Config
-	out.decode(data, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	*c = out
-	return nil
+	return unmarshalStrict(c, data, (*Config).decode)
 }
 
 // Save writes c in its JSON form, indented, so that LoadConfig reads it
