@@ -44,7 +44,7 @@ type goSMTPMessage struct {
 
 // startGoSMTP starts go-smtp's server on loopback with the test
 // certificate and AUTH PLAIN for alice.
-func startGoSMTP(t *testing.T, implicit bool, configure func(*smtp.Server)) *goSMTPServer {
+func startGoSMTP(t testing.TB, implicit bool, configure func(*smtp.Server)) *goSMTPServer {
 	t.Helper()
 	g := &goSMTPServer{conns: map[string]bool{}}
 	g.Server = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {

@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -321,11 +322,12 @@ type Sender struct {
 	authType AuthType
 	tokens   tokenSource // OAuth2 connections: the configuration's token cache
 
-	slots  chan struct{} // one per session in use or being opened
-	mu     sync.Mutex
-	idle   []*session
-	state  senderState
-	timers sync.WaitGroup // armed idle timers and the closing they lead to
+	slots   chan struct{} // one per session in use or being opened
+	mu      sync.Mutex
+	idle    []*session
+	state   senderState
+	sweeper *time.Timer    // closes sessions idle for longer than IdleTimeout; nil when not armed
+	sweeps  sync.WaitGroup // an armed sweeper and the closing it leads to
 }
 
 type senderState int
@@ -417,17 +419,18 @@ func (s *Sender) shutdown(to senderState) {
 	}
 	idle := s.idle
 	s.idle = nil
+	if s.sweeper != nil && s.sweeper.Stop() {
+		s.sweeps.Done()
+	}
+	s.sweeper = nil
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, sess := range idle {
-		if sess.stopTimer() {
-			s.timers.Done()
-		}
 		wg.Go(func() { sess.quit(s.quitTimeout()) })
 	}
 	wg.Wait()
 	if to == stateClosed {
-		s.timers.Wait()
+		s.sweeps.Wait()
 	}
 }
 
@@ -477,6 +480,7 @@ type prepared struct {
 	rcpts    []string
 	utf8     bool // an envelope address needs SMTPUTF8
 	msg      *compose.Message
+	body     []byte // msg composed in advance (no attachments), or nil
 	raw      io.Reader
 	size     int64 // estimated size, 0 = unknown
 	allOrNot bool
@@ -635,12 +639,24 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 			}
 		}
 	}
+	pr.msg = cm
+	if len(cm.Attachments) == 0 {
+		// A notification without attachments is small: compose it once,
+		// which gives its exact size and the bytes for every attempt.
+		var buf bytes.Buffer
+		if _, err := cm.WriteTo(&buf); err != nil {
+			return nil, composeErrors(err)
+		}
+		pr.body, pr.size = buf.Bytes(), int64(buf.Len())
+		return pr, nil
+	}
 	if err := cm.Validate(); err != nil {
 		return nil, composeErrors(err)
 	}
-	pr.msg = cm
-	if size, ok := cm.EstimatedSize(); ok && sizeKnown {
-		pr.size = size
+	if sizeKnown {
+		if size, ok := cm.EstimatedSize(); ok {
+			pr.size = size
+		}
 	}
 	return pr, nil
 }
@@ -941,9 +957,12 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 func writeMessage(w io.Writer, pr *prepared) error {
 	cw := compose.NewCanonicalWriter(w)
 	var err error
-	if pr.msg != nil {
+	switch {
+	case pr.body != nil:
+		_, err = cw.Write(pr.body)
+	case pr.msg != nil:
 		_, err = pr.msg.WriteTo(cw)
-	} else {
+	default:
 		_, err = io.Copy(cw, pr.raw)
 	}
 	if cerr := cw.Close(); err == nil {
@@ -1010,22 +1029,22 @@ func isRetryable(err error) bool {
 
 // session is one SMTP session, established and authenticated.
 type session struct {
-	s        *Sender
-	wc       *smtpconn.Conn
-	tap      *smtpconn.Tap
-	client   *smtp.Client
-	tlsState *tls.ConnectionState // nil for plaintext
-	ext      map[string]string
-	extLines []string // the EHLO reply after the greeting name line
-	remote   string
-	mech     string
-	opened   time.Time
-	msgs     int
-	dirty    bool // a transaction was started and not finished: RSET first
-	reused   bool
-	timer    *time.Timer
-	rec      *transcript.Recorder
-	capture  *ehloCapture
+	s         *Sender
+	wc        *smtpconn.Conn
+	tap       *smtpconn.Tap
+	client    *smtp.Client
+	tlsState  *tls.ConnectionState // nil for plaintext
+	ext       map[string]string
+	extLines  []string // the EHLO reply after the greeting name line
+	remote    string
+	mech      string
+	opened    time.Time
+	msgs      int
+	dirty     bool // a transaction was started and not finished: RSET first
+	reused    bool
+	idleSince time.Time // when it was put back into the pool
+	rec       *transcript.Recorder
+	capture   *ehloCapture
 }
 
 func (sess *session) has(ext string) bool {
@@ -1050,13 +1069,6 @@ func (sess *session) tlsVersion() string {
 		return ""
 	}
 	return tls.VersionName(sess.tlsState.Version)
-}
-
-func (sess *session) stopTimer() bool {
-	if sess.timer == nil {
-		return true
-	}
-	return sess.timer.Stop()
 }
 
 // quit says QUIT within d and closes the session.
@@ -1173,11 +1185,8 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 		sess := s.idle[n-1]
 		s.idle = s.idle[:n-1]
 		s.mu.Unlock()
-		if !sess.stopTimer() {
-			continue // its idle timer fired: it is being closed
-		}
-		s.timers.Done()
-		if time.Since(sess.opened) < s.opts.maxAge() && sess.wc.Idle() {
+		now := time.Now()
+		if now.Sub(sess.idleSince) < s.opts.idleTimeout() && now.Sub(sess.opened) < s.opts.maxAge() && sess.wc.Idle() {
 			sess.reused = true
 			return sess, nil
 		}
@@ -1201,9 +1210,12 @@ func (s *Sender) put(sess *session, reusable bool) {
 		len(s.idle) < s.opts.maxSessions()
 	if keep {
 		sess.reused = false
-		s.timers.Add(1)
-		sess.timer = time.AfterFunc(s.opts.idleTimeout(), func() { s.expire(sess) })
+		sess.idleSince = time.Now()
 		s.idle = append(s.idle, sess)
+		if s.sweeper == nil {
+			s.sweeps.Add(1)
+			s.sweeper = time.AfterFunc(s.opts.idleTimeout(), s.sweep)
+		}
 	}
 	s.mu.Unlock()
 	if keep {
@@ -1216,16 +1228,36 @@ func (s *Sender) put(sess *session, reusable bool) {
 	sess.close()
 }
 
-// expire closes an idle session whose idle timeout passed.
-func (s *Sender) expire(sess *session) {
-	defer s.timers.Done()
+// sweep closes the sessions idle for longer than IdleTimeout and arms
+// itself again for the next one to expire. One timer serves the whole pool:
+// a timer per session would cost a timer operation on every send.
+func (s *Sender) sweep() {
+	defer s.sweeps.Done()
+	idle := s.opts.idleTimeout()
 	s.mu.Lock()
-	i := slices.Index(s.idle, sess)
-	if i >= 0 {
-		s.idle = slices.Delete(s.idle, i, i+1)
+	now := time.Now()
+	var expired []*session
+	kept := s.idle[:0]
+	for _, sess := range s.idle {
+		if now.Sub(sess.idleSince) >= idle {
+			expired = append(expired, sess)
+		} else {
+			kept = append(kept, sess)
+		}
+	}
+	clear(s.idle[len(kept):])
+	s.idle = kept
+	s.sweeper = nil
+	if len(kept) > 0 && s.state == stateOpen {
+		next := idle
+		for _, sess := range kept {
+			next = min(next, idle-now.Sub(sess.idleSince))
+		}
+		s.sweeps.Add(1)
+		s.sweeper = time.AfterFunc(max(next, time.Millisecond), s.sweep)
 	}
 	s.mu.Unlock()
-	if i >= 0 {
+	for _, sess := range expired {
 		sess.quit(s.quitTimeout())
 	}
 }
