@@ -1185,8 +1185,12 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 		sess := s.idle[n-1]
 		s.idle = s.idle[:n-1]
 		s.mu.Unlock()
+		// A session idle for a moment is taken as it is; one idle for
+		// longer is checked without blocking for a close or a 421 from the
+		// server. Either way, a session found dead at MAIL is replaced.
 		now := time.Now()
-		if now.Sub(sess.idleSince) < s.opts.idleTimeout() && now.Sub(sess.opened) < s.opts.maxAge() && sess.wc.Idle() {
+		idleFor := now.Sub(sess.idleSince)
+		if idleFor < s.opts.idleTimeout() && now.Sub(sess.opened) < s.opts.maxAge() && (idleFor < time.Second || sess.wc.Idle()) {
 			sess.reused = true
 			return sess, nil
 		}

@@ -10,7 +10,10 @@
 // now+SendTimeout); a cleared deadline leaves only the phase and context
 // deadlines; every Write gets a progress deadline of now+SendTimeout per
 // chunk, and a wait for a reply is extended while the server keeps taking
-// the bytes the client sent (it is still reading a large message). Whatever go-smtp sets, the phase deadline (the connect budget) and
+// the bytes the client sent (it is still reading a large message). To spare
+// a timer operation on every call, a progress deadline is moved only when
+// it has fallen behind: the timeout fires between SendTimeout and 9/8 of it
+// after the last progress. Whatever go-smtp sets, the phase deadline (the connect budget) and
 // the context's deadline are never exceeded, and once the context is done
 // the connection is closed and stays failed with the context's cause.
 //
@@ -85,9 +88,11 @@ type Conn struct {
 	ctxDeadline time.Time // deadline of the bound context; zero = none
 	cause       error     // set once the bound context is done
 	replyBytes  int64
-	readLimit   Limit // which limit the current read deadline comes from
-	writeErr    error // the first write error
-	queued      int   // unacknowledged bytes when the last reply wait started or progressed
+	readLimit   Limit     // which limit the current read deadline comes from
+	writeErr    error     // the first write error
+	queued      int       // unacknowledged bytes when the last reply wait started or progressed
+	written     int64     // bytes written since the last reply wait started
+	rdl, wdl    time.Time // the read and write deadlines last set on raw
 }
 
 // New wraps raw.
@@ -195,6 +200,15 @@ func (c *Conn) applyLocked(timed bool) {
 	}
 	t, limit := c.deadlineLocked(timed)
 	c.readLimit = limit
+	if limit == LimitSend {
+		if c.slide(c.rdl, t, limit) {
+			return
+		}
+		t = t.Add(c.opts.SendTimeout / 8)
+	} else if c.rdl.Equal(t) {
+		return
+	}
+	c.rdl = t
 	_ = c.raw.SetReadDeadline(t)
 }
 
@@ -204,12 +218,38 @@ func (c *Conn) applyLocked(timed bool) {
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !t.IsZero() {
-		c.replyBytes = 0
+	if t.IsZero() {
+		// go-smtp clears its deadline after every reply. Nothing reads
+		// until it sets the next one, so a send-timeout deadline may stay:
+		// clearing it would cost a timer operation per command.
+		if c.readLimit != LimitSend || c.cause != nil {
+			c.applyLocked(false)
+		}
+		return c.errLocked()
+	}
+	c.replyBytes = 0
+	c.queued = 0
+	if c.written > queueCheckMin {
+		// A large upload ended: the server may still be reading it.
 		c.queued = unsent(c.raw)
 	}
-	c.applyLocked(!t.IsZero())
+	c.written = 0
+	c.applyLocked(true)
 	return c.errLocked()
+}
+
+// queueCheckMin is the upload size above which a reply wait watches the
+// send queue drain (smaller uploads leave the kernel at once).
+const queueCheckMin = 64 << 10
+
+// slide reports whether a deadline of t may stay at cur instead: for the
+// progress deadline now+SendTimeout, any deadline between t and
+// t+SendTimeout/8 will do, which saves a timer operation on most calls.
+func (c *Conn) slide(cur, t time.Time, limit Limit) bool {
+	if limit != LimitSend || cur.IsZero() || cur.Before(t) {
+		return cur.Equal(t)
+	}
+	return cur.Sub(t) <= c.opts.SendTimeout/8
 }
 
 // SetReadDeadline is SetDeadline for reads; writes have their own progress
@@ -297,7 +337,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 			return written, err
 		}
 		t, limit := c.deadlineLocked(true)
-		_ = c.raw.SetWriteDeadline(t)
+		if limit == LimitSend {
+			if !c.slide(c.wdl, t, limit) {
+				c.wdl = t.Add(c.opts.SendTimeout / 8)
+				_ = c.raw.SetWriteDeadline(c.wdl)
+			}
+		} else if !c.wdl.Equal(t) {
+			c.wdl = t
+			_ = c.raw.SetWriteDeadline(t)
+		}
+		c.written += int64(len(chunk))
 		c.mu.Unlock()
 		n, err := c.raw.Write(chunk)
 		written += n
