@@ -202,6 +202,7 @@ type part struct {
 	text      string      // the body of a text part
 	att       *Attachment // the content of an attachment part
 	children  []*part     // the parts of a multipart
+	boundary  string      // the boundary of a multipart
 }
 
 // tree returns the MIME structure of m, which must be valid.
@@ -252,11 +253,12 @@ func textPart(subtype, text string) *part {
 // "type" parameter of multipart/related (RFC 2387).
 func multipart(subtype, typ string, children ...*part) *part {
 	t := "multipart/" + subtype
-	params := map[string]string{"boundary": newBoundary()}
+	boundary := newBoundary()
+	params := map[string]string{"boundary": boundary}
 	if typ != "" {
 		params["type"] = typ
 	}
-	return &part{mediaType: t, children: children, fields: []field{
+	return &part{mediaType: t, children: children, boundary: boundary, fields: []field{
 		{"Content-Type", formatParams(t, params)},
 	}}
 }
@@ -323,6 +325,9 @@ func newBoundary() string {
 // write writes m, which must be valid, to out. With dry set it writes no
 // attachment content.
 func (m *Message) write(out *bodyWriter, dry bool) error {
+	if len(m.Attachments) == 0 {
+		return m.writeSimple(out)
+	}
 	root := m.tree()
 	fields := m.headerFields()
 	fields = append(fields, field{"MIME-Version", "1.0"})
@@ -457,8 +462,7 @@ func (m *Message) headerFields() []field {
 	}
 	for _, l := range m.addressFields() {
 		if len(l.addrs) > 0 {
-			h.SetAddressList(l.key, normalizeAddresses(l.addrs))
-			add(l.key)
+			fs = append(fs, field{l.key, formatAddressList(normalizeAddresses(l.addrs))})
 		}
 	}
 	h.SetSubject(normalizeSpace(m.Subject))
@@ -470,6 +474,50 @@ func (m *Message) headerFields() []field {
 		fs = append(fs, field{c.Key, h.Get(c.Key)})
 	}
 	return fs
+}
+
+// formatAddressList formats addresses for a header field. A display name
+// that is not ASCII is Q-encoded (RFC 2047) when every ASCII character in
+// it may stand in an encoded-word within a phrase (§5 rule 3: letters,
+// digits, "!*+-/" and space), else B-encoded: net/mail's Q encoding keeps
+// characters such as a backslash literal, and a reader then cannot parse
+// the address (found by FuzzMessage).
+func formatAddressList(addrs []*mail.Address) string {
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		switch {
+		case a.Name == "":
+			parts[i] = (&mail.Address{Address: a.Address}).String()
+		case isASCII(a.Name):
+			parts[i] = a.String()
+		case qSafe(a.Name):
+			parts[i] = a.String() // net/mail Q-encodes it
+		default:
+			parts[i] = mime.BEncoding.Encode("utf-8", a.Name) + " " + (&mail.Address{Address: a.Address}).String()
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// qSafe reports whether every ASCII character of s may appear Q-encoded in
+// a phrase.
+func qSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x80 && !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!*+-/ ", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // An addressField is an address header field of a message.

@@ -1,0 +1,124 @@
+package compose
+
+// A message without attachments — the usual notification — is written
+// here without go-message: its header fields are formatted as for any
+// message (headerFields, fold), and its one or two text parts are encoded
+// by appendQP. The result is the same MIME structure WriteTo always writes;
+// it only skips go-message's per-line allocations, which cost more than the
+// rest of a send. Messages with attachments stream through go-message.
+
+const hexUpper = "0123456789ABCDEF"
+
+// qpMaxLine is the longest encoded line, soft-break "=" included (RFC 2045
+// §6.7 rule 5: 76 characters).
+const qpMaxLine = 76
+
+// appendQP appends text, whose line ends are all CRLF, to dst as
+// quoted-printable (RFC 2045 §6.7): '=', control characters, DEL and every
+// octet above 127 are written =XX, a space or tab that ends a line too, and
+// lines are broken softly ("=" CRLF) so that none is longer than 76
+// characters. A line that would consist of "." alone is written "=2E", so
+// that no line of the output can end DATA even without dot-stuffing.
+func appendQP(dst []byte, text []byte) []byte {
+	for len(text) > 0 {
+		end := indexCRLF(text)
+		line := text
+		if end >= 0 {
+			line = text[:end]
+		}
+		dst = appendQPLine(dst, line)
+		if end < 0 {
+			break
+		}
+		dst = append(dst, '\r', '\n')
+		text = text[end+2:]
+	}
+	return dst
+}
+
+func indexCRLF(b []byte) int {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendQPLine encodes one line; a CR or LF in it (there is none after
+// appendCRLF) would be encoded like any control character.
+func appendQPLine(dst []byte, line []byte) []byte {
+	if len(line) == 1 && line[0] == '.' {
+		return append(dst, "=2E"...)
+	}
+	n := 0 // characters on the current output line
+	for i, c := range line {
+		literal := c >= 33 && c <= 126 && c != '='
+		if (c == ' ' || c == '\t') && i < len(line)-1 {
+			literal = true
+		}
+		w := 1
+		if !literal {
+			w = 3
+		}
+		// Break softly when this character would not fit before the
+		// final "=" of a soft break (the line's last character needs no
+		// room for one).
+		room := qpMaxLine - 1
+		if i == len(line)-1 {
+			room = qpMaxLine
+		}
+		if n+w > room {
+			dst = append(dst, '=', '\r', '\n')
+			n = 0
+			if c == '.' && i == len(line)-1 {
+				// "." alone on the last physical line.
+				literal, w = false, 3
+			}
+		}
+		if literal {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '=', hexUpper[c>>4], hexUpper[c&15])
+		}
+		n += w
+	}
+	return dst
+}
+
+// writeSimple writes m, which must be valid and have no attachments, to
+// out: the header, then the text part, the HTML part, or both in
+// multipart/alternative.
+func (m *Message) writeSimple(out *bodyWriter) error {
+	root := m.tree()
+	fields := m.headerFields()
+	fields = append(fields, field{"MIME-Version", "1.0"})
+	fields = append(fields, root.fields...)
+	size := 512 + len(m.Text) + len(m.HTML)
+	buf := make([]byte, 0, size+size/8)
+	for _, f := range fields {
+		buf = append(buf, fold(f.key, f.value)...)
+	}
+	buf = append(buf, '\r', '\n')
+	if root.children == nil {
+		buf = appendQP(buf, appendCRLF(nil, root.text))
+	} else {
+		boundary := root.boundary
+		for _, c := range root.children {
+			buf = append(buf, "--"...)
+			buf = append(buf, boundary...)
+			buf = append(buf, '\r', '\n')
+			for _, f := range c.fields {
+				buf = append(buf, fold(f.key, f.value)...)
+			}
+			buf = append(buf, '\r', '\n')
+			buf = appendQP(buf, appendCRLF(nil, c.text))
+			buf = append(buf, '\r', '\n')
+		}
+		buf = append(buf, "--"...)
+		buf = append(buf, boundary...)
+		buf = append(buf, "--\r\n"...)
+	}
+	_, err := out.put(buf)
+	return err
+}
