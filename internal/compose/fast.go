@@ -45,43 +45,68 @@ func indexCRLF(b []byte) int {
 	return -1
 }
 
+// qpLiteral tells the octets written as they are: printable ASCII but "=",
+// and space and tab (unless they end a line).
+var qpLiteral = func() (t [256]bool) {
+	for c := 33; c <= 126; c++ {
+		t[c] = c != '='
+	}
+	t[' '], t['\t'] = true, true
+	return t
+}()
+
 // appendQPLine encodes one line; a CR or LF in it (there is none after
-// appendCRLF) would be encoded like any control character.
+// appendCRLF) is encoded like any control character. Runs of literal
+// octets are copied whole.
 func appendQPLine(dst []byte, line []byte) []byte {
 	if len(line) == 1 && line[0] == '.' {
 		return append(dst, "=2E"...)
 	}
 	n := 0 // characters on the current output line
-	for i, c := range line {
-		literal := c >= 33 && c <= 126 && c != '='
-		if (c == ' ' || c == '\t') && i < len(line)-1 {
-			literal = true
+	for i := 0; i < len(line); {
+		j := i
+		for j < len(line) && qpLiteral[line[j]] {
+			j++
 		}
-		w := 1
-		if !literal {
-			w = 3
+		if j == len(line) && j > i && (line[j-1] == ' ' || line[j-1] == '\t') {
+			j-- // whitespace that ends a line is encoded
 		}
-		// Break softly when this character would not fit before the
-		// final "=" of a soft break (the line's last character needs no
-		// room for one).
+		for i < j {
+			room := qpMaxLine - 1 - n // leave room for a soft break
+			if j == len(line) && j-i <= qpMaxLine-n {
+				room = j - i // the rest of the line fits
+			}
+			if room <= 0 {
+				dst = append(dst, '=', '\r', '\n')
+				n = 0
+				continue
+			}
+			k := min(j, i+room)
+			if n == 0 && k == len(line) && k-i == 1 && line[i] == '.' {
+				// "." alone on the last physical line of a long line.
+				dst = append(dst, "=2E"...)
+				n, i = 3, k
+				continue
+			}
+			dst = append(dst, line[i:k]...)
+			n += k - i
+			i = k
+		}
+		if i == len(line) {
+			break
+		}
 		room := qpMaxLine - 1
 		if i == len(line)-1 {
 			room = qpMaxLine
 		}
-		if n+w > room {
+		if n+3 > room {
 			dst = append(dst, '=', '\r', '\n')
 			n = 0
-			if c == '.' && i == len(line)-1 {
-				// "." alone on the last physical line.
-				literal, w = false, 3
-			}
 		}
-		if literal {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '=', hexUpper[c>>4], hexUpper[c&15])
-		}
-		n += w
+		c := line[i]
+		dst = append(dst, '=', hexUpper[c>>4], hexUpper[c&15])
+		n += 3
+		i++
 	}
 	return dst
 }

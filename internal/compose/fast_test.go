@@ -1,0 +1,82 @@
+package compose
+
+import (
+	"bytes"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+	"testing"
+)
+
+// refQPLine is the octet-by-octet encoder appendQPLine must equal.
+func refQPLine(dst []byte, line []byte) []byte {
+	if len(line) == 1 && line[0] == '.' {
+		return append(dst, "=2E"...)
+	}
+	n := 0
+	for i, c := range line {
+		literal := c >= 33 && c <= 126 && c != '='
+		if (c == ' ' || c == '\t') && i < len(line)-1 {
+			literal = true
+		}
+		w := 1
+		if !literal {
+			w = 3
+		}
+		room := qpMaxLine - 1
+		if i == len(line)-1 {
+			room = qpMaxLine
+		}
+		if n+w > room {
+			dst = append(dst, '=', '\r', '\n')
+			n = 0
+			if c == '.' && i == len(line)-1 {
+				literal, w = false, 3
+			}
+		}
+		if literal {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '=', hexUpper[c>>4], hexUpper[c&15])
+		}
+		n += w
+	}
+	return dst
+}
+
+func checkQP(t *testing.T, text []byte) {
+	t.Helper()
+	crlf := appendCRLF(nil, string(text))
+	got := appendQP(nil, crlf)
+	var want []byte
+	for i, l := range bytes.Split(crlf, []byte("\r\n")) {
+		if i > 0 {
+			want = append(want, '\r', '\n')
+		}
+		want = refQPLine(want, l)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("appendQP(%q) =\n%q\nwant\n%q", text, got, want)
+	}
+	for _, l := range bytes.Split(got, []byte("\r\n")) {
+		if len(l) > qpMaxLine || string(l) == "." {
+			t.Fatalf("appendQP(%q): line %q", text, l)
+		}
+	}
+	back, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(got)))
+	if err != nil || !bytes.Equal(back, crlf) {
+		t.Fatalf("decoding appendQP(%q) = %q, %v; want %q", text, back, err, crlf)
+	}
+}
+
+func TestAppendQP(t *testing.T) {
+	for _, s := range []string{"", ".", "a\n.\nb", strings.Repeat("x", 75) + ".", strings.Repeat("x", 76) + ".", strings.Repeat("x", 200),
+		strings.Repeat("ü", 60), "trailing  \nspace\t", strings.Repeat("a=", 50), strings.Repeat("x", 74) + " ", strings.Repeat("x ", 80) + "\r\n."} {
+		checkQP(t, []byte(s))
+	}
+}
+
+func FuzzAppendQP(f *testing.F) {
+	f.Add([]byte("The workunit failed. Überstunden für Jürgen = 42\n.\n"))
+	f.Fuzz(func(t *testing.T, text []byte) { checkQP(t, text) })
+}
