@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailconn/emailconn/internal/dialguard"
 	"github.com/emailconn/emailconn/internal/oauthtoken"
 )
 
@@ -499,9 +500,16 @@ type tokenError struct{ err error }
 func (e *tokenError) Error() string { return e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
 
-// Is reports ErrReauthorize for an invalid grant.
+// Is reports ErrReauthorize for an invalid grant, and ErrBlocked for a
+// token endpoint the dial policy refused.
 func (e *tokenError) Is(target error) bool {
-	return target == ErrReauthorize && errors.Is(e.err, oauthtoken.ErrInvalidGrant)
+	switch target {
+	case ErrReauthorize:
+		return errors.Is(e.err, oauthtoken.ErrInvalidGrant)
+	case ErrBlocked:
+		return errors.Is(e.err, dialguard.ErrBlocked)
+	}
+	return false
 }
 
 // Temporary reports whether the token endpoint may answer later.

@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/emailconn/emailconn/internal/dialguard"
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
@@ -522,5 +524,27 @@ func TestOAuth2Report(t *testing.T) {
 	}
 	if rep := r.TestOAuth2(context.Background(), "contso"); rep.OK || !strings.Contains(rep.Error, `did you mean "contoso"`) {
 		t.Errorf("unknown name: %+v", rep)
+	}
+}
+
+// TestOAuth2TokenEndpointUnderDialPolicy: the dial policy applies to the
+// token endpoint too (T14): a loopback token URL is refused before any
+// request, while the SMTP server is allowed explicitly.
+func TestOAuth2TokenEndpointUnderDialPolicy(t *testing.T) {
+	te := newTokenEndpoint(t)
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
+	smtpPort := srv.Port()
+	policy := &DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{smtpPort}}
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{DialPolicy: policy, Retry: RetryPolicy{MaxAttempts: 1}})
+	_, err := sendVia(t, r)
+	if !errors.Is(err, ErrBlocked) {
+		t.Fatalf("Send = %v, want ErrBlocked for the token endpoint", err)
+	}
+	if n := te.requests.Load(); n != 0 {
+		t.Errorf("the token endpoint got %d requests, want 0", n)
+	}
+	rep := r.TestOAuth2(context.Background(), "contoso")
+	if rep.OK || !errors.Is(rep.Err, dialguard.ErrBlocked) {
+		t.Errorf("TestOAuth2 = %+v, want a refusal", rep)
 	}
 }
