@@ -1,5 +1,7 @@
 package compose
 
+import "strings"
+
 // A message without attachments — the usual notification — is written
 // here without go-message: its header fields are formatted as for any
 // message (headerFields, fold), and its one or two text parts are encoded
@@ -13,36 +15,26 @@ const hexUpper = "0123456789ABCDEF"
 // §6.7 rule 5: 76 characters).
 const qpMaxLine = 76
 
-// appendQP appends text, whose line ends are all CRLF, to dst as
-// quoted-printable (RFC 2045 §6.7): '=', control characters, DEL and every
-// octet above 127 are written =XX, a space or tab that ends a line too, and
-// lines are broken softly ("=" CRLF) so that none is longer than 76
-// characters. A line that would consist of "." alone is written "=2E", so
-// that no line of the output can end DATA even without dot-stuffing.
-func appendQP(dst []byte, text []byte) []byte {
-	for len(text) > 0 {
-		end := indexCRLF(text)
-		line := text
-		if end >= 0 {
-			line = text[:end]
+// appendQP appends text to dst as quoted-printable (RFC 2045 §6.7),
+// with every line ending (CRLF, bare CR, bare LF) written as CRLF: "=",
+// control characters, DEL and every octet above 127 are written =XX, a
+// space or tab that ends a line too, and lines are broken softly ("="
+// CRLF) so that none is longer than 76 characters. A line that would
+// consist of "." alone is written "=2E", so that no line of the output can
+// end DATA even without dot-stuffing.
+func appendQP(dst []byte, text string) []byte {
+	for {
+		i := strings.IndexAny(text, "\r\n")
+		if i < 0 {
+			return appendQPLine(dst, text)
 		}
-		dst = appendQPLine(dst, line)
-		if end < 0 {
-			break
-		}
+		dst = appendQPLine(dst, text[:i])
 		dst = append(dst, '\r', '\n')
-		text = text[end+2:]
-	}
-	return dst
-}
-
-func indexCRLF(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
+		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
+			i++
 		}
+		text = text[i+1:]
 	}
-	return -1
 }
 
 // qpLiteral tells the octets written as they are: printable ASCII but "=",
@@ -58,7 +50,7 @@ var qpLiteral = func() (t [256]bool) {
 // appendQPLine encodes one line; a CR or LF in it (there is none after
 // appendCRLF) is encoded like any control character. Runs of literal
 // octets are copied whole.
-func appendQPLine(dst []byte, line []byte) []byte {
+func appendQPLine(dst []byte, line string) []byte {
 	if len(line) == 1 && line[0] == '.' {
 		return append(dst, "=2E"...)
 	}
@@ -126,7 +118,7 @@ func (m *Message) writeSimple(out *bodyWriter) error {
 	}
 	buf = append(buf, '\r', '\n')
 	if root.children == nil {
-		buf = appendQP(buf, appendCRLF(nil, root.text))
+		buf = appendQP(buf, root.text)
 	} else {
 		boundary := root.boundary
 		for _, c := range root.children {
@@ -137,7 +129,7 @@ func (m *Message) writeSimple(out *bodyWriter) error {
 				buf = append(buf, fold(f.key, f.value)...)
 			}
 			buf = append(buf, '\r', '\n')
-			buf = appendQP(buf, appendCRLF(nil, c.text))
+			buf = appendQP(buf, c.text)
 			buf = append(buf, '\r', '\n')
 		}
 		buf = append(buf, "--"...)

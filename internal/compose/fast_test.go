@@ -47,7 +47,7 @@ func refQPLine(dst []byte, line []byte) []byte {
 func checkQP(t *testing.T, text []byte) {
 	t.Helper()
 	crlf := appendCRLF(nil, string(text))
-	got := appendQP(nil, crlf)
+	got := appendQP(nil, string(text))
 	var want []byte
 	for i, l := range bytes.Split(crlf, []byte("\r\n")) {
 		if i > 0 {

@@ -244,7 +244,7 @@ func (m *Message) tree() *part {
 func textPart(subtype, text string) *part {
 	t := "text/" + subtype
 	return &part{mediaType: t, text: text, fields: []field{
-		{"Content-Type", formatParams(t, map[string]string{"charset": "utf-8"})},
+		{"Content-Type", t + "; charset=utf-8"}, // as formatParams writes it
 		{"Content-Transfer-Encoding", "quoted-printable"},
 	}}
 }
