@@ -471,7 +471,7 @@ func (s *Sender) Send(ctx context.Context, msg *Message) (*Receipt, error) {
 // failed attempt can be retried from r's position at the call. Otherwise
 // SendRaw behaves like Send.
 func (s *Sender) SendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
-	return s.sendRaw(ctx, from, to, r, nil)
+	return s.sendRaw(ctx, from, to, r)
 }
 
 // prepared is a message ready for the wire.
@@ -727,7 +727,7 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 	return s.deliver(ctx, pr, start)
 }
 
-func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader, _ any) (*Receipt, error) {
+func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
 	start := time.Now()
 	var p problems
 	fromAddr, _ := parseAddress(&p, "from", from)

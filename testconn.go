@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/oauthtoken"
 )
 
@@ -244,10 +247,9 @@ func (s *Sender) Test(ctx context.Context, opts *TestOptions) *TestReport {
 
 func newReport(c *Connection) *TestReport {
 	rep := &TestReport{Connection: c.Name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
-	if host, port, prob := splitMailServer(c.MailServer); prob == "" {
+	if host, _, prob := splitMailServer(c.MailServer); prob == "" {
 		ep := c.endpoint()
 		rep.Server = ServerInfo{Host: host, Port: ep.port, TLSMode: ep.mode}
-		_ = port
 	}
 	rep.Server.Extensions, rep.Server.AuthMechanisms = []string{}, []string{}
 	return rep
@@ -284,37 +286,32 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 
 	tr := &tracer{}
 	sess, err := s.dial(testCtx, tr)
-	var probeErr error
-	var probeStage Stage
 	if err == nil {
 		release := sess.wc.Bind(testCtx)
-		probeStage, probeErr = s.probe(testCtx, sess, opts.ProbeRecipient, tr)
-		if probeErr == nil {
+		err = s.probe(testCtx, sess, opts.ProbeRecipient, tr)
+		if err == nil {
+			// Everything was proven before QUIT; a QUIT without a reply
+			// takes nothing away from that.
 			t := time.Now()
-			qerr := sess.client.Quit()
-			tr.stage(StageQuit, t, nil) // a QUIT without a reply proves nothing less
-			_ = qerr
+			_ = sess.client.Quit()
+			tr.stage(StageQuit, t, nil)
 		}
 		release()
 		sess.close()
-		if probeErr != nil {
-			err = probeErr
-		}
 	}
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()
 	s.fillReport(rep, tr, sess, err, opts, limit, ctx)
-	_ = probeStage
 	return rep
 }
 
 // probe sends MAIL FROM and RCPT TO, then RSET.
-func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *tracer) (Stage, error) {
+func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *tracer) error {
 	if rcpt == "" {
 		tr.skip(StageMail, "no probe recipient was given")
 		tr.skip(StageRcpt, "no probe recipient was given")
 		tr.skip(StageReset, "no probe recipient was given")
-		return "", nil
+		return nil
 	}
 	var p problems
 	var from string
@@ -325,33 +322,32 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 	}
 	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
 	if err := p.err(); err != nil {
-		tr.stage(StageMail, time.Now(), err)
-		return StageMail, err
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err}
+		tr.stage(StageMail, time.Now(), e)
+		return e
 	}
-	utf8 := strings.IndexFunc(from+to.Address, func(r rune) bool { return r > 127 }) >= 0
-	t := time.Now()
-	if err := sess.client.Mail(from, nil); err != nil {
-		e := s.wrapErr(ctx, StageMail, err, sess)
-		tr.stage(StageMail, t, e)
-		return StageMail, e
+	var opts *smtp.MailOptions
+	if compose.NeedsSMTPUTF8(from, to.Address) {
+		opts = &smtp.MailOptions{UTF8: true}
 	}
-	tr.stageSpan(StageMail, t, time.Now(), nil)
-	_ = utf8
-	t = time.Now()
-	if err := sess.client.Rcpt(to.Address, nil); err != nil {
-		e := s.wrapErr(ctx, StageRcpt, err, sess)
-		tr.stage(StageRcpt, t, e)
-		return StageRcpt, e
+	steps := []struct {
+		stage Stage
+		do    func() error
+	}{
+		{StageMail, func() error { return sess.client.Mail(from, opts) }},
+		{StageRcpt, func() error { return sess.client.Rcpt(to.Address, nil) }},
+		{StageReset, sess.client.Reset},
 	}
-	tr.stage(StageRcpt, t, nil)
-	t = time.Now()
-	if err := sess.client.Reset(); err != nil {
-		e := s.wrapErr(ctx, StageReset, err, sess)
-		tr.stage(StageReset, t, e)
-		return StageReset, e
+	for _, st := range steps {
+		t := time.Now()
+		if err := st.do(); err != nil {
+			e := s.wrapErr(ctx, st.stage, err, sess)
+			tr.stage(st.stage, t, e)
+			return e
+		}
+		tr.stage(st.stage, t, nil)
 	}
-	tr.stage(StageReset, t, nil)
-	return "", nil
+	return nil
 }
 
 // fillReport turns the trace into the report's ladder, findings and
