@@ -2,7 +2,6 @@ package emailconn
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -11,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -62,7 +62,8 @@ type Options struct {
 	MaxSessionAge time.Duration
 
 	// MaxMessagesPerSession closes a session after this many messages.
-	// Zero means 100.
+	// Zero means no limit other than MaxSessionAge (as Postfix reuses its
+	// connections); a server that ends a session itself is handled.
 	MaxMessagesPerSession int
 
 	// Retry is the policy for retrying a send that failed transiently where
@@ -218,7 +219,7 @@ func (o *Options) maxAge() time.Duration {
 
 func (o *Options) maxMessages() int {
 	if o.MaxMessagesPerSession <= 0 {
-		return 100
+		return math.MaxInt
 	}
 	return o.MaxMessagesPerSession
 }
@@ -643,11 +644,11 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	if len(cm.Attachments) == 0 {
 		// A notification without attachments is small: compose it once,
 		// which gives its exact size and the bytes for every attempt.
-		var buf bytes.Buffer
-		if _, err := cm.WriteTo(&buf); err != nil {
+		body, err := cm.Bytes()
+		if err != nil {
 			return nil, composeErrors(err)
 		}
-		pr.body, pr.size = buf.Bytes(), int64(buf.Len())
+		pr.body, pr.size = body, int64(len(body))
 		return pr, nil
 	}
 	if err := cm.Validate(); err != nil {
@@ -1221,15 +1222,24 @@ func (s *Sender) put(sess *session, reusable bool) {
 			s.sweeper = time.AfterFunc(s.opts.idleTimeout(), s.sweep)
 		}
 	}
+	background := reusable && !keep && s.state == stateOpen
+	if background {
+		// Say QUIT off the caller's path; Close waits for it.
+		s.sweeps.Add(1)
+	}
 	s.mu.Unlock()
-	if keep {
-		return
-	}
-	if reusable {
+	switch {
+	case keep:
+	case background:
+		go func() {
+			defer s.sweeps.Done()
+			sess.quit(s.quitTimeout())
+		}()
+	case reusable:
 		sess.quit(s.quitTimeout())
-		return
+	default:
+		sess.close()
 	}
-	sess.close()
 }
 
 // sweep closes the sessions idle for longer than IdleTimeout and arms

@@ -1,6 +1,9 @@
 package compose
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // A message without attachments — the usual notification — is written
 // here without go-message: its header fields are formatted as for any
@@ -107,35 +110,53 @@ func appendQPLine(dst []byte, line string) []byte {
 // out: the header, then the text part, the HTML part, or both in
 // multipart/alternative.
 func (m *Message) writeSimple(out *bodyWriter) error {
+	_, err := out.put(m.appendSimple(nil))
+	return err
+}
+
+// appendSimple appends m, which must be valid and have no attachments, to
+// buf.
+func (m *Message) appendSimple(buf []byte) []byte {
 	root := m.tree()
 	fields := m.headerFields()
 	fields = append(fields, field{"MIME-Version", "1.0"})
 	fields = append(fields, root.fields...)
-	size := 512 + len(m.Text) + len(m.HTML)
-	buf := make([]byte, 0, size+size/8)
+	if buf == nil {
+		size := 512 + len(m.Text) + len(m.HTML)
+		buf = make([]byte, 0, size+size/8)
+	}
 	for _, f := range fields {
 		buf = append(buf, fold(f.key, f.value)...)
 	}
 	buf = append(buf, '\r', '\n')
 	if root.children == nil {
-		buf = appendQP(buf, root.text)
-	} else {
-		boundary := root.boundary
-		for _, c := range root.children {
-			buf = append(buf, "--"...)
-			buf = append(buf, boundary...)
-			buf = append(buf, '\r', '\n')
-			for _, f := range c.fields {
-				buf = append(buf, fold(f.key, f.value)...)
-			}
-			buf = append(buf, '\r', '\n')
-			buf = appendQP(buf, c.text)
-			buf = append(buf, '\r', '\n')
-		}
-		buf = append(buf, "--"...)
-		buf = append(buf, boundary...)
-		buf = append(buf, "--\r\n"...)
+		return appendQP(buf, root.text)
 	}
-	_, err := out.put(buf)
-	return err
+	for _, c := range root.children {
+		buf = append(buf, "--"...)
+		buf = append(buf, root.boundary...)
+		buf = append(buf, '\r', '\n')
+		for _, f := range c.fields {
+			buf = append(buf, fold(f.key, f.value)...)
+		}
+		buf = append(buf, '\r', '\n')
+		buf = appendQP(buf, c.text)
+		buf = append(buf, '\r', '\n')
+	}
+	buf = append(buf, "--"...)
+	buf = append(buf, root.boundary...)
+	return append(buf, "--\r\n"...)
+}
+
+// Bytes validates m and returns it as WriteTo would write it, for a
+// message without attachments; one with attachments is an error (stream
+// it with WriteTo instead).
+func (m *Message) Bytes() ([]byte, error) {
+	if len(m.Attachments) > 0 {
+		return nil, errors.New("compose: Bytes of a message with attachments")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m.appendSimple(nil), nil
 }

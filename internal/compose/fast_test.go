@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"io"
 	"mime/quotedprintable"
+	"net/mail"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // refQPLine is the octet-by-octet encoder appendQPLine must equal.
@@ -79,4 +82,26 @@ func TestAppendQP(t *testing.T) {
 func FuzzAppendQP(f *testing.F) {
 	f.Add([]byte("The workunit failed. Überstunden für Jürgen = 42\n.\n"))
 	f.Fuzz(func(t *testing.T, text []byte) { checkQP(t, text) })
+}
+
+func TestBytesEqualsWriteTo(t *testing.T) {
+	m := &Message{From: &mail.Address{Address: "a@example.com"}, To: []*mail.Address{{Name: "Jürgen", Address: "j@example.com"}},
+		Subject: "Überstunden", Text: "text\n.\n", HTML: "<p>html</p>", Date: time.Unix(1e9, 0), MessageID: "x@example.com"}
+	b, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// The boundaries are random: compare the structure around them.
+	re := regexp.MustCompile(`=_[0-9a-f]+`)
+	if re.ReplaceAllString(string(b), "B") != re.ReplaceAllString(buf.String(), "B") {
+		t.Errorf("Bytes() = %q\nWriteTo wrote %q", b, buf.String())
+	}
+	m.Attachments = []Attachment{{Filename: "a", Content: strings.NewReader("x")}}
+	if _, err := m.Bytes(); err == nil {
+		t.Error("Bytes of a message with attachments succeeded")
+	}
 }
