@@ -1,16 +1,19 @@
 package compose
 
 import (
+	"encoding/base64"
 	"errors"
+	"io"
 	"strings"
 )
 
-// A message without attachments — the usual notification — is written
-// here without go-message: its header fields are formatted as for any
-// message (headerFields, fold), and its one or two text parts are encoded
-// by appendQP. The result is the same MIME structure WriteTo always writes;
-// it only skips go-message's per-line allocations, which cost more than the
-// rest of a send. Messages with attachments stream through go-message.
+// Messages are written here, not with go-message's writer: the header
+// fields are formatted with go-message (headerFields, formatParams) and
+// folded by fold; text parts are encoded by appendQP and attachments by
+// base64Writer. go-message's writer allocates for every encoded line, which
+// cost more than the rest of a send (measured in internal/bench); the MIME
+// structure is the one tree describes, read back with go-message in the
+// tests and fuzz targets.
 
 const hexUpper = "0123456789ABCDEF"
 
@@ -50,8 +53,8 @@ var qpLiteral = func() (t [256]bool) {
 	return t
 }()
 
-// appendQPLine encodes one line; a CR or LF in it (there is none after
-// appendCRLF) is encoded like any control character. Runs of literal
+// appendQPLine encodes one line; a CR or LF in it (appendQP splits lines
+// at them) would be encoded like any control character. Runs of literal
 // octets are copied whole.
 func appendQPLine(dst []byte, line string) []byte {
 	if len(line) == 1 && line[0] == '.' {
@@ -159,4 +162,135 @@ func (m *Message) Bytes() ([]byte, error) {
 		return nil, err
 	}
 	return m.appendSimple(nil), nil
+}
+
+// writeStream writes m, which must be valid, to out, streaming attachment
+// content through base64Writer; with dry set it writes no attachment
+// content (for EstimatedSize).
+func (m *Message) writeStream(out *bodyWriter, dry bool) error {
+	root := m.tree()
+	fields := m.headerFields()
+	fields = append(fields, field{"MIME-Version", "1.0"})
+	fields = append(fields, root.fields...)
+	if err := putFields(out, fields); err != nil {
+		return err
+	}
+	return writePartBody(out, root, dry)
+}
+
+// putFields writes header fields, folded, and the empty line after them.
+func putFields(out *bodyWriter, fields []field) error {
+	var buf []byte
+	for _, f := range fields {
+		buf = append(buf, fold(f.key, f.value)...)
+	}
+	buf = append(buf, '\r', '\n')
+	_, err := out.put(buf)
+	return err
+}
+
+// writePartBody writes the body of p: the parts of a multipart between
+// boundary lines, an attachment in base64, or a text in quoted-printable.
+func writePartBody(out *bodyWriter, p *part, dry bool) error {
+	switch {
+	case p.children != nil:
+		for _, c := range p.children {
+			if _, err := out.put([]byte("--" + p.boundary + "\r\n")); err != nil {
+				return err
+			}
+			if err := putFields(out, c.fields); err != nil {
+				return err
+			}
+			if err := writePartBody(out, c, dry); err != nil {
+				return err
+			}
+			if _, err := out.put([]byte("\r\n")); err != nil {
+				return err
+			}
+		}
+		_, err := out.put([]byte("--" + p.boundary + "--\r\n"))
+		return err
+	case p.att != nil:
+		if dry {
+			return nil
+		}
+		bw := newBase64Writer(out)
+		if _, err := io.Copy(bw, p.att.Content); err != nil {
+			return err
+		}
+		return bw.Close()
+	default:
+		_, err := out.put(appendQP(nil, p.text))
+		return err
+	}
+}
+
+// base64Line is the octets of one base64 line of 76 characters.
+const base64Line = 57
+
+// A base64Writer encodes what is written to it in base64 lines of 76
+// characters, CRLF between lines and none after the last (as
+// base64WireLen counts), without an allocation per line.
+type base64Writer struct {
+	w       *bodyWriter
+	pending [base64Line]byte
+	npend   int
+	lines   int64
+	out     []byte
+}
+
+func newBase64Writer(w *bodyWriter) *base64Writer {
+	return &base64Writer{w: w, out: make([]byte, 0, 64<<10)}
+}
+
+func (b *base64Writer) line(chunk []byte) {
+	if b.lines > 0 {
+		b.out = append(b.out, '\r', '\n')
+	}
+	b.out = base64.StdEncoding.AppendEncode(b.out, chunk)
+	b.lines++
+}
+
+func (b *base64Writer) flush() error {
+	if len(b.out) == 0 {
+		return nil
+	}
+	_, err := b.w.put(b.out)
+	b.out = b.out[:0]
+	return err
+}
+
+// Write encodes p.
+func (b *base64Writer) Write(p []byte) (int, error) {
+	n := len(p)
+	if b.npend > 0 {
+		k := copy(b.pending[b.npend:], p)
+		b.npend += k
+		p = p[k:]
+		if b.npend < base64Line {
+			return n, nil
+		}
+		b.line(b.pending[:])
+		b.npend = 0
+	}
+	for len(p) >= base64Line {
+		b.line(p[:base64Line])
+		p = p[base64Line:]
+		if len(b.out) >= cap(b.out)-100 {
+			if err := b.flush(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	b.npend = copy(b.pending[:], p)
+	return n, b.flush()
+}
+
+// Close encodes what is pending; it does not close the underlying writer.
+func (b *base64Writer) Close() error {
+	if b.npend > 0 {
+		b.line(b.pending[:b.npend])
+		b.npend = 0
+	}
+	return b.flush()
 }

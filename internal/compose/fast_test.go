@@ -105,3 +105,21 @@ func TestBytesEqualsWriteTo(t *testing.T) {
 		t.Error("Bytes of a message with attachments succeeded")
 	}
 }
+
+// appendCRLF appends s to dst with every line ending (CRLF, bare CR, bare
+// LF) written as CRLF.
+func appendCRLF(dst []byte, s string) []byte {
+	for len(s) > 0 {
+		i := strings.IndexAny(s, "\r\n")
+		if i < 0 {
+			return append(dst, s...)
+		}
+		dst = append(dst, s[:i]...)
+		dst = append(dst, '\r', '\n')
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
+		s = s[i+1:]
+	}
+	return dst
+}

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -328,25 +327,7 @@ func (m *Message) write(out *bodyWriter, dry bool) error {
 	if len(m.Attachments) == 0 {
 		return m.writeSimple(out)
 	}
-	root := m.tree()
-	fields := m.headerFields()
-	fields = append(fields, field{"MIME-Version", "1.0"})
-	fields = append(fields, root.fields...)
-	mw, err := message.CreateWriter(out, header(fields))
-	if err != nil {
-		return err
-	}
-	return writeBody(out, mw, root, dry)
-}
-
-// header returns fields as a go-message header, folded by fold.
-func header(fields []field) message.Header {
-	var h message.Header
-	// AddRaw puts a field first, so fields are added in reverse order.
-	for i := len(fields) - 1; i >= 0; i-- {
-		h.AddRaw([]byte(fold(fields[i].key, fields[i].value)))
-	}
-	return h
+	return m.writeStream(out, dry)
 }
 
 // foldWidth is the line length that fold keeps to where it can (RFC 5322
@@ -384,58 +365,6 @@ func fold(key, value string) string {
 	}
 	b.WriteString("\r\n")
 	return b.String()
-}
-
-// writeBody writes the body of p to pw, which writes into out, and closes
-// pw.
-func writeBody(out *bodyWriter, pw *message.Writer, p *part, dry bool) error {
-	switch {
-	case p.children != nil:
-		for _, c := range p.children {
-			cw, err := pw.CreatePart(header(c.fields))
-			if err != nil {
-				return err
-			}
-			if err := writeBody(out, cw, c, dry); err != nil {
-				return err
-			}
-		}
-	case p.att != nil:
-		if !dry {
-			if _, err := io.Copy(pw, p.att.Content); err != nil {
-				return err
-			}
-		}
-	default:
-		out.escapeDots(true)
-		text := appendCRLF(make([]byte, 0, len(p.text)+len(p.text)/16), p.text)
-		if _, err := pw.Write(text); err != nil {
-			return err
-		}
-		if err := pw.Close(); err != nil {
-			return err
-		}
-		return out.escapeDots(false)
-	}
-	return pw.Close()
-}
-
-// appendCRLF appends s to dst with every line ending (CRLF, bare CR, bare
-// LF) written as CRLF.
-func appendCRLF(dst []byte, s string) []byte {
-	for len(s) > 0 {
-		i := strings.IndexAny(s, "\r\n")
-		if i < 0 {
-			return append(dst, s...)
-		}
-		dst = append(dst, s[:i]...)
-		dst = append(dst, '\r', '\n')
-		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
-			i++
-		}
-		s = s[i+1:]
-	}
-	return dst
 }
 
 // A field is a header field, its value formatted but not folded.
@@ -566,95 +495,14 @@ func normalizeSpace(s string) string {
 // isWSP reports whether r is a space or a tab (RFC 5234 WSP).
 func isWSP(r rune) bool { return r == ' ' || r == '\t' }
 
-// A bodyWriter is the writer at the bottom of a message: it counts octets,
-// remembers whether the output ends in CRLF, and while escaping is on
-// writes a line consisting of "." as "=2E", which is the same text in
-// quoted-printable. It is on only while a quoted-printable body is written,
-// which is the only place such a line can arise.
+// A bodyWriter is the writer at the bottom of a message: it counts octets
+// and remembers whether the output ends in CRLF.
 type bodyWriter struct {
 	w        io.Writer
 	n        int64
 	endsCRLF bool
 	lastCR   bool
-	escape   bool // within a quoted-printable body
-	bol      bool // at the beginning of a line, within the body
-	dot      bool // a "." at the beginning of a line is held back
 }
-
-// escapeDots turns escaping on or off; turning it off writes a held-back
-// ".", which then ends the body and is a line of its own, as "=2E".
-func (b *bodyWriter) escapeDots(on bool) error {
-	var err error
-	if !on && b.dot {
-		b.dot = false
-		_, err = b.put(dotEscaped)
-	}
-	b.escape, b.bol = on, on
-	return err
-}
-
-func (b *bodyWriter) Write(p []byte) (int, error) {
-	if !b.escape {
-		return b.put(p)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if b.dot {
-		b.dot = false
-		lit := dotLiteral
-		if p[0] == '\r' {
-			lit = dotEscaped
-		}
-		if _, err := b.put(lit); err != nil {
-			return 0, err
-		}
-		b.bol = false
-	}
-	start, from := 0, 0
-	j := -1 // a "." at the beginning of a line
-	if b.bol && p[0] == '.' {
-		j = 0
-	}
-	for {
-		if j < 0 {
-			k := bytes.Index(p[from:], newlineDot)
-			if k < 0 {
-				break
-			}
-			j = from + k + 1
-		}
-		if j+1 == len(p) {
-			// Whether the line ends here is up to the next Write.
-			if _, err := b.put(p[start:j]); err != nil {
-				return 0, err
-			}
-			b.dot, b.bol = true, false
-			return len(p), nil
-		}
-		if p[j+1] == '\r' { // quoted-printable output has no bare CR
-			if _, err := b.put(p[start:j]); err != nil {
-				return 0, err
-			}
-			if _, err := b.put(dotEscaped); err != nil {
-				return 0, err
-			}
-			start = j + 1
-		}
-		from, j = j+1, -1
-	}
-	b.bol = p[len(p)-1] == '\n'
-	if _, err := b.put(p[start:]); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-var (
-	dotLiteral = []byte(".")
-	dotEscaped = []byte("=2E")
-	newlineDot = []byte("\n.")
-)
 
 // put writes p to the underlying writer and counts it.
 func (b *bodyWriter) put(p []byte) (int, error) {
