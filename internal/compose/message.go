@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-message"
-	gomail "github.com/emersion/go-message/mail"
 )
 
 // A Message is a notification email: addresses, subject, a text and/or an
@@ -373,37 +372,34 @@ type field struct {
 }
 
 // headerFields returns the header fields of m without the MIME ones, in
-// the order they are written. Values are formatted by go-message (RFC 2047
-// encoding, address lists) and folded by fold.
+// the order they are written: formatted as go-message's mail.Header
+// formats them (RFC 2047 Q encoding, the RFC 5322 date), addresses by
+// formatAddressList, and folded by fold when written.
 func (m *Message) headerFields() []field {
-	var fs []field
-	var h gomail.Header // formats values
-	add := func(key string) {
-		fs = append(fs, field{key, h.Get(key)})
-	}
+	fs := make([]field, 0, 8+len(m.Headers))
 	if !m.Date.IsZero() {
 		d := m.Date
 		if _, off := d.Zone(); off%60 != 0 {
 			d = d.UTC() // RFC 5322 zones are whole minutes
 		}
-		h.SetDate(d)
-		add("Date")
+		fs = append(fs, field{"Date", d.Format(dateLayout)})
 	}
 	for _, l := range m.addressFields() {
 		if len(l.addrs) > 0 {
 			fs = append(fs, field{l.key, formatAddressList(normalizeAddresses(l.addrs))})
 		}
 	}
-	h.SetSubject(normalizeSpace(m.Subject))
-	add("Subject")
-	h.SetMessageID(m.MessageID)
-	fs = append(fs, field{"Message-ID", h.Get("Message-Id")})
+	// As go-message's SetText, SetSubject and SetMessageID write them.
+	fs = append(fs, field{"Subject", mime.QEncoding.Encode("utf-8", normalizeSpace(m.Subject))})
+	fs = append(fs, field{"Message-ID", "<" + m.MessageID + ">"})
 	for _, c := range m.Headers {
-		h.SetText(c.Key, normalizeSpace(c.Value))
-		fs = append(fs, field{c.Key, h.Get(c.Key)})
+		fs = append(fs, field{c.Key, mime.QEncoding.Encode("utf-8", normalizeSpace(c.Value))})
 	}
 	return fs
 }
+
+// dateLayout is the Date format of RFC 5322 §3.3, as go-message writes it.
+const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // formatAddressList formats addresses for a header field. A display name
 // that is not ASCII is Q-encoded (RFC 2047) when every ASCII character in
