@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/emailconn/emailconn"
@@ -16,12 +14,8 @@ import (
 // This example sends through a local test server with STARTTLS and AUTH;
 // CAFile makes the client trust the test server's certificate authority.
 func ExampleSender_Send() {
-	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
-	defer srv.Close()
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	ca := filepath.Join(dir, "ca.pem")
-	os.WriteFile(ca, srv.CAPEM(), 0o600)
+	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
+	defer done()
 
 	s, err := emailconn.NewSender(emailconn.Connection{
 		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
@@ -51,12 +45,8 @@ func ExampleSender_Send() {
 // This example shows the errors of a failed send: the server rejects the
 // credentials.
 func ExampleError() {
-	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alerts": "other"}})
-	defer srv.Close()
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	ca := filepath.Join(dir, "ca.pem")
-	os.WriteFile(ca, srv.CAPEM(), 0o600)
+	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alerts": "other"}})
+	defer done()
 
 	s, _ := emailconn.NewSender(emailconn.Connection{
 		Name: "workunit-alerts", MailServer: srv.Addr(), TLSMode: emailconn.TLSImplicit, CAFile: ca,

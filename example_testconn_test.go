@@ -3,8 +3,6 @@ package emailconn_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/emailconn/emailconn"
@@ -14,12 +12,8 @@ import (
 // This example tests a connection against a local test server with
 // STARTTLS and AUTH, including a MAIL FROM / RCPT TO probe.
 func ExampleTestConnection() {
-	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
-	defer srv.Close()
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	ca := filepath.Join(dir, "ca.pem")
-	os.WriteFile(ca, srv.CAPEM(), 0o600)
+	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
+	defer done()
 
 	rep := emailconn.TestConnection(context.Background(), emailconn.Connection{
 		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
