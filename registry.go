@@ -790,8 +790,11 @@ func routeFor(e *connEntry) Route {
 // nodeRecipients is not empty — an activity node that names its own
 // recipients — they are the recipients, whatever the layers say.
 //
-// Resolve takes no lock and does not allocate. It fails with ErrNoRoute
-// when the process has no connection and there are no grid settings.
+// Resolve takes no lock and does not allocate (the route shares the node's
+// slice: pass recipients the engine already holds as nodeRecipients...;
+// literal arguments make the caller allocate a slice). It fails with
+// ErrNoRoute when the process has no connection and there are no grid
+// settings.
 func (r *Registry) Resolve(process string, nodeRecipients ...string) (Route, error) {
 	s := r.cur.Load()
 	if s == nil {
