@@ -312,7 +312,8 @@ type Receipt struct {
 
 // A Sender sends messages through one Connection, keeping SMTP sessions
 // open between sends and reusing them. It is safe for concurrent use by
-// many goroutines. Close it when done.
+// many goroutines. Close it when done. Make one with NewSender or get one
+// from a Registry; the zero value returns an ErrInvalid error.
 type Sender struct {
 	conn     Connection
 	ep       endpoint
@@ -407,6 +408,10 @@ func (s *Sender) Close() error {
 	s.shutdown(stateClosed)
 	return nil
 }
+
+// errZeroSender is returned by a Sender that was not made by NewSender or
+// a Registry.
+var errZeroSender = &FieldError{Field: "Sender", Problem: "was not created with NewSender or by a Registry"}
 
 // retire keeps the Sender usable but stops it from keeping sessions: a
 // Registry retires the senders of a replaced configuration, whose routes
@@ -720,6 +725,9 @@ var cryptoRead = crand.Read
 // send prepares msg and delivers it; fallbackFrom and fallbackTo come from a
 // route.
 func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fallbackTo []string) (*Receipt, error) {
+	if s.slots == nil {
+		return nil, errZeroSender
+	}
 	start := time.Now()
 	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
 	if err != nil {
@@ -729,6 +737,9 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 }
 
 func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
+	if s.slots == nil {
+		return nil, errZeroSender
+	}
 	start := time.Now()
 	var p problems
 	fromAddr, _ := parseAddress(&p, "from", from)

@@ -111,3 +111,19 @@ func TestStartTLSRequiredButNotOffered(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestZeroSender(t *testing.T) {
+	var s Sender
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Sender Send = %v, want ErrInvalid", err)
+	}
+	if _, err := s.SendRaw(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("x")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Sender SendRaw = %v", err)
+	}
+	if rep := s.Test(context.Background(), nil); rep.OK || !errors.Is(rep.Err, ErrInvalid) {
+		t.Errorf("zero Sender Test = %+v", rep)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("zero Sender Close = %v", err)
+	}
+}

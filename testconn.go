@@ -238,6 +238,11 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 
 // Test tests the Sender's connection. See TestConnection.
 func (s *Sender) Test(ctx context.Context, opts *TestOptions) *TestReport {
+	if s.slots == nil {
+		rep := newReport(&s.conn)
+		rep.invalid(errZeroSender)
+		return rep
+	}
 	var to TestOptions
 	if opts != nil {
 		to = *opts
