@@ -187,8 +187,8 @@ func (e *SMTPError) Unwrap() error { return e.err }
 
 // A RecipientError is a recipient the server refused, with its reply.
 type RecipientError struct {
-	Address string
-	Err     *SMTPError
+	Address string     // the recipient as sent in RCPT TO
+	Err     *SMTPError // the server's reply
 }
 
 // A RecipientsError lists the recipients the server refused. It matches

@@ -554,16 +554,16 @@ type OAuth2Report struct {
 // TokenClaims are the claims of a JWT access token that explain whether a
 // mail server will accept it.
 type TokenClaims struct {
-	Issuer    string    `json:"iss,omitempty"`
-	Audience  []string  `json:"aud,omitempty"`
+	Issuer    string    `json:"iss,omitempty"`   // who issued the token
+	Audience  []string  `json:"aud,omitempty"`   // whom it is for: Exchange Online is https://outlook.office365.com
 	Scopes    []string  `json:"scp,omitempty"`   // delegated permissions, e.g. SMTP.Send
 	Roles     []string  `json:"roles,omitempty"` // application permissions, e.g. SMTP.SendAsApp
-	AppID     string    `json:"appid,omitempty"`
-	User      string    `json:"user,omitempty"`
-	TenantID  string    `json:"tid,omitempty"`
-	IssuedAt  time.Time `json:"iat"`
-	NotBefore time.Time `json:"nbf"`
-	ExpiresAt time.Time `json:"exp"`
+	AppID     string    `json:"appid,omitempty"` // the application (appid or azp)
+	User      string    `json:"user,omitempty"`  // the user (upn, preferred_username or sub)
+	TenantID  string    `json:"tid,omitempty"`   // the Microsoft Entra tenant
+	IssuedAt  time.Time `json:"iat"`             // when it was issued; zero when absent
+	NotBefore time.Time `json:"nbf"`             // when it becomes valid; zero when absent
+	ExpiresAt time.Time `json:"exp"`             // when it expires; zero when absent
 }
 
 // TestOAuth2 tests the named OAuth2 configuration: it obtains a fresh token

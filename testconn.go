@@ -69,9 +69,9 @@ const (
 
 // A StageResult is one rung of the Test Connection ladder.
 type StageResult struct {
-	Stage    Stage         `json:"stage"`
-	Outcome  Outcome       `json:"outcome"`
-	Duration time.Duration `json:"-"`
+	Stage    Stage         `json:"stage"`   // which stage
+	Outcome  Outcome       `json:"outcome"` // what happened
+	Duration time.Duration `json:"-"`       // how long it took; zero when it did not run
 	// DurationMS is Duration in milliseconds, with microsecond precision.
 	DurationMS float64 `json:"durationMs"`
 	// Detail is the error of a failed stage, why a stage was skipped, or
@@ -104,12 +104,12 @@ type ServerInfo struct {
 
 // CertificateInfo describes the server's certificate.
 type CertificateInfo struct {
-	Subject   string    `json:"subject"`
-	DNSNames  []string  `json:"dnsNames"`
-	IPs       []string  `json:"ipAddresses"`
-	Issuer    string    `json:"issuer"`
-	NotBefore time.Time `json:"notBefore"`
-	NotAfter  time.Time `json:"notAfter"`
+	Subject   string    `json:"subject"`     // the subject's distinguished name
+	DNSNames  []string  `json:"dnsNames"`    // the DNS names it is valid for
+	IPs       []string  `json:"ipAddresses"` // the IP addresses it is valid for
+	Issuer    string    `json:"issuer"`      // the issuer's distinguished name
+	NotBefore time.Time `json:"notBefore"`   // start of validity
+	NotAfter  time.Time `json:"notAfter"`    // end of validity
 	// Verified reports whether the certificate was verified for the
 	// configured host; a certificate that failed verification is shown to
 	// explain why.
