@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 )
 
 // The SASL mechanisms this package speaks.
@@ -22,7 +21,7 @@ const (
 	mechOAuthBearer = "OAUTHBEARER"
 )
 
-// errAuthMechanism reports a SASL exchange the client cannot follow.
+// errUnexpectedChallenge reports a SASL exchange the client cannot follow.
 var errUnexpectedChallenge = errors.New("unexpected server challenge")
 
 // loginClient is SASL LOGIN, tolerant of the prompts servers actually send.
@@ -138,16 +137,6 @@ func basicClient(mech, user, pass string) sasl.Client {
 		return &loginClient{user: user, pass: pass}
 	}
 	return sasl.NewPlainClient("", user, pass)
-}
-
-// authError turns the error of an AUTH exchange into an error of kind
-// ErrAuthFailed, keeping the server's reply.
-func authError(err error) error {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return newSMTPError(se)
-	}
-	return err
 }
 
 // maxAuthLine is the longest AUTH command line with an initial response

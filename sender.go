@@ -1338,7 +1338,6 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 	if err != nil {
 		return nil, s.dialErr(ctx, phaseCtx, StageResolve, err)
 	}
-	tr.resolved(addrs)
 
 	t = time.Now()
 	raw, err := s.connect(phaseCtx, addrs)
@@ -1432,7 +1431,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return s.wrapErr(ctx, StageEHLO, err, sess)
 	}
 	ext, lines := parseEHLO(msg)
-	tr.ehlo(lines, false)
+	tr.ehlo(lines)
 	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
 
 	t = time.Now()
@@ -1515,7 +1514,7 @@ func (s *Sender) hello(ctx context.Context, sess *session, conn net.Conn, greeti
 		return e
 	}
 	sess.ext, sess.extLines = sess.capture.extensions()
-	tr.ehlo(sess.extLines, sess.tlsState != nil)
+	tr.ehlo(sess.extLines)
 	return nil
 }
 
@@ -1577,7 +1576,6 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	}
 	offered := offeredMechanisms(sess.ext)
 	mech, err := chooseMechanism(s.authType, offered)
-	tr.offered(offered)
 	if err != nil {
 		return authFail(nil, err)
 	}
@@ -1595,7 +1593,7 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 		if errors.Is(err, smtpconn.ErrAbortSuppressed) {
 			err = errors.New("the server's challenge could not be answered")
 		}
-		e := s.wrapErr(ctx, StageAuth, authError(err), sess)
+		e := s.wrapErr(ctx, StageAuth, err, sess)
 		if e.kind == nil || e.kind == ErrRefused {
 			e.kind = ErrAuthFailed
 		}
@@ -1642,7 +1640,7 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	if errors.Is(err, smtpconn.ErrAbortSuppressed) {
 		err = errors.New("the server's challenge could not be answered")
 	}
-	e := s.wrapErr(ctx, StageAuth, authError(err), sess)
+	e := s.wrapErr(ctx, StageAuth, err, sess)
 	if authNotPossible(e) {
 		e.kind = ErrAuthUnsupported
 	} else if e.kind == nil || e.kind == ErrRefused || e.kind == ErrAuthFailed {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -445,7 +444,7 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 			rep.Warnings = append(rep.Warnings, "The sample action link could not be rewritten: "+rerr.Error()+".")
 		}
 	}
-	s.warnings(rep, tr, err)
+	s.warnings(rep, tr, err, failedAt)
 	if err != nil {
 		rep.Hints = append(rep.Hints, s.hints(rep, err, failedAt, limit, parent)...)
 	}
@@ -499,7 +498,7 @@ func certInfo(c *x509.Certificate, verified bool) *CertificateInfo {
 }
 
 // warnings adds what does not fail the test but deserves attention.
-func (s *Sender) warnings(rep *TestReport, tr *tracer, err error) {
+func (s *Sender) warnings(rep *TestReport, tr *tracer, err error, failedAt Stage) {
 	add := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	c := &s.conn
 	if c.ConnectTimeout == 0 && c.SendTimeout == 0 {
@@ -526,7 +525,7 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error) {
 			add("The server's certificate expires on %s (%s).", rep.Certificate.NotAfter.Format("2006-01-02"), in)
 		}
 	}
-	if tr.remote != "" && tr.tls == nil && (err == nil || stageIndex(failedStage(err)) > stageIndex(StageSTARTTLS)) {
+	if tr.remote != "" && tr.tls == nil && (err == nil || stageIndex(failedAt) > stageIndex(StageSTARTTLS)) {
 		if c.usesCredentials() {
 			add("The session is not encrypted: credentials are sent in plaintext (allowed only because the server is on a loopback address or allowInsecureAuth is set).")
 		} else {
@@ -552,14 +551,6 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error) {
 			add("Opportunistic TLS fell back to plaintext: %s.", ts.skipped)
 		}
 	}
-}
-
-func failedStage(err error) Stage {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Stage
-	}
-	return ""
 }
 
 // notProven says what the test cannot show.
@@ -779,12 +770,9 @@ func certNames(c *x509.Certificate) string {
 type tracer struct {
 	stages []traceStage
 
-	addrs     []netip.Addr
 	remote    string
 	tls       *tls.ConnectionState
 	ehloLines []string
-	ehloTLS   bool
-	mechs     []string
 	mech      string
 	retried   error // a rejected access token, retried with a fresh one
 }
@@ -821,12 +809,6 @@ func (t *tracer) skip(st Stage, why string) {
 	t.stages = append(t.stages, traceStage{stage: st, start: now, end: now, skipped: why})
 }
 
-func (t *tracer) resolved(addrs []netip.Addr) {
-	if t != nil {
-		t.addrs = addrs
-	}
-}
-
 func (t *tracer) connected(remote string) {
 	if t != nil {
 		t.remote = remote
@@ -839,15 +821,9 @@ func (t *tracer) tlsDone(st tls.ConnectionState) {
 	}
 }
 
-func (t *tracer) ehlo(lines []string, afterTLS bool) {
+func (t *tracer) ehlo(lines []string) {
 	if t != nil {
-		t.ehloLines, t.ehloTLS = lines, afterTLS
-	}
-}
-
-func (t *tracer) offered(mechs []string) {
-	if t != nil {
-		t.mechs = mechs
+		t.ehloLines = lines
 	}
 }
 

@@ -71,10 +71,6 @@ type Options struct {
 	SendTimeout time.Duration
 	// ReplyLimit bounds the bytes of one reply. Zero means DefaultReplyLimit.
 	ReplyLimit int64
-	// OnRead and OnWrite, when set, are called after each read or write of
-	// the raw connection with the number of bytes moved (for observing
-	// stage boundaries). They must be quick.
-	OnRead, OnWrite func(n int)
 }
 
 // Conn is a net.Conn whose deadlines follow the rules of the package
@@ -102,9 +98,6 @@ func New(raw net.Conn, opts Options) *Conn {
 	}
 	return &Conn{raw: raw, opts: opts}
 }
-
-// Raw returns the wrapped connection.
-func (c *Conn) Raw() net.Conn { return c.raw }
 
 // SetPhaseDeadline sets the deadline of the current phase, such as the
 // connect budget; zero clears it. It applies to the operation in progress
@@ -292,9 +285,6 @@ func (c *Conn) Read(b []byte) (int, error) {
 	for n == 0 && limit == LimitSend && errors.Is(err, os.ErrDeadlineExceeded) && c.drained() {
 		n, err = c.raw.Read(b)
 	}
-	if n > 0 && c.opts.OnRead != nil {
-		c.opts.OnRead(n)
-	}
 	c.mu.Lock()
 	c.replyBytes += int64(n)
 	over := c.replyBytes > c.opts.ReplyLimit
@@ -350,9 +340,6 @@ func (c *Conn) Write(b []byte) (int, error) {
 		c.mu.Unlock()
 		n, err := c.raw.Write(chunk)
 		written += n
-		if n > 0 && c.opts.OnWrite != nil {
-			c.opts.OnWrite(n)
-		}
 		if err != nil {
 			err = c.mapErr(err, limit)
 			c.mu.Lock()
