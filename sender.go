@@ -886,11 +886,7 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 		if !errors.As(err, &se) || se.Code == 421 {
 			return fail(StageRcpt, err), false
 		}
-		re := newSMTPError(se)
-		if re.Code == 552 { // RFC 5321 §4.5.3.1.10: too many recipients is temporary
-			re.Code = 452
-		}
-		rejected = append(rejected, RecipientError{Address: rcpt, Err: re})
+		rejected = append(rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
 	}
 	if len(rejected) > 0 && (len(accepted) == 0 || pr.allOrNot) {
 		rerr := &RecipientsError{Rejected: rejected}
