@@ -4,8 +4,13 @@ package emailconn
 // TestIssueNN_MM_… after the issue and item.
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -49,5 +54,92 @@ func TestIssue10_03_RcptReplyKeptAsSent(t *testing.T) {
 				t.Errorf("Temporary() = %v, want %v", re.Temporary(), tt.temp)
 			}
 		})
+	}
+}
+
+// TestIssue10_05_RecipientRule checks every combination of message To,
+// node recipients, the connection's (or grid's) To, Cc and Bcc: To comes
+// from the first layer that names any, and Cc and Bcc always add to it.
+func TestIssue10_05_RecipientRule(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	some := func(on bool, a string) []string {
+		if on {
+			return []string{a}
+		}
+		return nil
+	}
+	for mask := 0; mask < 64; mask++ {
+		msgTo, node, connTo, cc, bcc, grid := mask&1 != 0, mask&2 != 0, mask&4 != 0, mask&8 != 0, mask&16 != 0, mask&32 != 0
+		c := Connection{Name: "c", MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}
+		cfg := Config{Connections: []Connection{c}, Processes: map[string]string{"P": "c"}}
+		process := "P"
+		if grid {
+			cfg = Config{Grid: &Connection{MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}}
+			process = "Unassigned"
+		}
+		r, err := NewRegistry(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := r.Resolve(process, some(node, "node@example.com")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := &Message{To: some(msgTo, "msg@example.com"), Cc: some(cc, "cc@example.com"), Bcc: some(bcc, "bcc@example.com"), Subject: "s", Text: "t"}
+		var wantTo []string
+		switch {
+		case msgTo:
+			wantTo = msg.To
+		case node:
+			wantTo = []string{"node@example.com"}
+		case connTo:
+			wantTo = []string{"conn@example.com"}
+		}
+		want := append(append(append([]string(nil), wantTo...), msg.Cc...), msg.Bcc...)
+		name := fmt.Sprintf("msgTo=%v node=%v connTo=%v cc=%v bcc=%v grid=%v", msgTo, node, connTo, cc, bcc, grid)
+		srv.Reset()
+		_, err = rt.Send(context.Background(), msg)
+		r.Close()
+		if len(want) == 0 {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no recipient") {
+				t.Errorf("%s: Send = %v, want ErrInvalid naming the missing recipients", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: Send: %v", name, err)
+			continue
+		}
+		got := srv.Messages()
+		if len(got) != 1 || !slices.Equal(got[0].To, want) {
+			t.Errorf("%s: envelope recipients = %v, want %v", name, got, want)
+			continue
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(got[0].Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hdrTo []string
+		if list, err := m.Header.AddressList("To"); err == nil {
+			for _, a := range list {
+				hdrTo = append(hdrTo, a.Address)
+			}
+		}
+		if !slices.Equal(hdrTo, wantTo) {
+			t.Errorf("%s: To header = %q, want %v", name, m.Header.Get("To"), wantTo)
+		}
+		if strings.Contains(string(got[0].Data), "bcc@example.com") {
+			t.Errorf("%s: the Bcc address appears in the message", name)
+		}
+	}
+}
+
+func TestIssue10_10_NoRecipientSentence(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s := mustSender(t, connFor(t, srv, TLSNone), nil)
+	_, err := s.Send(context.Background(), &Message{Subject: "s"})
+	const want = "emailconn: To: no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)"
+	if err == nil || err.Error() != want {
+		t.Errorf("Send error = %v, want %q", err, want)
 	}
 }

@@ -231,8 +231,10 @@ type Message struct {
 	// From is the sender. Zero means the route's or connection's From.
 	From string
 	// To and Cc are the visible recipients; Bcc receive the message without
-	// appearing in it. When all three are empty, the route's or
-	// connection's To are used.
+	// appearing in it. Zero To means the route's To (an activity node's
+	// recipients, else the connection's or the grid's To), else the
+	// connection's To. Cc and Bcc always add to the recipients and never
+	// replace the default To: a compliance Bcc keeps the real recipients.
 	To, Cc, Bcc []string
 	// ReplyTo sets the Reply-To field. Zero means none.
 	ReplyTo []string
@@ -557,12 +559,15 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	if from == "" {
 		from = s.conn.From
 	}
+	// The one recipient rule (README § Precedence): the message's To, else
+	// the route's (an activity node's recipients, else the connection's or
+	// the grid's To), else the connection's; Cc and Bcc always add to it.
 	to, cc, bcc := msg.To, msg.Cc, msg.Bcc
-	if len(to)+len(cc)+len(bcc) == 0 {
+	if len(to) == 0 {
 		to = fallbackTo
-		if len(to) == 0 {
-			to = s.conn.To
-		}
+	}
+	if len(to) == 0 {
+		to = s.conn.To
 	}
 	parse := func(field string, list []string) []*mail.Address {
 		var out []*mail.Address
@@ -576,14 +581,14 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	}
 	var fromAddr *mail.Address
 	if from == "" {
-		p.add("From", "is required: the message, the route and the connection name no sender")
+		p.add("From", "no sender: the message has no From, and neither the route nor the connection has a default From")
 	} else {
 		fromAddr, _ = parseAddress(&p, "From", from)
 	}
 	toA, ccA, bccA := parse("To", to), parse("Cc", cc), parse("Bcc", bcc)
 	replyTo := parse("ReplyTo", msg.ReplyTo)
 	if len(to)+len(cc)+len(bcc) == 0 {
-		p.add("To", "is required: the message, the route and the connection name no recipient")
+		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
