@@ -143,3 +143,47 @@ func TestIssue10_10_NoRecipientSentence(t *testing.T) {
 		t.Errorf("Send error = %v, want %q", err, want)
 	}
 }
+
+// TestIssue10_11_CloseStopsRetiredSenders: routes resolved before a
+// Replace or Update keep their configuration, but after Registry.Close
+// none of them sends or dials, whether its Sender existed before the
+// replacement or not.
+func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	cfg := Config{
+		Connections: []Connection{{Name: "used", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "unused", MailServer: srv.Addr(), From: "b@example.com"}},
+		Processes:   map[string]string{"U": "used", "N": "unused"},
+	}
+	r, err := NewRegistry(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, _ := r.Resolve("U")
+	unused, _ := r.Resolve("N")
+	if _, err := used.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatal(err)
+	}
+	// Replace both connections: their entries are retired.
+	if err := r.Update(func(c *Config) error {
+		for i := range c.Connections {
+			c.Connections[i].From = "new-" + c.Connections[i].From
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A retired route still sends, and keeps no session afterwards.
+	if _, err := unused.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatalf("retired route before Close: %v", err)
+	}
+	r.Close()
+	sessions := srv.Sessions()
+	for name, rt := range map[string]Route{"used": used, "unused": unused} {
+		if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s: Send after Close = %v, want ErrClosed", name, err)
+		}
+	}
+	if got := srv.Sessions(); got != sessions {
+		t.Errorf("after Close the retired routes opened %d sessions, want 0", got-sessions)
+	}
+}

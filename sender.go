@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -325,6 +326,8 @@ type Sender struct {
 	origin   *actionlink.Origin // nil: no ActionOrigin
 	authType AuthType
 	tokens   tokenSource // OAuth2 connections: the configuration's token cache
+
+	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
 
 	slots   chan struct{} // one per session in use or being opened
 	mu      sync.Mutex
@@ -1185,7 +1188,7 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 	}
 	for {
 		s.mu.Lock()
-		if s.state == stateClosed {
+		if s.state == stateClosed || (s.regClosed != nil && s.regClosed.Load()) {
 			s.mu.Unlock()
 			<-s.slots
 			return nil, &Error{Connection: s.conn.Name, kind: ErrClosed}
