@@ -4,14 +4,20 @@ package emailconn
 // TestIssueNN_MM_… after the issue and item.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -185,5 +191,130 @@ func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
 	}
 	if got := srv.Sessions(); got != sessions {
 		t.Errorf("after Close the retired routes opened %d sessions, want 0", got-sessions)
+	}
+}
+
+// scriptServer accepts connections on loopback and runs serve on each.
+func scriptServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				go func() { <-done; c.Close() }()
+				serve(c, bufio.NewReader(c))
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// acceptUntilDot plays a server that accepts everything up to the end of
+// the message, then says last and stops talking (the client must give up).
+func acceptUntilDot(last string) func(c net.Conn, r *bufio.Reader) {
+	return func(c net.Conn, r *bufio.Reader) {
+		io.WriteString(c, "220 script ESMTP\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
+			case "EHLO":
+				io.WriteString(c, "250-script\r\n250 8BITMIME\r\n")
+			case "DATA":
+				io.WriteString(c, "354 go ahead\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if l == ".\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, last)
+				io.Copy(io.Discard, r)
+				return
+			case "QUIT":
+				io.WriteString(c, "221 bye\r\n")
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	}
+}
+
+func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
+	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
+		io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
+		io.Copy(io.Discard, r)
+	})
+	for _, mode := range []TLSMode{TLSNone, TLSStartTLS, TLSOpportunistic} {
+		c := Connection{Name: "x", MailServer: addr, TLSMode: mode, From: "a@example.com", ConnectTimeout: time.Minute}
+		s := mustSender(t, c, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := s.Send(ctx, basicMessage())
+		cancel()
+		var e *Error
+		if !errors.Is(err, ErrConnect) || !errors.As(err, &e) || e.Stage != StageGreeting || e.Temporary() || !strings.Contains(err.Error(), "does not speak SMTP") {
+			t.Errorf("%s: Send = %v, want a permanent ErrConnect at the greeting saying the service does not speak SMTP", mode, err)
+		}
+		rep := TestConnection(context.Background(), c, nil)
+		if rep.OK || !strings.Contains(rep.Sentence, "does not speak SMTP") || strings.Contains(rep.Sentence, "no greeting") {
+			t.Errorf("%s: Test Connection sentence %q, want one saying the service does not speak SMTP", mode, rep.Sentence)
+		}
+	}
+}
+
+// TestIssue11_09_PartialLineIsNoReply: a reply is a reply only once its
+// line has ended.
+func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
+	t.Run("dripped greeting", func(t *testing.T) {
+		addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
+			tick := time.NewTicker(300 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < 100; i++ {
+				if _, err := c.Write([]byte{"220 xxxx"[min(i, 7)]}); err != nil {
+					return
+				}
+				<-tick.C
+			}
+		})
+		c := Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: time.Second}
+		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		_, err := s.Send(context.Background(), basicMessage())
+		var e *Error
+		if !errors.Is(err, ErrTimeout) || !errors.As(err, &e) || e.Stage != StageGreeting {
+			t.Errorf("Send = %v, want ErrTimeout at the greeting", err)
+		}
+	})
+	for _, last := range []string{"250 ", "451 4.3.0 temporarily"} {
+		t.Run(fmt.Sprintf("final reply %q then a stall", last), func(t *testing.T) {
+			var datas atomic.Int32
+			script := acceptUntilDot(last)
+			addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { datas.Add(1); script(c, r) })
+			c := Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 500 * time.Millisecond}
+			s := mustSender(t, c, nil)
+			rc, err := s.Send(context.Background(), basicMessage())
+			if rc != nil || !errors.Is(err, ErrDeliveryUnknown) {
+				t.Errorf("Send = %v, %v; want ErrDeliveryUnknown", rc, err)
+			}
+			if n := datas.Load(); n != 1 {
+				t.Errorf("%d sessions, want 1: a message of unknown state must not be retried", n)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
 // Sentinel errors for the conditions a caller acts on. Test for them with
@@ -370,5 +372,6 @@ func isPermanentConnect(err error) bool {
 	}
 	var recErr tls.RecordHeaderError
 	var protoErr textproto.ProtocolError
-	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine)
+	var notSMTP *smtpconn.NotSMTPError
+	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.As(err, &notSMTP) || errors.Is(err, smtp.ErrTooLongLine)
 }

@@ -1401,7 +1401,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	// STARTTLS, mandatory or opportunistic: the plaintext part by hand, so
 	// that the EHLO name is ours, stripping and injection are detected, and
 	// the handshake is forced before anything else is sent.
-	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer}
+	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer, Greeting: true}
 	br := bufio.NewReader(pre)
 	tp := textproto.NewReader(br)
 	cmd := func(line string, expect int) (string, error) {
@@ -1463,7 +1463,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		}
 		return e
 	}
-	if br.Buffered() > 0 {
+	if br.Buffered() > 0 || pre.Buffered() > 0 {
 		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
@@ -1489,7 +1489,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 // nil, stands for a greeting already read. tracked says whether the
 // greeting and EHLO are stages of their own (not after STARTTLS).
 func (s *Sender) hello(ctx context.Context, sess *session, conn net.Conn, greeting []byte, tr *tracer, tracked bool) error {
-	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer}
+	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer, Greeting: greeting == nil}
 	c := smtp.NewClient(sess.tap)
 	// Any non-zero value: the wrapped connection replaces go-smtp's
 	// deadlines with the connection's own timeouts.
@@ -1784,6 +1784,7 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 	var se *smtp.SMTPError
 	var ce *tls.CertificateVerificationError
 	var rh tls.RecordHeaderError
+	var notSMTP *smtpconn.NotSMTPError
 	switch {
 	case ctx.Err() != nil || (sess != nil && sess.wc.Err() != nil):
 		return s.ctxError(ctx, stage, nil)
@@ -1796,6 +1797,8 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 		default:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("no reply within the send timeout (%v)", s.conn.SendTimeout)
 		}
+	case errors.As(err, &notSMTP):
+		e.kind, e.Err = ErrConnect, &wrapped{msg: "the service does not speak SMTP: " + notSMTP.Error(), err: err}
 	case errors.Is(err, smtpconn.ErrReplyTooLarge):
 		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
 	case errors.As(err, &se):
