@@ -223,6 +223,12 @@ func scriptServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string 
 // acceptUntilDot plays a server that accepts everything up to the end of
 // the message, then says last and stops talking (the client must give up).
 func acceptUntilDot(last string) func(c net.Conn, r *bufio.Reader) {
+	return scriptSession("250-script\r\n250 8BITMIME\r\n", last)
+}
+
+// scriptSession plays a server whose EHLO reply is ehlo, that accepts
+// every command (AUTH included) and says last after the final dot.
+func scriptSession(ehlo, last string) func(c net.Conn, r *bufio.Reader) {
 	return func(c net.Conn, r *bufio.Reader) {
 		io.WriteString(c, "220 script ESMTP\r\n")
 		for {
@@ -232,7 +238,9 @@ func acceptUntilDot(last string) func(c net.Conn, r *bufio.Reader) {
 			}
 			switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
 			case "EHLO":
-				io.WriteString(c, "250-script\r\n250 8BITMIME\r\n")
+				io.WriteString(c, ehlo)
+			case "AUTH":
+				io.WriteString(c, "235 2.7.0 ok\r\n")
 			case "DATA":
 				io.WriteString(c, "354 go ahead\r\n")
 				for {
@@ -245,8 +253,10 @@ func acceptUntilDot(last string) func(c net.Conn, r *bufio.Reader) {
 					}
 				}
 				io.WriteString(c, last)
-				io.Copy(io.Discard, r)
-				return
+				if !strings.HasSuffix(last, "\n") {
+					io.Copy(io.Discard, r) // a partial reply, then silence
+					return
+				}
 			case "QUIT":
 				io.WriteString(c, "221 bye\r\n")
 				return
@@ -316,5 +326,25 @@ func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
 				t.Errorf("%d sessions, want 1: a message of unknown state must not be retried", n)
 			}
 		})
+	}
+}
+
+func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
+	var ehlo strings.Builder
+	ehlo.WriteString("250-script\r\n")
+	for i := range 300 {
+		fmt.Fprintf(&ehlo, "250-X-FILLER-%d\r\n", i)
+	}
+	ehlo.WriteString("250 AUTH PLAIN\r\n")
+	addr := scriptServer(t, scriptSession(ehlo.String(), "250 2.0.0 queued\r\n"))
+	c := Connection{Name: "x", MailServer: addr, From: "a@example.com", Username: "u", Password: "p", SendTimeout: 5 * time.Second}
+	s := mustSender(t, c, nil)
+	rc, err := s.Send(context.Background(), basicMessage())
+	if err != nil || rc.Mechanism != "PLAIN" {
+		t.Fatalf("Send = %+v, %v; want delivery after AUTH PLAIN", rc, err)
+	}
+	rep := TestConnection(context.Background(), c, nil)
+	if !rep.OK || len(rep.Server.Extensions) != 301 {
+		t.Errorf("Test Connection: ok=%v, %d extensions, want a pass with 301: %s", rep.OK, len(rep.Server.Extensions), rep.Sentence)
 	}
 }

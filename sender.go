@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -1143,19 +1144,29 @@ func (e *ehloCapture) server(p []byte) {
 	}
 	e.partial = append(e.partial, p...)
 	for {
-		i := strings.IndexByte(string(e.partial), '\n')
-		if i < 0 || len(e.lines) > 200 {
+		i := bytes.IndexByte(e.partial, '\n')
+		if i < 0 {
 			return
 		}
 		line := strings.TrimRight(string(e.partial[:i]), "\r")
 		e.partial = e.partial[i+1:]
-		e.lines = append(e.lines, line)
-		if len(line) < 4 || line[3] != '-' {
+		// The reply's size is bounded by the connection's reply limit; the
+		// lines kept are bounded too, and the end of the reply is still
+		// found after them.
+		final := len(line) < 4 || line[3] != '-'
+		if len(e.lines) < maxEHLOLines || final {
+			e.lines = append(e.lines, line)
+		}
+		if final {
 			e.active, e.done = false, true
 			return
 		}
 	}
 }
+
+// maxEHLOLines is the number of EHLO reply lines kept: far more than any
+// server sends (Postfix sends about 12).
+const maxEHLOLines = 1000
 
 // extensions parses the captured EHLO reply.
 func (e *ehloCapture) extensions() (map[string]string, []string) {
