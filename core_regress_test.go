@@ -348,3 +348,22 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 		t.Errorf("Test Connection: ok=%v, %d extensions, want a pass with 301: %s", rep.OK, len(rep.Server.Extensions), rep.Sentence)
 	}
 }
+
+func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	c := connFor(t, srv, TLSOpportunistic)
+	c.EnableTLS = false
+	s := mustSender(t, c, nil)
+	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range srv.Transcript() {
+		if strings.HasPrefix(strings.ToUpper(l), "EHLO") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("EHLO sent %d times on one plaintext session, want 1: %q", n, srv.Transcript())
+	}
+}

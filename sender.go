@@ -1409,63 +1409,42 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return s.hello(ctx, sess, sess.wc, nil, tr, true)
 	}
 
-	// STARTTLS, mandatory or opportunistic: the plaintext part by hand, so
-	// that the EHLO name is ours, stripping and injection are detected, and
-	// the handshake is forced before anything else is sent.
-	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer, Greeting: true}
-	br := bufio.NewReader(pre)
-	tp := textproto.NewReader(br)
-	cmd := func(line string, expect int) (string, error) {
-		sess.wc.StartReply()
-		if line != "" {
-			if _, err := pre.Write([]byte(line + "\r\n")); err != nil {
-				return "", err
-			}
-		}
-		_, msg, err := tp.ReadResponse(expect)
-		var te *textproto.Error
-		if errors.As(err, &te) {
-			err = toSMTPError(te)
-		}
-		return msg, err
+	// STARTTLS, mandatory or opportunistic: go-smtp reads the greeting and
+	// says EHLO with our name; STARTTLS itself is ours (go-smtp's client
+	// cannot start TLS on a session it already greeted), so that stripping
+	// and injection are detected and the handshake is forced before
+	// anything else is sent.
+	if err := s.hello(ctx, sess, sess.wc, nil, tr, true); err != nil {
+		return err
 	}
 	t := time.Now()
-	if _, err := cmd("", 220); err != nil {
-		tr.stage(StageGreeting, t, err)
-		return s.wrapErr(ctx, StageGreeting, err, sess)
-	}
-	tr.stage(StageGreeting, t, nil)
-	t = time.Now()
-	msg, err := cmd("EHLO "+s.conn.localName(), 250)
-	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
-		msg, err = cmd("HELO "+s.conn.localName(), 250)
-		msg = ""
-	}
-	tr.stage(StageEHLO, t, err)
-	if err != nil {
-		return s.wrapErr(ctx, StageEHLO, err, sess)
-	}
-	ext, lines := parseEHLO(msg)
-	tr.ehlo(lines)
-	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
-
-	t = time.Now()
-	if _, ok := ext["STARTTLS"]; !ok {
+	if !sess.has("STARTTLS") {
 		if s.ep.mode == TLSStartTLS {
 			err := errors.New("server does not offer STARTTLS")
 			tr.stage(StageSTARTTLS, t, err)
 			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
 		}
 		tr.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
-		sess.capture = &ehloCapture{firstSent: time.Now()}
-		return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+		return nil
 	}
-	if _, err := cmd("STARTTLS", 220); err != nil {
+	// Bytes after the EHLO reply, or after the reply to STARTTLS, were not
+	// asked for: a man in the middle may have injected them to be read as
+	// replies inside TLS.
+	injected := len(sess.capture.partial) > 0
+	br := bufio.NewReader(sess.tap)
+	sess.wc.StartReply()
+	_, err := sess.tap.Write([]byte("STARTTLS\r\n"))
+	if err == nil {
+		_, _, err = textproto.NewReader(br).ReadResponse(220)
+	}
+	if te := (*textproto.Error)(nil); errors.As(err, &te) {
+		err = toSMTPError(te)
+	}
+	if err != nil {
 		var se *smtp.SMTPError
-		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic {
+		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic && !injected && br.Buffered() == 0 {
 			tr.skip(StageSTARTTLS, fmt.Sprintf("the server refused STARTTLS (%v); opportunistic mode continues in plaintext", newSMTPError(se)))
-			sess.capture = &ehloCapture{firstSent: time.Now()}
-			return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+			return nil
 		}
 		tr.stage(StageSTARTTLS, t, err)
 		e := s.wrapErr(ctx, StageSTARTTLS, err, sess)
@@ -1474,7 +1453,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		}
 		return e
 	}
-	if br.Buffered() > 0 || pre.Buffered() > 0 {
+	if injected || br.Buffered() > 0 || sess.tap.Buffered() > 0 {
 		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
@@ -1488,6 +1467,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	sess.tlsState = &st
 	tr.tlsDone(st)
 	sess.capture = &ehloCapture{firstSent: time.Now()}
+	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
 	if err := s.hello(ctx, sess, tc, greeting, tr, false); err != nil {
 		tr.stage(StageSTARTTLS, t, err)
 		return err
