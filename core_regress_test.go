@@ -367,3 +367,51 @@ func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
 		t.Errorf("EHLO sent %d times on one plaintext session, want 1: %q", n, srv.Transcript())
 	}
 }
+
+// TestIssue10_24_QuitAfterFailure: a session that failed at a reply the
+// server sent, or that the client refused to go on with, ends with QUIT.
+func TestIssue10_24_QuitAfterFailure(t *testing.T) {
+	lastIsQuit := func(t *testing.T, srv *smtptest.Server, after string) {
+		t.Helper()
+		srv.Close() // every line the client sent is recorded
+		tr := srv.Transcript()
+		i := slices.IndexFunc(tr, func(l string) bool { return strings.HasPrefix(l, after) })
+		if i < 0 || !slices.Contains(tr[i:], "QUIT") {
+			var verbs []string // no AUTH arguments in test output
+			for _, l := range tr {
+				verbs = append(verbs, strings.Fields(l + " ")[0])
+			}
+			t.Errorf("no QUIT after %s: %q", after, verbs)
+		}
+	}
+	t.Run("failed AUTH", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "right"}})
+		c := connFor(t, srv, TLSStartTLS)
+		c.Username, c.Password = "alice", "wrong"
+		s := mustSender(t, c, nil)
+		if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("Send = %v, want ErrAuthFailed", err)
+		}
+		lastIsQuit(t, srv, "AUTH")
+	})
+	t.Run("mechanism not offered", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		c := connFor(t, srv, TLSNone)
+		c.Username, c.Password = "alice", "pw"
+		s := mustSender(t, c, nil)
+		if _, err := s.Send(context.Background(), basicMessage()); err == nil {
+			t.Fatal("Send succeeded without AUTH offered")
+		}
+		lastIsQuit(t, srv, "EHLO")
+	})
+	t.Run("refused probe recipient", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}})
+		rep := TestConnection(context.Background(), connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "nobody@example.com"})
+		if rep.OK {
+			t.Fatal("Test Connection passed with a refused probe recipient")
+		}
+		lastIsQuit(t, srv, "RCPT")
+	})
+}

@@ -289,7 +289,8 @@ type Error struct {
 	// Err is the cause.
 	Err error
 
-	kind error
+	kind   error
+	usable bool // the client refused to go on; the session itself is in a known state
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,

@@ -1100,6 +1100,22 @@ func (sess *session) quit(d time.Duration) {
 
 func (sess *session) close() { _ = sess.wc.Close() }
 
+// end ends a session after a failure. When the session is still in a
+// known state — the server's last word was a reply other than 421, or the
+// client refused to go on before anything failed — it says QUIT first
+// (bounded by the quit timeout), so the server sees a polite end rather
+// than a lost connection. The session must not be bound to a context
+// other than the one it is bound to now.
+func (sess *session) end(err error) {
+	var e *Error
+	usable := (errors.As(err, &e) && e.usable) || keepAfterReply(err)
+	if usable && sess.client != nil && sess.wc.Err() == nil {
+		sess.wc.SetPhaseDeadline(time.Now().Add(sess.s.quitTimeout()))
+		_ = sess.client.Quit()
+	}
+	sess.close()
+}
+
 // onClient and onServer see the plaintext session.
 func (sess *session) onClient(p []byte) {
 	if sess.capture != nil {
@@ -1377,13 +1393,13 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 		}}
 	}
 	if err := s.establish(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	sess.wc.SetPhaseDeadline(time.Time{})
 	sess.capture = nil
 	if err := s.authenticate(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	return sess, nil
@@ -1422,7 +1438,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		if s.ep.mode == TLSStartTLS {
 			err := errors.New("server does not offer STARTTLS")
 			tr.stage(StageSTARTTLS, t, err)
-			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
+			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err, usable: true}
 		}
 		tr.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
 		return nil
@@ -1564,7 +1580,7 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	t := time.Now()
 	authFail := func(kind, err error) error {
 		tr.stage(StageAuth, t, err)
-		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err}
+		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err, usable: true}
 	}
 	if !credentialsAllowed(&s.conn, sess.tlsState != nil, sess.wc.RemoteAddr()) {
 		return authFail(ErrInsecureAuth, errors.New("the session is not encrypted and the server is not on a loopback address: credentials not sent (enable TLS, or set allowInsecureAuth on a trusted network)"))
@@ -1581,13 +1597,10 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	if err != nil {
 		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
 	}
-	sess.tap.RefuseAbort = true
+	sess.tap.AnswerAbort = true
 	err = sess.client.Auth(basicClient(mech, s.conn.Username, pw))
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = false
 	if err != nil {
-		if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-			err = errors.New("the server's challenge could not be answered")
-		}
 		e := s.wrapErr(ctx, StageAuth, err, sess)
 		if e.kind == nil || e.kind == ErrRefused {
 			e.kind = ErrAuthFailed
@@ -1610,7 +1623,7 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	tok, err := s.tokens.token(ctx)
 	tr.stage(StageToken, t, err)
 	if err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err, usable: true}
 		switch {
 		case ctx.Err() != nil:
 			return s.ctxError(ctx, StageToken, err)
@@ -1623,17 +1636,14 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	}
 	t = time.Now()
 	bc := newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
-	sess.tap.RefuseAbort = true
+	sess.tap.AnswerAbort = true
 	err = sess.client.Auth(bc)
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = false
 	if err == nil {
 		sess.mech = mech
 		tr.authenticated(mech)
 		tr.stage(StageAuth, t, nil)
 		return nil
-	}
-	if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-		err = errors.New("the server's challenge could not be answered")
 	}
 	e := s.wrapErr(ctx, StageAuth, err, sess)
 	if authNotPossible(e) {

@@ -299,9 +299,11 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 			t := time.Now()
 			_ = sess.client.Quit()
 			tr.stage(StageQuit, t, nil)
+			sess.close()
+		} else {
+			sess.end(err)
 		}
 		release()
-		sess.close()
 	}
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()
@@ -326,7 +328,7 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 	}
 	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
 	if err := p.err(); err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err, usable: true}
 		tr.stage(StageMail, time.Now(), e)
 		return e
 	}

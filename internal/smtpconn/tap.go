@@ -2,14 +2,13 @@ package smtpconn
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
 )
 
-// ErrAbortSuppressed is returned for the SASL abort ("*") a Tap refuses.
-var ErrAbortSuppressed = errors.New("sasl abort not sent")
+// abortAnswer is what a Tap reads back for a SASL abort it did not send.
+const abortAnswer = "501 5.7.0 SASL exchange already ended (answered by the client)\r\n"
 
 // A NotSMTPError reports that the first line a server sent is not an SMTP
 // reply: the service on the port speaks another protocol (SSH, HTTP, …).
@@ -45,21 +44,27 @@ type Tap struct {
 	// OnClient and OnServer, when set, receive the bytes the client wrote
 	// and the bytes read from the server (Prefix excluded).
 	OnClient, OnServer func(p []byte)
-	// RefuseAbort makes a write of exactly "*\r\n" fail without reaching
-	// the server. go-smtp answers every failed AUTH with that SASL abort and
-	// then waits for a reply the server may never send; the session is
-	// closed after a failed AUTH anyway.
-	RefuseAbort bool
+	// AnswerAbort keeps go-smtp's SASL abort ("*\r\n") from the server
+	// when the server's last reply was final: go-smtp answers every failed
+	// AUTH, even a final 535, with that abort and then waits for a reply to
+	// it, which a server that already ended the exchange never sends (or
+	// sends as a reply to the next command). The Tap then answers the
+	// abort itself with a 501 the client reads, so go-smtp stays in step
+	// with the server and the session can go on (to QUIT). While the
+	// server is in the middle of an exchange (its last reply was 334), the
+	// abort is sent: it is what the server waits for.
+	AnswerAbort bool
 	// Greeting says that the first line read from Conn is the server's
 	// greeting: when it does not start like an SMTP reply (three digits),
 	// Read fails with a *NotSMTPError as soon as the line has arrived,
 	// instead of waiting for a reply that will never come.
 	Greeting bool
 
-	held    []byte // server bytes not passed on yet
-	readErr error  // the error that ended reading from Conn
-	checked bool   // the first line was checked
-	buf     []byte
+	held     []byte // server bytes not passed on yet
+	readErr  error  // the error that ended reading from Conn
+	checked  bool   // the first line was checked
+	buf      []byte
+	lastLine [4]byte // the start of the last whole line passed on
 }
 
 // Read returns Prefix first, then reads from the connection, in whole
@@ -76,6 +81,9 @@ func (t *Tap) Read(b []byte) (int, error) {
 				end = len(t.held)
 			}
 			n := copy(b, t.held[:end])
+			if t.AnswerAbort {
+				t.noteLastLine(b[:n])
+			}
 			t.held = t.held[n:]
 			if len(t.held) == 0 {
 				t.held = t.held[:0:0]
@@ -141,13 +149,24 @@ func printable(p []byte, max int) string {
 	return string(out)
 }
 
+// noteLastLine remembers the start of the last whole line in p.
+func (t *Tap) noteLastLine(p []byte) {
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		return
+	}
+	line := p[bytes.LastIndexByte(p[:len(p)-1], '\n')+1:]
+	t.lastLine = [4]byte{}
+	copy(t.lastLine[:], line)
+}
+
 // Buffered returns the number of server bytes read and not passed on yet.
 func (t *Tap) Buffered() int { return len(t.held) }
 
 // Write writes to the connection and reports what was written.
 func (t *Tap) Write(b []byte) (int, error) {
-	if t.RefuseAbort && string(b) == "*\r\n" {
-		return 0, ErrAbortSuppressed
+	if t.AnswerAbort && string(b) == "*\r\n" && string(t.lastLine[:3]) != "334" {
+		t.Prefix = append(t.Prefix, abortAnswer...)
+		return len(b), nil
 	}
 	n, err := t.Conn.Write(b)
 	if n > 0 && t.OnClient != nil {
