@@ -415,3 +415,26 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 		lastIsQuit(t, srv, "RCPT")
 	})
 }
+
+func TestIssue10_22_TimeoutSentences(t *testing.T) {
+	t.Run("upload stall", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}})
+		c := connFor(t, srv, TLSNone)
+		c.SendTimeout = 400 * time.Millisecond
+		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		_, err := s.Send(context.Background(), bigMessage(16<<20)())
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "the upload made no progress within the send timeout (400ms)") {
+			t.Errorf("Send = %v, want ErrTimeout saying the upload made no progress", err)
+		}
+	})
+	t.Run("connect timeout over retries", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
+		c := connFor(t, srv, TLSNone)
+		c.ConnectTimeout = 200 * time.Millisecond
+		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+		_, err := s.Send(context.Background(), basicMessage())
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "connect timeout (200ms) expired (gave up after 3 attempts in ") {
+			t.Errorf("Send = %v, want ErrTimeout naming the 3 attempts and their total time", err)
+		}
+	})
+}

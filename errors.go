@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -289,8 +290,10 @@ type Error struct {
 	// Err is the cause.
 	Err error
 
-	kind   error
-	usable bool // the client refused to go on; the session itself is in a known state
+	kind     error
+	usable   bool          // the client refused to go on; the session itself is in a known state
+	attempts int           // attempts made, when more than one
+	elapsed  time.Duration // the time they took in all
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,
@@ -309,6 +312,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.detail())
+	if e.attempts > 1 {
+		fmt.Fprintf(&b, " (gave up after %d attempts in %v)", e.attempts, e.elapsed.Round(time.Millisecond))
+	}
 	return b.String()
 }
 

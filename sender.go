@@ -804,13 +804,11 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			canRetry = pr.replay && pr.rewind() == nil
 		}
 		if !canRetry {
-			s.logFailed(ctx, pr, res.err, n, false)
-			return res.receipt, res.err
+			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		wait := s.opts.Retry.backoff(n + 1)
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			s.logFailed(ctx, pr, res.err, n, false)
-			return res.receipt, res.err
+			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		s.logFailed(ctx, pr, res.err, n, true)
 		t := time.NewTimer(wait)
@@ -821,6 +819,17 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			return nil, s.ctxError(ctx, "", fmt.Errorf("while waiting to retry after: %w", res.err))
 		}
 	}
+}
+
+// gaveUp ends a send that failed after n attempts: the error says how
+// many attempts were made and how long they took in all.
+func (s *Sender) gaveUp(ctx context.Context, pr *prepared, res attemptResult, n int, start time.Time) (*Receipt, error) {
+	var e *Error
+	if n > 1 && errors.As(res.err, &e) {
+		e.attempts, e.elapsed = n, time.Since(start)
+	}
+	s.logFailed(ctx, pr, res.err, n, false)
+	return res.receipt, res.err
 }
 
 // attempt makes one attempt on a pooled or new session. A pooled session
@@ -1795,6 +1804,12 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 			return s.ctxError(ctx, stage, nil)
 		case smtpconn.LimitPhase:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("connect timeout (%v) expired", s.conn.ConnectTimeout)
+		case smtpconn.LimitSend:
+			if te.Stalled {
+				e.kind, e.Err = ErrTimeout, fmt.Errorf("the upload made no progress within the send timeout (%v): the server stopped reading", s.conn.SendTimeout)
+				break
+			}
+			fallthrough
 		default:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("no reply within the send timeout (%v)", s.conn.SendTimeout)
 		}
