@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/mail"
 	"slices"
@@ -437,4 +438,51 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 			t.Errorf("Send = %v, want ErrTimeout naming the 3 attempts and their total time", err)
 		}
 	})
+}
+
+// TestIssue11_02_EveryTypePrintsRedacted prints every exported value that
+// holds a secret, directly or through a pointer, with every verb and both
+// slog handlers, and finds no canary.
+func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
+	const pw, clientSecret, refresh = "canaryPW-5f3e9a1c", "canaryCS-0b1d2e3f", "canaryRT-9a8b7c6d"
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	basic := Connection{Name: "basic", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", Password: pw}
+	oauth := Connection{Name: "oauth", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", AuthType: AuthOAuth2, OAuth2Config: "o"}
+	oc := OAuth2Config{Name: "o", GrantType: GrantRefreshToken, TokenURL: "https://login.example.com/token", ClientID: "id", ClientSecret: clientSecret, RefreshToken: refresh, Scopes: []string{"s"}}
+	grid := basic
+	grid.Name = ""
+	cfg := Config{Connections: []Connection{basic, oauth}, OAuth2Configs: []OAuth2Config{oc}, Grid: &grid, Processes: map[string]string{"P": "oauth"}}
+	r, err := NewRegistry(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sb, err := NewSender(basic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	so, err := r.Sender("oauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &Options{}
+	values := []any{sb, so, r, rt, &rt, cfg, &cfg, basic, &basic, oc, &oc, basic.Password, oc.ClientSecret, opts}
+	var out bytes.Buffer
+	for _, v := range values {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T %p"} {
+			fmt.Fprintf(&out, verb+"\n", v)
+		}
+		slog.New(slog.NewTextHandler(&out, nil)).Info("v", "value", v)
+		slog.New(slog.NewJSONHandler(&out, nil)).Info("v", "value", v)
+	}
+	for _, f := range (canaries{pw, clientSecret, refresh}).forms("alice") {
+		if strings.Contains(out.String(), f) {
+			t.Errorf("printed output contains a secret (or its encoding %q)", f)
+		}
+	}
 }

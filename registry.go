@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -718,6 +719,43 @@ func (r *Registry) Close() error {
 	}
 	return nil
 }
+
+// String describes the registry by the names it holds, with no secret.
+// Format and LogValue print the same for every verb and handler.
+func (r *Registry) String() string {
+	if r == nil {
+		return "emailconn.Registry(nil)"
+	}
+	s := r.cur.Load()
+	if s == nil {
+		return "emailconn.Registry{}"
+	}
+	var b strings.Builder
+	b.WriteString("emailconn.Registry{connections: ")
+	b.WriteString(strconv.Quote(strings.Join(slices.Sorted(maps.Keys(s.conns)), ", ")))
+	if len(s.oauth) > 0 {
+		b.WriteString(", oauth2Configurations: ")
+		b.WriteString(strconv.Quote(strings.Join(slices.Sorted(maps.Keys(s.oauth)), ", ")))
+	}
+	if s.grid != nil {
+		b.WriteString(", grid: " + strconv.Quote(s.grid.conn.MailServer))
+	}
+	if r.closed.Load() {
+		b.WriteString(", closed")
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Format writes String for every verb.
+func (r *Registry) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, r.String()) }
+
+// LogValue returns String as a slog value.
+func (r *Registry) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// Format writes String for every verb, so that no verb prints the route's
+// internals.
+func (rt Route) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, rt.String()) }
 
 // Sender returns the Sender of the named connection, or of the grid
 // settings when name is "". Senders are made on first use and shared:

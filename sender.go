@@ -415,6 +415,22 @@ func (s *Sender) Close() error {
 	return nil
 }
 
+// String describes the Sender by its connection, with every secret
+// redacted. Format and LogValue print the same for every verb and
+// handler, so a Sender printed by mistake reveals no secret.
+func (s *Sender) String() string {
+	if s == nil {
+		return "emailconn.Sender(nil)"
+	}
+	return "emailconn.Sender{" + s.conn.String() + "}"
+}
+
+// Format writes String for every verb.
+func (s *Sender) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, s.String()) }
+
+// LogValue returns String as a slog value.
+func (s *Sender) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
 // errZeroSender is returned by a Sender that was not made by NewSender or
 // a Registry.
 var errZeroSender = &FieldError{Field: "Sender", Problem: "was not created with NewSender or by a Registry"}
