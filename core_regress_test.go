@@ -7,12 +7,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -485,4 +488,222 @@ func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
 			t.Errorf("printed output contains a secret (or its encoding %q)", f)
 		}
 	}
+}
+
+// The fault matrix rows the security review found uncovered (issue 11,
+// "Coverage to add").
+
+func TestIssue11_F01_DNSFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		block   bool // the lookup hangs until the connect timeout
+		want    error
+		temp    bool
+		lookups int32
+	}{
+		{"NXDOMAIN", &net.DNSError{Err: "no such host", Name: "mx.example.com", IsNotFound: true}, false, ErrConnect, false, 1},
+		{"SERVFAIL", &net.DNSError{Err: "server misbehaving", Name: "mx.example.com", IsTemporary: true}, false, ErrConnect, true, 3},
+		{"timeout", nil, true, ErrTimeout, true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lookups atomic.Int32
+			opts := &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond},
+				lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+					lookups.Add(1)
+					if tt.block {
+						<-ctx.Done()
+						return nil, ctx.Err()
+					}
+					return nil, tt.err
+				},
+				dial: func(context.Context, string, string) (net.Conn, error) {
+					t.Error("dialled after a failed lookup")
+					return nil, errors.New("no dial")
+				}}
+			c := Connection{Name: "dns", MailServer: "mx.example.com", From: "a@example.com", ConnectTimeout: 100 * time.Millisecond}
+			s := mustSender(t, c, opts)
+			start := time.Now()
+			_, err := s.Send(context.Background(), basicMessage())
+			var e *Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &e) || e.Stage != StageResolve || e.Temporary() != tt.temp {
+				t.Errorf("Send = %v, want %v at the resolve stage with Temporary() = %v", err, tt.want, tt.temp)
+			}
+			if n := lookups.Load(); n != tt.lookups {
+				t.Errorf("%d lookups, want %d", n, tt.lookups)
+			}
+			if d := time.Since(start); d > 3*(100*time.Millisecond)+ftSlack {
+				t.Errorf("Send took %v: each attempt must be bounded by the connect timeout", d)
+			}
+		})
+	}
+}
+
+func TestIssue11_F02_RefusedQuickly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	s := mustSender(t, Connection{Name: "x", MailServer: addr, From: "a@example.com"}, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	start := time.Now()
+	_, err = s.Send(context.Background(), basicMessage())
+	var e *Error
+	if !errors.Is(err, ErrConnect) || !errors.As(err, &e) || !e.Temporary() || e.Stage != StageConnect {
+		t.Errorf("Send = %v, want a temporary ErrConnect at the connect stage", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("a refused connection took %v, want < 100ms", d)
+	}
+}
+
+func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
+	closeAfterHello := func(c net.Conn, r *bufio.Reader) {
+		buf := make([]byte, 5) // a TLS record header: the ClientHello has begun
+		io.ReadFull(r, buf)
+	}
+	implicit := scriptServer(t, closeAfterHello)
+	starttls := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
+		io.WriteString(c, "220 script ESMTP\r\n")
+		r.ReadString('\n')
+		io.WriteString(c, "250-script\r\n250 STARTTLS\r\n")
+		r.ReadString('\n')
+		io.WriteString(c, "220 go ahead\r\n")
+		closeAfterHello(c, r)
+	})
+	for mode, addr := range map[TLSMode]string{TLSImplicit: implicit, TLSStartTLS: starttls} {
+		var sessions atomic.Int32
+		opts := &Options{Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond},
+			dial: func(ctx context.Context, network, a string) (net.Conn, error) {
+				sessions.Add(1)
+				return (&net.Dialer{}).DialContext(ctx, network, a)
+			}}
+		s := mustSender(t, Connection{Name: "x", MailServer: addr, TLSMode: mode, EnableTLS: true, From: "a@example.com", SendTimeout: 5 * time.Second}, opts)
+		_, err := s.Send(context.Background(), basicMessage())
+		var e *Error
+		if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || !e.Temporary() {
+			t.Errorf("%s: Send = %v, want a temporary ErrTLSUnavailable", mode, err)
+		}
+		if n := sessions.Load(); n != 2 {
+			t.Errorf("%s: %d sessions, want 2 (a temporary failure is retried)", mode, n)
+		}
+	}
+}
+
+func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	c := connFor(t, srv, TLSImplicit)
+	s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	start := time.Now()
+	_, err := s.Send(context.Background(), basicMessage())
+	var e *Error
+	if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != StageTLS || e.Temporary() {
+		t.Errorf("Send = %v, want a permanent ErrTLSUnavailable at the tls stage", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("took %v, want < 100ms", d)
+	}
+}
+
+func TestIssue11_04_ImplicitHandshakeBoundedBySendTimeout(t *testing.T) {
+	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }) // accepts, never answers
+	s := mustSender(t, Connection{Name: "x", MailServer: addr, TLSMode: TLSImplicit, EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
+		&Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	start := time.Now()
+	_, err := s.Send(context.Background(), basicMessage())
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("Send = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
+		t.Errorf("took %v, want about the send timeout", d)
+	}
+}
+
+// TestIssue11_T7_CertificateFailuresStage: every certificate failure is
+// reported at the stage where TLS started, before any AUTH or MAIL.
+func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		srv  smtptest.Options
+		mode TLSMode
+		ca   bool
+	}{
+		{"self-signed implicit", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, TLSImplicit, true},
+		{"wrong name starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, TLSStartTLS, true},
+		{"expired starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, TLSStartTLS, true},
+		{"unknown authority implicit", smtptest.Options{TLS: smtptest.Implicit}, TLSImplicit, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.srv.Users = map[string]string{"alice": "pw"}
+			srv := smtptest.NewServer(t, tc.srv)
+			c := connFor(t, srv, tc.mode)
+			c.Username, c.Password = "alice", "pw"
+			if !tc.ca {
+				c.CAFile = ""
+			}
+			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			_, err := s.Send(context.Background(), basicMessage())
+			want := map[TLSMode]Stage{TLSImplicit: StageTLS, TLSStartTLS: StageSTARTTLS}[tc.mode]
+			var e *Error
+			var cv *tls.CertificateVerificationError
+			if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != want || !errors.As(err, &cv) {
+				t.Errorf("Send = %v, want a certificate verification error at the %s stage", err, want)
+			}
+			srv.Close()
+			for _, l := range srv.Transcript() {
+				if strings.HasPrefix(l, "AUTH") || strings.HasPrefix(l, "MAIL") {
+					t.Errorf("transcript has %s after a failed verification", strings.Fields(l)[0])
+				}
+			}
+		})
+	}
+}
+
+// TestIssue11_T15_SlowDrip: a reply dripped a byte at a time is bounded by
+// SendTimeout, and an endless EHLO reply does not grow memory.
+func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
+	t.Run("slow-drip EHLO reply", func(t *testing.T) {
+		addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
+			io.WriteString(c, "220 script ESMTP\r\n")
+			r.ReadString('\n')
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < 1000; i++ {
+				if _, err := io.WriteString(c, "250-x\r\n"[i%7:i%7+1]); err != nil {
+					return
+				}
+				<-tick.C
+			}
+		})
+		s := mustSender(t, Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 500 * time.Millisecond}, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		start := time.Now()
+		_, err := s.Send(context.Background(), basicMessage())
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("Send = %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond+ftSlack {
+			t.Errorf("a dripped reply held the send for %v, want about the send timeout", d)
+		}
+	})
+	t.Run("endless EHLO memory", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}})
+		c := connFor(t, srv, TLSNone)
+		c.ConnectTimeout, c.SendTimeout = 0, 0
+		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := s.Send(ctx, basicMessage())
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrReplyTooLarge) {
+			t.Fatalf("Send = %v, want ErrReplyTooLarge", err)
+		}
+		if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
+			t.Errorf("allocated %d bytes reading an endless EHLO reply, want < 8 MiB", grew)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strconv"
@@ -365,9 +366,20 @@ func (e *Error) Temporary() bool {
 		return se.Temporary()
 	case e.kind == ErrTimeout, e.kind == ErrConnect && !isPermanentConnect(e.Err):
 		return true
+	case e.kind == ErrTLSUnavailable && brokenConnection(e.Err):
+		// The server closed or reset the connection in the middle of
+		// the handshake: an overloaded or restarting server, not a
+		// certificate or protocol mismatch.
+		return true
 	}
 	var t interface{ Temporary() bool }
 	return errors.As(e.Err, &t) && t.Temporary()
+}
+
+// brokenConnection reports an end of the connection by the peer: EOF or
+// a reset.
+func brokenConnection(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnReset(err)
 }
 
 // isPermanentConnect reports whether a connection failure will not go away

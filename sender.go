@@ -1436,6 +1436,9 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	switch s.ep.mode {
 	case TLSImplicit:
 		t := time.Now()
+		// The handshake is the server's first reply: SendTimeout bounds it
+		// as it bounds a greeting, whether or not ConnectTimeout is set.
+		sess.wc.StartReply()
 		tc := tls.Client(sess.wc, s.tlsCfg)
 		err := tc.HandshakeContext(ctx)
 		tr.stage(StageTLS, t, err)
