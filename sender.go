@@ -1437,7 +1437,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	t = time.Now()
 	if _, ok := ext["STARTTLS"]; !ok {
 		if s.ep.mode == TLSStartTLS {
-			err := errors.New("server does not offer STARTTLS")
+			err := errNoSTARTTLS
 			tr.stage(StageSTARTTLS, t, err)
 			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
 		}
@@ -1460,7 +1460,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return e
 	}
 	if br.Buffered() > 0 {
-		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
+		err := errSTARTTLSInjection
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
 	}
