@@ -172,7 +172,9 @@ type TestReport struct {
 	Duration time.Duration `json:"-"`
 	// DurationMS is Duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
-	// Err is the error that stopped the test, nil when it passed.
+	// Err is the error that stopped the test, nil when it passed. In a
+	// restricted report (TestOptions.Restricted) its message is the
+	// restricted text and errors.Unwrap(Err) is the full error.
 	Err error `json:"-"`
 	// Error is Err's text.
 	Error string `json:"error,omitempty"`
@@ -195,7 +197,9 @@ var ladder = []Stage{StageResolve, StageConnect, StageTLS, StageGreeting, StageE
 // anywhere. It always returns within opts.Timeout (DefaultTestTimeout).
 //
 // An OAuth2 connection needs opts.OAuth2Config; a Registry's
-// TestConnection uses its own configurations and token cache.
+// TestConnection uses its own configurations and token cache. A caller
+// that is not trusted with the engine's network — a tenant — should get a
+// report made with opts.Restricted.
 func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestReport {
 	var to TestOptions
 	if opts != nil {
@@ -997,7 +1001,7 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 	case v.restricted && s.unresolvable(err, at):
 		// The same whether the name does not exist or the dial policy
 		// refuses what it resolves to.
-		add("The mail server's name %s does not resolve to an address this engine may connect to: check its spelling.", host)
+		add("Check the spelling of the mail server's name %s: this engine connects only to addresses it is allowed to reach.", host)
 	case errors.Is(err, ErrBlocked):
 		add("The dial policy does not allow this destination.")
 	case at == StageResolve && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
@@ -1129,7 +1133,7 @@ func (v *view) tokenHints(err error, capped bool) []string {
 	errors.As(err, &oe)
 	switch {
 	case v.restricted && (errors.Is(err, ErrBlocked) || errors.As(err, &dnsErr)):
-		return []string{fmt.Sprintf("The token endpoint of OAuth2 configuration %q does not resolve to an address this engine may connect to: check its tokenURL.", name)}
+		return []string{fmt.Sprintf("Check the tokenURL of OAuth2 configuration %q: this engine connects only to addresses it is allowed to reach.", name)}
 	case errors.Is(err, ErrBlocked):
 		return []string{fmt.Sprintf("The dial policy does not allow the token endpoint of OAuth2 configuration %q.", name)}
 	case errors.Is(err, ErrReauthorize):

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -593,4 +594,177 @@ func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
 			checkFailure(t, rep, tt.stage, tt.hint)
 		})
 	}
+}
+
+// normalized is a report's JSON without durations, to compare reports.
+func normalized(rep *TestReport) string {
+	r := *rep
+	r.Duration, r.DurationMS = 0, 0
+	r.Stages = slices.Clone(rep.Stages)
+	for i := range r.Stages {
+		r.Stages[i].Duration, r.Stages[i].DurationMS = 0, 0
+	}
+	return string(r.JSON())
+}
+
+// TestIssue11_13_RestrictedReport: a restricted report tells a tenant what
+// an administrator of the connection needs and nothing about what the
+// engine's position reveals.
+func TestIssue11_13_RestrictedReport(t *testing.T) {
+	const banner = "554 internal-relay-7.corp.local Postfix 3.4.1 (Debian) db=10.1.2.3"
+	secret := []string{"internal-relay-7", "corp.local", "Postfix", "Debian", "10.1.2.3"}
+	leaks := func(t *testing.T, rep *TestReport, words ...string) {
+		t.Helper()
+		j := string(rep.JSON())
+		for _, w := range words {
+			if strings.Contains(j, w) || rep.Err != nil && strings.Contains(rep.Err.Error(), w) {
+				t.Errorf("restricted report reveals %q:\n%s\nerr: %v", w, j, rep.Err)
+			}
+		}
+	}
+
+	t.Run("banner", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: banner, Close: true}}})
+		c := connFor(t, srv, TLSNone)
+		full := TestConnection(context.Background(), c, nil)
+		if !strings.Contains(full.Sentence, banner) {
+			t.Errorf("full report: the banner is for administrators: %q", full.Sentence)
+		}
+		rep := TestConnection(context.Background(), c, &TestOptions{Restricted: true})
+		leaks(t, rep, secret...)
+		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the server replied 554.") || rep.Error != rep.Err.Error() {
+			t.Errorf("sentence %q, error %q", rep.Sentence, rep.Error)
+		}
+		// The engine still has the whole error, and the sentinels.
+		if !errors.Is(rep.Err, ErrConnect) || !strings.Contains(errors.Unwrap(rep.Err).Error(), banner) {
+			t.Errorf("err = %v, unwrapped %v", rep.Err, errors.Unwrap(rep.Err))
+		}
+		if rep.Server.Address != "" {
+			t.Errorf("address dialled = %q", rep.Server.Address)
+		}
+	})
+
+	t.Run("extensions and replies", func(t *testing.T) {
+		ehlo := "250-internal-relay-7.corp.local Hello\n250-X-DB db=10.1.2.3\n250-SIZE 1000\n250-AUTH PLAIN LOGIN db=10.1.2.3\n250 PIPELINING"
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: ehlo}}})
+		rep := TestConnection(context.Background(), connFor(t, srv, TLSNone), &TestOptions{Restricted: true})
+		if !rep.OK {
+			t.Fatalf("%s", rep.JSON())
+		}
+		leaks(t, rep, append(secret, "X-DB")...)
+		if got := strings.Join(rep.Server.Extensions, ", "); got != "SIZE 1000, AUTH PLAIN LOGIN, PIPELINING" {
+			t.Errorf("extensions = %q", got)
+		}
+		if rep.Server.MaxMessageSize != 1000 || strings.Join(rep.Server.AuthMechanisms, " ") != "PLAIN LOGIN" {
+			t.Errorf("server = %+v", rep.Server)
+		}
+
+		srv = smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{
+			{At: smtptest.AuthResult, Reply: "535 5.7.8 internal-relay-7.corp.local rejected alice (Postfix db=10.1.2.3)"},
+		}})
+		c := connFor(t, srv, TLSNone)
+		c.Username, c.Password = "alice", "s3cret"
+		rep = TestConnection(context.Background(), c, &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageAuth, "rejected the credentials of alice")
+		leaks(t, rep, secret...)
+		if !strings.Contains(rep.Sentence, "the server replied 535 5.7.8.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
+	})
+
+	t.Run("internal names under a dial policy", func(t *testing.T) {
+		// Whether the name does not exist, cannot be resolved now, or
+		// resolves to an address the policy refuses: the same report, and
+		// neither the resolver's nor the resolved address.
+		lookups := map[string]func(context.Context, string) ([]netip.Addr, error){
+			"not found": func(_ context.Context, host string) ([]netip.Addr, error) {
+				return nil, &net.DNSError{Err: "no such host", Name: host, Server: "10.255.255.53:53", IsNotFound: true}
+			},
+			"servfail": func(_ context.Context, host string) ([]netip.Addr, error) {
+				return nil, &net.DNSError{Err: "server misbehaving", Name: host, Server: "10.255.255.53:53", IsTemporary: true}
+			},
+			"private": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("10.1.2.3")}, nil
+			},
+			"metadata": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+			},
+			"loopback": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+			},
+		}
+		c := Connection{Name: "tenant", MailServer: "intranet.corp.example:25", ConnectTimeout: time.Second, SendTimeout: time.Second}
+		var first, firstName string
+		for name, lookup := range lookups {
+			rep := TestConnection(context.Background(), c, &TestOptions{Restricted: true, Options: &Options{DialPolicy: &DialPolicy{}, lookup: lookup}})
+			checkFailure(t, rep, StageResolve, "Check the spelling of the mail server's name intranet.corp.example: this engine connects only to addresses it is allowed to reach.")
+			if !strings.Contains(rep.Sentence, "stopped at the resolve stage: the mail server's name does not resolve to an address this engine may connect to.") {
+				t.Errorf("%s: sentence = %q", name, rep.Sentence)
+			}
+			leaks(t, rep, "10.255.255.53", "10.1.2.3", "169.254", "127.0.0.1", "no such host", "misbehaving")
+			if got := outcomes(rep)[StageConnect]; got != NotRun {
+				t.Errorf("%s: connect = %s, want not run", name, got)
+			}
+			if n := normalized(rep); first == "" {
+				first, firstName = n, name
+			} else if n != first {
+				t.Errorf("%s and %s reports differ:\n%s\n%s", name, firstName, n, first)
+			}
+		}
+	})
+
+	t.Run("certificate", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertWrongName})
+		rep := TestConnection(context.Background(), connFor(t, srv, TLSImplicit), &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageTLS, "The server's certificate is not valid for 127.0.0.1")
+		leaks(t, rep, smtptest.WrongName, "smtptest CA")
+		if ci := rep.Certificate; ci == nil || ci.Verified || ci.NotAfter.IsZero() || ci.Subject != "" {
+			t.Errorf("certificate = %+v", ci)
+		}
+		ok := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
+		rep = TestConnection(context.Background(), connFor(t, ok, TLSStartTLS), &TestOptions{Restricted: true})
+		if !rep.OK || rep.Certificate == nil || !rep.Certificate.Verified || rep.Server.TLSVersion == "" {
+			t.Errorf("verified certificate: %s", rep.JSON())
+		}
+		leaks(t, rep, "smtptest CA", "mail.test")
+	})
+
+	t.Run("token endpoint", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := l.Addr().String()
+		l.Close()
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}})
+		c := connFor(t, srv, TLSStartTLS)
+		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "down"
+		oc := &OAuth2Config{Name: "down", GrantType: GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
+		rep := TestConnection(context.Background(), c, &TestOptions{OAuth2Config: oc, Restricted: true})
+		leaks(t, rep, "dial tcp", "Post ")
+		if !strings.Contains(rep.Sentence, "stopped at the OAuth2 token: connection refused.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
+	})
+
+	t.Run("registry names", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		c := connFor(t, srv, TLSNone)
+		c.Name = "billing-eu"
+		r, err := NewRegistry(Config{Connections: []Connection{c}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if rep := r.TestConnection(context.Background(), "billing-e", nil); !strings.Contains(rep.Sentence, "billing-eu") {
+			t.Errorf("full: %q, want the suggestion", rep.Sentence)
+		}
+		rep := r.TestConnection(context.Background(), "billing-e", &TestOptions{Restricted: true})
+		if strings.Contains(string(rep.JSON()), "billing-eu") || rep.OK || !errors.Is(rep.Err, ErrInvalid) {
+			t.Errorf("restricted: %s", rep.JSON())
+		}
+		if rep := r.TestConnection(context.Background(), "billing-eu", &TestOptions{Restricted: true}); !rep.OK {
+			t.Errorf("restricted test of an existing connection: %s", rep.JSON())
+		}
+	})
 }
