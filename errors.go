@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
 // Sentinel errors for the conditions a caller acts on. Test for them with
@@ -231,14 +233,25 @@ func (e *RecipientsError) Unwrap() []error {
 	return out
 }
 
-// Temporary reports whether every refusal was transient (4xx).
+// Temporary reports whether every refusal was transient: a 4xx reply, or
+// 552 without an enhanced code or with 5.5.3, which RFC 5321 §4.5.3.1.10
+// says is the old form of 452 "too many recipients" and is to be treated
+// as temporary. The replies themselves are kept as the server sent them.
 func (e *RecipientsError) Temporary() bool {
 	for _, r := range e.Rejected {
-		if !r.Err.Temporary() {
+		if !rcptTemporary(r.Err) {
 			return false
 		}
 	}
 	return len(e.Rejected) > 0
+}
+
+// rcptTemporary reports whether a reply to RCPT is transient.
+func rcptTemporary(e *SMTPError) bool {
+	if e.Code == 552 && (e.EnhancedCode == [3]int{} || e.EnhancedCode == [3]int{5, 5, 3}) {
+		return true
+	}
+	return e.Temporary()
 }
 
 // A Stage is one step of an SMTP session. Errors and Test Connection reports
@@ -276,7 +289,8 @@ type Error struct {
 	// Err is the cause.
 	Err error
 
-	kind error
+	kind   error
+	usable bool // the client refused to go on; the session itself is in a known state
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,
@@ -335,17 +349,16 @@ func (e *Error) Unwrap() []error {
 // succeed without a configuration change.
 func (e *Error) Temporary() bool {
 	var se *SMTPError
+	var re *RecipientsError
 	switch {
 	case errors.Is(e, ErrDeliveryUnknown):
 		return false
+	case errors.As(e.Err, &re):
+		return re.Temporary()
 	case errors.As(e.Err, &se):
 		return se.Temporary()
 	case e.kind == ErrTimeout, e.kind == ErrConnect && !isPermanentConnect(e.Err):
 		return true
-	}
-	var re *RecipientsError
-	if errors.As(e.Err, &re) {
-		return re.Temporary()
 	}
 	var t interface{ Temporary() bool }
 	return errors.As(e.Err, &t) && t.Temporary()
@@ -360,5 +373,6 @@ func isPermanentConnect(err error) bool {
 	}
 	var recErr tls.RecordHeaderError
 	var protoErr textproto.ProtocolError
-	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine)
+	var notSMTP *smtpconn.NotSMTPError
+	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.As(err, &notSMTP) || errors.Is(err, smtp.ErrTooLongLine)
 }

@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -21,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -231,8 +233,10 @@ type Message struct {
 	// From is the sender. Zero means the route's or connection's From.
 	From string
 	// To and Cc are the visible recipients; Bcc receive the message without
-	// appearing in it. When all three are empty, the route's or
-	// connection's To are used.
+	// appearing in it. Zero To means the route's To (an activity node's
+	// recipients, else the connection's or the grid's To), else the
+	// connection's To. Cc and Bcc always add to the recipients and never
+	// replace the default To: a compliance Bcc keeps the real recipients.
 	To, Cc, Bcc []string
 	// ReplyTo sets the Reply-To field. Zero means none.
 	ReplyTo []string
@@ -323,6 +327,8 @@ type Sender struct {
 	origin   *actionlink.Origin // nil: no ActionOrigin
 	authType AuthType
 	tokens   tokenSource // OAuth2 connections: the configuration's token cache
+
+	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
 
 	slots   chan struct{} // one per session in use or being opened
 	mu      sync.Mutex
@@ -557,12 +563,15 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	if from == "" {
 		from = s.conn.From
 	}
+	// The one recipient rule (README § Precedence): the message's To, else
+	// the route's (an activity node's recipients, else the connection's or
+	// the grid's To), else the connection's; Cc and Bcc always add to it.
 	to, cc, bcc := msg.To, msg.Cc, msg.Bcc
-	if len(to)+len(cc)+len(bcc) == 0 {
+	if len(to) == 0 {
 		to = fallbackTo
-		if len(to) == 0 {
-			to = s.conn.To
-		}
+	}
+	if len(to) == 0 {
+		to = s.conn.To
 	}
 	parse := func(field string, list []string) []*mail.Address {
 		var out []*mail.Address
@@ -576,14 +585,14 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	}
 	var fromAddr *mail.Address
 	if from == "" {
-		p.add("From", "is required: the message, the route and the connection name no sender")
+		p.add("From", "no sender: the message has no From, and neither the route nor the connection has a default From")
 	} else {
 		fromAddr, _ = parseAddress(&p, "From", from)
 	}
 	toA, ccA, bccA := parse("To", to), parse("Cc", cc), parse("Bcc", bcc)
 	replyTo := parse("ReplyTo", msg.ReplyTo)
 	if len(to)+len(cc)+len(bcc) == 0 {
-		p.add("To", "is required: the message, the route and the connection name no recipient")
+		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -886,11 +895,7 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 		if !errors.As(err, &se) || se.Code == 421 {
 			return fail(StageRcpt, err), false
 		}
-		re := newSMTPError(se)
-		if re.Code == 552 { // RFC 5321 §4.5.3.1.10: too many recipients is temporary
-			re.Code = 452
-		}
-		rejected = append(rejected, RecipientError{Address: rcpt, Err: re})
+		rejected = append(rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
 	}
 	if len(rejected) > 0 && (len(accepted) == 0 || pr.allOrNot) {
 		rerr := &RecipientsError{Rejected: rejected}
@@ -1095,6 +1100,22 @@ func (sess *session) quit(d time.Duration) {
 
 func (sess *session) close() { _ = sess.wc.Close() }
 
+// end ends a session after a failure. When the session is still in a
+// known state — the server's last word was a reply other than 421, or the
+// client refused to go on before anything failed — it says QUIT first
+// (bounded by the quit timeout), so the server sees a polite end rather
+// than a lost connection. The session must not be bound to a context
+// other than the one it is bound to now.
+func (sess *session) end(err error) {
+	var e *Error
+	usable := (errors.As(err, &e) && e.usable) || keepAfterReply(err)
+	if usable && sess.client != nil && sess.wc.Err() == nil {
+		sess.wc.SetPhaseDeadline(time.Now().Add(sess.s.quitTimeout()))
+		_ = sess.client.Quit()
+	}
+	sess.close()
+}
+
 // onClient and onServer see the plaintext session.
 func (sess *session) onClient(p []byte) {
 	if sess.capture != nil {
@@ -1139,19 +1160,29 @@ func (e *ehloCapture) server(p []byte) {
 	}
 	e.partial = append(e.partial, p...)
 	for {
-		i := strings.IndexByte(string(e.partial), '\n')
-		if i < 0 || len(e.lines) > 200 {
+		i := bytes.IndexByte(e.partial, '\n')
+		if i < 0 {
 			return
 		}
 		line := strings.TrimRight(string(e.partial[:i]), "\r")
 		e.partial = e.partial[i+1:]
-		e.lines = append(e.lines, line)
-		if len(line) < 4 || line[3] != '-' {
+		// The reply's size is bounded by the connection's reply limit; the
+		// lines kept are bounded too, and the end of the reply is still
+		// found after them.
+		final := len(line) < 4 || line[3] != '-'
+		if len(e.lines) < maxEHLOLines || final {
+			e.lines = append(e.lines, line)
+		}
+		if final {
 			e.active, e.done = false, true
 			return
 		}
 	}
 }
+
+// maxEHLOLines is the number of EHLO reply lines kept: far more than any
+// server sends (Postfix sends about 12).
+const maxEHLOLines = 1000
 
 // extensions parses the captured EHLO reply.
 func (e *ehloCapture) extensions() (map[string]string, []string) {
@@ -1184,7 +1215,7 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 	}
 	for {
 		s.mu.Lock()
-		if s.state == stateClosed {
+		if s.state == stateClosed || (s.regClosed != nil && s.regClosed.Load()) {
 			s.mu.Unlock()
 			<-s.slots
 			return nil, &Error{Connection: s.conn.Name, kind: ErrClosed}
@@ -1362,13 +1393,13 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 		}}
 	}
 	if err := s.establish(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	sess.wc.SetPhaseDeadline(time.Time{})
 	sess.capture = nil
 	if err := s.authenticate(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	return sess, nil
@@ -1394,63 +1425,42 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return s.hello(ctx, sess, sess.wc, nil, tr, true)
 	}
 
-	// STARTTLS, mandatory or opportunistic: the plaintext part by hand, so
-	// that the EHLO name is ours, stripping and injection are detected, and
-	// the handshake is forced before anything else is sent.
-	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer}
-	br := bufio.NewReader(pre)
-	tp := textproto.NewReader(br)
-	cmd := func(line string, expect int) (string, error) {
-		sess.wc.StartReply()
-		if line != "" {
-			if _, err := pre.Write([]byte(line + "\r\n")); err != nil {
-				return "", err
-			}
-		}
-		_, msg, err := tp.ReadResponse(expect)
-		var te *textproto.Error
-		if errors.As(err, &te) {
-			err = toSMTPError(te)
-		}
-		return msg, err
+	// STARTTLS, mandatory or opportunistic: go-smtp reads the greeting and
+	// says EHLO with our name; STARTTLS itself is ours (go-smtp's client
+	// cannot start TLS on a session it already greeted), so that stripping
+	// and injection are detected and the handshake is forced before
+	// anything else is sent.
+	if err := s.hello(ctx, sess, sess.wc, nil, tr, true); err != nil {
+		return err
 	}
 	t := time.Now()
-	if _, err := cmd("", 220); err != nil {
-		tr.stage(StageGreeting, t, err)
-		return s.wrapErr(ctx, StageGreeting, err, sess)
-	}
-	tr.stage(StageGreeting, t, nil)
-	t = time.Now()
-	msg, err := cmd("EHLO "+s.conn.localName(), 250)
-	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
-		msg, err = cmd("HELO "+s.conn.localName(), 250)
-		msg = ""
-	}
-	tr.stage(StageEHLO, t, err)
-	if err != nil {
-		return s.wrapErr(ctx, StageEHLO, err, sess)
-	}
-	ext, lines := parseEHLO(msg)
-	tr.ehlo(lines)
-	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
-
-	t = time.Now()
-	if _, ok := ext["STARTTLS"]; !ok {
+	if !sess.has("STARTTLS") {
 		if s.ep.mode == TLSStartTLS {
 			err := errNoSTARTTLS
 			tr.stage(StageSTARTTLS, t, err)
-			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
+			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err, usable: true}
 		}
 		tr.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
-		sess.capture = &ehloCapture{firstSent: time.Now()}
-		return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+		return nil
 	}
-	if _, err := cmd("STARTTLS", 220); err != nil {
+	// Bytes after the EHLO reply, or after the reply to STARTTLS, were not
+	// asked for: a man in the middle may have injected them to be read as
+	// replies inside TLS.
+	injected := len(sess.capture.partial) > 0
+	br := bufio.NewReader(sess.tap)
+	sess.wc.StartReply()
+	_, err := sess.tap.Write([]byte("STARTTLS\r\n"))
+	if err == nil {
+		_, _, err = textproto.NewReader(br).ReadResponse(220)
+	}
+	if te := (*textproto.Error)(nil); errors.As(err, &te) {
+		err = toSMTPError(te)
+	}
+	if err != nil {
 		var se *smtp.SMTPError
-		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic {
+		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic && !injected && br.Buffered() == 0 {
 			tr.skip(StageSTARTTLS, fmt.Sprintf("the server refused STARTTLS (%v); opportunistic mode continues in plaintext", newSMTPError(se)))
-			sess.capture = &ehloCapture{firstSent: time.Now()}
-			return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+			return nil
 		}
 		tr.stage(StageSTARTTLS, t, err)
 		e := s.wrapErr(ctx, StageSTARTTLS, err, sess)
@@ -1459,7 +1469,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		}
 		return e
 	}
-	if br.Buffered() > 0 {
+	if injected || br.Buffered() > 0 || sess.tap.Buffered() > 0 {
 		err := errSTARTTLSInjection
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
@@ -1473,6 +1483,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	sess.tlsState = &st
 	tr.tlsDone(st)
 	sess.capture = &ehloCapture{firstSent: time.Now()}
+	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
 	if err := s.hello(ctx, sess, tc, greeting, tr, false); err != nil {
 		tr.stage(StageSTARTTLS, t, err)
 		return err
@@ -1485,7 +1496,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 // nil, stands for a greeting already read. tracked says whether the
 // greeting and EHLO are stages of their own (not after STARTTLS).
 func (s *Sender) hello(ctx context.Context, sess *session, conn net.Conn, greeting []byte, tr *tracer, tracked bool) error {
-	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer}
+	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer, Greeting: greeting == nil}
 	c := smtp.NewClient(sess.tap)
 	// Any non-zero value: the wrapped connection replaces go-smtp's
 	// deadlines with the connection's own timeouts.
@@ -1569,7 +1580,7 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	t := time.Now()
 	authFail := func(kind, err error) error {
 		tr.stage(StageAuth, t, err)
-		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err}
+		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err, usable: true}
 	}
 	if !credentialsAllowed(&s.conn, sess.tlsState != nil, sess.wc.RemoteAddr()) {
 		return authFail(ErrInsecureAuth, errors.New("the session is not encrypted and the server is not on a loopback address: credentials not sent (enable TLS, or set allowInsecureAuth on a trusted network)"))
@@ -1586,13 +1597,10 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	if err != nil {
 		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
 	}
-	sess.tap.RefuseAbort = true
+	sess.tap.AnswerAbort = true
 	err = sess.client.Auth(basicClient(mech, s.conn.Username, pw))
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = false
 	if err != nil {
-		if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-			err = errors.New("the server's challenge could not be answered")
-		}
 		e := s.wrapErr(ctx, StageAuth, err, sess)
 		if e.kind == nil || e.kind == ErrRefused {
 			e.kind = ErrAuthFailed
@@ -1615,7 +1623,7 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	tok, err := s.tokens.token(ctx)
 	tr.stage(StageToken, t, err)
 	if err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err, usable: true}
 		switch {
 		case ctx.Err() != nil:
 			return s.ctxError(ctx, StageToken, err)
@@ -1628,17 +1636,14 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	}
 	t = time.Now()
 	bc := newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
-	sess.tap.RefuseAbort = true
+	sess.tap.AnswerAbort = true
 	err = sess.client.Auth(bc)
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = false
 	if err == nil {
 		sess.mech = mech
 		tr.authenticated(mech)
 		tr.stage(StageAuth, t, nil)
 		return nil
-	}
-	if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-		err = errors.New("the server's challenge could not be answered")
 	}
 	e := s.wrapErr(ctx, StageAuth, err, sess)
 	if authNotPossible(e) {
@@ -1780,6 +1785,7 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 	var se *smtp.SMTPError
 	var ce *tls.CertificateVerificationError
 	var rh tls.RecordHeaderError
+	var notSMTP *smtpconn.NotSMTPError
 	switch {
 	case ctx.Err() != nil || (sess != nil && sess.wc.Err() != nil):
 		return s.ctxError(ctx, stage, nil)
@@ -1792,6 +1798,8 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 		default:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("no reply within the send timeout (%v)", s.conn.SendTimeout)
 		}
+	case errors.As(err, &notSMTP):
+		e.kind, e.Err = ErrConnect, &wrapped{msg: "the service does not speak SMTP: " + notSMTP.Error(), err: err}
 	case errors.Is(err, smtpconn.ErrReplyTooLarge):
 		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
 	case errors.As(err, &se):

@@ -255,7 +255,7 @@ func TestSendFaults(t *testing.T) {
 			}},
 		{name: "F39 552 too many recipients is temporary", srv: smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "Too many recipients"}
-		}}, wantErr: ErrRecipientRejected, wantCode: 452, temp: yes},
+		}}, wantErr: ErrRecipientRejected, wantCode: 552, temp: yes}, // issue 10-3: the server's own code, treated as temporary
 
 		// DATA (F40–F46).
 		{name: "F40 554 to DATA", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "DATA", Reply: "554 5.5.1 No valid recipients"}}},

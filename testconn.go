@@ -331,9 +331,11 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 			t := time.Now()
 			_ = sess.client.Quit()
 			tr.stage(StageQuit, t, nil)
+			sess.close()
+		} else {
+			sess.end(err)
 		}
 		release()
-		sess.close()
 	}
 	// The test's own limit expired (the connection's deadline, which is
 	// the same, may notice a moment before the context does), not the
@@ -405,7 +407,7 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 	}
 	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
 	if err := p.err(); err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err, usable: true}
 		tr.stage(StageMail, time.Now(), e)
 		return e
 	}
