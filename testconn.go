@@ -22,6 +22,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/oauthtoken"
+	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
 // DefaultTestTimeout bounds a whole Test Connection when
@@ -620,6 +621,8 @@ func (v *view) restrictedDetail(err error, at Stage) string {
 	var dnsErr *net.DNSError
 	var oe *oauthtoken.Error
 	var protoErr textproto.ProtocolError
+	var notSMTP *smtpconn.NotSMTPError
+	var rootsErr x509.SystemRootsError
 	switch {
 	case errors.As(err, &tle):
 		return tle.Error()
@@ -656,6 +659,8 @@ func (v *view) restrictedDetail(err error, at Stage) string {
 		return "the server's certificate is not valid for " + s.ep.host
 	case errors.As(err, &uaErr):
 		return "the server's certificate is not signed by a trusted authority"
+	case errors.As(err, &rootsErr):
+		return "this machine has no trusted authorities to verify the certificate with"
 	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
 		return "the server's certificate has expired"
 	case errors.As(err, &invErr):
@@ -676,6 +681,8 @@ func (v *view) restrictedDetail(err error, at Stage) string {
 		return "the connection was reset"
 	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
 		return "no route to the server"
+	case errors.As(err, &notSMTP):
+		return "the service does not speak SMTP"
 	case errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine):
 		return "the server's reply is not SMTP"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -996,6 +1003,7 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 	var hostErr x509.HostnameError
 	var uaErr x509.UnknownAuthorityError
 	var invErr x509.CertificateInvalidError
+	var rootsErr x509.SystemRootsError
 	var protoErr interface{ Error() string }
 	var mech *mechanismError
 	var tre *tokenRejectedError
@@ -1040,6 +1048,8 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 		} else {
 			add("The certificate is signed by an authority this machine does not trust%s: for a private relay, set caFile to the relay's CA certificate.", issuer)
 		}
+	case errors.As(err, &rootsErr):
+		add("This machine has no trusted certificate authorities to verify the server's certificate with: install the system's CA certificates, or set caFile to the CA that issued the server's certificate.")
 	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
 		add("The server's certificate has expired (on %s): the server's administrator must renew it.", invErr.Cert.NotAfter.UTC().Format("2006-01-02"))
 	case at == StageSTARTTLS && errors.Is(err, errNoSTARTTLS):

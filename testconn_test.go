@@ -642,6 +642,14 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		if rep.Server.Address != "" {
 			t.Errorf("address dialled = %q", rep.Server.Address)
 		}
+
+		ssh := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"}}})
+		rep = TestConnection(context.Background(), connFor(t, ssh, TLSNone), &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageGreeting, "does not speak SMTP")
+		leaks(t, rep, "SSH-2.0", "OpenSSH", "Debian")
+		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the service does not speak SMTP.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
 	})
 
 	t.Run("extensions and replies", func(t *testing.T) {
@@ -670,6 +678,15 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		if !strings.Contains(rep.Sentence, "the server replied 535 5.7.8.") {
 			t.Errorf("sentence = %q", rep.Sentence)
 		}
+
+		// A refused opportunistic STARTTLS: the skip reason and the
+		// warning do not quote the server.
+		srv = smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available on internal-relay-7.corp.local"}}})
+		rep = TestConnection(context.Background(), connFor(t, srv, TLSOpportunistic), &TestOptions{Restricted: true})
+		if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "Opportunistic TLS fell back to plaintext: the server refused STARTTLS") {
+			t.Errorf("opportunistic: %s", rep.JSON())
+		}
+		leaks(t, rep, secret...)
 	})
 
 	t.Run("internal names under a dial policy", func(t *testing.T) {
