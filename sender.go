@@ -1464,7 +1464,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	t := time.Now()
 	if !sess.has("STARTTLS") {
 		if s.ep.mode == TLSStartTLS {
-			err := errors.New("server does not offer STARTTLS")
+			err := errNoSTARTTLS
 			tr.stage(StageSTARTTLS, t, err)
 			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err, usable: true}
 		}
@@ -1498,7 +1498,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return e
 	}
 	if injected || br.Buffered() > 0 || sess.tap.Buffered() > 0 {
-		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
+		err := errSTARTTLSInjection
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
 	}

@@ -2,7 +2,7 @@
 // configuration file and prints the stage ladder, the hints and warnings,
 // and one sentence — or, with -json, the report as JSON for a UI.
 //
-//	go run ./examples/testconn -config engine.json -connection workunit-alerts [-probe-to ops@example.com] [-json]
+//	go run ./examples/testconn -config engine.json -connection workunit-alerts [-probe-to ops@example.com] [-json] [-restricted]
 //
 // The exit status is 0 when the test passed, 1 when it failed and 2 on bad
 // input.
@@ -31,6 +31,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", emailconn.DefaultTestTimeout, "bound the whole test")
 	origin := fs.String("action-origin", "http://engine.invalid", "the engine's own origin of action links, for the Email Actions Base URL preview")
+	restricted := fs.Bool("restricted", false, "report only what a tenant may see: no server texts, resolved addresses or certificate names")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -68,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bad("%v", err)
 	}
 
-	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout})
+	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout, Restricted: *restricted})
 	if *asJSON {
 		stdout.Write(rep.JSON())
 		fmt.Fprintln(stdout)
