@@ -707,3 +707,32 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 		}
 	})
 }
+
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("attachment reader failed") }
+
+// TestIssue11_08_PanickingReaderKeepsThePool: a panic in the caller's
+// attachment reader goes up to the caller, and the session it held is
+// closed and its slot freed.
+func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s := mustSender(t, connFor(t, srv, TLSNone), &Options{MaxSessions: 2})
+	for range 3 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("the reader's panic did not reach the caller")
+				}
+			}()
+			m := basicMessage()
+			m.Attachments = []Attachment{{Filename: "a.bin", Content: panicReader{}}}
+			s.Send(context.Background(), m)
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Send(ctx, basicMessage()); err != nil {
+		t.Fatalf("Send after recovered panics = %v, want a delivery (no session slot may be lost)", err)
+	}
+}

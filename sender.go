@@ -857,15 +857,32 @@ func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
 		if err != nil {
 			return attemptResult{err: err, retry: isRetryable(err)}
 		}
-		release := sess.wc.Bind(ctx)
-		res, stale := s.transact(ctx, sess, pr)
-		release()
-		s.put(sess, res.err == nil || res.keep)
+		res, stale := s.transactOn(ctx, sess, pr)
 		if stale && sess.reused && redial {
 			continue
 		}
 		return res.attemptResult
 	}
+}
+
+// transactOn runs one transaction on sess under ctx and returns the
+// session to the pool, or closes it. A panic of the caller's code (an
+// attachment reader, say) closes the session and frees its slot before it
+// goes on up, so that the pool never loses a session to it.
+func (s *Sender) transactOn(ctx context.Context, sess *session, pr *prepared) (res txResult, stale bool) {
+	release := sess.wc.Bind(ctx)
+	returned := false
+	defer func() {
+		if !returned {
+			release()
+			s.put(sess, false)
+		}
+	}()
+	res, stale = s.transact(ctx, sess, pr)
+	returned = true
+	release()
+	s.put(sess, res.err == nil || res.keep)
+	return res, stale
 }
 
 // txResult is an attempt's result plus whether the session may be kept.
