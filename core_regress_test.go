@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -734,5 +735,37 @@ func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
 	defer cancel()
 	if _, err := s.Send(ctx, basicMessage()); err != nil {
 		t.Fatalf("Send after recovered panics = %v, want a delivery (no session slot may be lost)", err)
+	}
+}
+
+// TestIssue11_07_EchoedCredentialsRedacted: a server that quotes the AUTH
+// line, or the password, back in its reply reveals neither through the
+// error, the Test Connection report or the debug log.
+func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
+	const user, pw = "alice", "canaryEcho-3c4d5e6f"
+	blob := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pw))
+	reply := "535 5.7.8 rejected: AUTH PLAIN " + blob + " (password " + pw + ")"
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{user: pw}, Mechanisms: []string{"PLAIN"},
+		Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}})
+	c := connFor(t, srv, TLSStartTLS)
+	c.Username, c.Password = user, pw
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := mustSender(t, c, &Options{Logger: logger})
+	_, err := s.Send(context.Background(), basicMessage())
+	if !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("Send = %v, want ErrAuthFailed", err)
+	}
+	var se *smtp.SMTPError
+	errors.As(err, &se)
+	rep := TestConnection(context.Background(), c, &TestOptions{})
+	out := fmt.Sprintf("%v\n%+v\n%v\n%s\n%s\n%s", err, err, se, rep.Sentence, rep.JSON(), logs.String())
+	if !strings.Contains(out, "[redacted]") {
+		t.Errorf("the echoed credentials were not replaced by [redacted]:\n%s", err)
+	}
+	for _, f := range (canaries{pw}).forms(user) {
+		if strings.Contains(out, f) {
+			t.Errorf("output contains the password (or its encoding %q)", f)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -1104,6 +1105,46 @@ type session struct {
 	idleSince time.Time // when it was put back into the pool
 	rec       *transcript.Recorder
 	capture   *ehloCapture
+	secrets   []string // what this session's AUTH sent, in every form a server may echo
+}
+
+// secret adds a credential (a password or token), as it is and in base64,
+// to what is redacted in the server's words.
+func (sess *session) secret(resp []byte) {
+	if len(resp) < 4 {
+		return
+	}
+	sess.secrets = append(sess.secrets, string(resp), base64.StdEncoding.EncodeToString(resp))
+}
+
+// sent adds an AUTH response as it went on the wire (base64) to what is
+// redacted in the server's words.
+func (sess *session) sent(resp []byte) {
+	if len(resp) > 0 {
+		sess.secrets = append(sess.secrets, base64.StdEncoding.EncodeToString(resp))
+	}
+}
+
+// scrubReply returns se with the session's credentials redacted from its
+// text.
+func (sess *session) scrubReply(se *smtp.SMTPError) *smtp.SMTPError {
+	if sess == nil || len(sess.secrets) == 0 {
+		return se
+	}
+	return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: sess.scrub(se.Message)}
+}
+
+// scrub replaces every credential the session sent with "[redacted]" in
+// text the server wrote: a server that quotes the AUTH line back, or the
+// password, reveals nothing through an error, a report or a log.
+func (sess *session) scrub(text string) string {
+	if sess == nil {
+		return text
+	}
+	for _, sec := range sess.secrets {
+		text = strings.ReplaceAll(text, sec, "[redacted]")
+	}
+	return text
 }
 
 func (sess *session) has(ext string) bool {
@@ -1430,6 +1471,8 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 			dir := "S"
 			if fromClient {
 				dir = "C"
+			} else {
+				line = sess.scrub(line)
 			}
 			l.Debug("smtp", "connection", name, "server", remote, "dir", dir, "line", line)
 		}}
@@ -1643,7 +1686,8 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
 	}
 	sess.tap.AnswerAbort = true
-	err = sess.client.Auth(basicClient(mech, s.conn.Username, pw))
+	sess.secret([]byte(pw))
+	err = sess.client.Auth(recordingClient{basicClient(mech, s.conn.Username, pw), sess})
 	sess.tap.AnswerAbort = false
 	if err != nil {
 		e := s.wrapErr(ctx, StageAuth, err, sess)
@@ -1682,7 +1726,8 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	t = time.Now()
 	bc := newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
 	sess.tap.AnswerAbort = true
-	err = sess.client.Auth(bc)
+	sess.secret([]byte(tok))
+	err = sess.client.Auth(recordingClient{bc, sess})
 	sess.tap.AnswerAbort = false
 	if err == nil {
 		sess.mech = mech
@@ -1854,7 +1899,7 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 	case errors.Is(err, smtpconn.ErrReplyTooLarge):
 		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
 	case errors.As(err, &se):
-		e.Err = newSMTPError(se)
+		e.Err = newSMTPError(sess.scrubReply(se))
 		switch stage {
 		case StageGreeting, StageEHLO:
 			e.kind = ErrConnect
