@@ -54,8 +54,10 @@
 // RFC 6749 §5.2 error code, description and URI, cleaned of control
 // characters and truncated. ErrInvalidGrant (the configuration must be
 // authorised again) and ErrInvalidClient (wrong client ID or secret) are in
-// its Unwrap chain, as is context.DeadlineExceeded when the endpoint did not
-// answer within Config.RequestTimeout.
+// its Unwrap chain, as are ErrTimeout when the endpoint did not answer
+// within Config.RequestTimeout and ErrUnreachable when it could not be
+// reached. An internal timeout is never context.DeadlineExceeded: a caller
+// gets a context's error only when its own context ended.
 //
 // # Secrets
 //
