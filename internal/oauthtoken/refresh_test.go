@@ -1,0 +1,128 @@
+package oauthtoken
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rotatingServer answers the refresh_token grant, rotating the refresh
+// token at every request: rt-<n> for request n.
+func rotatingServer(t *testing.T) *tokenServer {
+	var mu sync.Mutex
+	current := "rt-0"
+	return newTokenServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.PostForm.Get("refresh_token") != current {
+			writeError(w, http.StatusBadRequest, "invalid_grant", "refresh token already used")
+			return
+		}
+		current = fmt.Sprintf("rt-%d", n)
+		writeToken(w, fmt.Sprintf("at-%d", n), 3600, current)
+	})
+}
+
+// TestIssue10_12_RefreshMakesOneRequest: Refresh fetches a fresh token
+// with exactly one request, on an empty cache as on a full one, and with a
+// rotating refresh token calls OnRotate once per request.
+func TestIssue10_12_RefreshMakesOneRequest(t *testing.T) {
+	s := rotatingServer(t)
+	clock := newClock()
+	var mu sync.Mutex
+	var rotated []string
+	c := New(Config{
+		Name: "contoso", GrantType: GrantRefreshToken, TokenURL: s.tokenURL(), ClientID: "client-id",
+		RefreshToken: secretFunc("rt-0"),
+		OnRotate: func(_ context.Context, rt string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			rotated = append(rotated, rt)
+			return nil
+		},
+		Now: clock.Now,
+	})
+	tok, err := c.Refresh(context.Background())
+	if err != nil || tok.AccessToken != "at-1" {
+		t.Fatalf("Refresh on an empty cache = %v, %v; want at-1", tok, err)
+	}
+	if s.count() != 1 || fmt.Sprint(rotated) != "[rt-1]" {
+		t.Errorf("Refresh on an empty cache: %d requests, OnRotate %q; want 1 and [rt-1]", s.count(), rotated)
+	}
+	// The fresh token is cached.
+	if got := mustToken(t, c); got != "at-1" || s.count() != 1 {
+		t.Errorf("Token after Refresh = %q after %d requests, want at-1 after 1", got, s.count())
+	}
+	// With a valid cached token, Refresh still asks the endpoint, once.
+	tok, err = c.Refresh(context.Background())
+	if err != nil || tok.AccessToken != "at-2" || s.count() != 2 {
+		t.Fatalf("Refresh on a full cache = %v, %v after %d requests; want at-2 after 2", tok, err, s.count())
+	}
+	if fmt.Sprint(rotated) != "[rt-1 rt-2]" {
+		t.Errorf("OnRotate saw %q, want [rt-1 rt-2]", rotated)
+	}
+}
+
+// TestRefreshJoinsRequestInFlight: Refresh while a request is in flight
+// waits for that one instead of making a second.
+func TestRefreshJoinsRequestInFlight(t *testing.T) {
+	release := make(chan struct{})
+	s := newTokenServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			<-release
+		}
+		writeToken(w, fmt.Sprintf("at-%d", n), 3600, "")
+	})
+	c := New(ccConfig(s, newClock()))
+	got := make(chan string, 1)
+	go func() { got <- tokenOrError(c) }()
+	for s.count() == 0 { // the request reached the server
+		time.Sleep(time.Millisecond)
+	}
+	refreshed := make(chan string, 1)
+	go func() {
+		tok, err := c.Refresh(context.Background())
+		if err != nil {
+			refreshed <- err.Error()
+			return
+		}
+		refreshed <- tok.AccessToken
+	}()
+	// A Refresh that made a request of its own would get at-2 at once;
+	// one that joined waits for the first. The pass does not depend on
+	// this wait, only how soon a wrong Refresh is caught.
+	select {
+	case v := <-refreshed:
+		t.Fatalf("Refresh = %q before the request in flight ended, want it to join that request", v)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if a, b := <-got, <-refreshed; a != "at-1" || b != "at-1" {
+		t.Errorf("Token = %q, Refresh = %q; want at-1 for both", a, b)
+	}
+	if s.count() != 1 {
+		t.Errorf("token requests = %d, want 1", s.count())
+	}
+}
+
+// TestRefreshFailureKeepsCachedToken: a failed Refresh reports the failure
+// although a cached token is valid, and the cached token stays in use.
+func TestRefreshFailureKeepsCachedToken(t *testing.T) {
+	sw := &switchable{fail: func(w http.ResponseWriter) {
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
+	}}
+	sw.ok.Store(true)
+	s := newTokenServer(t, sw.handle)
+	c := New(ccConfig(s, newClock()))
+	mustToken(t, c)
+	sw.ok.Store(false)
+	if _, err := c.Refresh(context.Background()); err == nil {
+		t.Fatal("Refresh against a failing endpoint succeeded")
+	}
+	if got := mustToken(t, c); got != "at-1" {
+		t.Errorf("Token after a failed Refresh = %q, want the cached at-1", got)
+	}
+}
