@@ -135,8 +135,11 @@ type Config struct {
 	// OnRotate fails, Token returns the new access token together with an
 	// error wrapping ErrRotationNotSaved and OnRotate's error, and the
 	// next refresh calls OnRotate again with the current refresh token
-	// even if the server did not rotate it again. Nil means the rotated
-	// token is kept in memory only.
+	// even if the server did not rotate it again. A panic in OnRotate is
+	// recovered and reported the same way, as an error saying the callback
+	// panicked (without the panic value, which may hold the token): it runs
+	// on the Cache's goroutine, where no caller could recover it. Nil means
+	// the rotated token is kept in memory only.
 	OnRotate func(ctx context.Context, newRefreshToken string) error
 
 	// Now returns the current time; tests replace it. It is used for

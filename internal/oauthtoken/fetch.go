@@ -98,11 +98,26 @@ func (c *cache) rotate(newRT string, secrets []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
 	defer cancel()
-	if err := c.cfg.OnRotate(ctx, c.rt); err != nil {
+	if err := c.callOnRotate(ctx); err != nil {
 		return &rotateError{config: c.cfg.Name, msg: clean(err.Error(), maxDetail, secrets), err: err}
 	}
 	c.rotatePending = false
 	return nil
+}
+
+// errOnRotatePanicked is the error of an OnRotate that panicked. The panic
+// value is not kept: it may hold the token being saved or anything else.
+var errOnRotatePanicked = errors.New("the callback panicked")
+
+// callOnRotate calls OnRotate, turning a panic into an error: it runs on
+// the Cache's own goroutine, where no caller could recover it.
+func (c *cache) callOnRotate(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errOnRotatePanicked
+		}
+	}()
+	return c.cfg.OnRotate(ctx, c.rt)
 }
 
 // fromSource calls the Source, waiting no longer than ctx allows.

@@ -2,8 +2,10 @@ package oauthtoken
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,5 +126,47 @@ func TestRefreshFailureKeepsCachedToken(t *testing.T) {
 	}
 	if got := mustToken(t, c); got != "at-1" {
 		t.Errorf("Token after a failed Refresh = %q, want the cached at-1", got)
+	}
+}
+
+// TestIssue11_08_OnRotatePanics: a panicking OnRotate runs on the Cache's
+// goroutine, so the Cache recovers it: the caller gets the new access token
+// with an error wrapping ErrRotationNotSaved, the new refresh token stays
+// in use, and the next refresh hands it to OnRotate again.
+func TestIssue11_08_OnRotatePanics(t *testing.T) {
+	s := rotatingServer(t)
+	clock := newClock()
+	var calls []string
+	c := New(Config{
+		Name: "contoso", GrantType: GrantRefreshToken, TokenURL: s.tokenURL(), ClientID: "client-id",
+		RefreshToken: secretFunc("rt-0"),
+		OnRotate: func(_ context.Context, rt string) error {
+			calls = append(calls, rt)
+			if len(calls) == 1 {
+				panic("persisting " + rt)
+			}
+			return nil
+		},
+		Now: clock.Now,
+	})
+	tok, err := c.Token(context.Background())
+	if tok == nil || tok.AccessToken != "at-1" {
+		t.Fatalf("Token = %v, %v; want at-1 although OnRotate panicked", tok, err)
+	}
+	if !errors.Is(err, ErrRotationNotSaved) {
+		t.Fatalf("Token err = %v, want ErrRotationNotSaved", err)
+	}
+	if want := `oauth2 configuration "contoso": saving the rotated refresh token: the callback panicked`; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err, want)
+	}
+	if strings.Contains(err.Error(), "rt-1") {
+		t.Errorf("Error() = %q contains the refresh token", err)
+	}
+	clock.Advance(2 * time.Hour)
+	if got := mustToken(t, c); got != "at-2" {
+		t.Errorf("Token after expiry = %q, want at-2 (the rotated rt-1 still works)", got)
+	}
+	if want := "[rt-1 rt-2]"; fmt.Sprint(calls) != want {
+		t.Errorf("OnRotate calls = %q, want %q", calls, want)
 	}
 }
