@@ -29,7 +29,7 @@ type cache struct {
 	cfg    Config
 	cfgErr error
 	client *http.Client
-	cc     *clientcredentials.Config // its auth style cache remembers AutoDetect's result
+	cc     *clientcredentials.Config
 
 	mu      sync.Mutex
 	cur     *entry    // the cached token; nil when none
@@ -40,6 +40,9 @@ type cache struct {
 	rt            string // current refresh token
 	rtLoaded      bool   // rt was read from Config.RefreshToken
 	rotatePending bool   // rt has not been saved by OnRotate yet
+	// detected is the client authentication style AutoDetect found to
+	// work; AutoDetect while none has yet.
+	detected oauth2.AuthStyle
 }
 
 // An entry is a fetched token, never modified.

@@ -90,9 +90,11 @@ type Config struct {
 	// AuthStyle is how the client authenticates to the token endpoint:
 	// oauth2.AuthStyleInHeader (HTTP Basic, client_secret_basic),
 	// oauth2.AuthStyleInParams (form parameters, client_secret_post), or
-	// oauth2.AuthStyleAutoDetect, the zero value: try the header first, then
-	// the parameters, and remember what worked (golang.org/x/oauth2's
-	// behaviour).
+	// oauth2.AuthStyleAutoDetect, the zero value: try the header first,
+	// then, if the endpoint answered with an error, the parameters, and
+	// remember what worked. Unlike golang.org/x/oauth2's probe, a timeout
+	// or a transport failure is not retried with the parameters: that
+	// second request could only wait or fail again.
 	AuthStyle oauth2.AuthStyle
 
 	// Source supplies tokens instead of the grant above. It must be safe

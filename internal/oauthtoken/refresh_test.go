@@ -170,3 +170,27 @@ func TestIssue11_08_OnRotatePanics(t *testing.T) {
 		t.Errorf("OnRotate calls = %q, want %q", calls, want)
 	}
 }
+
+// TestIssue11_11_AutoDetectNoSecondRequestAfterTimeout: with AutoDetect, a
+// header request that timed out is not repeated with the parameters
+// (golang.org/x/oauth2's probe would): a hung endpoint gets one request.
+func TestIssue11_11_AutoDetectNoSecondRequestAfterTimeout(t *testing.T) {
+	hung := newTokenServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		<-r.Context().Done()
+	})
+	cfg := ccConfig(hung, newClock())
+	cfg.AuthStyle = 0 // AutoDetect
+	cfg.HTTPClient = &http.Client{Timeout: 100 * time.Millisecond}
+	cfg.RequestTimeout = 5 * time.Second
+	c := New(cfg)
+	var err error
+	within(t, 2*time.Second, "Token of a hung endpoint", func() {
+		_, err = c.Token(context.Background())
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("Token err = %v, want ErrTimeout", err)
+	}
+	if n := hung.count(); n != 1 {
+		t.Errorf("token requests = %d, want 1", n)
+	}
+}
