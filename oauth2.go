@@ -537,7 +537,10 @@ func (c *tokenClient) RoundTrip(req *http.Request) (*http.Response, error) {
 func (c *tokenClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
 
 // close refuses later requests and closes the idle connections, so that no
-// keep-alive connection to a token endpoint outlives the Registry. A nil
+// keep-alive connection to a token endpoint outlives the Registry. A
+// request still running is not cut off; its connection is closed when it
+// ends (after CloseIdleConnections, an http.Transport closes connections
+// that become idle until a new request wants one, and none comes). A nil
 // *tokenClient does nothing.
 func (c *tokenClient) close() {
 	if c == nil {

@@ -315,6 +315,31 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 			cc.waitOpen(t, 0, "after the package TestOAuth2")
 		})
 	}
+	t.Run("request in flight at Close", func(t *testing.T) {
+		arrived, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		cc := newConnCounter(t)
+		inner := cc.Config.Handler
+		cc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			once.Do(func() { close(arrived) })
+			<-release
+			inner.ServeHTTP(w, r)
+		})
+		r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
+			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan *OAuth2Report)
+		go func() { done <- r.TestOAuth2(context.Background(), "contoso") }()
+		<-arrived
+		r.Close()
+		close(release)
+		if rep := <-done; !rep.OK {
+			t.Errorf("TestOAuth2 in flight at Close = %+v, want it to finish", rep)
+		}
+		cc.waitOpen(t, 0, "after the request in flight at Close ended")
+	})
 	t.Run("caller's client", func(t *testing.T) {
 		cc := newConnCounter(t)
 		tr := &http.Transport{}
