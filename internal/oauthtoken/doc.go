@@ -19,7 +19,10 @@
 // authentication follow that module. Its caching (reuseTokenSource) is not
 // used: it keeps the context of the first caller for every refresh, holds a
 // mutex across the HTTP request, cannot forget a token the server rejected
-// and does not report a rotated refresh token.
+// and does not report a rotated refresh token. Nor is its probe of the
+// client authentication style, which repeats a timed-out request (see
+// Config.AuthStyle). Cache.Refresh fetches a new token on demand with one
+// request, for a "Test" button.
 //
 // # Refresh
 //
