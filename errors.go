@@ -29,7 +29,11 @@ var (
 	// could be established (the host was not found, the connection was
 	// refused, the greeting was refused, or the peer does not speak SMTP —
 	// often a TLS mode that does not match the port), or the connection
-	// broke before the message was complete, so it was not delivered.
+	// broke before the message was complete, so it was not delivered. At
+	// StageToken it reports that the OAuth2 token endpoint could not be
+	// reached (connection refused or reset, host not found, TLS failure)
+	// or answered that it is unavailable (HTTP 408, 429 or 5xx,
+	// temporarily_unavailable, server_error); such an error is Temporary.
 	ErrConnect = errors.New("emailconn: connection failed")
 
 	// ErrTLSUnavailable reports that TLS was required but could not be
@@ -57,9 +61,10 @@ var (
 	ErrReauthorize = errors.New("emailconn: oauth2 configuration must be authorised again")
 
 	// ErrTimeout reports that a configured timeout (ConnectTimeout,
-	// SendTimeout, or the default cap of Test Connection) expired. A
-	// deadline or cancellation of the caller's context is reported as the
-	// context's error instead.
+	// SendTimeout, the default cap of Test Connection, or the OAuth2 token
+	// request timeout: Options.HTTPClient's Timeout, 30 seconds by default)
+	// expired. A deadline or cancellation of the caller's context is
+	// reported as the context's error instead.
 	ErrTimeout = errors.New("emailconn: timeout")
 
 	// ErrRefused reports that the server refused the message (at MAIL FROM,

@@ -471,7 +471,8 @@ type Registry struct {
 	mu     sync.Mutex // serialises writers
 	cur    atomic.Pointer[snapshot]
 	opts   Options
-	closed atomic.Bool // set by Close; every Sender the registry made reads it
+	closed atomic.Bool  // set by Close; every Sender the registry made reads it
+	tokens *tokenClient // the HTTP client of the token requests, when the registry made it
 }
 
 // snapshot is one immutable configuration with its precomputed routes.
@@ -569,6 +570,7 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	if opts != nil {
 		r.opts = *opts
 	}
+	r.tokens = ownTokenClient(&r.opts)
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
 	}
@@ -629,7 +631,7 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 	e.mu.Unlock()
 	var cbErr error
 	if r.opts.OnRefreshToken != nil {
-		cbErr = r.opts.OnRefreshToken(ctx, name, rt)
+		cbErr = callOnRefreshToken(ctx, r.opts.OnRefreshToken, name, rt)
 	} else if old.IsReference() && r.opts.Logger != nil {
 		r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
 			slog.String("oauth2Configuration", name), slog.String("refreshToken", old.String()))
@@ -650,10 +652,7 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 		}
 		r.mu.Unlock()
 	}
-	if cbErr != nil {
-		return fmt.Errorf("emailconn: Options.OnRefreshToken: %w", cbErr)
-	}
-	return nil
+	return cbErr
 }
 
 // checkOptions reports connections the registry's Options cannot serve.
@@ -707,11 +706,15 @@ func (s *snapshot) entries() []*connEntry {
 // ErrClosed and the registry cannot be changed any more. Routes resolved
 // before Close fail too, including routes of configurations replaced
 // before: after Close nothing sends and nothing dials. Sends in progress
-// finish; their sessions are closed when they do.
+// finish; their sessions are closed when they do. When Options.HTTPClient
+// is nil, the registry made the HTTP client of its OAuth2 token requests
+// itself: Close closes its idle connections, and later token requests fail
+// with ErrClosed. A caller's Options.HTTPClient is left alone.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed.Store(true)
+	defer r.tokens.close() // after the senders: none asks for a token any more
 	if s := r.cur.Load(); s != nil {
 		for _, e := range s.entries() {
 			e.close()

@@ -81,13 +81,19 @@ type Options struct {
 	// configuration (Config and Config.Save return it); when it is an
 	// "env:" or "file:" reference, persisting it is the callback's job. An
 	// error is logged and the new token is used anyway (the old one is
-	// usually no longer valid). Zero means rotated tokens are kept in
-	// memory, and in a literal RefreshToken.
+	// usually no longer valid); it stays in memory and is handed to the
+	// callback again at the next refresh. A panic in the callback is
+	// recovered and treated as an error: it cannot end the process.
+	// Registry.TestOAuth2 reports a failure to save in its Hints. Zero
+	// means rotated tokens are kept in memory, and in a literal
+	// RefreshToken.
 	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
 
 	// HTTPClient makes OAuth2 token requests. Zero means a client that
 	// times out after 30 seconds, does not follow redirects (a redirected
-	// request would resend the client secret) and dials under DialPolicy.
+	// request would resend the client secret) and dials under DialPolicy;
+	// a Registry makes one for all its OAuth2 configurations and closes its
+	// keep-alive connections on Close.
 	// A client given here is used as it is: DialPolicy does not apply to it.
 	HTTPClient *http.Client
 
@@ -143,22 +149,6 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	}
 	d = min(d, maxB)
 	return time.Duration(rand.Int64N(int64(d) + 1))
-}
-
-// oauthHTTPClient returns the client for token requests; nil means the
-// token cache's default.
-func (o *Options) oauthHTTPClient() *http.Client {
-	if o.HTTPClient != nil || o.DialPolicy == nil {
-		return o.HTTPClient
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
-	t.DialContext = o.DialPolicy.guard().DialContext(&net.Dialer{Timeout: 30 * time.Second})
-	return &http.Client{
-		Transport:     t,
-		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -1718,6 +1708,10 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 			return s.ctxError(ctx, StageToken, err)
 		case errors.Is(err, ErrReauthorize):
 			e.kind = ErrReauthorize
+		case errors.Is(err, ErrBlocked):
+			e.kind = ErrBlocked
+		case errors.Is(err, ErrClosed):
+			e.kind = ErrClosed
 		case !isTemporary(err):
 			e.kind = ErrAuthFailed
 		}
