@@ -563,6 +563,9 @@ func (r *Registry) replaceLocked(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := cfg.checkRefs(&r.opts.References); err != nil {
+		return err
+	}
 	if err := r.checkOptions(&cfg); err != nil {
 		return err
 	}
@@ -607,6 +610,28 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 		return fmt.Errorf("emailconn: Options.OnRefreshToken: %w", cbErr)
 	}
 	return nil
+}
+
+// checkRefs reports every secret reference and CAFile of c that refs does
+// not allow or that does not resolve, by its path in the JSON form.
+func (c *Config) checkRefs(refs *References) error {
+	var p problems
+	for i := range c.OAuth2Configs {
+		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
+		c.OAuth2Configs[i].checkRefs(&sub, oauth2JSONNames, refs)
+		p.errs = append(p.errs, sub.errs...)
+	}
+	for i := range c.Connections {
+		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
+		c.Connections[i].checkRefs(&sub, jsonNames, refs)
+		p.errs = append(p.errs, sub.errs...)
+	}
+	if c.Grid != nil {
+		sub := problems{prefix: "grid."}
+		c.Grid.checkRefs(&sub, jsonNames, refs)
+		p.errs = append(p.errs, sub.errs...)
+	}
+	return p.err()
 }
 
 // checkOptions reports connections the registry's Options cannot serve.

@@ -185,6 +185,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 	rep := newReport(&c)
 	var p problems
 	c.validate(&p, goNames)
+	c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		switch {
 		case to.OAuth2Config == nil:
@@ -194,6 +195,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 		default:
 			sub := problems{prefix: "TestOptions.OAuth2Config."}
 			to.OAuth2Config.validate(&sub, oauth2GoNames)
+			to.OAuth2Config.checkRefs(&sub, oauth2GoNames, &o.References)
 			p.errs = append(p.errs, sub.errs...)
 		}
 	}

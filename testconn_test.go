@@ -17,6 +17,17 @@ import (
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
+// runTest runs the package's TestConnection with the directory of c's
+// CAFile allowed (see allowCA).
+func runTest(c Connection, to *TestOptions) *TestReport {
+	var o TestOptions
+	if to != nil {
+		o = *to
+	}
+	o.Options = allowCA(c, o.Options)
+	return TestConnection(context.Background(), c, &o)
+}
+
 func outcomes(rep *TestReport) map[Stage]Outcome {
 	m := map[Stage]Outcome{}
 	for _, s := range rep.Stages {
@@ -53,7 +64,7 @@ func TestTestConnectionPasses(t *testing.T) {
 			if tt.auth {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			rep := TestConnection(context.Background(), c, &TestOptions{ProbeRecipient: tt.probe})
+			rep := runTest(c, &TestOptions{ProbeRecipient: tt.probe})
 			if !rep.OK || rep.Err != nil {
 				t.Fatalf("report not OK: %s", rep.JSON())
 			}
@@ -91,7 +102,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, MaxMessageBytes: 10 << 20, Mechanisms: []string{"PLAIN", "LOGIN", "CRAM-MD5"}})
 	c := connFor(t, srv, TLSStartTLS)
 	c.Username, c.Password, c.ActionsBaseURL = "alice", "s3cret", "https://approvals.example.com"
-	rep := TestConnection(context.Background(), c, &TestOptions{Options: &Options{ActionOrigin: "http://engine.internal:8080"}})
+	rep := runTest(c, &TestOptions{Options: &Options{ActionOrigin: "http://engine.internal:8080"}})
 	if !rep.OK {
 		t.Fatalf("%s", rep.JSON())
 	}
@@ -128,7 +139,7 @@ func TestTestConnectionWarnings(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertExpiresSoon})
 	c := connFor(t, srv, TLSImplicit)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
-	rep := TestConnection(context.Background(), c, nil)
+	rep := runTest(c, nil)
 	if !rep.OK {
 		t.Fatalf("%s", rep.JSON())
 	}
@@ -143,14 +154,14 @@ func TestTestConnectionWarnings(t *testing.T) {
 	}
 
 	plain := smtptest.NewServer(t, smtptest.Options{})
-	rep = TestConnection(context.Background(), connFor(t, plain, TLSNone), nil)
+	rep = runTest(connFor(t, plain, TLSNone), nil)
 	if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "messages travel in plaintext") {
 		t.Errorf("plaintext warnings = %q", rep.Warnings)
 	}
 
 	// STARTTLS on 465: a warning even though nothing listens there.
 	c = Connection{Name: "x", MailServer: "127.0.0.1:465", TLSMode: TLSStartTLS, EnableTLS: true, ConnectTimeout: time.Second, SendTimeout: time.Second}
-	rep = TestConnection(context.Background(), c, nil)
+	rep = runTest(c, nil)
 	if rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "STARTTLS on port 465") {
 		t.Errorf("465 warnings = %q", rep.Warnings)
 	}
@@ -215,7 +226,7 @@ func TestTestConnectionHints(t *testing.T) {
 			if tc.patch != nil {
 				tc.patch(&c, opts)
 			}
-			checkFailure(t, TestConnection(context.Background(), c, opts), tc.stage, tc.hint)
+			checkFailure(t, runTest(c, opts), tc.stage, tc.hint)
 		})
 	}
 }
@@ -251,13 +262,13 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	checkFailure(t, TestConnection(context.Background(), Connection{Name: "x", MailServer: addr, ConnectTimeout: time.Second}, nil), StageConnect, "Nothing accepts connections")
+	checkFailure(t, runTest(Connection{Name: "x", MailServer: addr, ConnectTimeout: time.Second}, nil), StageConnect, "Nothing accepts connections")
 
 	// Host not found, through the resolver seam.
 	notFound := &Options{lookup: func(context.Context, string) ([]netip.Addr, error) {
 		return nil, &net.DNSError{Err: "no such host", Name: "smtp.example.invalid", IsNotFound: true}
 	}}
-	checkFailure(t, TestConnection(context.Background(), Connection{Name: "x", MailServer: "smtp.example.invalid", ConnectTimeout: time.Second},
+	checkFailure(t, runTest(Connection{Name: "x", MailServer: "smtp.example.invalid", ConnectTimeout: time.Second},
 		&TestOptions{Options: notFound}), StageResolve, "does not resolve")
 
 	// Connect timeout, through the dialer seam.
@@ -266,7 +277,7 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 		return nil, ctx.Err()
 	}}
 	start := time.Now()
-	checkFailure(t, TestConnection(context.Background(), Connection{Name: "x", MailServer: "127.0.0.1:25", ConnectTimeout: 300 * time.Millisecond},
+	checkFailure(t, runTest(Connection{Name: "x", MailServer: "127.0.0.1:25", ConnectTimeout: 300 * time.Millisecond},
 		&TestOptions{Options: blocking}), StageConnect, "No answer from 127.0.0.1 port 25")
 	if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
 		t.Errorf("connect timeout reported after %v", d)
@@ -282,7 +293,7 @@ func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
-	rep := TestConnection(context.Background(), c, nil)
+	rep := runTest(c, nil)
 	if d := time.Since(start); d < time.Second || d > time.Second+ftSlack {
 		t.Errorf("the test returned after %v, want about the 1 s cap", d)
 	}
@@ -293,7 +304,7 @@ func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 }
 
 func TestTestConnectionInvalid(t *testing.T) {
-	rep := TestConnection(context.Background(), Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
+	rep := runTest(Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
 	if rep.OK || !errors.Is(rep.Err, ErrInvalid) || !strings.Contains(rep.Sentence, "not valid") || !strings.Contains(rep.Sentence, "SendTimeout") {
 		t.Errorf("report %s", rep.JSON())
 	}
@@ -330,7 +341,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 		ip := netip.MustParseAddr(target)
 		opts := &Options{DialPolicy: &DialPolicy{}, lookup: func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{ip}, nil }}
 		c := Connection{Name: "tenant", MailServer: "mail.tenant.example:" + itoa(port), ConnectTimeout: time.Second}
-		rep := TestConnection(context.Background(), c, &TestOptions{Options: opts})
+		rep := runTest(c, &TestOptions{Options: opts})
 		if !errors.Is(rep.Err, ErrBlocked) {
 			t.Errorf("%s: %v, want ErrBlocked", target, rep.Err)
 		}
@@ -347,7 +358,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 	}
 	// Allowed explicitly, loopback connects.
 	opts := &Options{DialPolicy: &DialPolicy{AllowLoopback: true}}
-	rep := TestConnection(context.Background(), Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &TestOptions{Options: opts})
+	rep := runTest(Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &TestOptions{Options: opts})
 	if got := outcomes(rep)[StageConnect]; got != Passed {
 		t.Errorf("with AllowLoopback, connect = %s: %v", got, rep.Err)
 	}
@@ -387,5 +398,5 @@ func TestTestConnection530Hints(t *testing.T) {
 	// A server that requires AUTH, and a connection without credentials.
 	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
 	c := connFor(t, srv, TLSNone)
-	checkFailure(t, TestConnection(context.Background(), c, &TestOptions{ProbeRecipient: "ops@example.com"}), StageMail, "requires authentication before sending")
+	checkFailure(t, runTest(c, &TestOptions{ProbeRecipient: "ops@example.com"}), StageMail, "requires authentication before sending")
 }
