@@ -89,18 +89,38 @@ var (
 
 	// ErrClosed reports a call on a closed Sender or Registry.
 	ErrClosed = errors.New("emailconn: closed")
+
+	// ErrNotFound reports that a Registry holds no connection or OAuth2
+	// configuration of the name asked for (Registry.Sender,
+	// Registry.TestConnection, Registry.TestOAuth2). The message suggests a
+	// near name when there is one.
+	ErrNotFound = errors.New("emailconn: not found")
 )
 
 // A FieldError describes one problem with one field of a configuration or a
 // message. Validation joins one FieldError per problem with errors.Join.
-// FieldError matches ErrInvalid with errors.Is.
+// FieldError matches ErrInvalid with errors.Is; when the problem has an
+// underlying cause (an error reading the configuration, say), Unwrap
+// returns it.
 type FieldError struct {
-	// Field names the field as the user knows it: the Go field name
-	// ("MailServer") for values built in code, or the path into the JSON
-	// configuration ("connections[2].smtpTimeout").
+	// Field names the field, in the form of the value the caller handed
+	// over:
+	//
+	//   - for a value built in Go — Connection.Validate, NewSender,
+	//     TestConnection, OAuth2Config.Validate, TestOAuth2, Sender.Send —
+	//     the Go path: "MailServer", "To[1]", "Options.ActionOrigin",
+	//     "TestOptions.OAuth2Config.ClientSecret", "Message.Headers[X-Tag]";
+	//   - for a Config — LoadConfig, Config.Validate, NewRegistry, Replace,
+	//     Update — the path into its JSON form, which is how the file an
+	//     administrator edits names it: "connections[2].smtpTimeout",
+	//     "grid.from", "processes[\"Payroll\"]"; "configuration" for the
+	//     whole file;
+	//   - for a function argument, the parameter's Go name ("baseURL").
 	Field string
 	// Problem says what is wrong, in lower case.
 	Problem string
+
+	err error
 }
 
 // Error returns "emailconn: <field>: <problem>".
@@ -110,6 +130,9 @@ func (e *FieldError) Error() string {
 
 // Is reports whether target is ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the cause of the problem, or nil.
+func (e *FieldError) Unwrap() error { return e.err }
 
 // problems collects FieldErrors.
 type problems struct {

@@ -607,7 +607,7 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 		if s != nil {
 			known = slices.Collect(maps.Keys(s.oauth))
 		}
-		rep.fail(&FieldError{Field: "oauth2Configuration", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, known))})
+		rep.fail(&notFoundError{kind: "OAuth2 configuration", name: name, known: known})
 		return rep
 	}
 	return e.test(ctx, rep)

@@ -36,6 +36,10 @@ type Config struct {
 	Processes map[string]string
 }
 
+// gridName is how errors, logs and tools name the grid settings; no
+// connection may be called so.
+const gridName = "grid"
+
 // maxConfigBytes bounds the size of a configuration file.
 const maxConfigBytes = 16 << 20
 
@@ -43,11 +47,12 @@ const maxConfigBytes = 16 << 20
 // error lists every problem, each a *FieldError whose Field is the path to
 // the value ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown
 // fields are errors, so that a misspelt option cannot silently change
-// behaviour.
+// behaviour. An error reading r is a *FieldError for "configuration" that
+// unwraps to r's error.
 func LoadConfig(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
 	if err != nil {
-		return Config{}, fmt.Errorf("emailconn: reading configuration: %w", err)
+		return Config{}, &FieldError{Field: "configuration", Problem: "cannot be read: " + err.Error(), err: err}
 	}
 	if len(data) > maxConfigBytes {
 		return Config{}, &FieldError{Field: "configuration", Problem: fmt.Sprintf("is larger than %d bytes", maxConfigBytes)}
@@ -166,6 +171,8 @@ func (c *Config) validate(p *problems) {
 		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
 		if conn.Name == "" {
 			sub.add("name", "is required")
+		} else if strings.EqualFold(conn.Name, gridName) {
+			sub.add("name", "%q is reserved for the grid settings: choose another name", conn.Name)
 		}
 		c.validateConnection(conn, &sub, oauthIndex)
 		if j, dup := connIndex[conn.Name]; dup && conn.Name != "" {
@@ -305,16 +312,18 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 // json.Marshal, it writes literal secrets as they are. References
 // ("env:NAME", "file:PATH") are written as references, never as the values
 // they refer to. Keep the output as confidential as the secrets in it.
+// An error writing to w is a *FieldError for "configuration" (matching
+// ErrInvalid) that unwraps to w's error.
 func (c *Config) Save(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(c.toJSON(true)); err != nil {
-		return fmt.Errorf("emailconn: writing configuration: %w", err)
+		return &FieldError{Field: "configuration", Problem: "cannot be encoded: " + err.Error(), err: err}
 	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("emailconn: writing configuration: %w", err)
+		return &FieldError{Field: "configuration", Problem: "cannot be written: " + err.Error(), err: err}
 	}
 	return nil
 }
@@ -503,7 +512,7 @@ func (e *connEntry) getSender() (*Sender, error) {
 	e.once.Do(func() {
 		c := e.conn
 		if e.via == SourceGrid {
-			c.Name = "grid"
+			c.Name = gridName
 		}
 		e.sender, e.err = newSender(c, *e.opts)
 		if e.err == nil && e.oauth != nil {
@@ -701,11 +710,15 @@ func (r *Registry) Close() error {
 
 // Sender returns the Sender of the named connection, or of the grid
 // settings when name is "". Senders are made on first use and shared:
-// do not close them; close the Registry.
+// do not close them; close the Registry. An unknown name fails with
+// ErrNotFound; "" without grid settings with ErrNoRoute.
 func (r *Registry) Sender(name string) (*Sender, error) {
 	s := r.cur.Load()
 	if s == nil {
-		return nil, &noRouteError{empty: true}
+		if name != "" {
+			return nil, &notFoundError{kind: "connection", name: name}
+		}
+		return nil, &noRouteError{noGrid: true}
 	}
 	e := s.grid
 	if name != "" {
@@ -713,9 +726,9 @@ func (r *Registry) Sender(name string) (*Sender, error) {
 	}
 	if e == nil {
 		if name == "" {
-			return nil, fmt.Errorf("emailconn: there are no grid settings: %w", ErrNoRoute)
+			return nil, &noRouteError{noGrid: true}
 		}
-		return nil, &FieldError{Field: "connection", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, slices.Collect(maps.Keys(s.conns))))}
+		return nil, &notFoundError{kind: "connection", name: name, known: slices.Collect(maps.Keys(s.conns))}
 	}
 	return e.getSender()
 }
@@ -846,9 +859,13 @@ var ErrNoRoute = errors.New("emailconn: no route")
 type noRouteError struct {
 	process string
 	empty   bool
+	noGrid  bool // the grid settings were asked for, not a process's route
 }
 
 func (e *noRouteError) Error() string {
+	if e.noGrid {
+		return "emailconn: no route: there are no grid settings"
+	}
 	if e.empty {
 		return fmt.Sprintf("emailconn: process %q: no route: the registry holds no configuration", e.process)
 	}
@@ -856,3 +873,16 @@ func (e *noRouteError) Error() string {
 }
 
 func (e *noRouteError) Is(target error) bool { return target == ErrNoRoute }
+
+// notFoundError reports a name a Registry does not hold.
+type notFoundError struct {
+	kind  string // "connection" or "OAuth2 configuration"
+	name  string
+	known []string
+}
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("emailconn: %s %q does not exist%s", e.kind, e.name, suggest(e.name, e.known))
+}
+
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }

@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 const designConfig = `{
@@ -388,4 +390,71 @@ func BenchmarkResolveParallel(b *testing.B) {
 			i += 7
 		}
 	})
+}
+
+// TestIssue10_04_ErrorsMatchSentinels checks that lookups of unknown names
+// match ErrNotFound, that the missing grid settings read with one prefix,
+// and that reading and writing errors of a configuration start with
+// "emailconn: ", match ErrInvalid and keep their cause.
+func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
+	r, err := NewRegistry(Config{
+		Connections:   []Connection{{Name: "alerts", MailServer: "m.example"}},
+		OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Sender("alrets"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || err.Error() != `emailconn: connection "alrets" does not exist (did you mean "alerts"?)` {
+		t.Errorf("Sender(unknown) = %v, want ErrNotFound with a suggestion", err)
+	}
+	if rep := r.TestConnection(context.Background(), "nope", nil); !errors.Is(rep.Err, ErrNotFound) || strings.Contains(rep.Sentence, "not valid") {
+		t.Errorf("TestConnection(unknown) = %v, %q", rep.Err, rep.Sentence)
+	}
+	if rep := r.TestOAuth2(context.Background(), "contso"); !errors.Is(rep.Err, ErrNotFound) || !strings.Contains(rep.Error, `did you mean "contoso"`) {
+		t.Errorf("TestOAuth2(unknown) = %v", rep.Err)
+	}
+	_, err = r.Sender("")
+	if !errors.Is(err, ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
+		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNoRoute", err)
+	}
+	if _, err := new(Registry).Sender("x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("empty registry Sender(x) = %v, want ErrNotFound", err)
+	}
+
+	cause := errors.New("disk on fire")
+	_, err = LoadConfig(iotest.ErrReader(cause))
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("LoadConfig(failing reader) = %v, want ErrInvalid wrapping the cause", err)
+	}
+	cfg := Config{}
+	if err := cfg.Save(failingWriter{cause}); !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("Save(failing writer) = %v, want ErrInvalid wrapping the cause", err)
+	}
+	if _, err := Secret("env:X").Reveal(References{}); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("Reveal = %v", err)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestIssue10_08_GridNameReserved checks that no connection can be named
+// "grid", so that a tool's "grid" can only mean the grid settings.
+func TestIssue10_08_GridNameReserved(t *testing.T) {
+	for _, name := range []string{"grid", "Grid", "GRID"} {
+		cfg := Config{Connections: []Connection{{Name: name, MailServer: "m.example"}}}
+		err := cfg.Validate()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `connections[0].name: "`+name+`" is reserved for the grid settings`) {
+			t.Errorf("connection named %q: Validate() = %v, want a refusal", name, err)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"grid","mailServer":"m.example"}]}`)); err == nil {
+		t.Error("LoadConfig accepted a connection named grid")
+	}
+	cfg := Config{Connections: []Connection{{Name: "gridlock", MailServer: "m.example"}}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("gridlock: %v", err)
+	}
 }

@@ -232,6 +232,9 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 	if err != nil {
 		rep := &TestReport{Connection: name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
 		rep.invalid(err)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoRoute) {
+			rep.Sentence = "The connection was not tested: " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
+		}
 		return rep
 	}
 	return s.test(ctx, &to, newReport(&s.conn))

@@ -389,7 +389,7 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	if strings.Contains(string(rep.JSON()), "tok-") {
 		t.Error("the report contains a token")
 	}
-	if rep := r.TestConnection(context.Background(), "nope", nil); rep.OK || !errors.Is(rep.Err, ErrInvalid) {
+	if rep := r.TestConnection(context.Background(), "nope", nil); rep.OK || !errors.Is(rep.Err, ErrNotFound) {
 		t.Errorf("unknown connection: %s", rep.JSON())
 	}
 }
