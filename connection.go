@@ -1,14 +1,17 @@
 package emailconn
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/mail"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -684,7 +687,7 @@ func (c *Connection) decode(data []byte, p *problems) {
 		case "allowInsecureAuth":
 			decodeBool(p, f, &c.AllowInsecureAuth)
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, connectionKeys)
 		}
 	}
 }
@@ -709,12 +712,21 @@ type jsonField struct {
 }
 
 // decodeObject splits a JSON object into its members, in order, reporting
-// a value that is not an object.
+// invalid JSON (data after the object included, with its line and column),
+// a value that is not an object, and a key that appears twice (readers
+// disagree on which one wins, so "enableTLS":true,"enableTLS":false must
+// not load either way).
 func decodeObject(data []byte, p *problems) ([]jsonField, bool) {
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
+		// Unmarshal checks the whole document first, with offsets from its
+		// start.
+		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		p.add("", "is not valid JSON: %v", jsonProblem(err))
+		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
 		return nil, false
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
@@ -722,30 +734,83 @@ func decodeObject(data []byte, p *problems) ([]jsonField, bool) {
 		return nil, false
 	}
 	var fields []jsonField
+	seen := make(map[string]bool)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			p.add("", "is not valid JSON: %v", jsonProblem(err))
+			p.add("", "is not valid JSON: %s", jsonProblem(data, err))
 			return nil, false
 		}
 		key, _ := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			p.add(key, "is not valid JSON: %v", jsonProblem(err))
+			p.add(key, "is not valid JSON: %s", jsonProblem(data, err))
 			return nil, false
 		}
+		if seen[key] {
+			p.add(key, "appears more than once: keep one")
+			continue
+		}
+		seen[key] = true
 		fields = append(fields, jsonField{key: key, raw: raw})
 	}
 	return fields, true
 }
 
-func jsonProblem(err error) string {
+// jsonProblem describes a decoding error, with the line and column of a
+// syntax error.
+func jsonProblem(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("%v (at byte %d)", se, se.Offset)
+		if se.Offset >= int64(len(data)) {
+			return "it ends before the value is complete"
+		}
+		return fmt.Sprintf("%v (at %s)", se, position(data, se.Offset-1)) // Offset counts the bad byte
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "it ends before the value is complete"
 	}
 	return err.Error()
 }
+
+// position returns "line L, column C" of a byte offset into data; columns
+// count bytes from 1.
+func position(data []byte, offset int64) string {
+	offset = min(max(offset, 0), int64(len(data)))
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// unknownField reports a member no field has, suggesting the known field
+// closest to it.
+func unknownField(p *problems, key string, known []string) {
+	if p.full() {
+		p.dropped++
+		return
+	}
+	if c := closest(key, known); c != "" {
+		p.add(key, "unknown field (did you mean %q?)", c)
+		return
+	}
+	p.add(key, "unknown field")
+}
+
+// jsonKeys returns the member names of a JSON form struct, from its tags.
+func jsonKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+var connectionKeys = jsonKeys(connectionJSON{})
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
@@ -764,6 +829,41 @@ func decodeBool(p *problems, f jsonField, dst *bool) {
 	}
 	if err := json.Unmarshal(f.raw, dst); err != nil {
 		p.add(f.key, "must be true or false")
+	}
+}
+
+// decodeStringMap reads an object of string values, such as processes or
+// endpointParams, refusing a repeated key; what describes the object for
+// the problem of a value that is not one.
+func decodeStringMap(p *problems, f jsonField, dst *map[string]string, what string) {
+	if isNull(f.raw) {
+		return
+	}
+	if len(f.raw) == 0 || f.raw[0] != '{' {
+		p.add(f.key, "must be %s", what)
+		return
+	}
+	var sub problems
+	fields, _ := decodeObject(f.raw, &sub)
+	for _, e := range sub.errs {
+		fe := e.(*FieldError)
+		field := f.key
+		if fe.Field != "configuration" {
+			field += "[" + jsonQuote(fe.Field) + "]"
+		}
+		p.add(field, "%s", fe.Problem)
+	}
+	m := make(map[string]string, len(fields))
+	for _, mf := range fields {
+		var v string
+		if err := json.Unmarshal(mf.raw, &v); err != nil {
+			p.add(f.key, "must be %s", what)
+			return
+		}
+		m[mf.key] = v
+	}
+	if len(sub.errs) == 0 {
+		*dst = m
 	}
 }
 

@@ -134,13 +134,23 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 // Unwrap returns the cause of the problem, or nil.
 func (e *FieldError) Unwrap() error { return e.err }
 
-// problems collects FieldErrors.
+// maxProblems bounds the problems one validation reports, so that a huge
+// invalid file yields a short error; the rest are counted.
+const maxProblems = 100
+
+// problems collects FieldErrors, at most maxProblems of them.
 type problems struct {
-	prefix string
-	errs   []error
+	prefix  string
+	errs    []error
+	dropped int  // problems not kept because errs was full
+	stopped bool // checking stopped early, so dropped is a lower bound
 }
 
 func (p *problems) add(field, format string, args ...any) {
+	if len(p.errs) >= maxProblems {
+		p.dropped++
+		return
+	}
 	switch {
 	case p.prefix != "" && field == "":
 		field = strings.TrimSuffix(p.prefix, ".")
@@ -152,7 +162,34 @@ func (p *problems) add(field, format string, args ...any) {
 	p.errs = append(p.errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
-func (p *problems) err() error { return errors.Join(p.errs...) }
+// full reports whether no more problems are kept.
+func (p *problems) full() bool { return len(p.errs) >= maxProblems }
+
+// merge adds the problems of sub, whose fields carry their own prefix.
+func (p *problems) merge(sub *problems) {
+	for _, e := range sub.errs {
+		if len(p.errs) >= maxProblems {
+			p.dropped++
+			continue
+		}
+		p.errs = append(p.errs, e)
+	}
+	p.dropped += sub.dropped
+	p.stopped = p.stopped || sub.stopped
+}
+
+func (p *problems) err() error {
+	errs := p.errs
+	if p.dropped > 0 || p.stopped {
+		more := fmt.Sprintf("%d more problems", p.dropped)
+		if p.stopped {
+			more = "more problems"
+		}
+		errs = append(errs[:len(errs):len(errs)], &FieldError{Field: "configuration",
+			Problem: "has " + more + ", not listed: fix the ones above first"})
+	}
+	return errors.Join(errs...)
+}
 
 // An SMTPError is a reply from the server that ended an exchange: its code,
 // its enhanced status code (RFC 3463) when the server sent one, and its text.

@@ -352,15 +352,11 @@ func (o *OAuth2Config) decode(data []byte, p *problems) {
 		case "scopes":
 			decodeStrings(p, f, &o.Scopes)
 		case "endpointParams":
-			if !isNull(f.raw) {
-				if err := json.Unmarshal(f.raw, &o.EndpointParams); err != nil {
-					p.add(f.key, "must be an object of string values")
-				}
-			}
+			decodeStringMap(p, f, &o.EndpointParams, "an object of string values")
 		case "clientAuth":
 			decodeString(p, f, (*string)(&o.ClientAuth))
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, jsonKeys(oauth2ConfigJSON{}))
 		}
 	}
 }

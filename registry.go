@@ -41,7 +41,7 @@ type Config struct {
 const gridName = "grid"
 
 // maxConfigBytes bounds the size of a configuration file.
-const maxConfigBytes = 16 << 20
+const maxConfigBytes = 4 << 20
 
 // LoadConfig reads a configuration in its JSON form and validates it. The
 // error lists every problem, each a *FieldError whose Field is the path to
@@ -60,21 +60,22 @@ func LoadConfig(r io.Reader) (Config, error) {
 	var cfg Config
 	var p problems
 	cfg.decode(data, &p)
-	decoded := len(p.errs)
-	cfg.validate(&p)
+	var v problems
+	cfg.validate(&v)
 	// A field whose value could not be read is reported once, not again by
 	// validation.
-	bad := make(map[string]bool)
-	for _, e := range p.errs[:decoded] {
+	bad := make(map[string]bool, len(p.errs))
+	for _, e := range p.errs {
 		bad[e.(*FieldError).Field] = true
 	}
-	errs := p.errs[:decoded]
-	for _, e := range p.errs[decoded:] {
+	for _, e := range v.errs {
 		if !bad[e.(*FieldError).Field] {
-			errs = append(errs, e)
+			p.merge(&problems{errs: []error{e}})
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	p.dropped += v.dropped
+	p.stopped = p.stopped || v.stopped
+	if err := p.err(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
@@ -89,18 +90,26 @@ func (c *Config) decode(data []byte, p *problems) {
 		switch f.key {
 		case "connections":
 			for i, raw := range decodeArray(p, f) {
+				if p.full() { // the error is long enough; spare the memory
+					p.stopped = true
+					break
+				}
 				var conn Connection
 				sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
 				conn.decode(raw, &sub)
-				p.errs = append(p.errs, sub.errs...)
+				p.merge(&sub)
 				c.Connections = append(c.Connections, conn)
 			}
 		case "oauth2Configurations":
 			for i, raw := range decodeArray(p, f) {
+				if p.full() {
+					p.stopped = true
+					break
+				}
 				var o OAuth2Config
 				sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 				o.decode(raw, &sub)
-				p.errs = append(p.errs, sub.errs...)
+				p.merge(&sub)
 				c.OAuth2Configs = append(c.OAuth2Configs, o)
 			}
 		case "grid":
@@ -110,17 +119,12 @@ func (c *Config) decode(data []byte, p *problems) {
 			var g Connection
 			sub := problems{prefix: "grid."}
 			g.decode(f.raw, &sub)
-			p.errs = append(p.errs, sub.errs...)
+			p.merge(&sub)
 			c.Grid = &g
 		case "processes":
-			if isNull(f.raw) {
-				continue
-			}
-			if err := json.Unmarshal(f.raw, &c.Processes); err != nil {
-				p.add(f.key, "must be an object mapping process names to connection names")
-			}
+			decodeStringMap(p, f, &c.Processes, "an object mapping process names to connection names")
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, jsonKeys(configJSON{}))
 		}
 	}
 }
@@ -154,7 +158,7 @@ func (c *Config) validate(p *problems) {
 		o := &c.OAuth2Configs[i]
 		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 		o.validate(&sub, oauth2JSONNames)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 		if o.Name == "" {
 			continue
 		}
@@ -180,7 +184,7 @@ func (c *Config) validate(p *problems) {
 		} else if conn.Name != "" {
 			connIndex[conn.Name] = i
 		}
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	if c.Grid != nil {
 		sub := problems{prefix: "grid."}
@@ -188,7 +192,7 @@ func (c *Config) validate(p *problems) {
 			sub.add("name", "the grid settings have no name: remove it")
 		}
 		c.validateConnection(c.Grid, &sub, oauthIndex)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	for _, proc := range sortedKeys(c.Processes) {
 		field := "processes[" + jsonQuote(proc) + "]"
@@ -222,14 +226,7 @@ func (c *Config) validateConnection(conn *Connection, p *problems, oauthIndex ma
 // when it is plausibly a typo, or lists the known names when there are few.
 func suggest(name string, known []string) string {
 	sort.Strings(known)
-	best, bestDist := "", 3
-	for _, k := range known {
-		d := editDistance(strings.ToLower(name), strings.ToLower(k))
-		if d < bestDist && d*3 <= max(len(name), len(k)) {
-			best, bestDist = k, d
-		}
-	}
-	switch {
+	switch best := closest(name, known); {
 	case best != "":
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	case len(known) == 0:
@@ -238,6 +235,22 @@ func suggest(name string, known []string) string {
 		return fmt.Sprintf(" (known: %s)", strings.Join(quoteAll(known), ", "))
 	}
 	return ""
+}
+
+// closest returns the known name closest to name when it is plausibly a
+// typo of it (a small edit distance, case ignored), or "".
+func closest(name string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if len(name)-len(k) >= bestDist || len(k)-len(name) >= bestDist {
+			continue // the distance is at least the difference in length
+		}
+		d := editDistance(strings.ToLower(name), strings.ToLower(k))
+		if d < bestDist && d*3 <= max(len(name), len(k)) {
+			best, bestDist = k, d
+		}
+	}
+	return best
 }
 
 func quoteAll(s []string) []string {
@@ -628,17 +641,17 @@ func (c *Config) checkRefs(refs *References) error {
 	for i := range c.OAuth2Configs {
 		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 		c.OAuth2Configs[i].checkRefs(&sub, oauth2JSONNames, refs)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	for i := range c.Connections {
 		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
 		c.Connections[i].checkRefs(&sub, jsonNames, refs)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	if c.Grid != nil {
 		sub := problems{prefix: "grid."}
 		c.Grid.checkRefs(&sub, jsonNames, refs)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	return p.err()
 }

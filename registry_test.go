@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -456,5 +457,83 @@ func TestIssue10_08_GridNameReserved(t *testing.T) {
 	cfg := Config{Connections: []Connection{{Name: "gridlock", MailServer: "m.example"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("gridlock: %v", err)
+	}
+}
+
+// TestIssue11_12_LoadConfigStrict checks that a repeated key and data after
+// the object are refused, and that a huge invalid file yields a short error
+// in bounded memory.
+func TestIssue11_12_LoadConfigStrict(t *testing.T) {
+	bad := []struct{ in, want string }{
+		{`{"grid":{"mailServer":"relay.internal","enableTLS":true,"enableTLS":false}}`, `grid.enableTLS: appears more than once`},
+		{`{"connections":[],"connections":[]}`, `connections: appears more than once`},
+		{`{"processes":{"P":"a","P":"b"},"connections":[{"name":"a","mailServer":"m.example"},{"name":"b","mailServer":"m.example"}]}`, `processes["P"]: appears more than once`},
+		{`{"oauth2Configurations":[{"name":"o","grantType":"client_credentials","tokenURL":"https://x.example/t","clientID":"i","clientSecret":"s","endpointParams":{"a":"1","a":"2"}}]}`, `oauth2Configurations[0].endpointParams["a"]: appears more than once`},
+		{`{"connections":[]} {"grid":{"mailServer":"x"}}`, `configuration: is not valid JSON: invalid character '{' after top-level value (at line 1, column 20)`},
+		{"{\"connections\":[]}\ngarbage", `after top-level value (at line 2, column 1)`},
+	}
+	for _, tt := range bad {
+		_, err := LoadConfig(strings.NewReader(tt.in))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("LoadConfig(%s) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[]}` + "\n\t ")); err != nil {
+		t.Errorf("trailing white space: %v", err)
+	}
+
+	// A file of many invalid connections, near the size limit.
+	var b strings.Builder
+	b.WriteString(`{"connections":[`)
+	for i := 0; b.Len() < maxConfigBytes-100; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"name":"c%d","mailServer":"smtp://x","smtpTimeout":-1,"bogus":1}`, i)
+	}
+	b.WriteString(`]}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := LoadConfig(strings.NewReader(b.String()))
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("LoadConfig accepted it")
+	}
+	if n := len(err.Error()); n > 64<<10 {
+		t.Errorf("the error is %d bytes, want at most 64 KiB", n)
+	}
+	if !strings.Contains(err.Error(), "more problems, not listed") {
+		t.Errorf("the error does not say problems were left out:\n%.500s", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 30*maxConfigBytes {
+		t.Errorf("LoadConfig of a %d-byte file allocated %d bytes", b.Len(), got)
+	}
+	t.Logf("%d-byte file: %d-byte error, %d bytes allocated", b.Len(), len(err.Error()), after.TotalAlloc-before.TotalAlloc)
+	if _, err := LoadConfig(strings.NewReader(strings.Repeat(" ", maxConfigBytes+1))); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized file: %v", err)
+	}
+}
+
+// TestIssue10_09_JSONProblems checks the "did you mean" of unknown fields at
+// every level and the line and column of syntax errors.
+func TestIssue10_09_JSONProblems(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"connections":[{"name":"a","mailServer":"m.example","enableTSL":true}]}`, `connections[0].enableTSL: unknown field (did you mean "enableTLS"?)`},
+		{`{"conections":[]}`, `conections: unknown field (did you mean "connections"?)`},
+		{`{"grid":{"mailServr":"m.example"}}`, `grid.mailServr: unknown field (did you mean "mailServer"?)`},
+		{`{"oauth2Configurations":[{"name":"o","clientSecert":"x"}]}`, `oauth2Configurations[0].clientSecert: unknown field (did you mean "clientSecret"?)`},
+		{`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`, `connections[0].zzzzzz: unknown field`},
+		{"{\n  \"connections\": [\n    {\"name\": \"a\",, \"mailServer\": \"x\"}\n  ]\n}", `at line 3, column 18`},
+		{`{"connections":[`, `is not valid JSON: it ends before the value is complete`},
+	}
+	for _, tt := range tests {
+		_, err := LoadConfig(strings.NewReader(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("LoadConfig(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`)); strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a far name got a suggestion: %v", err)
 	}
 }
