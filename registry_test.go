@@ -537,3 +537,33 @@ func TestIssue10_09_JSONProblems(t *testing.T) {
 		t.Errorf("a far name got a suggestion: %v", err)
 	}
 }
+
+// TestIssue10_09_FieldNames checks the naming rule of FieldError.Field: Go
+// paths for values built in Go, JSON paths for a Config, parameter names for
+// function arguments — never prose.
+func TestIssue10_09_FieldNames(t *testing.T) {
+	field := func(err error) string {
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Fatalf("%v holds no *FieldError", err)
+		}
+		return fe.Field
+	}
+	c := Connection{MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}
+	_, rewriteErr := RewriteActionURL("https://x.example/path", "/a")
+	_, linksErr := RewriteActionLinks("https://x.example", "http://engine/x", "")
+	cfg := Config{Connections: []Connection{{Name: "a", MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}}}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{c.Validate(), "ActionsBaseURL"},
+		{cfg.Validate(), "connections[0].emailActionsBaseURL"},
+		{rewriteErr, "base"},
+		{linksErr, "origin"},
+	} {
+		if got := field(tt.err); got != tt.want {
+			t.Errorf("Field of %v = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
