@@ -24,16 +24,16 @@ import "github.com/emailconn/emailconn/internal/actionlink"
 // The security guarantee: the result's scheme, host and port are always
 // exactly the base's, and it has no user info; nothing in link can change
 // where the result leads. Errors match ErrInvalid, hold a *FieldError
-// naming "email actions base url" or "action url", and never quote the link,
+// naming the parameter "base" or "link", and never quote the link,
 // which may carry a token. It is safe for concurrent use.
 func RewriteActionURL(base, link string) (string, error) {
 	b, err := actionlink.ParseBase(base)
 	if err != nil {
-		return "", &FieldError{Field: "email actions base url", Problem: err.Error()}
+		return "", &FieldError{Field: "base", Problem: err.Error()}
 	}
 	out, err := b.Rewrite(link)
 	if err != nil {
-		return "", &FieldError{Field: "action url", Problem: err.Error()}
+		return "", &FieldError{Field: "link", Problem: err.Error()}
 	}
 	return out, nil
 }
@@ -56,16 +56,16 @@ func RewriteActionURL(base, link string) (string, error) {
 // ("?a=1&amp;b=2") are rewritten like any other; an origin written with
 // character references ("http:&#47;&#47;…") is not recognised.
 //
-// Errors match ErrInvalid and hold a *FieldError naming "email actions base
-// url" or "action link origin". It is safe for concurrent use.
+// Errors match ErrInvalid and hold a *FieldError naming the parameter
+// "base" or "origin". It is safe for concurrent use.
 func RewriteActionLinks(base, origin, body string) (string, error) {
 	b, err := actionlink.ParseBase(base)
 	if err != nil {
-		return "", &FieldError{Field: "email actions base url", Problem: err.Error()}
+		return "", &FieldError{Field: "base", Problem: err.Error()}
 	}
 	o, err := actionlink.ParseOrigin(origin)
 	if err != nil {
-		return "", &FieldError{Field: "action link origin", Problem: err.Error()}
+		return "", &FieldError{Field: "origin", Problem: err.Error()}
 	}
 	out, _ := b.RewriteBody(o, body)
 	return out, nil

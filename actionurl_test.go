@@ -27,13 +27,13 @@ func TestRewriteActionURLRefused(t *testing.T) {
 	tests := []struct {
 		base, link, want string
 	}{
-		{"https://approvals.example.com?", "/a", "emailconn: email actions base url: query is not allowed"},
-		{"https://app.example.com@evil.example/", "/a", "emailconn: email actions base url: user info is not allowed"},
-		{"https://approvals.example.com/lpa", "/a", `emailconn: email actions base url: path "/lpa" is not allowed (only scheme, host and port)`},
-		{"", "/a", "emailconn: email actions base url: url is empty"},
-		{"https://approvals.example.com", "//evil.example/a", "emailconn: action url: link is scheme-relative (//host), which is not allowed"},
-		{"https://approvals.example.com", "JaVaScRiPt:alert(1)", `emailconn: action url: scheme "javascript" is not allowed (use http or https)`},
-		{"https://approvals.example.com", "https://engine@evil.example/?sig=secret", "emailconn: action url: user info is not allowed"},
+		{"https://approvals.example.com?", "/a", "emailconn: base: query is not allowed"},
+		{"https://app.example.com@evil.example/", "/a", "emailconn: base: user info is not allowed"},
+		{"https://approvals.example.com/lpa", "/a", `emailconn: base: path "/lpa" is not allowed (only scheme, host and port)`},
+		{"", "/a", "emailconn: base: url is empty"},
+		{"https://approvals.example.com", "//evil.example/a", "emailconn: link: link is scheme-relative (//host), which is not allowed"},
+		{"https://approvals.example.com", "JaVaScRiPt:alert(1)", `emailconn: link: scheme "javascript" is not allowed (use http or https)`},
+		{"https://approvals.example.com", "https://engine@evil.example/?sig=secret", "emailconn: link: user info is not allowed"},
 	}
 	for _, tt := range tests {
 		got, err := RewriteActionURL(tt.base, tt.link)
@@ -57,11 +57,11 @@ func TestRewriteActionLinks(t *testing.T) {
 	}
 
 	_, err = RewriteActionLinks("https://approvals.example.com", "http://engine.internal:8080/lpa", body)
-	if want := `emailconn: action link origin: path "/lpa" is not allowed (only scheme, host and port)`; err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
+	if want := `emailconn: origin: path "/lpa" is not allowed (only scheme, host and port)`; err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
 		t.Errorf("RewriteActionLinks with an origin path: error = %v, want %q", err, want)
 	}
 	_, err = RewriteActionLinks("ftp://approvals.example.com", "http://engine.internal:8080", body)
-	if want := `emailconn: email actions base url: scheme "ftp" is not allowed (use http or https)`; err == nil || err.Error() != want {
+	if want := `emailconn: base: scheme "ftp" is not allowed (use http or https)`; err == nil || err.Error() != want {
 		t.Errorf("RewriteActionLinks with an ftp base: error = %v, want %q", err, want)
 	}
 }

@@ -110,7 +110,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 				return fakeRemote{conn}, nil
 			}
 		}
-		s, err := NewSender(c, opts)
+		s, err := NewSender(c, allowCA(c, opts))
 		if err != nil {
 			t.Fatalf("%s: NewSender: %v", p.name, err)
 		}

@@ -1,7 +1,7 @@
 package emailconn
 
 import (
-	"crypto/x509"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -147,9 +148,10 @@ type Connection struct {
 
 // Validate reports every problem with c at once, joined with errors.Join;
 // each is a *FieldError naming the Go field. It checks syntax and
-// contradictions, that secret references resolve and that CAFile holds
-// certificates. It does not check references to OAuth2 configurations,
-// which a Registry checks.
+// contradictions and does no I/O: whether Password's reference and CAFile
+// are allowed and resolve depends on the References rule, which NewSender,
+// a Registry and TestConnection apply (Options.References). It does not
+// check references to OAuth2 configurations, which a Registry checks.
 func (c *Connection) Validate() error {
 	p := problems{}
 	c.validate(&p, goNames)
@@ -232,8 +234,10 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 	default:
 		p.add(n.authType, "%q is not an auth type (use %q or %q)", c.AuthType, AuthBasic, AuthOAuth2)
 	}
-	if msg := c.Password.check(); msg != "" {
-		p.add(n.password, "%s", msg)
+	if c.Password != "" {
+		if msg := c.Password.checkForm(); msg != "" {
+			p.add(n.password, "%s", msg)
+		}
 	}
 
 	if c.usesCredentials() && !c.AllowInsecureAuth && hostErr == "" &&
@@ -262,9 +266,20 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 			p.add(n.localName, "%s", msg)
 		}
 	}
+}
+
+// checkRefs reports the references of c — its Password and CAFile — that
+// refs does not allow or that do not resolve. Only a valid form is checked
+// (see validate).
+func (c *Connection) checkRefs(p *problems, n fieldNames, refs *References) {
+	if c.Password != "" && c.Password.checkForm() == "" {
+		if _, msg := c.Password.reveal(refs); msg != "" {
+			p.add(n.password, "%s", msg)
+		}
+	}
 	if c.CAFile != "" {
-		if _, err := loadCAFile(c.CAFile); err != nil {
-			p.add(n.caFile, "%v", err)
+		if _, msg := refs.loadCAFile(c.CAFile); msg != "" {
+			p.add(n.caFile, "%s", msg)
 		}
 	}
 }
@@ -431,54 +446,6 @@ func isLoopbackHost(host string) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-func loadCAFile(path string) (*x509.CertPool, error) {
-	data, err := readSmallFile(path, 4<<20)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("file %q holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
-// readSmallFile reads a regular file of at most limit bytes. Devices,
-// pipes and directories are refused, so that a configuration cannot make
-// the engine block on /dev/stdin or read /dev/zero forever.
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("file %q does not exist", path)
-		}
-		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("file %q is not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read file %q: %v", path, unwrapPathError(err))
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file %q is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}
-
 // usesCredentials reports whether the connection authenticates.
 func (c *Connection) usesCredentials() bool {
 	return c.authType() == AuthOAuth2 || c.Username != ""
@@ -625,121 +592,6 @@ func (c Connection) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// A Secret holds a credential — a password, a client secret or a refresh
-// token — in one of three forms:
-//
-//   - a literal value;
-//   - "env:NAME", the value of environment variable NAME;
-//   - "file:PATH", the contents of file PATH, without a final newline.
-//
-// A reference is read each time a new session needs it, so rotated files
-// are picked up. A literal cannot start with "env:" or "file:".
-//
-// A Secret never reveals a literal value when printed: String, GoString,
-// every fmt verb, slog (LogValue) and encoding/json (MarshalJSON) show
-// "[redacted]" instead; references are shown as they are, since they hold
-// no secret. Config.Save is the one way to write literal values back.
-// Reveal returns the value.
-type Secret string
-
-const redacted = "[redacted]"
-
-func (s Secret) ref() (kind, target string) {
-	switch str := string(s); {
-	case strings.HasPrefix(str, "env:"):
-		return "env", str[len("env:"):]
-	case strings.HasPrefix(str, "file:"):
-		return "file", str[len("file:"):]
-	}
-	return "", ""
-}
-
-// IsReference reports whether s is an "env:" or "file:" reference.
-func (s Secret) IsReference() bool {
-	kind, _ := s.ref()
-	return kind != ""
-}
-
-// Reveal returns the secret's value, reading the environment variable or
-// file it refers to. The error names the variable or file, never a value.
-func (s Secret) Reveal() (string, error) {
-	kind, target := s.ref()
-	switch kind {
-	case "env":
-		v, ok := os.LookupEnv(target)
-		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set", target)
-		}
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty", target)
-		}
-		return v, nil
-	case "file":
-		data, err := readSmallFile(target, 64<<10)
-		if err != nil {
-			return "", err
-		}
-		v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-		if v == "" {
-			return "", fmt.Errorf("file %q is empty", target)
-		}
-		return v, nil
-	}
-	return string(s), nil
-}
-
-// check returns a problem with s, or "".
-func (s Secret) check() string {
-	if s == "" {
-		return ""
-	}
-	if s == redacted {
-		return "holds the redaction marker \"[redacted]\", not a secret: the configuration was written without its secrets; write it with Config.Save"
-	}
-	kind, target := s.ref()
-	if kind != "" && target == "" {
-		return fmt.Sprintf("%q names no %s", string(s), map[string]string{"env": "variable", "file": "file"}[kind])
-	}
-	if _, err := s.Reveal(); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// String returns "" for an empty secret, the reference for an "env:" or
-// "file:" reference, and "[redacted]" for a literal.
-func (s Secret) String() string {
-	switch {
-	case s == "":
-		return ""
-	case s.IsReference():
-		return string(s)
-	}
-	return redacted
-}
-
-// GoString returns String quoted.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// Format prints String for every verb.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		_, _ = f.Write([]byte(strconv.Quote(s.String())))
-		return
-	}
-	_, _ = f.Write([]byte(s.String()))
-}
-
-// LogValue returns String for log/slog.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalJSON returns String as a JSON string: references are kept,
-// literals are written as "[redacted]". Config.Save writes literals.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalText returns String, for encoders that use encoding.TextMarshaler.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
 // connectionJSON is the JSON form of a Connection (DESIGN.md): the product's
 // labels as field names, timeouts in whole seconds.
 type connectionJSON struct {
@@ -835,7 +687,7 @@ func (c *Connection) decode(data []byte, p *problems) {
 		case "allowInsecureAuth":
 			decodeBool(p, f, &c.AllowInsecureAuth)
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, connectionKeys)
 		}
 	}
 }
@@ -860,12 +712,21 @@ type jsonField struct {
 }
 
 // decodeObject splits a JSON object into its members, in order, reporting
-// a value that is not an object.
+// invalid JSON (data after the object included, with its line and column),
+// a value that is not an object, and a key that appears twice (readers
+// disagree on which one wins, so "enableTLS":true,"enableTLS":false must
+// not load either way).
 func decodeObject(data []byte, p *problems) ([]jsonField, bool) {
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
+		// Unmarshal checks the whole document first, with offsets from its
+		// start.
+		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		p.add("", "is not valid JSON: %v", jsonProblem(err))
+		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
 		return nil, false
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
@@ -873,30 +734,83 @@ func decodeObject(data []byte, p *problems) ([]jsonField, bool) {
 		return nil, false
 	}
 	var fields []jsonField
+	seen := make(map[string]bool)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			p.add("", "is not valid JSON: %v", jsonProblem(err))
+			p.add("", "is not valid JSON: %s", jsonProblem(data, err))
 			return nil, false
 		}
 		key, _ := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			p.add(key, "is not valid JSON: %v", jsonProblem(err))
+			p.add(key, "is not valid JSON: %s", jsonProblem(data, err))
 			return nil, false
 		}
+		if seen[key] {
+			p.add(key, "appears more than once: keep one")
+			continue
+		}
+		seen[key] = true
 		fields = append(fields, jsonField{key: key, raw: raw})
 	}
 	return fields, true
 }
 
-func jsonProblem(err error) string {
+// jsonProblem describes a decoding error, with the line and column of a
+// syntax error.
+func jsonProblem(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("%v (at byte %d)", se, se.Offset)
+		if se.Offset >= int64(len(data)) {
+			return "it ends before the value is complete"
+		}
+		return fmt.Sprintf("%v (at %s)", se, position(data, se.Offset-1)) // Offset counts the bad byte
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "it ends before the value is complete"
 	}
 	return err.Error()
 }
+
+// position returns "line L, column C" of a byte offset into data; columns
+// count bytes from 1.
+func position(data []byte, offset int64) string {
+	offset = min(max(offset, 0), int64(len(data)))
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// unknownField reports a member no field has, suggesting the known field
+// closest to it.
+func unknownField(p *problems, key string, known []string) {
+	if p.full() {
+		p.dropped++
+		return
+	}
+	if c := closest(key, known); c != "" {
+		p.add(key, "unknown field (did you mean %q?)", c)
+		return
+	}
+	p.add(key, "unknown field")
+}
+
+// jsonKeys returns the member names of a JSON form struct, from its tags.
+func jsonKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+var connectionKeys = jsonKeys(connectionJSON{})
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
@@ -915,6 +829,41 @@ func decodeBool(p *problems, f jsonField, dst *bool) {
 	}
 	if err := json.Unmarshal(f.raw, dst); err != nil {
 		p.add(f.key, "must be true or false")
+	}
+}
+
+// decodeStringMap reads an object of string values, such as processes or
+// endpointParams, refusing a repeated key; what describes the object for
+// the problem of a value that is not one.
+func decodeStringMap(p *problems, f jsonField, dst *map[string]string, what string) {
+	if isNull(f.raw) {
+		return
+	}
+	if len(f.raw) == 0 || f.raw[0] != '{' {
+		p.add(f.key, "must be %s", what)
+		return
+	}
+	var sub problems
+	fields, _ := decodeObject(f.raw, &sub)
+	for _, e := range sub.errs {
+		fe := e.(*FieldError)
+		field := f.key
+		if fe.Field != "configuration" {
+			field += "[" + jsonQuote(fe.Field) + "]"
+		}
+		p.add(field, "%s", fe.Problem)
+	}
+	m := make(map[string]string, len(fields))
+	for _, mf := range fields {
+		var v string
+		if err := json.Unmarshal(mf.raw, &v); err != nil {
+			p.add(f.key, "must be %s", what)
+			return
+		}
+		m[mf.key] = v
+	}
+	if len(sub.errs) == 0 {
+		*dst = m
 	}
 }
 

@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,11 +87,6 @@ func TestEndpointDefaults(t *testing.T) {
 }
 
 func TestConnectionValidate(t *testing.T) {
-	dir := t.TempDir()
-	badPEM := filepath.Join(dir, "bad.pem")
-	if err := os.WriteFile(badPEM, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name string
 		conn Connection
@@ -122,10 +118,6 @@ func TestConnectionValidate(t *testing.T) {
 		{"crlf from", Connection{MailServer: "m.example", From: "a@x.example\r\nBcc: b@y.example"}, []string{"From: must not contain CR, LF or NUL"}},
 		{"bad to", Connection{MailServer: "m.example", To: []string{"ok@x.example", "nope"}}, []string{"To[1]: \"nope\" is not an email address"}},
 		{"bad local name", Connection{MailServer: "m.example", LocalName: "bad name"}, []string{"LocalName: "}},
-		{"missing ca file", Connection{MailServer: "m.example", CAFile: filepath.Join(dir, "nope.pem")}, []string{"CAFile: file", "does not exist"}},
-		{"bad ca file", Connection{MailServer: "m.example", CAFile: badPEM}, []string{"CAFile: file", "holds no PEM certificate"}},
-		{"missing env secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "env:EMAILCONN_TEST_UNSET_VARIABLE"}, []string{"Password: environment variable EMAILCONN_TEST_UNSET_VARIABLE is not set"}},
-		{"missing file secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: Secret("file:" + filepath.Join(dir, "nope"))}, []string{"Password: file", "does not exist"}},
 		{"redaction marker", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "[redacted]"}, []string{"Password: holds the redaction marker"}},
 		{"bad name", Connection{Name: " x", MailServer: "m.example"}, []string{"Name: must not start or end with spaces"}},
 	}
@@ -155,6 +147,47 @@ func TestConnectionValidate(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), "emailconn: ") {
 				t.Errorf("Validate() = %q, want the emailconn: prefix", err)
+			}
+		})
+	}
+}
+
+// TestReferencesResolve checks that references the rule allows are read,
+// and that one that does not resolve is reported by every entry point that
+// resolves it (these cases were checked by Validate before issue 11-1).
+func TestReferencesResolve(t *testing.T) {
+	dir := t.TempDir()
+	badPEM := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(badPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refs := References{Env: []string{"EMAILCONN_TEST_*"}, Dirs: []string{dir}}
+	tests := []struct {
+		name string
+		conn Connection
+		want []string
+	}{
+		{"missing ca file", Connection{MailServer: "m.example", CAFile: filepath.Join(dir, "nope.pem")}, []string{"CAFile: CA file", "does not exist"}},
+		{"bad ca file", Connection{MailServer: "m.example", CAFile: badPEM}, []string{"CAFile: CA file", "holds no PEM certificate"}},
+		{"missing env secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "env:EMAILCONN_TEST_UNSET_VARIABLE"}, []string{"Password: environment variable EMAILCONN_TEST_UNSET_VARIABLE is not set"}},
+		{"missing file secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: Secret("file:" + filepath.Join(dir, "nope"))}, []string{"Password: file", "does not exist"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.conn.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil: Validate does no I/O", err)
+			}
+			_, err := NewSender(tt.conn, &Options{References: refs})
+			rep := TestConnection(context.Background(), tt.conn, &TestOptions{Options: &Options{References: refs}})
+			for _, e := range []error{err, rep.Err} {
+				if !errors.Is(e, ErrInvalid) {
+					t.Errorf("error %v does not match ErrInvalid", e)
+				}
+				for _, w := range tt.want {
+					if e == nil || !strings.Contains(e.Error(), w) {
+						t.Errorf("error = %v, want it to contain %q", e, w)
+					}
+				}
 			}
 		})
 	}
@@ -190,13 +223,14 @@ func TestSecretReveal(t *testing.T) {
 		{"env:EMAILCONN_TEST_SECRET", "from-env"},
 		{Secret("file:" + file), "from-file"},
 	}
+	refs := References{Env: []string{"EMAILCONN_TEST_SECRET", "EMAILCONN_TEST_NOPE"}, Dirs: []string{dir}}
 	for _, tt := range tests {
-		got, err := tt.s.Reveal()
+		got, err := tt.s.Reveal(refs)
 		if err != nil || got != tt.want {
 			t.Errorf("Secret(%q).Reveal() = %q, %v; want %q", string(tt.s), got, err, tt.want)
 		}
 	}
-	if _, err := Secret("env:EMAILCONN_TEST_NOPE").Reveal(); err == nil || !strings.Contains(err.Error(), "EMAILCONN_TEST_NOPE is not set") {
+	if _, err := Secret("env:EMAILCONN_TEST_NOPE").Reveal(refs); err == nil || !strings.Contains(err.Error(), "EMAILCONN_TEST_NOPE is not set") {
 		t.Errorf("Reveal of an unset variable = %v", err)
 	}
 }
@@ -290,18 +324,19 @@ func TestConnectionJSON(t *testing.T) {
 }
 
 func TestSecretFileRefusesDevices(t *testing.T) {
-	for _, path := range []string{"/dev/zero", "/dev/stdin", os.TempDir()} {
-		if _, err := Secret("file:" + path).Reveal(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	all := References{Dirs: []string{"/"}}
+	for _, path := range []string{"/dev/zero", "/dev/stdin", "/dev/null", os.TempDir()} {
+		if _, err := Secret("file:" + path).Reveal(all); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("Reveal(file:%s) = %v, want a refusal", path, err)
 		}
 		c := Connection{MailServer: "m.example", CAFile: path}
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("CAFile %s: Validate() = %v", path, err)
+		if _, err := NewSender(c, &Options{References: all}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("CAFile %s: NewSender() = %v", path, err)
 		}
 	}
 	big := filepath.Join(t.TempDir(), "big")
 	os.WriteFile(big, make([]byte, 100<<10), 0o600)
-	if _, err := Secret("file:" + big).Reveal(); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := Secret("file:" + big).Reveal(all); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("Reveal of a 100 KiB file = %v", err)
 	}
 }

@@ -287,7 +287,7 @@ func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
 		if !errors.Is(err, ErrConnect) || !errors.As(err, &e) || e.Stage != StageGreeting || e.Temporary() || !strings.Contains(err.Error(), "does not speak SMTP") {
 			t.Errorf("%s: Send = %v, want a permanent ErrConnect at the greeting saying the service does not speak SMTP", mode, err)
 		}
-		rep := TestConnection(context.Background(), c, nil)
+		rep := runTest(c, nil)
 		if rep.OK || !strings.Contains(rep.Sentence, "does not speak SMTP") || strings.Contains(rep.Sentence, "no greeting") {
 			t.Errorf("%s: Test Connection sentence %q, want one saying the service does not speak SMTP", mode, rep.Sentence)
 		}
@@ -348,7 +348,7 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 	if err != nil || rc.Mechanism != "PLAIN" {
 		t.Fatalf("Send = %+v, %v; want delivery after AUTH PLAIN", rc, err)
 	}
-	rep := TestConnection(context.Background(), c, nil)
+	rep := runTest(c, nil)
 	if !rep.OK || len(rep.Server.Extensions) != 301 {
 		t.Errorf("Test Connection: ok=%v, %d extensions, want a pass with 301: %s", rep.OK, len(rep.Server.Extensions), rep.Sentence)
 	}
@@ -413,7 +413,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 		}})
-		rep := TestConnection(context.Background(), connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "nobody@example.com"})
+		rep := runTest(connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "nobody@example.com"})
 		if rep.OK {
 			t.Fatal("Test Connection passed with a refused probe recipient")
 		}
@@ -758,7 +758,7 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 	}
 	var se *smtp.SMTPError
 	errors.As(err, &se)
-	rep := TestConnection(context.Background(), c, &TestOptions{})
+	rep := runTest(c, &TestOptions{})
 	out := fmt.Sprintf("%v\n%+v\n%v\n%s\n%s\n%s", err, err, se, rep.Sentence, rep.JSON(), logs.String())
 	if !strings.Contains(out, "[redacted]") {
 		t.Errorf("the echoed credentials were not replaced by [redacted]:\n%s", err)

@@ -12,7 +12,9 @@
 // A [Connection] is plain data; [Connection.Validate] reports every problem
 // at once, each as a [*FieldError] naming the field. Secrets ([Secret])
 // hold a literal, an "env:NAME" or a "file:PATH" reference, and never print,
-// log or marshal their literal value.
+// log or marshal their literal value. A reference, and a CAFile, is only
+// read where [Options].References allows it; the zero [References] allows
+// none, the rule for configuration entered by users.
 //
 // # Configuration and precedence
 //

@@ -98,18 +98,38 @@ var (
 
 	// ErrClosed reports a call on a closed Sender or Registry.
 	ErrClosed = errors.New("emailconn: closed")
+
+	// ErrNotFound reports that a Registry holds no connection or OAuth2
+	// configuration of the name asked for (Registry.Sender,
+	// Registry.TestConnection, Registry.TestOAuth2). The message suggests a
+	// near name when there is one.
+	ErrNotFound = errors.New("emailconn: not found")
 )
 
 // A FieldError describes one problem with one field of a configuration or a
 // message. Validation joins one FieldError per problem with errors.Join.
-// FieldError matches ErrInvalid with errors.Is.
+// FieldError matches ErrInvalid with errors.Is; when the problem has an
+// underlying cause (an error reading the configuration, say), Unwrap
+// returns it.
 type FieldError struct {
-	// Field names the field as the user knows it: the Go field name
-	// ("MailServer") for values built in code, or the path into the JSON
-	// configuration ("connections[2].smtpTimeout").
+	// Field names the field, in the form of the value the caller handed
+	// over:
+	//
+	//   - for a value built in Go — Connection.Validate, NewSender,
+	//     TestConnection, OAuth2Config.Validate, TestOAuth2, Sender.Send —
+	//     the Go path: "MailServer", "To[1]", "Options.ActionOrigin",
+	//     "TestOptions.OAuth2Config.ClientSecret", "Message.Headers[X-Tag]";
+	//   - for a Config — LoadConfig, Config.Validate, NewRegistry, Replace,
+	//     Update — the path into its JSON form, which is how the file an
+	//     administrator edits names it: "connections[2].smtpTimeout",
+	//     "grid.from", "processes[\"Payroll\"]"; "configuration" for the
+	//     whole file;
+	//   - for a function argument, the parameter's Go name ("baseURL").
 	Field string
 	// Problem says what is wrong, in lower case.
 	Problem string
+
+	err error
 }
 
 // Error returns "emailconn: <field>: <problem>".
@@ -120,13 +140,26 @@ func (e *FieldError) Error() string {
 // Is reports whether target is ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
-// problems collects FieldErrors.
+// Unwrap returns the cause of the problem, or nil.
+func (e *FieldError) Unwrap() error { return e.err }
+
+// maxProblems bounds the problems one validation reports, so that a huge
+// invalid file yields a short error; the rest are counted.
+const maxProblems = 100
+
+// problems collects FieldErrors, at most maxProblems of them.
 type problems struct {
-	prefix string
-	errs   []error
+	prefix  string
+	errs    []error
+	dropped int  // problems not kept because errs was full
+	stopped bool // checking stopped early, so dropped is a lower bound
 }
 
 func (p *problems) add(field, format string, args ...any) {
+	if len(p.errs) >= maxProblems {
+		p.dropped++
+		return
+	}
 	switch {
 	case p.prefix != "" && field == "":
 		field = strings.TrimSuffix(p.prefix, ".")
@@ -138,7 +171,34 @@ func (p *problems) add(field, format string, args ...any) {
 	p.errs = append(p.errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
-func (p *problems) err() error { return errors.Join(p.errs...) }
+// full reports whether no more problems are kept.
+func (p *problems) full() bool { return len(p.errs) >= maxProblems }
+
+// merge adds the problems of sub, whose fields carry their own prefix.
+func (p *problems) merge(sub *problems) {
+	for _, e := range sub.errs {
+		if len(p.errs) >= maxProblems {
+			p.dropped++
+			continue
+		}
+		p.errs = append(p.errs, e)
+	}
+	p.dropped += sub.dropped
+	p.stopped = p.stopped || sub.stopped
+}
+
+func (p *problems) err() error {
+	errs := p.errs
+	if p.dropped > 0 || p.stopped {
+		more := fmt.Sprintf("%d more problems", p.dropped)
+		if p.stopped {
+			more = "more problems"
+		}
+		errs = append(errs[:len(errs):len(errs)], &FieldError{Field: "configuration",
+			Problem: "has " + more + ", not listed: fix the ones above first"})
+	}
+	return errors.Join(errs...)
+}
 
 // An SMTPError is a reply from the server that ended an exchange: its code,
 // its enhanced status code (RFC 3463) when the server sent one, and its text.

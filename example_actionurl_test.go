@@ -24,8 +24,8 @@ func ExampleRewriteActionURL() {
 	fmt.Println(err)
 	// Output:
 	// https://approvals.example.com:8443/actions/approve?wu=42&sig=abc#top
-	// emailconn: action url: link is scheme-relative (//host), which is not allowed
-	// emailconn: email actions base url: query is not allowed
+	// emailconn: link: link is scheme-relative (//host), which is not allowed
+	// emailconn: base: query is not allowed
 }
 
 func ExampleRewriteActionLinks() {

@@ -40,7 +40,7 @@ func ExampleLoadConfig() {
 	// password: env:ALERTS_SMTP_PASSWORD
 	// grid: relay.internal:25
 	// emailconn: connections[0].smtpTimeout: must not be negative
-	// emailconn: connections[0].enableTSL: unknown field
+	// emailconn: connections[0].enableTSL: unknown field (did you mean "enableTLS"?)
 	// emailconn: connections[0].mailServer: "smtp.example.com:99999": port "99999" must be a number from 1 to 65535
 	// emailconn: processes["Payroll"]: connection "y" does not exist (known: "x")
 }

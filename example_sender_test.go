@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"path/filepath"
 	"strings"
 
 	"github.com/emailconn/emailconn"
@@ -12,7 +13,8 @@ import (
 )
 
 // This example sends through a local test server with STARTTLS and AUTH;
-// CAFile makes the client trust the test server's certificate authority.
+// CAFile makes the client trust the test server's certificate authority;
+// Options.References allows the directory it is in.
 func ExampleSender_Send() {
 	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
 	defer done()
@@ -20,7 +22,7 @@ func ExampleSender_Send() {
 	s, err := emailconn.NewSender(emailconn.Connection{
 		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
 		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
-	}, nil)
+	}, &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -48,12 +50,15 @@ func ExampleError() {
 	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alerts": "other"}})
 	defer done()
 
-	s, _ := emailconn.NewSender(emailconn.Connection{
+	s, err := emailconn.NewSender(emailconn.Connection{
 		Name: "workunit-alerts", MailServer: srv.Addr(), TLSMode: emailconn.TLSImplicit, CAFile: ca,
 		Username: "alerts", Password: "wrong", From: "alerts@example.com",
-	}, nil)
+	}, &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
-	_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+	_, err = s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 
 	var e *emailconn.Error
 	var se *emailconn.SMTPError

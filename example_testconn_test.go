@@ -3,6 +3,7 @@ package emailconn_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/emailconn/emailconn"
@@ -19,7 +20,11 @@ func ExampleTestConnection() {
 		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
 		ConnectTimeout: 10e9, SendTimeout: 30e9,
 		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
-	}, &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
+	}, &emailconn.TestOptions{
+		ProbeRecipient: "ops@example.com",
+		// The engine's own configuration: its CA file's directory is allowed.
+		Options: &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}},
+	})
 
 	fmt.Println("ok:", rep.OK)
 	for _, s := range rep.Stages {

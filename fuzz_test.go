@@ -2,6 +2,8 @@ package emailconn
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -16,13 +18,24 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte(`{"grid":{"mailServer":"relay.internal","to":"a@example.com"},"oauth2Configurations":[{"name":"o","provider":"google","grantType":"refresh_token","clientID":"x","refreshToken":"r"}]}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"connections":null,"grid":null}`))
+	f.Add([]byte(`{"grid":{"mailServer":"relay.internal","enableTLS":true,"enableTLS":false}}`))
+	f.Add([]byte(`{"connections":[]} {"grid":{"mailServer":"x"}}`))
+	f.Add([]byte(`{"connections":[]}garbage`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := LoadConfig(bytes.NewReader(data))
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "emailconn: ") {
 				t.Fatalf("error without prefix: %q", err)
 			}
+			if n := len(err.Error()); n > 10*len(data)+20000 {
+				t.Fatalf("a %d-byte input gave a %d-byte error", len(data), n)
+			}
 			return
+		}
+		// Issue 11-12: what is accepted is exactly one JSON object, without
+		// a key repeated at any level.
+		if msg := strictJSON(data); msg != "" {
+			t.Fatalf("LoadConfig accepted %s: %q", msg, data)
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("LoadConfig accepted an invalid configuration: %v", err)
@@ -66,4 +79,56 @@ func FuzzSplitMailServer(f *testing.F) {
 			t.Fatalf("endpoint(%q) = %q: %v", s, ep.addr(), err)
 		}
 	})
+}
+
+// strictJSON returns why data is not exactly one JSON value without
+// repeated keys, or "".
+func strictJSON(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func() string
+	walk = func() string {
+		tok, err := dec.Token()
+		if err != nil {
+			return "invalid JSON"
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return ""
+		}
+		switch d {
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return "invalid JSON"
+				}
+				key, _ := k.(string)
+				if seen[key] {
+					return "a repeated key " + strconv.Quote(key)
+				}
+				seen[key] = true
+				if msg := walk(); msg != "" {
+					return msg
+				}
+			}
+		case '[':
+			for dec.More() {
+				if msg := walk(); msg != "" {
+					return msg
+				}
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return "invalid JSON"
+		}
+		return ""
+	}
+	if msg := walk(); msg != "" {
+		return msg
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "data after the object"
+	}
+	return ""
 }

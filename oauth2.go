@@ -150,8 +150,9 @@ type oauth2FieldNames struct {
 }
 
 // Validate reports every problem with o at once, joined with errors.Join;
-// each is a *FieldError naming the Go field. Secret references must
-// resolve.
+// each is a *FieldError naming the Go field. It does no I/O: whether secret
+// references are allowed and resolve depends on Options.References, which
+// a Registry and TestOAuth2 apply.
 func (o *OAuth2Config) Validate() error {
 	var p problems
 	o.validate(&p, oauth2GoNames)
@@ -204,10 +205,10 @@ func (o *OAuth2Config) validate(p *problems, n oauth2FieldNames) {
 	if o.ClientID == "" {
 		p.add(n.clientID, "is required")
 	}
-	if msg := o.ClientSecret.check(); msg != "" {
+	if msg := o.ClientSecret.checkForm(); msg != "" {
 		p.add(n.clientSecret, "%s", msg)
 	}
-	if msg := o.RefreshToken.check(); msg != "" {
+	if msg := o.RefreshToken.checkForm(); msg != "" {
 		p.add(n.refreshToken, "%s", msg)
 	}
 	if o.TokenURL == "" {
@@ -354,15 +355,11 @@ func (o *OAuth2Config) decode(data []byte, p *problems) {
 		case "scopes":
 			decodeStrings(p, f, &o.Scopes)
 		case "endpointParams":
-			if !isNull(f.raw) {
-				if err := json.Unmarshal(f.raw, &o.EndpointParams); err != nil {
-					p.add(f.key, "must be an object of string values")
-				}
-			}
+			decodeStringMap(p, f, &o.EndpointParams, "an object of string values")
 		case "clientAuth":
 			decodeString(p, f, (*string)(&o.ClientAuth))
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, jsonKeys(oauth2ConfigJSON{}))
 		}
 	}
 }
@@ -417,6 +414,7 @@ func (o OAuth2Config) LogValue() slog.Value {
 type oauthEntry struct {
 	mu    sync.Mutex // guards cfg.RefreshToken, which a rotation replaces
 	cfg   OAuth2Config
+	refs  References // Options.References, for the secrets' references
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
 }
@@ -429,13 +427,32 @@ func (e *oauthEntry) refreshToken() (string, error) {
 	e.mu.Lock()
 	rt := e.cfg.RefreshToken
 	e.mu.Unlock()
-	return rt.Reveal()
+	v, msg := rt.reveal(&e.refs)
+	if msg != "" {
+		return "", &FieldError{Field: "RefreshToken", Problem: msg}
+	}
+	return v, nil
+}
+
+// checkRefs reports the secrets of o that refs does not allow or that do
+// not resolve. Only a valid form is checked (see validate).
+func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *References) {
+	for _, f := range []struct {
+		s     Secret
+		field string
+	}{{o.ClientSecret, n.clientSecret}, {o.RefreshToken, n.refreshToken}} {
+		if f.s != "" && f.s.checkForm() == "" {
+			if _, msg := f.s.reveal(refs); msg != "" {
+				p.add(f.field, "%s", msg)
+			}
+		}
+	}
 }
 
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
 // refresh token before its access token is used.
 func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Context, e *oauthEntry, rt string) error) *oauthEntry {
-	e := &oauthEntry{cfg: cfg, now: time.Now}
+	e := &oauthEntry{cfg: cfg, refs: opts.References, now: time.Now}
 	if tokenClock != nil {
 		e.now = tokenClock
 	}
@@ -465,7 +482,13 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 	}
 	if cfg.ClientSecret != "" {
 		secret := cfg.ClientSecret
-		tc.ClientSecret = secret.Reveal
+		tc.ClientSecret = func() (string, error) {
+			v, msg := secret.reveal(&e.refs)
+			if msg != "" {
+				return "", &FieldError{Field: "ClientSecret", Problem: msg}
+			}
+			return v, nil
+		}
 	}
 	if cfg.GrantType == GrantRefreshToken {
 		tc.RefreshToken = e.refreshToken
@@ -711,7 +734,7 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 		if s != nil {
 			known = slices.Collect(maps.Keys(s.oauth))
 		}
-		rep.fail(&FieldError{Field: "oauth2Configuration", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, known))})
+		rep.fail(&notFoundError{kind: "OAuth2 configuration", name: name, known: known})
 		return rep
 	}
 	return e.test(ctx, rep)
@@ -721,13 +744,16 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 // registry. opts may be nil; its HTTPClient is used.
 func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
-	if err := cfg.Validate(); err != nil {
-		rep.fail(err)
-		return rep
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	var p problems
+	cfg.validate(&p, oauth2GoNames)
+	cfg.checkRefs(&p, oauth2GoNames, &o.References)
+	if err := p.err(); err != nil {
+		rep.fail(err)
+		return rep
 	}
 	// A client of its own, closed when the test ends: no keep-alive
 	// connection outlives a one-off test.

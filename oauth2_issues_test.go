@@ -83,7 +83,7 @@ func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *
 		Connections:   []Connection{c},
 		OAuth2Configs: []OAuth2Config{{Name: "down", GrantType: GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
 		Processes:     map[string]string{"P": "m365"},
-	}, opts)
+	}, allowCA(c, opts))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,7 +124,7 @@ func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant 
 	if opts == nil {
 		opts = &Options{}
 	}
-	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}, Processes: map[string]string{"P": "m365"}}, opts)
+	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}, Processes: map[string]string{"P": "m365"}}, allowCA(c, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 			{Name: "hung", GrantType: GrantClientCredentials, TokenURL: hung.URL, ClientID: "app", ClientSecret: Secret(hung.secret)},
 			{Name: "ok", GrantType: GrantClientCredentials, TokenURL: ok.URL, ClientID: "app", ClientSecret: Secret(ok.secret)},
 		},
-	}, &Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: RetryPolicy{MaxAttempts: 1}})
+	}, allowCA(conn("a", "hung"), &Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: RetryPolicy{MaxAttempts: 1}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
 				return nil, err
 			}
 			return fakeRemote{conn}, nil
-		}})
+		}, References: References{Dirs: []string{filepath.Dir(c.CAFile)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +462,7 @@ func TestOAuth2CanaryNeverLeaks(t *testing.T) {
 		oc := OAuth2Config{Name: "contoso", GrantType: GrantRefreshToken, TokenURL: te.URL, ClientID: "app", ClientSecret: Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
 		c := connFor(t, srv, TLSStartTLS)
 		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "contoso"
-		r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}}, &Options{Logger: logger})
+		r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}}, allowCA(c, &Options{Logger: logger}))
 		if err != nil {
 			t.Fatal(err)
 		}

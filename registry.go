@@ -37,18 +37,23 @@ type Config struct {
 	Processes map[string]string
 }
 
+// gridName is how errors, logs and tools name the grid settings; no
+// connection may be called so.
+const gridName = "grid"
+
 // maxConfigBytes bounds the size of a configuration file.
-const maxConfigBytes = 16 << 20
+const maxConfigBytes = 4 << 20
 
 // LoadConfig reads a configuration in its JSON form and validates it. The
 // error lists every problem, each a *FieldError whose Field is the path to
 // the value ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown
 // fields are errors, so that a misspelt option cannot silently change
-// behaviour.
+// behaviour. An error reading r is a *FieldError for "configuration" that
+// unwraps to r's error.
 func LoadConfig(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
 	if err != nil {
-		return Config{}, fmt.Errorf("emailconn: reading configuration: %w", err)
+		return Config{}, &FieldError{Field: "configuration", Problem: "cannot be read: " + err.Error(), err: err}
 	}
 	if len(data) > maxConfigBytes {
 		return Config{}, &FieldError{Field: "configuration", Problem: fmt.Sprintf("is larger than %d bytes", maxConfigBytes)}
@@ -56,21 +61,22 @@ func LoadConfig(r io.Reader) (Config, error) {
 	var cfg Config
 	var p problems
 	cfg.decode(data, &p)
-	decoded := len(p.errs)
-	cfg.validate(&p)
+	var v problems
+	cfg.validate(&v)
 	// A field whose value could not be read is reported once, not again by
 	// validation.
-	bad := make(map[string]bool)
-	for _, e := range p.errs[:decoded] {
+	bad := make(map[string]bool, len(p.errs))
+	for _, e := range p.errs {
 		bad[e.(*FieldError).Field] = true
 	}
-	errs := p.errs[:decoded]
-	for _, e := range p.errs[decoded:] {
+	for _, e := range v.errs {
 		if !bad[e.(*FieldError).Field] {
-			errs = append(errs, e)
+			p.merge(&problems{errs: []error{e}})
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	p.dropped += v.dropped
+	p.stopped = p.stopped || v.stopped
+	if err := p.err(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
@@ -85,18 +91,26 @@ func (c *Config) decode(data []byte, p *problems) {
 		switch f.key {
 		case "connections":
 			for i, raw := range decodeArray(p, f) {
+				if p.full() { // the error is long enough; spare the memory
+					p.stopped = true
+					break
+				}
 				var conn Connection
 				sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
 				conn.decode(raw, &sub)
-				p.errs = append(p.errs, sub.errs...)
+				p.merge(&sub)
 				c.Connections = append(c.Connections, conn)
 			}
 		case "oauth2Configurations":
 			for i, raw := range decodeArray(p, f) {
+				if p.full() {
+					p.stopped = true
+					break
+				}
 				var o OAuth2Config
 				sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 				o.decode(raw, &sub)
-				p.errs = append(p.errs, sub.errs...)
+				p.merge(&sub)
 				c.OAuth2Configs = append(c.OAuth2Configs, o)
 			}
 		case "grid":
@@ -106,17 +120,12 @@ func (c *Config) decode(data []byte, p *problems) {
 			var g Connection
 			sub := problems{prefix: "grid."}
 			g.decode(f.raw, &sub)
-			p.errs = append(p.errs, sub.errs...)
+			p.merge(&sub)
 			c.Grid = &g
 		case "processes":
-			if isNull(f.raw) {
-				continue
-			}
-			if err := json.Unmarshal(f.raw, &c.Processes); err != nil {
-				p.add(f.key, "must be an object mapping process names to connection names")
-			}
+			decodeStringMap(p, f, &c.Processes, "an object mapping process names to connection names")
 		default:
-			p.add(f.key, "unknown field")
+			unknownField(p, f.key, jsonKeys(configJSON{}))
 		}
 	}
 }
@@ -150,7 +159,7 @@ func (c *Config) validate(p *problems) {
 		o := &c.OAuth2Configs[i]
 		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 		o.validate(&sub, oauth2JSONNames)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 		if o.Name == "" {
 			continue
 		}
@@ -167,6 +176,8 @@ func (c *Config) validate(p *problems) {
 		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
 		if conn.Name == "" {
 			sub.add("name", "is required")
+		} else if strings.EqualFold(conn.Name, gridName) {
+			sub.add("name", "%q is reserved for the grid settings: choose another name", conn.Name)
 		}
 		c.validateConnection(conn, &sub, oauthIndex)
 		if j, dup := connIndex[conn.Name]; dup && conn.Name != "" {
@@ -174,7 +185,7 @@ func (c *Config) validate(p *problems) {
 		} else if conn.Name != "" {
 			connIndex[conn.Name] = i
 		}
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	if c.Grid != nil {
 		sub := problems{prefix: "grid."}
@@ -182,7 +193,7 @@ func (c *Config) validate(p *problems) {
 			sub.add("name", "the grid settings have no name: remove it")
 		}
 		c.validateConnection(c.Grid, &sub, oauthIndex)
-		p.errs = append(p.errs, sub.errs...)
+		p.merge(&sub)
 	}
 	for _, proc := range sortedKeys(c.Processes) {
 		field := "processes[" + jsonQuote(proc) + "]"
@@ -216,14 +227,7 @@ func (c *Config) validateConnection(conn *Connection, p *problems, oauthIndex ma
 // when it is plausibly a typo, or lists the known names when there are few.
 func suggest(name string, known []string) string {
 	sort.Strings(known)
-	best, bestDist := "", 3
-	for _, k := range known {
-		d := editDistance(strings.ToLower(name), strings.ToLower(k))
-		if d < bestDist && d*3 <= max(len(name), len(k)) {
-			best, bestDist = k, d
-		}
-	}
-	switch {
+	switch best := closest(name, known); {
 	case best != "":
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	case len(known) == 0:
@@ -232,6 +236,22 @@ func suggest(name string, known []string) string {
 		return fmt.Sprintf(" (known: %s)", strings.Join(quoteAll(known), ", "))
 	}
 	return ""
+}
+
+// closest returns the known name closest to name when it is plausibly a
+// typo of it (a small edit distance, case ignored), or "".
+func closest(name string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if len(name)-len(k) >= bestDist || len(k)-len(name) >= bestDist {
+			continue // the distance is at least the difference in length
+		}
+		d := editDistance(strings.ToLower(name), strings.ToLower(k))
+		if d < bestDist && d*3 <= max(len(name), len(k)) {
+			best, bestDist = k, d
+		}
+	}
+	return best
 }
 
 func quoteAll(s []string) []string {
@@ -306,16 +326,18 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 // json.Marshal, it writes literal secrets as they are. References
 // ("env:NAME", "file:PATH") are written as references, never as the values
 // they refer to. Keep the output as confidential as the secrets in it.
+// An error writing to w is a *FieldError for "configuration" (matching
+// ErrInvalid) that unwraps to w's error.
 func (c *Config) Save(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(c.toJSON(true)); err != nil {
-		return fmt.Errorf("emailconn: writing configuration: %w", err)
+		return &FieldError{Field: "configuration", Problem: "cannot be encoded: " + err.Error(), err: err}
 	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("emailconn: writing configuration: %w", err)
+		return &FieldError{Field: "configuration", Problem: "cannot be written: " + err.Error(), err: err}
 	}
 	return nil
 }
@@ -519,7 +541,7 @@ func (e *connEntry) getSender() (*Sender, error) {
 	}
 	c := e.conn
 	if e.via == SourceGrid {
-		c.Name = "grid"
+		c.Name = gridName
 	}
 	e.sender, e.err = newSender(c, *e.opts)
 	if e.err != nil {
@@ -612,6 +634,9 @@ func (r *Registry) replaceLocked(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := cfg.checkRefs(&r.opts.References); err != nil {
+		return err
+	}
 	if err := r.checkOptions(&cfg); err != nil {
 		return err
 	}
@@ -653,6 +678,28 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 		r.mu.Unlock()
 	}
 	return cbErr
+}
+
+// checkRefs reports every secret reference and CAFile of c that refs does
+// not allow or that does not resolve, by its path in the JSON form.
+func (c *Config) checkRefs(refs *References) error {
+	var p problems
+	for i := range c.OAuth2Configs {
+		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
+		c.OAuth2Configs[i].checkRefs(&sub, oauth2JSONNames, refs)
+		p.merge(&sub)
+	}
+	for i := range c.Connections {
+		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
+		c.Connections[i].checkRefs(&sub, jsonNames, refs)
+		p.merge(&sub)
+	}
+	if c.Grid != nil {
+		sub := problems{prefix: "grid."}
+		c.Grid.checkRefs(&sub, jsonNames, refs)
+		p.merge(&sub)
+	}
+	return p.err()
 }
 
 // checkOptions reports connections the registry's Options cannot serve.
@@ -762,11 +809,15 @@ func (rt Route) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, rt.Str
 
 // Sender returns the Sender of the named connection, or of the grid
 // settings when name is "". Senders are made on first use and shared:
-// do not close them; close the Registry.
+// do not close them; close the Registry. An unknown name fails with
+// ErrNotFound; "" without grid settings with ErrNoRoute.
 func (r *Registry) Sender(name string) (*Sender, error) {
 	s := r.cur.Load()
 	if s == nil {
-		return nil, &noRouteError{empty: true}
+		if name != "" {
+			return nil, &notFoundError{kind: "connection", name: name}
+		}
+		return nil, &noRouteError{noGrid: true}
 	}
 	e := s.grid
 	if name != "" {
@@ -774,9 +825,9 @@ func (r *Registry) Sender(name string) (*Sender, error) {
 	}
 	if e == nil {
 		if name == "" {
-			return nil, fmt.Errorf("emailconn: there are no grid settings: %w", ErrNoRoute)
+			return nil, &noRouteError{noGrid: true}
 		}
-		return nil, &FieldError{Field: "connection", Problem: fmt.Sprintf("%q does not exist%s", name, suggest(name, slices.Collect(maps.Keys(s.conns))))}
+		return nil, &notFoundError{kind: "connection", name: name, known: slices.Collect(maps.Keys(s.conns))}
 	}
 	return e.getSender()
 }
@@ -908,9 +959,13 @@ var ErrNoRoute = errors.New("emailconn: no route")
 type noRouteError struct {
 	process string
 	empty   bool
+	noGrid  bool // the grid settings were asked for, not a process's route
 }
 
 func (e *noRouteError) Error() string {
+	if e.noGrid {
+		return "emailconn: no route: there are no grid settings"
+	}
 	if e.empty {
 		return fmt.Sprintf("emailconn: process %q: no route: the registry holds no configuration", e.process)
 	}
@@ -918,3 +973,16 @@ func (e *noRouteError) Error() string {
 }
 
 func (e *noRouteError) Is(target error) bool { return target == ErrNoRoute }
+
+// notFoundError reports a name a Registry does not hold.
+type notFoundError struct {
+	kind  string // "connection" or "OAuth2 configuration"
+	name  string
+	known []string
+}
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("emailconn: %s %q does not exist%s", e.kind, e.name, suggest(e.name, e.known))
+}
+
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }

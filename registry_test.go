@@ -2,14 +2,17 @@ package emailconn
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 const designConfig = `{
@@ -388,4 +391,179 @@ func BenchmarkResolveParallel(b *testing.B) {
 			i += 7
 		}
 	})
+}
+
+// TestIssue10_04_ErrorsMatchSentinels checks that lookups of unknown names
+// match ErrNotFound, that the missing grid settings read with one prefix,
+// and that reading and writing errors of a configuration start with
+// "emailconn: ", match ErrInvalid and keep their cause.
+func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
+	r, err := NewRegistry(Config{
+		Connections:   []Connection{{Name: "alerts", MailServer: "m.example"}},
+		OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Sender("alrets"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || err.Error() != `emailconn: connection "alrets" does not exist (did you mean "alerts"?)` {
+		t.Errorf("Sender(unknown) = %v, want ErrNotFound with a suggestion", err)
+	}
+	if rep := r.TestConnection(context.Background(), "nope", nil); !errors.Is(rep.Err, ErrNotFound) || strings.Contains(rep.Sentence, "not valid") {
+		t.Errorf("TestConnection(unknown) = %v, %q", rep.Err, rep.Sentence)
+	}
+	if rep := r.TestOAuth2(context.Background(), "contso"); !errors.Is(rep.Err, ErrNotFound) || !strings.Contains(rep.Error, `did you mean "contoso"`) {
+		t.Errorf("TestOAuth2(unknown) = %v", rep.Err)
+	}
+	_, err = r.Sender("")
+	if !errors.Is(err, ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
+		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNoRoute", err)
+	}
+	if _, err := new(Registry).Sender("x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("empty registry Sender(x) = %v, want ErrNotFound", err)
+	}
+
+	cause := errors.New("disk on fire")
+	_, err = LoadConfig(iotest.ErrReader(cause))
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("LoadConfig(failing reader) = %v, want ErrInvalid wrapping the cause", err)
+	}
+	cfg := Config{}
+	if err := cfg.Save(failingWriter{cause}); !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("Save(failing writer) = %v, want ErrInvalid wrapping the cause", err)
+	}
+	if _, err := Secret("env:X").Reveal(References{}); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+		t.Errorf("Reveal = %v", err)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestIssue10_08_GridNameReserved checks that no connection can be named
+// "grid", so that a tool's "grid" can only mean the grid settings.
+func TestIssue10_08_GridNameReserved(t *testing.T) {
+	for _, name := range []string{"grid", "Grid", "GRID"} {
+		cfg := Config{Connections: []Connection{{Name: name, MailServer: "m.example"}}}
+		err := cfg.Validate()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `connections[0].name: "`+name+`" is reserved for the grid settings`) {
+			t.Errorf("connection named %q: Validate() = %v, want a refusal", name, err)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"grid","mailServer":"m.example"}]}`)); err == nil {
+		t.Error("LoadConfig accepted a connection named grid")
+	}
+	cfg := Config{Connections: []Connection{{Name: "gridlock", MailServer: "m.example"}}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("gridlock: %v", err)
+	}
+}
+
+// TestIssue11_12_LoadConfigStrict checks that a repeated key and data after
+// the object are refused, and that a huge invalid file yields a short error
+// in bounded memory.
+func TestIssue11_12_LoadConfigStrict(t *testing.T) {
+	bad := []struct{ in, want string }{
+		{`{"grid":{"mailServer":"relay.internal","enableTLS":true,"enableTLS":false}}`, `grid.enableTLS: appears more than once`},
+		{`{"connections":[],"connections":[]}`, `connections: appears more than once`},
+		{`{"processes":{"P":"a","P":"b"},"connections":[{"name":"a","mailServer":"m.example"},{"name":"b","mailServer":"m.example"}]}`, `processes["P"]: appears more than once`},
+		{`{"oauth2Configurations":[{"name":"o","grantType":"client_credentials","tokenURL":"https://x.example/t","clientID":"i","clientSecret":"s","endpointParams":{"a":"1","a":"2"}}]}`, `oauth2Configurations[0].endpointParams["a"]: appears more than once`},
+		{`{"connections":[]} {"grid":{"mailServer":"x"}}`, `configuration: is not valid JSON: invalid character '{' after top-level value (at line 1, column 20)`},
+		{"{\"connections\":[]}\ngarbage", `after top-level value (at line 2, column 1)`},
+	}
+	for _, tt := range bad {
+		_, err := LoadConfig(strings.NewReader(tt.in))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("LoadConfig(%s) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[]}` + "\n\t ")); err != nil {
+		t.Errorf("trailing white space: %v", err)
+	}
+
+	// A file of many invalid connections, near the size limit.
+	var b strings.Builder
+	b.WriteString(`{"connections":[`)
+	for i := 0; b.Len() < maxConfigBytes-100; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"name":"c%d","mailServer":"smtp://x","smtpTimeout":-1,"bogus":1}`, i)
+	}
+	b.WriteString(`]}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := LoadConfig(strings.NewReader(b.String()))
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("LoadConfig accepted it")
+	}
+	if n := len(err.Error()); n > 64<<10 {
+		t.Errorf("the error is %d bytes, want at most 64 KiB", n)
+	}
+	if !strings.Contains(err.Error(), "more problems, not listed") {
+		t.Errorf("the error does not say problems were left out:\n%.500s", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 30*maxConfigBytes {
+		t.Errorf("LoadConfig of a %d-byte file allocated %d bytes", b.Len(), got)
+	}
+	t.Logf("%d-byte file: %d-byte error, %d bytes allocated", b.Len(), len(err.Error()), after.TotalAlloc-before.TotalAlloc)
+	if _, err := LoadConfig(strings.NewReader(strings.Repeat(" ", maxConfigBytes+1))); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized file: %v", err)
+	}
+}
+
+// TestIssue10_09_JSONProblems checks the "did you mean" of unknown fields at
+// every level and the line and column of syntax errors.
+func TestIssue10_09_JSONProblems(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"connections":[{"name":"a","mailServer":"m.example","enableTSL":true}]}`, `connections[0].enableTSL: unknown field (did you mean "enableTLS"?)`},
+		{`{"conections":[]}`, `conections: unknown field (did you mean "connections"?)`},
+		{`{"grid":{"mailServr":"m.example"}}`, `grid.mailServr: unknown field (did you mean "mailServer"?)`},
+		{`{"oauth2Configurations":[{"name":"o","clientSecert":"x"}]}`, `oauth2Configurations[0].clientSecert: unknown field (did you mean "clientSecret"?)`},
+		{`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`, `connections[0].zzzzzz: unknown field`},
+		{"{\n  \"connections\": [\n    {\"name\": \"a\",, \"mailServer\": \"x\"}\n  ]\n}", `at line 3, column 18`},
+		{`{"connections":[`, `is not valid JSON: it ends before the value is complete`},
+	}
+	for _, tt := range tests {
+		_, err := LoadConfig(strings.NewReader(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("LoadConfig(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`)); strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a far name got a suggestion: %v", err)
+	}
+}
+
+// TestIssue10_09_FieldNames checks the naming rule of FieldError.Field: Go
+// paths for values built in Go, JSON paths for a Config, parameter names for
+// function arguments — never prose.
+func TestIssue10_09_FieldNames(t *testing.T) {
+	field := func(err error) string {
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Fatalf("%v holds no *FieldError", err)
+		}
+		return fe.Field
+	}
+	c := Connection{MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}
+	_, rewriteErr := RewriteActionURL("https://x.example/path", "/a")
+	_, linksErr := RewriteActionLinks("https://x.example", "http://engine/x", "")
+	cfg := Config{Connections: []Connection{{Name: "a", MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}}}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{c.Validate(), "ActionsBaseURL"},
+		{cfg.Validate(), "connections[0].emailActionsBaseURL"},
+		{rewriteErr, "base"},
+		{linksErr, "origin"},
+	} {
+		if got := field(tt.err); got != tt.want {
+			t.Errorf("Field of %v = %q, want %q", tt.err, got, tt.want)
+		}
+	}
 }

@@ -97,6 +97,13 @@ type Options struct {
 	// A client given here is used as it is: DialPolicy does not apply to it.
 	HTTPClient *http.Client
 
+	// References says which "env:" and "file:" references in secrets, and
+	// which CAFile paths, may be read: list only what everyone who may
+	// enter a connection may use (see References and the README's
+	// Security section). Zero means none: secrets must be literals and
+	// CAFile must be empty, the safe rule for configuration from users.
+	References References
+
 	// DialPolicy limits which addresses may be dialled — mail servers and
 	// OAuth2 token endpoints — for engines that let tenants type in a mail
 	// server. It is enforced on the resolved address at connect time, so
@@ -347,6 +354,7 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 	}
 	var p problems
 	c.validate(&p, goNames)
+	c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
 	}
@@ -366,9 +374,9 @@ func newSender(c Connection, o Options) (*Sender, error) {
 	s.slots = make(chan struct{}, o.maxSessions())
 	s.tlsCfg = &tls.Config{ServerName: s.ep.host, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pool, err := loadCAFile(c.CAFile)
-		if err != nil {
-			return nil, &FieldError{Field: "CAFile", Problem: err.Error()}
+		pool, msg := o.References.loadCAFile(c.CAFile)
+		if msg != "" {
+			return nil, &FieldError{Field: "CAFile", Problem: msg}
 		}
 		s.tlsCfg.RootCAs = pool
 	}
@@ -1671,9 +1679,9 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	if s.authType == AuthOAuth2 {
 		return s.authenticateOAuth2(ctx, sess, tr, mech)
 	}
-	pw, err := s.conn.Password.Reveal()
-	if err != nil {
-		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: err.Error()})
+	pw, msg := s.conn.Password.reveal(&s.opts.References)
+	if msg != "" {
+		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: msg})
 	}
 	sess.tap.AnswerAbort = true
 	sess.secret([]byte(pw))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,23 @@ func connFor(t testing.TB, srv *smtptest.Server, mode TLSMode) Connection {
 	}
 }
 
+// allowCA returns opts (nil for the defaults) with the directory of c's
+// CAFile added to Options.References, as an engine lists where its own
+// configuration's files are.
+func allowCA(c Connection, opts *Options) *Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if c.CAFile != "" {
+		o.References.Dirs = append(slices.Clone(o.References.Dirs), filepath.Dir(c.CAFile))
+	}
+	return &o
+}
+
 func mustSender(t testing.TB, c Connection, opts *Options) *Sender {
 	t.Helper()
-	s, err := NewSender(c, opts)
+	s, err := NewSender(c, allowCA(c, opts))
 	if err != nil {
 		t.Fatalf("NewSender: %v", err)
 	}

@@ -213,6 +213,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 	rep := newReport(&c)
 	var p problems
 	c.validate(&p, goNames)
+	c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		switch {
 		case to.OAuth2Config == nil:
@@ -222,6 +223,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 		default:
 			sub := problems{prefix: "TestOptions.OAuth2Config."}
 			to.OAuth2Config.validate(&sub, oauth2GoNames)
+			to.OAuth2Config.checkRefs(&sub, oauth2GoNames, &o.References)
 			p.errs = append(p.errs, sub.errs...)
 		}
 	}
@@ -263,6 +265,9 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 			err = &restrictedError{msg: fmt.Sprintf("emailconn: connection %q is not available", name), err: err}
 		}
 		rep.invalid(err)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoRoute) {
+			rep.Sentence = "The connection was not tested: " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
+		}
 		return rep
 	}
 	return s.test(ctx, &to, newReport(&s.conn))

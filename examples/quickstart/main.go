@@ -90,8 +90,13 @@ func main() {
 
 	// 3. The registry resolves each process to its route. The engine
 	// generates action links with its own origin; ActionOrigin tells the
-	// library which links those are.
-	reg, err := emailconn.NewRegistry(cfg, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
+	// library which links those are. This is the engine's own file, so it
+	// may refer to the engine's variables and files: References lists which
+	// (configuration entered by users gets none).
+	reg, err := emailconn.NewRegistry(cfg, &emailconn.Options{
+		ActionOrigin: "http://engine.internal:8080",
+		References:   emailconn.References{Env: []string{"ALERTS_SMTP_PASSWORD", "IDP_CLIENT_SECRET"}, Dirs: []string{dir}},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

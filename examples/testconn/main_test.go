@@ -28,7 +28,7 @@ func TestTestconn(t *testing.T) {
 }`, srv.Addr(), ca)), 0o600)
 
 	var out, errOut bytes.Buffer
-	if code := run([]string{"-config", cfg, "-connection", "good", "-probe-to", "ops@example.com"}, &out, &errOut); code != 0 {
+	if code := run([]string{"-config", cfg, "-allow-dir", dir, "-connection", "good", "-probe-to", "ops@example.com"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{"✓ starttls", "✓ rcpt", "– oauth2 token", "Action links become: https://approvals.example.com/actions/approve", "Connected to " + srv.Addr()} {
@@ -38,7 +38,7 @@ func TestTestconn(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := run([]string{"-config", cfg, "-connection", "wrong-password", "-json"}, &out, &errOut); code != 1 {
+	if code := run([]string{"-config", cfg, "-allow-dir", dir, "-connection", "wrong-password", "-json"}, &out, &errOut); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	var rep map[string]any
@@ -49,7 +49,7 @@ func TestTestconn(t *testing.T) {
 	// -restricted: the address dialled and the certificate's names are
 	// left out.
 	out.Reset()
-	if code := run([]string{"-config", cfg, "-connection", "good", "-json", "-restricted"}, &out, &errOut); code != 0 {
+	if code := run([]string{"-config", cfg, "-allow-dir", dir, "-connection", "good", "-json", "-restricted"}, &out, &errOut); code != 0 {
 		t.Fatalf("restricted: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	rep = nil
@@ -57,9 +57,27 @@ func TestTestconn(t *testing.T) {
 		t.Errorf("restricted JSON report %s (%v)", out.String(), err)
 	}
 
-	for _, args := range [][]string{{}, {"-config", cfg}, {"-config", cfg, "-connection", "nope"}, {"-config", "/nonexistent", "-connection", "x"}} {
+	for _, args := range [][]string{{}, {"-config", cfg}, {"-config", cfg, "-allow-dir", dir, "-connection", "nope"}, {"-config", "/nonexistent", "-connection", "x"}} {
 		if code := run(args, &out, &errOut); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)
+		}
+	}
+}
+
+// TestIssue11_01_CAFileNeedsAllowDir checks that the configuration's caFile
+// is only read from a directory -allow-dir lists, and that the refusal
+// names the flag.
+func TestIssue11_01_CAFileNeedsAllowDir(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "engine.json")
+	os.WriteFile(cfg, []byte(`{"connections": [{"name": "c", "mailServer": "127.0.0.1:1", "caFile": "/etc/passwd"}]}`), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", cfg, "-allow-dir", dir, "-connection", "c"}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errOut.String())
+	}
+	for _, want := range []string{"connections[0].caFile", "is not allowed", "-allow-dir"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
 		}
 	}
 }

@@ -20,7 +20,7 @@ func oauthRegistry(e *Env, opts *emailconn.Options) (*emailconn.Registry, error)
 		OAuth2Configs: []emailconn.OAuth2Config{{Name: "bench", GrantType: emailconn.GrantClientCredentials,
 			TokenURL: e.TokenURL, ClientID: "bench-client", ClientSecret: "bench-secret"}},
 		Processes: map[string]string{"basic": "basic", "oauth2": "oauth2"},
-	}, opts)
+	}, withRefs(e, opts))
 }
 
 // OAuth2Bench returns the benchmark of case 6: Route.Send of the 2 KB
@@ -70,4 +70,20 @@ func OAuth2Bench(process string, perSession bool) func(b *testing.B) {
 		b.ReportMetric(float64(e.TokenRequests.Load()-tokens)/float64(b.N), "token-requests/op")
 		b.ReportMetric(float64(e.TLS.Auths.Load()-auths)/float64(b.N), "auths/op")
 	}
+}
+
+// withRefs returns a copy of opts with the environment's References.
+func withRefs(e *Env, opts *emailconn.Options) *emailconn.Options {
+	var o emailconn.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.References = e.References()
+	return &o
+}
+
+// References allows the environment's own files (its CA file), as an
+// engine lists the directories of its own configuration.
+func (e *Env) References() emailconn.References {
+	return emailconn.References{Dirs: []string{e.dir}}
 }

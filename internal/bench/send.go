@@ -59,7 +59,9 @@ func NewEmailconnSender(e *Env, secure bool) (*emailconn.Sender, error) {
 		c.Username = User
 		c.Password = emailconn.Secret(Password)
 	}
-	return emailconn.NewSender(c, senderOptions())
+	o := senderOptions()
+	o.References = e.References()
+	return emailconn.NewSender(c, o)
 }
 
 // senderOptions returns the Options of the emailconn rows: the defaults,

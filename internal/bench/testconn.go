@@ -53,13 +53,14 @@ func TestConnectionBench(registry bool) func(b *testing.B) {
 				CAFile: e.CAFile, From: From, Username: User, Password: emailconn.Secret(Password)})
 		}
 		ctx := context.Background()
+		topts := &emailconn.TestOptions{Options: withRefs(e, nil)}
 		n := 0
 		test := func() *emailconn.TestReport {
 			n++
-			return emailconn.TestConnection(ctx, conns[n%len(conns)], nil)
+			return emailconn.TestConnection(ctx, conns[n%len(conns)], topts)
 		}
 		if registry {
-			r, err := emailconn.NewRegistry(emailconn.Config{Connections: conns}, nil)
+			r, err := emailconn.NewRegistry(emailconn.Config{Connections: conns}, withRefs(e, nil))
 			if err != nil {
 				b.Fatal(err)
 			}

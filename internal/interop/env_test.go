@@ -2,6 +2,7 @@ package interop
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,10 +90,24 @@ func (s *suite) conn(inst string, mode emailconn.TLSMode) emailconn.Connection {
 	}
 }
 
+// allowCA returns opts (nil for the defaults) with the directory of c's
+// CAFile allowed in Options.References, as an engine lists where its own
+// configuration's files are.
+func allowCA(c emailconn.Connection, opts *emailconn.Options) *emailconn.Options {
+	var o emailconn.Options
+	if opts != nil {
+		o = *opts
+	}
+	if c.CAFile != "" {
+		o.References.Dirs = append(append([]string(nil), o.References.Dirs...), filepath.Dir(c.CAFile))
+	}
+	return &o
+}
+
 // sender returns a Sender closed when the test ends.
 func newSender(t *testing.T, c emailconn.Connection, opts *emailconn.Options) *emailconn.Sender {
 	t.Helper()
-	s, err := emailconn.NewSender(c, opts)
+	s, err := emailconn.NewSender(c, allowCA(c, opts))
 	if err != nil {
 		t.Fatalf("NewSender(%v): %v", c, err)
 	}

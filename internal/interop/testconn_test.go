@@ -276,7 +276,7 @@ func TestTestConnectionPasses(t *testing.T) {
 					px = newProxy(t, smtpAddr(tc.inst), "")
 					c.MailServer = px.addr()
 				}
-				rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe})
+				rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe, Options: allowCA(c, nil)})
 				if !rep.OK || rep.Err != nil || rep.Error != "" {
 					t.Fatalf("Test Connection failed: %v\n%s", rep.Err, rep.JSON())
 				}
@@ -563,7 +563,7 @@ func TestTestConnectionFails(t *testing.T) {
 				probe = probeTo
 			}
 			start := time.Now()
-			rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe, Timeout: tc.timeout})
+			rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe, Timeout: tc.timeout, Options: allowCA(c, nil)})
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("Test Connection took %v", took)
 			}
