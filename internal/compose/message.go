@@ -303,9 +303,10 @@ func attachmentPart(a *Attachment) *part {
 //   - as a plain fallback, key="…", with each non-ASCII character replaced
 //     by "_", so that a reader that knows only plain parameters still gets
 //     a name with the right extension;
-//   - as an RFC 2231 extended parameter, key*=utf-8”… percent-encoded,
-//     split into continuations key*0*=utf-8”…; key*1*=… when it is long,
-//     so that every line stays short and no character is split. Readers
+//   - as an RFC 2231 extended parameter (key*=, the charset utf-8, two
+//     apostrophes, the value percent-encoded), split into continuations
+//     (key*0*=, key*1*=, …) when it is long, so that every line stays
+//     short and no character is split. Readers
 //     that know RFC 2231 (Go's mime, go-message, Thunderbird, Apple Mail,
 //     Gmail, current Outlook) use it in preference to the fallback.
 //
@@ -348,8 +349,12 @@ func asciiFallback(s string) string {
 const rfc2231Segment = 56
 
 // rfc2231 returns the parameter key with value v as RFC 2231 extended
-// parameters, each after "; ": key*=utf-8”… when it fits one segment,
-// else continuations key*0*=utf-8”…; key*1*=…, split between characters.
+// parameters, each after "; ", for example
+//
+//	filename*=utf-8''%C3%9Cberstunden.pdf
+//
+// when it fits one segment, else continuations key*0*=, key*1*=, …, split
+// between characters, the first one starting with the charset.
 func rfc2231(key, v string) string {
 	var segs []string
 	var cur strings.Builder
