@@ -691,18 +691,11 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	return pr, nil
 }
 
-// parseAddress parses one address and checks it for the envelope.
+// parseAddress parses one address with the composer's validator, the one
+// Connection.Validate uses too, and records its problem under field.
 func parseAddress(p *problems, field, s string) (*mail.Address, bool) {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		p.add(field, "must not contain CR, LF or NUL")
-		return nil, false
-	}
-	a, err := mail.ParseAddress(s)
+	a, err := compose.ParseAddress(s)
 	if err != nil {
-		p.add(field, "%q is not an email address", s)
-		return nil, false
-	}
-	if err := compose.ValidateEnvelope(a.Address, true); err != nil {
 		p.add(field, "%v", err)
 		return nil, false
 	}
