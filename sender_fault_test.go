@@ -266,11 +266,12 @@ func TestSendFaults(t *testing.T) {
 			msg: bigMessage(16 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
 		// 512 KiB every 200 ms: the whole upload takes several send
 		// timeouts, but no stretch of it (even on a loaded machine) one.
+		// 7 MiB is about 9.6 MiB in base64: 19 pauses, at least 3.8 s.
 		{name: "F41 slow but moving upload succeeds", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.SlowRead, Bytes: 512 << 10, Interval: 200 * time.Millisecond}}},
 			// SendTimeout 2 s also covers the test server's own work after
-			// the last byte (12 MiB under the race detector on a loaded
-			// machine) before it replies.
-			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(12 << 20),
+			// the last byte (under the race detector on a loaded machine)
+			// before it replies.
+			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(7 << 20),
 			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
 				if rc.Duration < 3*time.Second {
 					t.Errorf("upload took %v; the test wants it well over the send timeout", rc.Duration)
@@ -516,6 +517,7 @@ func TestPoolReusesSessions(t *testing.T) {
 }
 
 func TestPoolRedialsDeadIdleSession(t *testing.T) {
+	t.Parallel()
 	// The server closes each session 100 ms after a message, as an idle
 	// timeout would.
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Idle, Delay: 100 * time.Millisecond, Reply: "421 4.4.2 Idle timeout"}}})
@@ -524,7 +526,12 @@ func TestPoolRedialsDeadIdleSession(t *testing.T) {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		// The server has closed the pooled session for idleness.
+		select {
+		case <-srv.SessionClosed(i + 1):
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session %d was never closed for idleness", i+1)
+		}
 	}
 	if n := len(srv.Messages()); n != 3 {
 		t.Errorf("messages = %d, want 3", n)
@@ -550,6 +557,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 }
 
 func TestMaxSessionsBound(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Delay: 50 * time.Millisecond}}})
 	s := mustSender(t, connFor(t, srv, TLSNone), &Options{MaxSessions: 2})
 	errc := make(chan error, 10)
@@ -621,7 +629,15 @@ func TestCancelInEveryPhase(t *testing.T) {
 				_, err := s.Send(ctx, msg)
 				done <- err
 			}()
-			time.Sleep(300 * time.Millisecond)
+			// The server has reached the phase: the fault fired (it now
+			// stays silent or stalls for ever).
+			select {
+			case <-srv.Fired(0, 1):
+			case err := <-done:
+				t.Fatalf("Send returned before the phase was reached: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the phase was never reached")
+			}
 			cancelled := time.Now()
 			cancel()
 			select {
@@ -643,6 +659,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 }
 
 func TestContextDeadlineWithoutTimeouts(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0

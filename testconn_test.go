@@ -247,6 +247,7 @@ func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
 }
 
 func TestTestConnectionConnectionFailures(t *testing.T) {
+	t.Parallel()
 	// Connection refused: a port nothing listens on.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -277,14 +278,15 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 // connection without timeouts are still reported within the default cap.
 func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 	defer func(d time.Duration) { defaultTestTimeout = d }(defaultTestTimeout)
-	defaultTestTimeout = time.Second
+	const limit = 300 * time.Millisecond // the cap, shortened for the test
+	defaultTestTimeout = limit
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
 	rep := TestConnection(context.Background(), c, nil)
-	if d := time.Since(start); d < time.Second || d > time.Second+ftSlack {
-		t.Errorf("the test returned after %v, want about the 1 s cap", d)
+	if d := time.Since(start); d < limit || d > limit+ftSlack {
+		t.Errorf("the test returned after %v, want about the %v cap", d, limit)
 	}
 	checkFailure(t, rep, StageGreeting, "reached its time limit")
 	if !strings.Contains(strings.Join(rep.Warnings, " "), "No timeouts are configured") {
@@ -313,6 +315,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	accepted := make(chan string, 100) // the peers, in accept order
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -320,6 +323,10 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 				return
 			}
 			accepts.Add(1)
+			select {
+			case accepted <- c.RemoteAddr().String():
+			default:
+			}
 			c.Close()
 		}
 	}()
@@ -341,7 +348,21 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 			t.Errorf("refusals differ: %q vs %q", sentences[i], sentences[0])
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The listener accepts in arrival order: once it has accepted the
+	// test's own marker connection, it has counted every earlier one.
+	mc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	for peer := ""; peer != mc.LocalAddr().String(); {
+		select {
+		case peer = <-accepted:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener never accepted the marker connection")
+		}
+	}
+	accepts.Add(-1) // the marker
 	if n := accepts.Load(); n != 0 {
 		t.Errorf("the listener saw %d connections, want 0", n)
 	}
