@@ -115,6 +115,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 }
 
 func TestSendFaults(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "s3cret"}
 	tests := []faultCase{
 		// Greeting (F05–F10).

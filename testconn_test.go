@@ -167,6 +167,7 @@ type hintCase struct {
 }
 
 func TestTestConnectionHints(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "s3cret"}
 	authReply := func(reply string) smtptest.Options {
 		return smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}}
