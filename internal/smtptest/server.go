@@ -132,6 +132,12 @@ type Options struct {
 	// means "mail.test".
 	Domain string
 
+	// ReadBuffer, when positive, is the receive buffer (SO_RCVBUF) of every
+	// accepted connection, so that a client writing to a server that stopped
+	// reading (Stall) blocks after a few KiB rather than a few MiB. Zero
+	// leaves the system's default, which Linux grows to several MiB.
+	ReadBuffer int
+
 	// Faults are injected misbehaviours; see Fault. Nil means none.
 	Faults []Fault
 
@@ -340,6 +346,9 @@ func (s *Server) accept() {
 			s.mu.Unlock()
 			c.Close()
 			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok && s.opts.ReadBuffer > 0 {
+			tc.SetReadBuffer(s.opts.ReadBuffer)
 		}
 		s.sessions++
 		id := s.sessions

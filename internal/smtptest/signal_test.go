@@ -196,3 +196,28 @@ func TestIssue11_6_PipelinedLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBuffer: with a small receive buffer, a stalled server blocks the
+// client's writes after little data.
+func TestReadBuffer(t *testing.T) {
+	s := NewServer(t, Options{ReadBuffer: 16 << 10, Faults: []Fault{{At: DataBody, Action: Stall}}})
+	r := bodyClient(t, s)
+	r.conn.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	await(t, s.Fired(0, 1), "the stall")
+	chunk := make([]byte, 4<<10)
+	r.conn.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	total := 0
+	var err error
+	for total < 64<<20 {
+		var n int
+		n, err = r.conn.Write(chunk)
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	if !isTimeout(err) || total > 2<<20 {
+		t.Errorf("wrote %d bytes, then %v; want the writes blocked within 2 MiB", total, err)
+	}
+	t.Logf("writes blocked after %d KiB", total>>10)
+}
