@@ -56,7 +56,12 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		mode = map[smtptest.Mode]TLSMode{smtptest.Plain: TLSNone, smtptest.StartTLS: TLSStartTLS, smtptest.Implicit: TLSImplicit}[tc.srv.TLS]
 	}
 	c := connFor(t, srv, mode)
-	c.ConnectTimeout, c.SendTimeout = ftC, ftS
+	if tc.within != 0 || tc.wantErr == ErrTimeout {
+		c.ConnectTimeout, c.SendTimeout = ftC, ftS // the case is about them
+	} else {
+		// Room for a loaded machine: nothing in the case should wait on them.
+		c.ConnectTimeout, c.SendTimeout = 10*time.Second, 10*time.Second
+	}
 	if tc.srv.Users != nil {
 		c.Username, c.Password = "alice", "s3cret"
 	}
@@ -261,10 +266,13 @@ func TestSendFaults(t *testing.T) {
 		// DATA (F40–F46).
 		{name: "F40 554 to DATA", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "DATA", Reply: "554 5.5.1 No valid recipients"}}},
 			wantErr: ErrRefused, wantCode: 554, temp: no},
-		{name: "F41 server stops reading", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}},
-			// The bound includes filling the socket buffers (a few MiB,
-			// slow under the race detector) before the stall.
-			msg: bigMessage(16 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
+		{name: "F41 server stops reading", srv: smtptest.Options{ReadBuffer: 64 << 10, Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}},
+			// The bound includes filling the socket buffers before the
+			// stall: small ones on both sides, so that 2 MiB fill them
+			// without composing the many MiB (slow under the race detector)
+			// that Linux's default buffers hold.
+			opts: &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer},
+			msg:  bigMessage(2 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
 		// 512 KiB every 200 ms: the whole upload takes several send
 		// timeouts, but no stretch of it (even on a loaded machine) one.
 		// 7 MiB is about 9.6 MiB in base64: 19 pauses, at least 3.8 s.
@@ -350,6 +358,17 @@ func bigMessage(n int) func() *Message {
 		m.Attachments = []Attachment{{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte("0123456789abcdef"), n/16))}}
 		return m
 	}
+}
+
+// smallWriteBuffer dials with a 64 KiB send buffer, so that a server that
+// stops reading blocks the upload after little data.
+func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	return conn, nil
 }
 
 // fakeRemote makes a loopback connection look like one to 10.0.0.25, to
@@ -596,13 +615,14 @@ func TestCancelInEveryPhase(t *testing.T) {
 		{"tls handshake", smtptest.Fault{At: smtptest.Greeting, Action: smtptest.Silent}, nil, smtptest.Plain},
 		{"auth", smtptest.Fault{At: "AUTH", Action: smtptest.Silent}, nil, smtptest.StartTLS},
 		{"mail", smtptest.Fault{At: "MAIL", Action: smtptest.Silent}, nil, smtptest.Plain},
-		{"data body", smtptest.Fault{At: smtptest.DataBody, Action: smtptest.Stall}, bigMessage(16 << 20), smtptest.Plain},
+		{"data body", smtptest.Fault{At: smtptest.DataBody, Action: smtptest.Stall}, bigMessage(2 << 20), smtptest.Plain},
 		{"final dot", smtptest.Fault{At: smtptest.AfterDot, Action: smtptest.Silent}, nil, smtptest.Plain},
 	}
 	for _, ph := range phases {
 		t.Run(ph.name, func(t *testing.T) {
 			t.Parallel()
-			opts := smtptest.Options{TLS: ph.mode, Faults: []smtptest.Fault{ph.fault}}
+			// Small socket buffers: the upload blocks after little data.
+			opts := smtptest.Options{TLS: ph.mode, Faults: []smtptest.Fault{ph.fault}, ReadBuffer: 64 << 10}
 			if ph.name == "auth" {
 				opts.Users = map[string]string{"alice": "s3cret"}
 			}
@@ -619,7 +639,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 			if ph.name == "auth" {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer})
 			msg := basicMessage()
 			if ph.msg != nil {
 				msg = ph.msg()
