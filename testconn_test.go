@@ -184,6 +184,7 @@ type hintCase struct {
 }
 
 func TestTestConnectionHints(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "s3cret"}
 	authReply := func(reply string) smtptest.Options {
 		return smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}}
@@ -226,7 +227,22 @@ func TestTestConnectionHints(t *testing.T) {
 			t.Parallel()
 			srv := smtptest.NewServer(t, tc.srv)
 			c := connFor(t, srv, tc.mode)
-			c.ConnectTimeout, c.SendTimeout = 500*time.Millisecond, 500*time.Millisecond
+			// Room for a loaded machine, except for the timeout that the
+			// case is about: a server silent in a phase, or one that waits
+			// for a TLS handshake the client never starts.
+			c.ConnectTimeout, c.SendTimeout = 10*time.Second, 10*time.Second
+			silent := tc.name == "plaintext to implicit TLS port"
+			for _, f := range tc.srv.Faults {
+				silent = silent || f.Action == smtptest.Silent
+			}
+			if silent {
+				switch tc.stage {
+				case StageAuth, StageMail, StageRcpt:
+					c.SendTimeout = 500 * time.Millisecond
+				default:
+					c.ConnectTimeout = 500 * time.Millisecond
+				}
+			}
 			if tc.srv.Users != nil {
 				c.Username, c.Password = "alice", "s3cret"
 			}
@@ -266,6 +282,7 @@ func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
 }
 
 func TestTestConnectionConnectionFailures(t *testing.T) {
+	t.Parallel()
 	// Connection refused: a port nothing listens on.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -296,14 +313,15 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 // connection without timeouts are still reported within the default cap.
 func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 	defer func(d time.Duration) { defaultTestTimeout = d }(defaultTestTimeout)
-	defaultTestTimeout = time.Second
+	const limit = 300 * time.Millisecond // the cap, shortened for the test
+	defaultTestTimeout = limit
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
 	rep := runTest(c, nil)
-	if d := time.Since(start); d < time.Second || d > time.Second+ftSlack {
-		t.Errorf("the test returned after %v, want about the 1 s cap", d)
+	if d := time.Since(start); d < limit || d > limit+ftSlack {
+		t.Errorf("the test returned after %v, want about the %v cap", d, limit)
 	}
 	checkFailure(t, rep, StageGreeting, "reached its time limit")
 	if !strings.Contains(strings.Join(rep.Warnings, " "), "No timeouts are configured") {
@@ -332,6 +350,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	accepted := make(chan string, 100) // the peers, in accept order
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -339,6 +358,10 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 				return
 			}
 			accepts.Add(1)
+			select {
+			case accepted <- c.RemoteAddr().String():
+			default:
+			}
 			c.Close()
 		}
 	}()
@@ -360,7 +383,21 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 			t.Errorf("refusals differ: %q vs %q", sentences[i], sentences[0])
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The listener accepts in arrival order: once it has accepted the
+	// test's own marker connection, it has counted every earlier one.
+	mc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	for peer := ""; peer != mc.LocalAddr().String(); {
+		select {
+		case peer = <-accepted:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener never accepted the marker connection")
+		}
+	}
+	accepts.Add(-1) // the marker
 	if n := accepts.Load(); n != 0 {
 		t.Errorf("the listener saw %d connections, want 0", n)
 	}
