@@ -375,6 +375,9 @@ func newSender(c Connection, o Options) (*Sender, error) {
 		}
 		s.tlsCfg.RootCAs = pool
 	}
+	if c.RootCAs != nil {
+		s.tlsCfg.RootCAs = c.RootCAs.Clone()
+	}
 	if c.ActionsBaseURL != "" {
 		base, err := actionlink.ParseBase(c.ActionsBaseURL)
 		if err != nil {
