@@ -116,7 +116,9 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		// whatever the hook reached.
 		c.MailServer = "localhost.invalid:587"
 		s := mustSender(t, c, &Options{DialContext: h.DialContext, Retry: RetryPolicy{MaxAttempts: 1},
-			lookup: func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.7")}, nil }})
+			lookup: func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("192.0.2.7")}, nil
+			}})
 		_, err = s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
 		if !errors.Is(err, ErrTLSUnavailable) {
 			t.Errorf("Send to a name the certificate does not hold = %v, want ErrTLSUnavailable", err)
