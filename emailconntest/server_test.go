@@ -410,3 +410,19 @@ func TestIssue13_1_Concurrent(t *testing.T) {
 		t.Errorf("got %d messages, want 8", n)
 	}
 }
+
+// TestIssue13_1_HeaderDecoding: header values are unfolded and their
+// RFC 2047 words decoded; repeated fields keep their order.
+func TestIssue13_1_HeaderDecoding(t *testing.T) {
+	srv := newServer(t, nil)
+	s := newSender(t, srv.Connection("raw"), nil)
+	raw := "Received: first\r\nReceived: second\r\nSubject: =?utf-8?q?Genehmigung_f=C3=BCr?=\r\n =?utf-8?q?_Workunit_42?=\r\nX-Long: one\r\n\ttwo\r\n\r\nbody\r\n"
+	if _, err := s.SendRaw(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	m := srv.Messages()[0]
+	if m.Subject != "Genehmigung für Workunit 42" || m.Header.Get("X-Long") != "one two" ||
+		strings.Join(m.Header["Received"], ",") != "first,second" {
+		t.Errorf("Subject %q, X-Long %q, Received %q", m.Subject, m.Header.Get("X-Long"), m.Header["Received"])
+	}
+}
