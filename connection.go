@@ -145,8 +145,8 @@ type Connection struct {
 	// CAFile. It is not part of the JSON form: MarshalJSON and Config.Save
 	// leave it out, so a connection written and read back trusts the
 	// system roots again (and fails closed on a private CA). Treat the
-	// pool as read-only once it is in a Connection; a Sender uses a copy
-	// made when the Sender is. Nil means CAFile, else the system roots.
+	// pool as read-only once it is in a Connection; a Sender works with a
+	// copy taken when it is made. Nil means CAFile, else the system roots.
 	// Certificates are always verified; there is no way to skip that.
 	RootCAs *x509.CertPool
 

@@ -59,7 +59,8 @@ type Options struct {
 	// "451 4.3.5" naming the mistake. Refuse is called from the server's
 	// goroutines: it must be safe for concurrent use (a counter that
 	// refuses the first attempt and accepts the next needs a mutex or an
-	// atomic). Nil means no command is refused.
+	// atomic). A panic in Refuse becomes "451 4.3.5" with the panic's
+	// value. Nil means no command is refused.
 	Refuse func(command, arg string) string
 }
 
@@ -130,7 +131,14 @@ func (s *Server) refuse(command, arg string) *smtp.SMTPError {
 	if s.opts.Refuse == nil {
 		return nil
 	}
-	reply := s.opts.Refuse(command, arg)
+	reply, panicked := func() (reply string, panicked any) {
+		defer func() { panicked = recover() }()
+		return s.opts.Refuse(command, arg), nil
+	}()
+	if panicked != nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 5},
+			Message: fmt.Sprintf("emailconntest: Refuse panicked: %v", panicked)}
+	}
 	if reply == "" {
 		return nil
 	}
@@ -191,7 +199,9 @@ func (s *Server) Addr() string { return s.srv.Addr() }
 // of hanging. When the server has ValidateToken and no Password, the
 // connection has AuthType emailconn.AuthOAuth2 and the caller sets
 // OAuth2Config to the name of an OAuth2 configuration of its Registry.
-// From, To and ActionsBaseURL are left for the caller to set.
+// From, To and ActionsBaseURL are left for the caller to set. (A server
+// Password that starts with "env:" or "file:" would be read as a
+// reference by the connection: choose another.)
 func (s *Server) Connection(name string) emailconn.Connection {
 	c := emailconn.Connection{
 		Name: name, MailServer: s.srv.Addr(),

@@ -426,3 +426,12 @@ func TestIssue13_1_HeaderDecoding(t *testing.T) {
 		t.Errorf("Subject %q, X-Long %q, Received %q", m.Subject, m.Header.Get("X-Long"), m.Header["Received"])
 	}
 }
+
+func TestIssue13_1_RefusePanics(t *testing.T) {
+	srv := newServer(t, &emailconntest.Options{Refuse: func(cmd, arg string) string { panic("bug in the test") }})
+	_, err := newSender(t, srv.Connection("x"), noRetry).Send(context.Background(), &emailconn.Message{From: "a@example.com", To: []string{"b@example.com"}, Text: "x"})
+	var se *emailconn.SMTPError
+	if !errors.As(err, &se) || se.Code != 451 || !strings.Contains(se.Message, "Refuse panicked: bug in the test") {
+		t.Errorf("Send with a panicking Refuse = %v, want 451 naming the panic", err)
+	}
+}
