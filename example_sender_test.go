@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
+	"time"
 
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/emailconntest"
@@ -62,4 +64,42 @@ func ExampleError() {
 	// Output:
 	// true true auth
 	// true 535 5.7.8 false
+}
+
+// This example renders a notification to the bytes Send would send,
+// without a server, as a golden-file test does: with Date and MessageID
+// fixed, the output is the same on every run.
+func ExampleSender_Render() {
+	s, err := emailconn.NewSender(emailconn.Connection{
+		Name: "workunit-alerts", MailServer: "smtp.example.com", EnableTLS: true,
+		From: "alerts@example.com", ActionsBaseURL: "https://approvals.example.com",
+	}, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	var b strings.Builder
+	_, err = s.Render(&b, &emailconn.Message{
+		To:        []string{"approver@example.com"},
+		Subject:   "Workunit 42: approval needed",
+		Text:      "Approve: http://engine.internal:8080/actions/approve?wu=42",
+		Date:      time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC),
+		MessageID: "wu42.approval@example.com",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(strings.ReplaceAll(b.String(), "\r\n", "\n"))
+	// Output:
+	// Date: Tue, 01 Dec 2026 09:30:00 +0000
+	// From: <alerts@example.com>
+	// To: <approver@example.com>
+	// Subject: Workunit 42: approval needed
+	// Message-ID: <wu42.approval@example.com>
+	// MIME-Version: 1.0
+	// Content-Type: text/plain; charset=utf-8
+	// Content-Transfer-Encoding: quoted-printable
+	//
+	// Approve: https://approvals.example.com/actions/approve?wu=3D42
 }
