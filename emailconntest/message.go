@@ -101,7 +101,7 @@ func decode(from string, to []string, raw []byte) Message {
 		case *gomail.AttachmentHeader:
 			h = ph.Header
 		}
-		mediaType, _, _ := h.ContentType()
+		mediaType := mediaTypeOf(h)
 		disp, _, _ := h.ContentDisposition()
 		filename, _ := (&gomail.AttachmentHeader{Header: h}).Filename()
 		isBody := disp != "attachment" && filename == ""
@@ -119,6 +119,21 @@ func decode(from string, to []string, raw []byte) Message {
 		}
 	}
 	return m
+}
+
+// mediaTypeOf returns the media type of a part in lower case, without
+// parameters; text/plain when the field is missing or empty (RFC 2045
+// §5.2), the part before ";" when it cannot be parsed.
+func mediaTypeOf(h message.Header) string {
+	t, _, err := h.ContentType()
+	if err != nil {
+		t, _, _ = strings.Cut(h.Get("Content-Type"), ";")
+		t = strings.ToLower(strings.TrimSpace(t))
+	}
+	if t == "" {
+		return "text/plain"
+	}
+	return t
 }
 
 // lf turns CRLF line ends into LF.
