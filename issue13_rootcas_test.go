@@ -13,9 +13,9 @@ import (
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
-// TestIssue13_RootCAs: trust can come from an *x509.CertPool in code, so
+// TestIssue13_3_RootCAs: trust can come from an *x509.CertPool in code, so
 // no CA file is written; it never disables verification.
-func TestIssue13_RootCAs(t *testing.T) {
+func TestIssue13_3_RootCAs(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, RequireAuth: true})
 	base := Connection{
 		Name: "pool", MailServer: srv.Addr(), EnableTLS: true, From: "engine@example.com",
@@ -77,9 +77,9 @@ func TestIssue13_RootCAs(t *testing.T) {
 	})
 }
 
-// TestIssue13_RootCAsCodeOnly: RootCAs is left out of the JSON form and
+// TestIssue13_3_RootCAsCodeOnly: RootCAs is left out of the JSON form and
 // printed as a mark, never as the pool's internals.
-func TestIssue13_RootCAsCodeOnly(t *testing.T) {
+func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
 	c := Connection{Name: "pool", MailServer: "smtp.example.com", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool()}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -109,10 +109,10 @@ func TestIssue13_RootCAsCodeOnly(t *testing.T) {
 	}
 }
 
-// TestIssue13_SameConnectionRootCAs: a Registry keeps a connection's Sender
+// TestIssue13_3_SameConnectionRootCAs: a Registry keeps a connection's Sender
 // across Replace when its pool holds the same certificates, and replaces
 // it when they differ.
-func TestIssue13_SameConnectionRootCAs(t *testing.T) {
+func TestIssue13_3_SameConnectionRootCAs(t *testing.T) {
 	a := Connection{Name: "x", MailServer: "smtp.example.com", RootCAs: smtptest.SharedCA().Pool()}
 	b := a
 	b.RootCAs = smtptest.SharedCA().Pool() // another pointer, same certificates

@@ -55,13 +55,13 @@ func readmeEngineTest(t *testing.T, root string) string {
 	return code + "\n"
 }
 
-// TestIssue13_ExternalModule builds a module outside this repository that
+// TestIssue13_6_ExternalModule builds a module outside this repository that
 // imports emailconntest, as an engine does, and runs the engine test of
 // README.md in it: a STARTTLS server with AUTH, a Registry with an Email
 // Actions Base URL, and assertions on the decoded approve link, the
 // recipients and an attachment. Its TMPDIR is an empty directory that must
 // stay empty: no CA file.
-func TestIssue13_ExternalModule(t *testing.T) {
+func TestIssue13_6_ExternalModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module with the go command")
 	}
