@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,6 +143,17 @@ type Connection struct {
 	// Certificates are always verified; there is no way to skip that.
 	CAFile string
 
+	// RootCAs are the certificate authorities to trust instead of the
+	// system roots, given in code rather than as a file (a test server's
+	// CA, a bundle embedded in the engine). It cannot be combined with
+	// CAFile. It is not part of the JSON form: MarshalJSON and Config.Save
+	// leave it out, so a connection written and read back trusts the
+	// system roots again (and fails closed on a private CA). Treat the
+	// pool as read-only once it is in a Connection; a Sender works with a
+	// copy taken when it is made. Nil means CAFile, else the system roots.
+	// Certificates are always verified; there is no way to skip that.
+	RootCAs *x509.CertPool
+
 	// AllowInsecureAuth allows sending credentials over a session that is
 	// not protected by verified TLS. Zero means credentials are only sent
 	// over verified TLS or to a server on a loopback address.
@@ -262,6 +274,9 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 		if msg := checkAddress(to); msg != "" {
 			p.add(fmt.Sprintf("%s[%d]", n.to, i), "%s", msg)
 		}
+	}
+	if c.CAFile != "" && c.RootCAs != nil {
+		p.add(n.caFile, "cannot be combined with RootCAs: trust one or the other")
 	}
 	if c.LocalName != "" {
 		if msg := checkEHLOName(c.LocalName); msg != "" {
@@ -516,6 +531,9 @@ func (c Connection) String() string {
 	}
 	if c.CAFile != "" {
 		fmt.Fprintf(&b, ", CAFile: %q", c.CAFile)
+	}
+	if c.RootCAs != nil {
+		b.WriteString(", RootCAs: (set in code)")
 	}
 	if c.AllowInsecureAuth {
 		b.WriteString(", AllowInsecureAuth: true")

@@ -84,4 +84,13 @@
 // [*Error], [*SMTPError], [*RecipientsError] or [*FieldError] for the data.
 // Messages start with "emailconn: ", name the connection and stage, and
 // never contain a credential.
+//
+// # Testing
+//
+// Package [github.com/emailconn/emailconn/emailconntest] is the test kit
+// for engines: a loopback SMTP server with TLS and AUTH whose
+// Server.Connection is ready to use (trust from code through
+// [Connection.RootCAs], no CA file) and whose messages come back decoded.
+// [Sender.Render] and [Route.Render] give the exact bytes a message would
+// be sent as, for golden files.
 package emailconn

@@ -5,24 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/emailconn/emailconn"
-	"github.com/emailconn/emailconn/internal/smtptest"
+	"github.com/emailconn/emailconn/emailconntest"
 )
 
-// This example sends through a local test server with STARTTLS and AUTH;
-// CAFile makes the client trust the test server's certificate authority;
-// Options.References allows the directory it is in.
+// This example sends through a local test server with STARTTLS and AUTH
+// (see package emailconntest). RootCAs makes the client trust the test
+// server's certificate authority without a CA file.
 func ExampleSender_Send() {
-	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
-	defer done()
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	defer srv.Close()
 
 	s, err := emailconn.NewSender(emailconn.Connection{
-		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
+		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, RootCAs: srv.Connection("").RootCAs,
 		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
-	}, &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}})
+	}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,22 +38,22 @@ func ExampleSender_Send() {
 	}
 	fmt.Println(receipt.Accepted, receipt.TLSVersion != "", receipt.Mechanism)
 	m := srv.Messages()[0]
-	fmt.Println(m.From, m.To, strings.Contains(string(m.Data), "Subject: Workunit 4711 failed"))
+	fmt.Println(m.From, m.To, m.Subject)
 	// Output:
 	// [ops@example.com] true PLAIN
-	// alerts@example.com [ops@example.com] true
+	// alerts@example.com [ops@example.com] Workunit 4711 failed
 }
 
 // This example shows the errors of a failed send: the server rejects the
 // credentials.
 func ExampleError() {
-	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alerts": "other"}})
-	defer done()
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSImplicit, Username: "alerts", Password: "other"})
+	defer srv.Close()
 
-	s, err := emailconn.NewSender(emailconn.Connection{
-		Name: "workunit-alerts", MailServer: srv.Addr(), TLSMode: emailconn.TLSImplicit, CAFile: ca,
-		Username: "alerts", Password: "wrong", From: "alerts@example.com",
-	}, &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}})
+	conn := srv.Connection("workunit-alerts") // TLSImplicit, RootCAs, the server's credentials
+	conn.Password = "wrong"
+	conn.From = "alerts@example.com"
+	s, err := emailconn.NewSender(conn, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,4 +67,42 @@ func ExampleError() {
 	// Output:
 	// true true auth
 	// true 535 5.7.8 false
+}
+
+// This example renders a notification to the bytes Send would send,
+// without a server, as a golden-file test does: with Date and MessageID
+// fixed, the output is the same on every run.
+func ExampleSender_Render() {
+	s, err := emailconn.NewSender(emailconn.Connection{
+		Name: "workunit-alerts", MailServer: "smtp.example.com", EnableTLS: true,
+		From: "alerts@example.com", ActionsBaseURL: "https://approvals.example.com",
+	}, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	var b strings.Builder
+	_, err = s.Render(&b, &emailconn.Message{
+		To:        []string{"approver@example.com"},
+		Subject:   "Workunit 42: approval needed",
+		Text:      "Approve: http://engine.internal:8080/actions/approve?wu=42",
+		Date:      time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC),
+		MessageID: "wu42.approval@example.com",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(strings.ReplaceAll(b.String(), "\r\n", "\n"))
+	// Output:
+	// Date: Tue, 01 Dec 2026 09:30:00 +0000
+	// From: <alerts@example.com>
+	// To: <approver@example.com>
+	// Subject: Workunit 42: approval needed
+	// Message-ID: <wu42.approval@example.com>
+	// MIME-Version: 1.0
+	// Content-Type: text/plain; charset=utf-8
+	// Content-Transfer-Encoding: quoted-printable
+	//
+	// Approve: https://approvals.example.com/actions/approve?wu=3D42
 }

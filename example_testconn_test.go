@@ -3,28 +3,21 @@ package emailconn_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/emailconn/emailconn"
-	"github.com/emailconn/emailconn/internal/smtptest"
+	"github.com/emailconn/emailconn/emailconntest"
 )
 
 // This example tests a connection against a local test server with
 // STARTTLS and AUTH, including a MAIL FROM / RCPT TO probe.
 func ExampleTestConnection() {
-	srv, ca, done := exampleServer(smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alerts": "s3cret"}})
-	defer done()
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	defer srv.Close()
 
-	rep := emailconn.TestConnection(context.Background(), emailconn.Connection{
-		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, CAFile: ca,
-		ConnectTimeout: 10e9, SendTimeout: 30e9,
-		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
-	}, &emailconn.TestOptions{
-		ProbeRecipient: "ops@example.com",
-		// The engine's own configuration: its CA file's directory is allowed.
-		Options: &emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(ca)}}},
-	})
+	conn := srv.Connection("workunit-alerts") // STARTTLS, RootCAs, alerts / s3cret
+	conn.From = "alerts@example.com"
+	rep := emailconn.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
 
 	fmt.Println("ok:", rep.OK)
 	for _, s := range rep.Stages {
@@ -52,13 +45,12 @@ func ExampleTestConnection() {
 // which the connection requires. The report names the stage and says what
 // to change.
 func ExampleTestConnection_failure() {
-	srv := smtptest.NewServer(nil, smtptest.Options{TLS: smtptest.Plain})
+	srv := emailconntest.NewServer(nil) // plaintext
 	defer srv.Close()
 
-	rep := emailconn.TestConnection(context.Background(), emailconn.Connection{
-		Name: "relay", MailServer: srv.Addr(), EnableTLS: true,
-		ConnectTimeout: 10e9, SendTimeout: 30e9,
-	}, nil)
+	conn := srv.Connection("relay")
+	conn.EnableTLS = true
+	rep := emailconn.TestConnection(context.Background(), conn, nil)
 
 	fmt.Println("ok:", rep.OK)
 	for _, s := range rep.Stages[3:7] {

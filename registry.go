@@ -902,7 +902,13 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.
 }
 
 // sameConnection reports whether two connections are equal in every field.
-func sameConnection(a, b *Connection) bool { return reflect.DeepEqual(*a, *b) }
+// RootCAs are compared by their certificates (reflect.DeepEqual would call
+// two equal pools different).
+func sameConnection(a, b *Connection) bool {
+	x, y := *a, *b
+	x.RootCAs, y.RootCAs = nil, nil
+	return reflect.DeepEqual(x, y) && a.RootCAs.Equal(b.RootCAs)
+}
 
 // routeFor precomputes the route through one connection or the grid.
 func routeFor(e *connEntry) Route {

@@ -110,6 +110,24 @@ type Options struct {
 	// DNS rebinding cannot bypass it. Nil means any address.
 	DialPolicy *DialPolicy
 
+	// DialContext, when set, opens the connections to mail servers instead
+	// of a net.Dialer, for engines behind a SOCKS5 or HTTP CONNECT proxy
+	// (the DialContext method of golang.org/x/net/proxy's dialers fits) or
+	// that reach a local relay over a Unix socket. The Sender still
+	// resolves the mail server's name itself and passes one "ip:port" at a
+	// time with network "tcp", so DialPolicy judges the address the proxy
+	// is asked to reach before DialContext is called, and TLS is verified
+	// against the mail server's name end to end. What the policy cannot
+	// check through the hook: the address of the proxy itself (the hook's
+	// own business), and whether the hook connects where it is told (a
+	// Unix socket ignores the address). Because the Sender cannot see the
+	// peer, the loopback exception for credentials does not apply:
+	// credentials are sent only over verified TLS or with
+	// Connection.AllowInsecureAuth. Receipts and Test Connection report the
+	// address passed to the hook. OAuth2 token requests do not use it (give
+	// an HTTPClient whose Transport does). Zero means a net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -379,6 +397,9 @@ func newSender(c Connection, o Options) (*Sender, error) {
 			return nil, &FieldError{Field: "CAFile", Problem: msg}
 		}
 		s.tlsCfg.RootCAs = pool
+	}
+	if c.RootCAs != nil {
+		s.tlsCfg.RootCAs = c.RootCAs.Clone()
 	}
 	if c.ActionsBaseURL != "" {
 		base, err := actionlink.ParseBase(c.ActionsBaseURL)
@@ -1784,6 +1805,8 @@ func (s *Sender) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, err
 	dial := s.opts.dial
 	switch {
 	case dial != nil:
+	case s.opts.DialContext != nil:
+		dial = hookDialer(s.opts.DialContext)
 	case guard != nil:
 		dial = guard.DialContext(&net.Dialer{})
 	default:

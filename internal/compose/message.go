@@ -2,6 +2,7 @@ package compose
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -215,7 +216,7 @@ func (m *Message) tree() *part {
 	var body *part
 	switch {
 	case m.Text != "" && m.HTML != "":
-		body = multipart("alternative", "", textPart("plain", m.Text), textPart("html", m.HTML))
+		body = multipart(m.MessageID, "alternative", "", textPart("plain", m.Text), textPart("html", m.HTML))
 	case m.HTML != "":
 		body = textPart("html", m.HTML)
 	case m.Text != "":
@@ -231,13 +232,13 @@ func (m *Message) tree() *part {
 		}
 	}
 	if len(inline) > 0 { // Validate ensures HTML, so body != nil
-		body = multipart("related", body.mediaType, append([]*part{body}, inline...)...)
+		body = multipart(m.MessageID, "related", body.mediaType, append([]*part{body}, inline...)...)
 	}
 	if len(attached) > 0 {
 		if body != nil {
 			attached = append([]*part{body}, attached...)
 		}
-		return multipart("mixed", "", attached...)
+		return multipart(m.MessageID, "mixed", "", attached...)
 	}
 	if body == nil {
 		body = textPart("plain", "")
@@ -255,10 +256,11 @@ func textPart(subtype, text string) *part {
 }
 
 // multipart returns a multipart/subtype part of children; typ is the
-// "type" parameter of multipart/related (RFC 2387).
-func multipart(subtype, typ string, children ...*part) *part {
+// "type" parameter of multipart/related (RFC 2387). messageID seeds the
+// boundary (see newBoundary).
+func multipart(messageID, subtype, typ string, children ...*part) *part {
 	t := "multipart/" + subtype
-	boundary := newBoundary()
+	boundary := newBoundary(messageID, subtype)
 	params := map[string]string{"boundary": boundary}
 	if typ != "" {
 		params["type"] = typ
@@ -411,11 +413,21 @@ func attachmentType(a *Attachment) (string, map[string]string) {
 	return "application/octet-stream", map[string]string{}
 }
 
-// newBoundary returns a random multipart boundary. It starts with "=_",
-// which neither quoted-printable nor base64 output can contain.
-func newBoundary() string {
+// newBoundary returns the boundary of a message's multipart/subtype part
+// (a message has at most one of each subtype). It starts with "=_", which
+// neither quoted-printable nor base64 output can contain, so content can
+// never end a part early, whether or not the boundary can be guessed: it
+// is derived from the Message-ID when there is one, so that a message
+// renders to the same bytes every time (golden files, emailconn's
+// Render), and random otherwise.
+func newBoundary(messageID, subtype string) string {
 	var b [24]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	if messageID == "" {
+		rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	} else {
+		sum := sha256.Sum256([]byte("emailconn boundary\x00" + subtype + "\x00" + messageID))
+		copy(b[:], sum[:])
+	}
 	return "=_" + hex.EncodeToString(b[:])
 }
 
