@@ -588,9 +588,6 @@ func (r *Registry) replaceLocked(cfg Config) error {
 	if err := cfg.checkRefs(&r.opts.References); err != nil {
 		return err
 	}
-	if err := r.checkOptions(&cfg); err != nil {
-		return err
-	}
 	prev := r.cur.Load()
 	next := newSnapshot(cfg, prev, &r.opts, r.rotated)
 	r.cur.Store(next)
@@ -652,23 +649,6 @@ func (c *Config) checkRefs(refs *References) error {
 		sub := problems{prefix: "grid."}
 		c.Grid.checkRefs(&sub, jsonNames, refs)
 		p.merge(&sub)
-	}
-	return p.err()
-}
-
-// checkOptions reports connections the registry's Options cannot serve.
-func (r *Registry) checkOptions(cfg *Config) error {
-	if r.opts.ActionOrigin != "" {
-		return nil
-	}
-	var p problems
-	for i := range cfg.Connections {
-		if cfg.Connections[i].ActionsBaseURL != "" {
-			p.add(fmt.Sprintf("connections[%d].emailActionsBaseURL", i), "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
-		}
-	}
-	if cfg.Grid != nil && cfg.Grid.ActionsBaseURL != "" {
-		p.add("grid.emailActionsBaseURL", "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
 	}
 	return p.err()
 }

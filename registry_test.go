@@ -567,3 +567,49 @@ func TestIssue10_09_FieldNames(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue10_07_READMEPrecedenceSnippet runs the README's Configuration
+// and Precedence snippets on the README's own configuration: NewRegistry
+// with the References they list, then Resolve, which must print the line
+// the README shows. Before, the snippet ignored NewRegistry's error and
+// panicked.
+func TestIssue10_07_READMEPrecedenceSnippet(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(readme)
+	_, rest, _ := strings.Cut(doc, "## Configuration")
+	_, rest, _ = strings.Cut(rest, "```json\n")
+	jsonBlock, _, _ := strings.Cut(rest, "```")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "contoso"), []byte("client-secret\n"), 0o600)
+	jsonBlock = strings.ReplaceAll(jsonBlock, "file:/run/secrets/", "file:"+filepath.ToSlash(dir)+"/")
+	t.Setenv("ALERTS_SMTP_PASSWORD", "pw")
+
+	cfg, err := LoadConfig(strings.NewReader(jsonBlock))
+	if err != nil {
+		t.Fatalf("LoadConfig(README) = %v", err)
+	}
+	reg, err := NewRegistry(cfg, &Options{
+		ActionOrigin: "http://engine.internal:8080",
+		References:   References{Env: []string{"ALERTS_SMTP_PASSWORD", "GOOGLE_*"}, Dirs: []string{dir, "/etc/engine/ca"}},
+	})
+	if err != nil {
+		t.Fatalf("NewRegistry(README) = %v", err)
+	}
+	defer reg.Close()
+	rt, err := reg.Resolve("PayrollApproval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ = strings.Cut(doc, "fmt.Println(rt)\n// ")
+	want, _, _ := strings.Cut(rest, "\n")
+	if got := rt.String(); got != want {
+		t.Errorf("Resolve(PayrollApproval) = %q, the README says %q", got, want)
+	}
+	// Without References, the same configuration is refused, not resolved.
+	if _, err := NewRegistry(cfg, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
+		t.Errorf("NewRegistry(README, nil) = %v, want the references refused", err)
+	}
+}
