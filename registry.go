@@ -561,22 +561,50 @@ func (r *Registry) Replace(cfg Config) error {
 
 // Update applies fn to a copy of the current configuration and replaces the
 // configuration with the result when fn returns nil and the result is
-// valid; otherwise nothing changes and the error is returned. Concurrent
-// Updates are serialised, so none is lost. Use it to register or remove a
-// single connection, OAuth2 configuration, process assignment or grid
-// setting.
+// valid; otherwise nothing changes and fn's error, or the validation error,
+// is returned. Use it to register or remove a single connection, OAuth2
+// configuration, process assignment or grid setting.
+//
+// fn runs without the registry's lock, so it may call any method of the
+// registry, Replace, Update and Close included, without deadlocking. When
+// the configuration changes while fn runs (another goroutine's Replace or
+// Update, a rotated refresh token, or fn itself), fn's result is dropped
+// and fn is called again on the new configuration, so no change is lost:
+// fn must only change cfg and must be safe to call more than once. After
+// maxUpdateAttempts changes in a row — which in practice means fn changes
+// the registry itself every time — Update gives up with an error that
+// matches ErrInvalid. After Close, Update returns ErrClosed.
 func (r *Registry) Update(fn func(cfg *Config) error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var cfg Config
-	if s := r.cur.Load(); s != nil {
-		cfg = s.cfg.clone()
+	for attempt := 1; ; attempt++ {
+		r.mu.Lock()
+		closed, s := r.closed, r.cur.Load()
+		r.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		var cfg Config
+		if s != nil {
+			cfg = s.cfg.clone()
+		}
+		if err := fn(&cfg); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		if r.cur.Load() == s || r.closed {
+			err := r.replaceLocked(cfg)
+			r.mu.Unlock()
+			return err
+		}
+		r.mu.Unlock()
+		if attempt == maxUpdateAttempts {
+			return &FieldError{Field: "fn", Problem: fmt.Sprintf("the configuration changed while fn ran, %d times in a row: fn must not change the registry itself (call Replace or Update after Update returns)", attempt)}
+		}
 	}
-	if err := fn(&cfg); err != nil {
-		return err
-	}
-	return r.replaceLocked(cfg)
 }
+
+// maxUpdateAttempts bounds how often Update calls fn again because the
+// configuration changed meanwhile.
+const maxUpdateAttempts = 100
 
 func (r *Registry) replaceLocked(cfg Config) error {
 	if r.closed {
