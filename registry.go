@@ -43,11 +43,14 @@ const gridName = "grid"
 // maxConfigBytes bounds the size of a configuration file.
 const maxConfigBytes = 4 << 20
 
-// LoadConfig reads a configuration in its JSON form and validates it. The
-// error lists every problem, each a *FieldError whose Field is the path to
-// the value ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown
-// fields are errors, so that a misspelt option cannot silently change
-// behaviour. An error reading r is a *FieldError for "configuration" that
+// LoadConfig reads a configuration in its JSON form, of at most 4 MiB, and
+// validates it (see Config.Validate: it reads no secret and no CAFile). The
+// error lists the problems, at most 100 and then how many more, each a
+// *FieldError whose Field is the path to the value
+// ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown fields
+// (with the closest known field suggested), repeated keys and data after
+// the object are errors, so that a misspelt or repeated option cannot
+// silently change behaviour; syntax errors name the line and column. An error reading r is a *FieldError for "configuration" that
 // unwraps to r's error.
 func LoadConfig(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
@@ -144,8 +147,10 @@ func decodeArray(p *problems, f jsonField) []json.RawMessage {
 // Validate reports every problem with c at once, joined with errors.Join;
 // each is a *FieldError whose Field is the path in the JSON form. Besides
 // each connection and OAuth2 configuration, it checks that names are unique
-// and that every reference — a process to its connection, a connection to
-// its OAuth2 configuration — resolves.
+// (no connection may be called "grid") and that every reference — a process
+// to its connection, a connection to its OAuth2 configuration — resolves.
+// It does no I/O: secret references and CAFile are read under
+// Options.References by NewRegistry, Replace and Update.
 func (c *Config) Validate() error {
 	var p problems
 	c.validate(&p)
