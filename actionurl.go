@@ -39,10 +39,11 @@ func RewriteActionURL(base, link string) (string, error) {
 }
 
 // RewriteActionLinks rewrites every action link in a text or HTML body:
-// each occurrence of origin, the engine's own scheme://host[:port], is
-// replaced by base, a connection's Email Actions Base URL, and every other
-// byte of body is kept as it is. Call it on the body before any transfer
-// encoding (quoted-printable, base64).
+// each occurrence of origin, the engine's own scheme://host[:port], that is
+// the scheme and authority of a link is replaced by base, a connection's
+// Email Actions Base URL, and every other byte of body is kept as it is.
+// Call it on the body before any transfer encoding (quoted-printable,
+// base64).
 //
 // base and origin are validated with the rules of RewriteActionURL. An
 // occurrence counts only as a whole origin: the byte before it is not a
@@ -51,10 +52,31 @@ func RewriteActionURL(base, link string) (string, error) {
 // origin, http://engine:8080 is another), and the byte after it is "/",
 // "?", "#", whitespace, one of `"'<>)],` or the end of body. So
 // "http://engine:8080.evil.example/", "http://engine:8080@evil.example/"
-// and "http://engine:80800/" are left alone, and every rewritten link leads
-// to the base's host. Links in HTML attributes with escaped queries
-// ("?a=1&amp;b=2") are rewritten like any other; an origin written with
-// character references ("http:&#47;&#47;…") is not recognised.
+// and "http://engine:80800/" are left alone.
+//
+// The security guarantee: every link that a browser or a mail client can
+// read from the result and whose scheme or authority holds rewritten bytes
+// leads to the base's host and port, with no user info. The body may be
+// text or HTML, so an occurrence is rewritten only where that holds in
+// every reading that can apply at its position: a mail client turning
+// text into links (it ends a link at whitespace, "<", ">" or `"` and drops
+// trailing punctuation . , : ; ! ? ' ) ]), and a browser reading an HTML
+// attribute value (to its closing quote, with character references decoded
+// and tabs and newlines removed, as WHATWG URL parsing does); the authority
+// ends at the first "/", "\", "?" or "#", and "@" in it would make what
+// precedes it user info. So `href="http://engine'@evil.example/"`,
+// "http://engine)@evil.example/" in text, a tab or newline before "@", and
+// an origin inside another URL's authority ("http://x@http://engine/") are
+// left alone. Links in HTML attributes with escaped queries
+// ("?a=1&amp;b=2") are rewritten like any other.
+//
+// Occurrences inside another link's query string ("…?next=http://engine/…"),
+// inside mailto: and javascript: text and inside <code> are rewritten too:
+// a reader cannot reach the engine's origin from anywhere, and a redirect
+// or a forwarded copy should lead to the base; leaving them would also
+// show internal host names. An origin written with a character reference
+// ("http:&#47;&#47;engine…") is not recognised, which is how a body keeps
+// one unchanged.
 //
 // Errors match ErrInvalid and hold a *FieldError naming the parameter
 // "base" or "origin". It is safe for concurrent use.

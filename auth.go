@@ -250,3 +250,23 @@ func (e *tokenRejectedError) Error() string {
 }
 
 func (e *tokenRejectedError) Unwrap() error { return e.reply }
+
+// recordingClient is a SASL client that remembers every response it gives,
+// so that the session can redact them, and the secrets behind them, in
+// whatever the server says back.
+type recordingClient struct {
+	sasl.Client
+	sess *session
+}
+
+func (c recordingClient) Start() (string, []byte, error) {
+	mech, ir, err := c.Client.Start()
+	c.sess.sent(ir)
+	return mech, ir, err
+}
+
+func (c recordingClient) Next(challenge []byte) ([]byte, error) {
+	resp, err := c.Client.Next(challenge)
+	c.sess.sent(resp)
+	return resp, err
+}

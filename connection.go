@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/mail"
 	"net/netip"
 	"os"
 	"reflect"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/hostname"
 )
 
 // TLSMode says how a connection protects its SMTP session.
@@ -265,7 +267,7 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 		}
 	}
 	if c.LocalName != "" {
-		if msg := checkHostname(c.LocalName); msg != "" {
+		if msg := checkEHLOName(c.LocalName); msg != "" {
 			p.add(n.localName, "%s", msg)
 		}
 	}
@@ -313,38 +315,12 @@ func checkName(name string) string {
 	return ""
 }
 
+// checkAddress checks a configured From or To address with the composer's
+// validator, the one the Sender uses on every message (compose.ParseAddress),
+// so that a connection that validates can send.
 func checkAddress(s string) string {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return "must not contain CR, LF or NUL"
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil {
-		return fmt.Sprintf("%q is not an email address", s)
-	}
-	if msg := envelopeProblem(a.Address); msg != "" {
-		return fmt.Sprintf("%q %s", s, msg)
-	}
-	return ""
-}
-
-// envelopeProblem checks that addr can be put into MAIL FROM or RCPT TO
-// safely; SMTPUTF8 is assumed available (the sender re-checks).
-func envelopeProblem(addr string) string {
-	if len(addr) > 254 {
-		return "is longer than 254 bytes"
-	}
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 {
-		return "needs a local part and a domain"
-	}
-	for i := 0; i < len(addr); i++ {
-		switch b := addr[i]; {
-		case b <= ' ', b == 0x7f, b == '<', b == '>', b == '"', b == '\\', b == '(', b == ')', b == ',', b == ';':
-			return fmt.Sprintf("contains %q, which is not allowed in an envelope address", string(b))
-		}
-	}
-	if strings.Count(addr[:at], "@") > 0 {
-		return "has more than one @"
+	if _, err := compose.ParseAddress(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }
@@ -409,36 +385,18 @@ func splitMailServer(s string) (host string, port int, problem string) {
 	return strings.ToLower(hostPart), port, ""
 }
 
-// checkHostname checks a DNS host name (LDH labels, optional trailing dot).
+// checkHostname checks the host name of a mail server or an OAuth2 tenant
+// domain with the shared validator (internal/hostname): underscores and
+// one trailing dot are allowed, as a resolver allows them.
 func checkHostname(h string) string {
-	name := strings.TrimSuffix(h, ".")
-	if name == "" {
-		return "is empty"
-	}
-	if len(name) > 253 {
-		return "is longer than 253 characters"
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" {
-			return "has an empty label"
-		}
-		if len(label) > 63 {
-			return "has a label longer than 63 characters"
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return "has a label that starts or ends with '-'"
-		}
-		for i := 0; i < len(label); i++ {
-			b := label[i]
-			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-				if b >= utf8.RuneSelf {
-					return "is not ASCII: use its punycode (xn--) form"
-				}
-				return fmt.Sprintf("contains %q, which is not allowed in a host name", string(b))
-			}
-		}
-	}
-	return ""
+	return hostname.Check(h, hostname.Rules{Underscore: true, TrailingDot: true})
+}
+
+// checkEHLOName checks a LocalName, sent in EHLO, with the shared
+// validator's strict rules: an RFC 5321 domain, without the underscore that
+// servers such as Exim refuse in EHLO.
+func checkEHLOName(h string) string {
+	return hostname.Check(h, hostname.Rules{})
 }
 
 func isLoopbackHost(host string) bool {
@@ -511,7 +469,7 @@ func (c *Connection) localName() string {
 
 var defaultLocalName = func() string {
 	h, err := os.Hostname()
-	if err != nil || !strings.Contains(h, ".") || checkHostname(h) != "" {
+	if err != nil || !strings.Contains(h, ".") || checkEHLOName(h) != "" {
 		return "localhost"
 	}
 	return h

@@ -65,7 +65,9 @@
 // never including, sending a message, and return a [TestReport]: each stage
 // with its outcome and duration, what the server offered, the certificate,
 // warnings, hints that say what to change, and one sentence. A
-// [DialPolicy] keeps tenants from dialling internal addresses.
+// [DialPolicy] keeps tenants from dialling internal addresses, and
+// [TestOptions].Restricted keeps a tenant's report from telling what the
+// engine's position on the network reveals.
 //
 // # Action links
 //

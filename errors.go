@@ -4,12 +4,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
 // Sentinel errors for the conditions a caller acts on. Test for them with
@@ -25,7 +29,11 @@ var (
 	// could be established (the host was not found, the connection was
 	// refused, the greeting was refused, or the peer does not speak SMTP —
 	// often a TLS mode that does not match the port), or the connection
-	// broke before the message was complete, so it was not delivered.
+	// broke before the message was complete, so it was not delivered. At
+	// StageToken it reports that the OAuth2 token endpoint could not be
+	// reached (connection refused or reset, host not found, TLS failure)
+	// or answered that it is unavailable (HTTP 408, 429 or 5xx,
+	// temporarily_unavailable, server_error); such an error is Temporary.
 	ErrConnect = errors.New("emailconn: connection failed")
 
 	// ErrTLSUnavailable reports that TLS was required but could not be
@@ -53,9 +61,10 @@ var (
 	ErrReauthorize = errors.New("emailconn: oauth2 configuration must be authorised again")
 
 	// ErrTimeout reports that a configured timeout (ConnectTimeout,
-	// SendTimeout, or the default cap of Test Connection) expired. A
-	// deadline or cancellation of the caller's context is reported as the
-	// context's error instead.
+	// SendTimeout, the default cap of Test Connection, or the OAuth2 token
+	// request timeout: Options.HTTPClient's Timeout, 30 seconds by default)
+	// expired. A deadline or cancellation of the caller's context is
+	// reported as the context's error instead.
 	ErrTimeout = errors.New("emailconn: timeout")
 
 	// ErrRefused reports that the server refused the message (at MAIL FROM,
@@ -291,14 +300,25 @@ func (e *RecipientsError) Unwrap() []error {
 	return out
 }
 
-// Temporary reports whether every refusal was transient (4xx).
+// Temporary reports whether every refusal was transient: a 4xx reply, or
+// 552 without an enhanced code or with 5.5.3, which RFC 5321 §4.5.3.1.10
+// says is the old form of 452 "too many recipients" and is to be treated
+// as temporary. The replies themselves are kept as the server sent them.
 func (e *RecipientsError) Temporary() bool {
 	for _, r := range e.Rejected {
-		if !r.Err.Temporary() {
+		if !rcptTemporary(r.Err) {
 			return false
 		}
 	}
 	return len(e.Rejected) > 0
+}
+
+// rcptTemporary reports whether a reply to RCPT is transient.
+func rcptTemporary(e *SMTPError) bool {
+	if e.Code == 552 && (e.EnhancedCode == [3]int{} || e.EnhancedCode == [3]int{5, 5, 3}) {
+		return true
+	}
+	return e.Temporary()
 }
 
 // A Stage is one step of an SMTP session. Errors and Test Connection reports
@@ -336,7 +356,10 @@ type Error struct {
 	// Err is the cause.
 	Err error
 
-	kind error
+	kind     error
+	usable   bool          // the client refused to go on; the session itself is in a known state
+	attempts int           // attempts made, when more than one
+	elapsed  time.Duration // the time they took in all
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,
@@ -355,6 +378,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.detail())
+	if e.attempts > 1 {
+		fmt.Fprintf(&b, " (gave up after %d attempts in %v)", e.attempts, e.elapsed.Round(time.Millisecond))
+	}
 	return b.String()
 }
 
@@ -395,20 +421,30 @@ func (e *Error) Unwrap() []error {
 // succeed without a configuration change.
 func (e *Error) Temporary() bool {
 	var se *SMTPError
+	var re *RecipientsError
 	switch {
 	case errors.Is(e, ErrDeliveryUnknown):
 		return false
+	case errors.As(e.Err, &re):
+		return re.Temporary()
 	case errors.As(e.Err, &se):
 		return se.Temporary()
 	case e.kind == ErrTimeout, e.kind == ErrConnect && !isPermanentConnect(e.Err):
 		return true
-	}
-	var re *RecipientsError
-	if errors.As(e.Err, &re) {
-		return re.Temporary()
+	case e.kind == ErrTLSUnavailable && brokenConnection(e.Err):
+		// The server closed or reset the connection in the middle of
+		// the handshake: an overloaded or restarting server, not a
+		// certificate or protocol mismatch.
+		return true
 	}
 	var t interface{ Temporary() bool }
 	return errors.As(e.Err, &t) && t.Temporary()
+}
+
+// brokenConnection reports an end of the connection by the peer: EOF or
+// a reset.
+func brokenConnection(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnReset(err)
 }
 
 // isPermanentConnect reports whether a connection failure will not go away
@@ -420,5 +456,6 @@ func isPermanentConnect(err error) bool {
 	}
 	var recErr tls.RecordHeaderError
 	var protoErr textproto.ProtocolError
-	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine)
+	var notSMTP *smtpconn.NotSMTPError
+	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.As(err, &notSMTP) || errors.Is(err, smtp.ErrTooLongLine)
 }

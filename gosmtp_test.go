@@ -191,6 +191,7 @@ func decode(t *testing.T, data []byte) decoded {
 }
 
 func TestGoSMTPServerFullMessage(t *testing.T) {
+	t.Parallel()
 	for _, implicit := range []bool{false, true} {
 		t.Run(fmt.Sprintf("implicit=%v", implicit), func(t *testing.T) {
 			g := startGoSMTP(t, implicit, nil)

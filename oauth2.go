@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -414,7 +417,12 @@ type oauthEntry struct {
 	cfg   OAuth2Config
 	refs  References // Options.References, for the secrets' references
 	cache *oauthtoken.Cache
+	now   func() time.Time // the cache's clock
 }
+
+// tokenClock is the clock of the token caches made from now on, for tests
+// of expiry; nil means time.Now.
+var tokenClock func() time.Time
 
 func (e *oauthEntry) refreshToken() (string, error) {
 	e.mu.Lock()
@@ -445,8 +453,12 @@ func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *Referenc
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
 // refresh token before its access token is used.
 func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Context, e *oauthEntry, rt string) error) *oauthEntry {
-	e := &oauthEntry{cfg: cfg, refs: opts.References}
+	e := &oauthEntry{cfg: cfg, refs: opts.References, now: time.Now}
+	if tokenClock != nil {
+		e.now = tokenClock
+	}
 	tc := oauthtoken.Config{
+		Now:            e.now,
 		Name:           cfg.Name,
 		GrantType:      string(cfg.GrantType),
 		TokenURL:       cfg.tokenURL(),
@@ -454,7 +466,11 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		Scopes:         cfg.scopes(),
 		EndpointParams: cfg.EndpointParams,
 		Source:         cfg.TokenSource,
-		HTTPClient:     opts.oauthHTTPClient(),
+		HTTPClient:     opts.HTTPClient,
+	}
+	if tc.HTTPClient == nil && opts.DialPolicy != nil {
+		// The token cache's shared default does not dial under the policy.
+		tc.HTTPClient = newTokenClient(opts).Client
 	}
 	if tc.HTTPClient != nil && tc.HTTPClient.Timeout > 0 {
 		tc.RequestTimeout = tc.HTTPClient.Timeout
@@ -481,6 +497,101 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 	}
 	e.cache = oauthtoken.New(tc)
 	return e
+}
+
+// tokenRequestTimeout bounds each token request made with a tokenClient;
+// tests shorten it.
+var tokenRequestTimeout = 30 * time.Second
+
+// errRegistryClosed is the error of a token request after Registry.Close.
+var errRegistryClosed = &wrapped{msg: "the registry is closed", err: ErrClosed}
+
+// A tokenClient is the HTTP client for token requests that a Registry (or
+// one TestOAuth2 call) makes when Options.HTTPClient is nil: a pool of
+// connections of its own, dialling under Options.DialPolicy, following no
+// redirect (a redirected POST would resend the client secret), each request
+// bounded by tokenRequestTimeout. Once closed it refuses requests. It is
+// safe for concurrent use.
+type tokenClient struct {
+	*http.Client
+	t      *http.Transport
+	closed atomic.Bool
+}
+
+func newTokenClient(o *Options) *tokenClient {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if g := o.DialPolicy.guard(); g != nil {
+		t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
+		t.DialContext = g.DialContext(&net.Dialer{Timeout: tokenRequestTimeout})
+	}
+	c := &tokenClient{t: t}
+	c.Client = &http.Client{
+		Transport:     c,
+		Timeout:       tokenRequestTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c
+}
+
+// ownTokenClient makes o's token requests use a new tokenClient when o has
+// no HTTPClient, and returns it; it returns nil when o has one, which is
+// the caller's to manage.
+func ownTokenClient(o *Options) *tokenClient {
+	if o.HTTPClient != nil {
+		return nil
+	}
+	c := newTokenClient(o)
+	o.HTTPClient = c.Client
+	return c
+}
+
+// RoundTrip sends req on the client's own transport, or refuses it once
+// the client is closed.
+func (c *tokenClient) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c.closed.Load() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errRegistryClosed
+	}
+	return c.t.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the transport's idle connections.
+func (c *tokenClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
+
+// close refuses later requests and closes the idle connections, so that no
+// keep-alive connection to a token endpoint outlives the Registry. A
+// request still running is not cut off; its connection is closed when it
+// ends (after CloseIdleConnections, an http.Transport closes connections
+// that become idle until a new request wants one, and none comes). A nil
+// *tokenClient does nothing.
+func (c *tokenClient) close() {
+	if c == nil {
+		return
+	}
+	c.closed.Store(true)
+	c.t.CloseIdleConnections()
+}
+
+// errCallbackPanicked is the cause of an Options.OnRefreshToken that
+// panicked. The panic value is not kept: it may hold the token.
+var errCallbackPanicked = errors.New("panicked")
+
+// callOnRefreshToken calls Options.OnRefreshToken, turning a panic into an
+// error: it runs on the token cache's goroutine, where no caller could
+// recover it. The error names the callback; the token cache reports it
+// wrapped in an error matching oauthtoken.ErrRotationNotSaved.
+func callOnRefreshToken(ctx context.Context, fn func(context.Context, string, string) error, name, rt string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &wrapped{msg: "Options.OnRefreshToken panicked", err: errCallbackPanicked}
+		}
+	}()
+	if err := fn(ctx, name, rt); err != nil {
+		return &wrapped{msg: "Options.OnRefreshToken: " + err.Error(), err: err}
+	}
+	return nil
 }
 
 // sameOAuth2 reports whether two configurations are equal in every field.
@@ -518,28 +629,48 @@ func (t cacheTokens) token(ctx context.Context) (string, error) {
 
 func (t cacheTokens) invalidate(token string) { t.e.cache.Invalidate(token) }
 
-// tokenError is a failure to obtain an access token.
+// tokenError is a failure to obtain an access token: the Err of an *Error
+// at StageToken, and the Err of an OAuth2Report. Its message is the token
+// cache's, which names the configuration and what failed, after
+// "emailconn: ".
 type tokenError struct{ err error }
 
-func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Error() string { return "emailconn: " + e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
 
-// Is reports ErrReauthorize for an invalid grant, and ErrBlocked for a
-// token endpoint the dial policy refused.
+// Is reports the sentinel of the failure: ErrReauthorize for an invalid
+// grant, ErrBlocked for a token endpoint the dial policy refused, ErrTimeout
+// when the token request timed out, ErrConnect when the token endpoint
+// could not be reached or answered that it is unavailable (HTTP 408, 429 or
+// 5xx, temporarily_unavailable, server_error), and ErrAuthFailed for any
+// other lasting refusal (invalid_client, invalid_scope, a response that is
+// not a token, a client secret that cannot be read). A closed Registry
+// matches ErrClosed and a caller's ended context its error, through Unwrap.
 func (e *tokenError) Is(target error) bool {
 	switch target {
 	case ErrReauthorize:
 		return errors.Is(e.err, oauthtoken.ErrInvalidGrant)
 	case ErrBlocked:
-		return errors.Is(e.err, dialguard.ErrBlocked)
+		return e.blocked()
+	case ErrTimeout:
+		return errors.Is(e.err, oauthtoken.ErrTimeout)
+	case ErrConnect:
+		return e.Temporary() && !errors.Is(e.err, oauthtoken.ErrTimeout)
+	case ErrAuthFailed:
+		return !e.Temporary() && !e.blocked() && !errors.Is(e.err, oauthtoken.ErrInvalidGrant) && !errors.Is(e.err, ErrClosed) &&
+			!errors.Is(e.err, context.Canceled) && !errors.Is(e.err, context.DeadlineExceeded)
 	}
 	return false
 }
 
-// Temporary reports whether the token endpoint may answer later.
+// blocked reports a token endpoint the dial policy refused.
+func (e *tokenError) blocked() bool { return errors.Is(e.err, dialguard.ErrBlocked) }
+
+// Temporary reports whether the token endpoint may answer later. A refusal
+// of the dial policy and a closed Registry are not temporary.
 func (e *tokenError) Temporary() bool {
 	var oe *oauthtoken.Error
-	return errors.As(e.err, &oe) && oe.Temporary
+	return errors.As(e.err, &oe) && oe.Temporary && !e.blocked() && !errors.Is(e.err, ErrClosed)
 }
 
 // An OAuth2Report is the result of testing an OAuth2 configuration on its
@@ -625,9 +756,12 @@ func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Rep
 		rep.fail(err)
 		return rep
 	}
+	// A client of its own, closed when the test ends: no keep-alive
+	// connection outlives a one-off test.
+	defer ownTokenClient(&o).close()
 	e := newOAuthEntry(cfg, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
 		if o.OnRefreshToken != nil {
-			return o.OnRefreshToken(ctx, cfg.Name, rt)
+			return callOnRefreshToken(ctx, o.OnRefreshToken, cfg.Name, rt)
 		}
 		return nil
 	})
@@ -636,7 +770,9 @@ func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Rep
 
 func (rep *OAuth2Report) fail(err error) {
 	rep.OK, rep.Err, rep.Error = false, err, err.Error()
-	rep.Sentence = "Could not obtain an access token for OAuth2 configuration " + strconv.Quote(rep.OAuth2Config) + ": " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
+	name := strconv.Quote(rep.OAuth2Config)
+	detail := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "emailconn: "), "oauth2 configuration "+name+": ")
+	rep.Sentence = "Could not obtain an access token for OAuth2 configuration " + name + ": " + detail + "."
 }
 
 // test obtains a fresh token and fills the report.
@@ -653,15 +789,18 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 	if cfg.TokenSource != nil {
 		rep.TokenURL = ""
 	}
-	// Drop a cached token so that the endpoint is really asked.
-	if tok, err := e.cache.Token(ctx); err == nil {
-		e.cache.Invalidate(tok.AccessToken)
-	}
-	tok, err := e.cache.Token(ctx)
+	// One request, whatever the cache holds: the endpoint is really asked.
+	tok, err := e.cache.Refresh(ctx)
 	if err != nil && !(tok != nil && errors.Is(err, oauthtoken.ErrRotationNotSaved)) {
+		err = &tokenError{err: err}
 		rep.fail(err)
 		rep.Hints = append(rep.Hints, oauth2Hints(&cfg, err)...)
 		return rep
+	}
+	if err != nil {
+		rep.Hints = append(rep.Hints, "The token endpoint rotated the refresh token and saving the new one failed ("+
+			strings.TrimPrefix((&tokenError{err: err}).Error(), "emailconn: ")+
+			"): the new refresh token is used from memory, and saving it is tried again at the next refresh. Fix Options.OnRefreshToken before the process restarts, or the configuration must be authorised again.")
 	}
 	info := oauthtoken.Inspect(tok)
 	rep.OK = true
@@ -680,7 +819,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 		fmt.Fprintf(&b, " from %s", rep.TokenURL)
 	}
 	if !info.Expiry.IsZero() {
-		fmt.Fprintf(&b, "; it expires in %s", time.Until(info.Expiry).Round(time.Second))
+		fmt.Fprintf(&b, "; it expires in %s", info.Expiry.Sub(e.now()).Round(time.Second))
 	}
 	if len(rep.GrantedScopes) > 0 {
 		fmt.Fprintf(&b, " and grants %s", strings.Join(rep.GrantedScopes, " "))
@@ -699,6 +838,10 @@ func oauth2Hints(cfg *OAuth2Config, err error) []string {
 		code = oe.Code
 	}
 	switch {
+	case errors.Is(err, ErrBlocked):
+		return []string{"The dial policy does not allow the token endpoint's address: check tokenURL, or allow its address in the dial policy."}
+	case errors.Is(err, ErrTimeout):
+		return []string{"The token endpoint did not answer within the request timeout: it may be overloaded, or a proxy or firewall holds the request; try again later."}
 	case errors.Is(err, oauthtoken.ErrInvalidGrant):
 		return []string{"The refresh token was revoked, expired or already used (Microsoft: unused for 90 days, password change, or consent withdrawn): authorise the configuration again and store the new refresh token."}
 	case errors.Is(err, oauthtoken.ErrInvalidClient):
@@ -710,6 +853,8 @@ func oauth2Hints(cfg *OAuth2Config, err error) []string {
 		return []string{"The token endpoint does not accept the requested scopes: check scopes."}
 	case code == "unauthorized_client":
 		return []string{"The application may not use this grant type: check the app registration (for client credentials, an application permission with admin consent)."}
+	case errors.Is(err, oauthtoken.ErrUnreachable):
+		return []string{"The token endpoint could not be reached: check tokenURL and the network (proxies, firewalls); if they are right, the endpoint is down: try again later."}
 	case oe != nil && oe.Temporary:
 		return []string{"The token endpoint is unavailable or slow right now; try again later."}
 	case oe == nil:

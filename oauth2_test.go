@@ -244,6 +244,7 @@ func TestOAuth2ConcurrentSendsOneRefresh(t *testing.T) {
 }
 
 func TestOAuth2ExpiryMidRun(t *testing.T) {
+	clock := useTokenClock(t)
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.expires = 2 })
 	var auths atomic.Int32
@@ -255,14 +256,16 @@ func TestOAuth2ExpiryMidRun(t *testing.T) {
 		if _, err := sendVia(t, r); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(600 * time.Millisecond)
+		clock.Advance(600 * time.Millisecond)
 	}
-	if n := te.requests.Load(); n < 2 {
-		t.Errorf("token requests = %d over 2.4 s of 2-second tokens, want a refresh", n)
+	// Fetched at 0 s, refreshed at 1.2 s (past half the lifetime).
+	if n := te.requests.Load(); n != 2 {
+		t.Errorf("token requests = %d over 2.4 s of 2-second tokens, want 2 (one refresh)", n)
 	}
 }
 
 func TestOAuth2RefreshTokenRotation(t *testing.T) {
+	clock := useTokenClock(t)
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.rotate, te.expires = true, 2 })
 	var auths atomic.Int32
@@ -283,7 +286,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		if _, err := sendVia(t, r); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond)
+		clock.Advance(1100 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -308,7 +311,7 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 	}{
 		{"invalid_grant", ErrReauthorize, false},
 		{"invalid_client", ErrAuthFailed, false},
-		{"500", nil, true},
+		{"500", ErrConnect, true}, // issue10-1: the endpoint is unavailable
 	}
 	for _, tt := range tests {
 		t.Run(tt.fail, func(t *testing.T) {
@@ -367,7 +370,9 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 		_, err := sa.Send(context.Background(), &Message{To: []string{"x@example.com"}})
 		errA <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for hung.requests.Load() == 0 { // the hung request reached the endpoint
+		time.Sleep(time.Millisecond)
+	}
 	if _, err := sb.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatalf("the other configuration: %v", err)
 	}
@@ -522,6 +527,9 @@ func TestOAuth2Report(t *testing.T) {
 	rep = TestOAuth2(context.Background(), OAuth2Config{Name: "x", GrantType: GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}, nil)
 	if rep.OK || !strings.Contains(rep.Sentence, "invalid_client") || len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "client secret") {
 		t.Errorf("report %+v", rep)
+	}
+	if !errors.Is(rep.Err, ErrAuthFailed) || errors.Is(rep.Err, ErrConnect) {
+		t.Errorf("report error %v, want ErrAuthFailed as a send would get", rep.Err)
 	}
 	if rep := r.TestOAuth2(context.Background(), "contso"); rep.OK || !strings.Contains(rep.Error, `did you mean "contoso"`) {
 		t.Errorf("unknown name: %+v", rep)

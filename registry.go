@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,7 +498,8 @@ type Registry struct {
 	mu     sync.Mutex // serialises writers
 	cur    atomic.Pointer[snapshot]
 	opts   Options
-	closed bool
+	closed atomic.Bool  // set by Close; every Sender the registry made reads it
+	tokens *tokenClient // the HTTP client of the token requests, when the registry made it
 }
 
 // snapshot is one immutable configuration with its precomputed routes.
@@ -515,29 +517,75 @@ type snapshot struct {
 // on first use. An entry whose connection is unchanged by a Replace is
 // carried into the new snapshot, so its open sessions stay in use.
 type connEntry struct {
-	conn  Connection
-	via   Source      // SourceConnection or SourceGrid
-	oauth *oauthEntry // the OAuth2 configuration of an OAuth2 connection
-	opts  *Options
+	conn      Connection
+	via       Source      // SourceConnection or SourceGrid
+	oauth     *oauthEntry // the OAuth2 configuration of an OAuth2 connection
+	opts      *Options
+	regClosed *atomic.Bool // the registry's closed flag
 
-	once   sync.Once
-	sender *Sender
-	err    error
+	made    atomic.Pointer[Sender] // the Sender, once made: the lock-free path
+	mu      sync.Mutex             // guards the fields below
+	sender  *Sender
+	err     error
+	retired bool // replaced in the registry: its Sender keeps no sessions
 }
 
-// getSender returns the entry's Sender, making it on first use.
+// getSender returns the entry's Sender, making it on first use. An entry
+// of a registry that was closed makes none.
 func (e *connEntry) getSender() (*Sender, error) {
-	e.once.Do(func() {
-		c := e.conn
-		if e.via == SourceGrid {
-			c.Name = gridName
-		}
-		e.sender, e.err = newSender(c, *e.opts)
-		if e.err == nil && e.oauth != nil {
-			e.sender.tokens = cacheTokens{e: e.oauth, logger: e.opts.Logger}
-		}
-	})
-	return e.sender, e.err
+	if s := e.made.Load(); s != nil {
+		return s, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sender != nil || e.err != nil {
+		return e.sender, e.err
+	}
+	if e.regClosed.Load() {
+		return nil, &Error{Connection: e.conn.Name, kind: ErrClosed}
+	}
+	c := e.conn
+	if e.via == SourceGrid {
+		c.Name = gridName
+	}
+	e.sender, e.err = newSender(c, *e.opts)
+	if e.err != nil {
+		return nil, e.err
+	}
+	e.sender.regClosed = e.regClosed
+	if e.oauth != nil {
+		e.sender.tokens = cacheTokens{e: e.oauth, logger: e.opts.Logger}
+	}
+	if e.retired {
+		e.sender.retire()
+	}
+	e.made.Store(e.sender)
+	return e.sender, nil
+}
+
+// retire stops the entry's Sender, made now or later, from keeping
+// sessions; routes still holding the entry can send.
+func (e *connEntry) retire() {
+	e.mu.Lock()
+	e.retired = true
+	s := e.sender
+	e.mu.Unlock()
+	if s != nil {
+		s.retire()
+	}
+}
+
+// close closes the entry's Sender and keeps it from making one.
+func (e *connEntry) close() {
+	e.mu.Lock()
+	if e.sender == nil && e.err == nil {
+		e.err = &Error{Connection: e.conn.Name, kind: ErrClosed}
+	}
+	s := e.sender
+	e.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
 }
 
 // NewRegistry returns a Registry holding cfg, which must be valid (see
@@ -549,6 +597,7 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	if opts != nil {
 		r.opts = *opts
 	}
+	r.tokens = ownTokenClient(&r.opts)
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
 	}
@@ -612,7 +661,7 @@ func (r *Registry) Update(fn func(cfg *Config) error) error {
 const maxUpdateAttempts = 100
 
 func (r *Registry) replaceLocked(cfg Config) error {
-	if r.closed {
+	if r.closed.Load() {
 		return ErrClosed
 	}
 	if err := cfg.Validate(); err != nil {
@@ -622,7 +671,7 @@ func (r *Registry) replaceLocked(cfg Config) error {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, &r.opts, r.rotated)
+	next := newSnapshot(cfg, prev, r, r.rotated)
 	r.cur.Store(next)
 	retire(prev, next)
 	return nil
@@ -637,7 +686,7 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 	e.mu.Unlock()
 	var cbErr error
 	if r.opts.OnRefreshToken != nil {
-		cbErr = r.opts.OnRefreshToken(ctx, name, rt)
+		cbErr = callOnRefreshToken(ctx, r.opts.OnRefreshToken, name, rt)
 	} else if old.IsReference() && r.opts.Logger != nil {
 		r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
 			slog.String("oauth2Configuration", name), slog.String("refreshToken", old.String()))
@@ -647,21 +696,18 @@ func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error 
 		e.mu.Lock()
 		e.cfg.RefreshToken = Secret(rt)
 		e.mu.Unlock()
-		if s := r.cur.Load(); s != nil && !r.closed && s.oauth[name] == e {
+		if s := r.cur.Load(); s != nil && !r.closed.Load() && s.oauth[name] == e {
 			cfg := s.cfg.clone()
 			for i := range cfg.OAuth2Configs {
 				if cfg.OAuth2Configs[i].Name == name {
 					cfg.OAuth2Configs[i].RefreshToken = Secret(rt)
 				}
 			}
-			r.cur.Store(newSnapshot(cfg, s, &r.opts, r.rotated))
+			r.cur.Store(newSnapshot(cfg, s, r, r.rotated))
 		}
 		r.mu.Unlock()
 	}
-	if cbErr != nil {
-		return fmt.Errorf("emailconn: Options.OnRefreshToken: %w", cbErr)
-	}
-	return nil
+	return cbErr
 }
 
 // checkRefs reports every secret reference and CAFile of c that refs does
@@ -698,8 +744,8 @@ func retire(prev, next *snapshot) {
 	}
 	kept[next.grid] = true
 	for _, e := range prev.entries() {
-		if !kept[e] && e.sender != nil {
-			e.sender.retire()
+		if !kept[e] {
+			e.retire()
 		}
 	}
 }
@@ -718,21 +764,61 @@ func (s *snapshot) entries() []*connEntry {
 
 // Close closes the Senders of every connection; later sends fail with
 // ErrClosed and the registry cannot be changed any more. Routes resolved
-// before Close fail too.
+// before Close fail too, including routes of configurations replaced
+// before: after Close nothing sends and nothing dials. Sends in progress
+// finish; their sessions are closed when they do. When Options.HTTPClient
+// is nil, the registry made the HTTP client of its OAuth2 token requests
+// itself: Close closes its idle connections, and later token requests fail
+// with ErrClosed. A caller's Options.HTTPClient is left alone.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closed = true
+	r.closed.Store(true)
+	defer r.tokens.close() // after the senders: none asks for a token any more
 	if s := r.cur.Load(); s != nil {
 		for _, e := range s.entries() {
-			e.once.Do(func() { e.err = ErrClosed })
-			if e.sender != nil {
-				e.sender.Close()
-			}
+			e.close()
 		}
 	}
 	return nil
 }
+
+// String describes the registry by the names it holds, with no secret.
+// Format and LogValue print the same for every verb and handler.
+func (r *Registry) String() string {
+	if r == nil {
+		return "emailconn.Registry(nil)"
+	}
+	s := r.cur.Load()
+	if s == nil {
+		return "emailconn.Registry{}"
+	}
+	var b strings.Builder
+	b.WriteString("emailconn.Registry{connections: ")
+	b.WriteString(strconv.Quote(strings.Join(slices.Sorted(maps.Keys(s.conns)), ", ")))
+	if len(s.oauth) > 0 {
+		b.WriteString(", oauth2Configurations: ")
+		b.WriteString(strconv.Quote(strings.Join(slices.Sorted(maps.Keys(s.oauth)), ", ")))
+	}
+	if s.grid != nil {
+		b.WriteString(", grid: " + strconv.Quote(s.grid.conn.MailServer))
+	}
+	if r.closed.Load() {
+		b.WriteString(", closed")
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Format writes String for every verb.
+func (r *Registry) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, r.String()) }
+
+// LogValue returns String as a slog value.
+func (r *Registry) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// Format writes String for every verb, so that no verb prints the route's
+// internals.
+func (rt Route) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, rt.String()) }
 
 // Sender returns the Sender of the named connection, or of the grid
 // settings when name is "". Senders are made on first use and shared:
@@ -770,7 +856,8 @@ func (r *Registry) Config() Config {
 
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, opts *Options, onRotate func(context.Context, *oauthEntry, string) error) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.Context, *oauthEntry, string) error) *snapshot {
+	opts := &r.opts
 	s := &snapshot{
 		cfg:    cfg,
 		conns:  make(map[string]*connEntry, len(cfg.Connections)),
@@ -800,7 +887,7 @@ func newSnapshot(cfg Config, prev *snapshot, opts *Options, onRotate func(contex
 		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {
 			return old
 		}
-		return &connEntry{conn: c, via: via, oauth: oe, opts: opts}
+		return &connEntry{conn: c, via: via, oauth: oe, opts: opts, regClosed: &r.closed}
 	}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]

@@ -2,9 +2,11 @@ package emailconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,13 +83,19 @@ type Options struct {
 	// configuration (Config and Config.Save return it); when it is an
 	// "env:" or "file:" reference, persisting it is the callback's job. An
 	// error is logged and the new token is used anyway (the old one is
-	// usually no longer valid). Zero means rotated tokens are kept in
-	// memory, and in a literal RefreshToken.
+	// usually no longer valid); it stays in memory and is handed to the
+	// callback again at the next refresh. A panic in the callback is
+	// recovered and treated as an error: it cannot end the process.
+	// Registry.TestOAuth2 reports a failure to save in its Hints. Zero
+	// means rotated tokens are kept in memory, and in a literal
+	// RefreshToken.
 	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
 
 	// HTTPClient makes OAuth2 token requests. Zero means a client that
 	// times out after 30 seconds, does not follow redirects (a redirected
-	// request would resend the client secret) and dials under DialPolicy.
+	// request would resend the client secret) and dials under DialPolicy;
+	// a Registry makes one for all its OAuth2 configurations and closes its
+	// keep-alive connections on Close.
 	// A client given here is used as it is: DialPolicy does not apply to it.
 	HTTPClient *http.Client
 
@@ -149,22 +158,6 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	}
 	d = min(d, maxB)
 	return time.Duration(rand.Int64N(int64(d) + 1))
-}
-
-// oauthHTTPClient returns the client for token requests; nil means the
-// token cache's default.
-func (o *Options) oauthHTTPClient() *http.Client {
-	if o.HTTPClient != nil || o.DialPolicy == nil {
-		return o.HTTPClient
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
-	t.DialContext = o.DialPolicy.guard().DialContext(&net.Dialer{Timeout: 30 * time.Second})
-	return &http.Client{
-		Transport:     t,
-		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -240,8 +233,10 @@ type Message struct {
 	// From is the sender. Zero means the route's or connection's From.
 	From string
 	// To and Cc are the visible recipients; Bcc receive the message without
-	// appearing in it. When all three are empty, the route's or
-	// connection's To are used.
+	// appearing in it. Zero To means the route's To (an activity node's
+	// recipients, else the connection's or the grid's To), else the
+	// connection's To. Cc and Bcc always add to the recipients and never
+	// replace the default To: a compliance Bcc keeps the real recipients.
 	To, Cc, Bcc []string
 	// ReplyTo sets the Reply-To field. Zero means none.
 	ReplyTo []string
@@ -333,6 +328,8 @@ type Sender struct {
 	authType AuthType
 	tokens   tokenSource // OAuth2 connections: the configuration's token cache
 
+	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
+
 	slots   chan struct{} // one per session in use or being opened
 	mu      sync.Mutex
 	idle    []*session
@@ -412,6 +409,22 @@ func (s *Sender) Close() error {
 	s.shutdown(stateClosed)
 	return nil
 }
+
+// String describes the Sender by its connection, with every secret
+// redacted. Format and LogValue print the same for every verb and
+// handler, so a Sender printed by mistake reveals no secret.
+func (s *Sender) String() string {
+	if s == nil {
+		return "emailconn.Sender(nil)"
+	}
+	return "emailconn.Sender{" + s.conn.String() + "}"
+}
+
+// Format writes String for every verb.
+func (s *Sender) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, s.String()) }
+
+// LogValue returns String as a slog value.
+func (s *Sender) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // errZeroSender is returned by a Sender that was not made by NewSender or
 // a Registry.
@@ -572,12 +585,15 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	if from == "" {
 		from = s.conn.From
 	}
+	// The one recipient rule (README § Precedence): the message's To, else
+	// the route's (an activity node's recipients, else the connection's or
+	// the grid's To), else the connection's; Cc and Bcc always add to it.
 	to, cc, bcc := msg.To, msg.Cc, msg.Bcc
-	if len(to)+len(cc)+len(bcc) == 0 {
+	if len(to) == 0 {
 		to = fallbackTo
-		if len(to) == 0 {
-			to = s.conn.To
-		}
+	}
+	if len(to) == 0 {
+		to = s.conn.To
 	}
 	parse := func(field string, list []string) []*mail.Address {
 		var out []*mail.Address
@@ -591,14 +607,14 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	}
 	var fromAddr *mail.Address
 	if from == "" {
-		p.add("From", "is required: the message, the route and the connection name no sender")
+		p.add("From", "no sender: the message has no From, and neither the route nor the connection has a default From")
 	} else {
 		fromAddr, _ = parseAddress(&p, "From", from)
 	}
 	toA, ccA, bccA := parse("To", to), parse("Cc", cc), parse("Bcc", bcc)
 	replyTo := parse("ReplyTo", msg.ReplyTo)
 	if len(to)+len(cc)+len(bcc) == 0 {
-		p.add("To", "is required: the message, the route and the connection name no recipient")
+		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -682,18 +698,11 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	return pr, nil
 }
 
-// parseAddress parses one address and checks it for the envelope.
+// parseAddress parses one address with the composer's validator, the one
+// Connection.Validate uses too, and records its problem under field.
 func parseAddress(p *problems, field, s string) (*mail.Address, bool) {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		p.add(field, "must not contain CR, LF or NUL")
-		return nil, false
-	}
-	a, err := mail.ParseAddress(s)
+	a, err := compose.ParseAddress(s)
 	if err != nil {
-		p.add(field, "%q is not an email address", s)
-		return nil, false
-	}
-	if err := compose.ValidateEnvelope(a.Address, true); err != nil {
 		p.add(field, "%v", err)
 		return nil, false
 	}
@@ -810,13 +819,11 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			canRetry = pr.replay && pr.rewind() == nil
 		}
 		if !canRetry {
-			s.logFailed(ctx, pr, res.err, n, false)
-			return res.receipt, res.err
+			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		wait := s.opts.Retry.backoff(n + 1)
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			s.logFailed(ctx, pr, res.err, n, false)
-			return res.receipt, res.err
+			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		s.logFailed(ctx, pr, res.err, n, true)
 		t := time.NewTimer(wait)
@@ -829,6 +836,17 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 	}
 }
 
+// gaveUp ends a send that failed after n attempts: the error says how
+// many attempts were made and how long they took in all.
+func (s *Sender) gaveUp(ctx context.Context, pr *prepared, res attemptResult, n int, start time.Time) (*Receipt, error) {
+	var e *Error
+	if n > 1 && errors.As(res.err, &e) {
+		e.attempts, e.elapsed = n, time.Since(start)
+	}
+	s.logFailed(ctx, pr, res.err, n, false)
+	return res.receipt, res.err
+}
+
 // attempt makes one attempt on a pooled or new session. A pooled session
 // that turns out dead before MAIL is replaced by a new one, once, without
 // counting an attempt.
@@ -838,15 +856,32 @@ func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
 		if err != nil {
 			return attemptResult{err: err, retry: isRetryable(err)}
 		}
-		release := sess.wc.Bind(ctx)
-		res, stale := s.transact(ctx, sess, pr)
-		release()
-		s.put(sess, res.err == nil || res.keep)
+		res, stale := s.transactOn(ctx, sess, pr)
 		if stale && sess.reused && redial {
 			continue
 		}
 		return res.attemptResult
 	}
+}
+
+// transactOn runs one transaction on sess under ctx and returns the
+// session to the pool, or closes it. A panic of the caller's code (an
+// attachment reader, say) closes the session and frees its slot before it
+// goes on up, so that the pool never loses a session to it.
+func (s *Sender) transactOn(ctx context.Context, sess *session, pr *prepared) (res txResult, stale bool) {
+	release := sess.wc.Bind(ctx)
+	returned := false
+	defer func() {
+		if !returned {
+			release()
+			s.put(sess, false)
+		}
+	}()
+	res, stale = s.transact(ctx, sess, pr)
+	returned = true
+	release()
+	s.put(sess, res.err == nil || res.keep)
+	return res, stale
 }
 
 // txResult is an attempt's result plus whether the session may be kept.
@@ -901,11 +936,7 @@ func (s *Sender) transact(ctx context.Context, sess *session, pr *prepared) (res
 		if !errors.As(err, &se) || se.Code == 421 {
 			return fail(StageRcpt, err), false
 		}
-		re := newSMTPError(se)
-		if re.Code == 552 { // RFC 5321 §4.5.3.1.10: too many recipients is temporary
-			re.Code = 452
-		}
-		rejected = append(rejected, RecipientError{Address: rcpt, Err: re})
+		rejected = append(rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
 	}
 	if len(rejected) > 0 && (len(accepted) == 0 || pr.allOrNot) {
 		rerr := &RecipientsError{Rejected: rejected}
@@ -1072,6 +1103,46 @@ type session struct {
 	idleSince time.Time // when it was put back into the pool
 	rec       *transcript.Recorder
 	capture   *ehloCapture
+	secrets   []string // what this session's AUTH sent, in every form a server may echo
+}
+
+// secret adds a credential (a password or token), as it is and in base64,
+// to what is redacted in the server's words.
+func (sess *session) secret(resp []byte) {
+	if len(resp) < 4 {
+		return
+	}
+	sess.secrets = append(sess.secrets, string(resp), base64.StdEncoding.EncodeToString(resp))
+}
+
+// sent adds an AUTH response as it went on the wire (base64) to what is
+// redacted in the server's words.
+func (sess *session) sent(resp []byte) {
+	if len(resp) > 0 {
+		sess.secrets = append(sess.secrets, base64.StdEncoding.EncodeToString(resp))
+	}
+}
+
+// scrubReply returns se with the session's credentials redacted from its
+// text.
+func (sess *session) scrubReply(se *smtp.SMTPError) *smtp.SMTPError {
+	if sess == nil || len(sess.secrets) == 0 {
+		return se
+	}
+	return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: sess.scrub(se.Message)}
+}
+
+// scrub replaces every credential the session sent with "[redacted]" in
+// text the server wrote: a server that quotes the AUTH line back, or the
+// password, reveals nothing through an error, a report or a log.
+func (sess *session) scrub(text string) string {
+	if sess == nil {
+		return text
+	}
+	for _, sec := range sess.secrets {
+		text = strings.ReplaceAll(text, sec, "[redacted]")
+	}
+	return text
 }
 
 func (sess *session) has(ext string) bool {
@@ -1109,6 +1180,22 @@ func (sess *session) quit(d time.Duration) {
 }
 
 func (sess *session) close() { _ = sess.wc.Close() }
+
+// end ends a session after a failure. When the session is still in a
+// known state — the server's last word was a reply other than 421, or the
+// client refused to go on before anything failed — it says QUIT first
+// (bounded by the quit timeout), so the server sees a polite end rather
+// than a lost connection. The session must not be bound to a context
+// other than the one it is bound to now.
+func (sess *session) end(err error) {
+	var e *Error
+	usable := (errors.As(err, &e) && e.usable) || keepAfterReply(err)
+	if usable && sess.client != nil && sess.wc.Err() == nil {
+		sess.wc.SetPhaseDeadline(time.Now().Add(sess.s.quitTimeout()))
+		_ = sess.client.Quit()
+	}
+	sess.close()
+}
 
 // onClient and onServer see the plaintext session.
 func (sess *session) onClient(p []byte) {
@@ -1154,19 +1241,29 @@ func (e *ehloCapture) server(p []byte) {
 	}
 	e.partial = append(e.partial, p...)
 	for {
-		i := strings.IndexByte(string(e.partial), '\n')
-		if i < 0 || len(e.lines) > 200 {
+		i := bytes.IndexByte(e.partial, '\n')
+		if i < 0 {
 			return
 		}
 		line := strings.TrimRight(string(e.partial[:i]), "\r")
 		e.partial = e.partial[i+1:]
-		e.lines = append(e.lines, line)
-		if len(line) < 4 || line[3] != '-' {
+		// The reply's size is bounded by the connection's reply limit; the
+		// lines kept are bounded too, and the end of the reply is still
+		// found after them.
+		final := len(line) < 4 || line[3] != '-'
+		if len(e.lines) < maxEHLOLines || final {
+			e.lines = append(e.lines, line)
+		}
+		if final {
 			e.active, e.done = false, true
 			return
 		}
 	}
 }
+
+// maxEHLOLines is the number of EHLO reply lines kept: far more than any
+// server sends (Postfix sends about 12).
+const maxEHLOLines = 1000
 
 // extensions parses the captured EHLO reply.
 func (e *ehloCapture) extensions() (map[string]string, []string) {
@@ -1199,7 +1296,7 @@ func (s *Sender) acquire(ctx context.Context) (*session, error) {
 	}
 	for {
 		s.mu.Lock()
-		if s.state == stateClosed {
+		if s.state == stateClosed || (s.regClosed != nil && s.regClosed.Load()) {
 			s.mu.Unlock()
 			<-s.slots
 			return nil, &Error{Connection: s.conn.Name, kind: ErrClosed}
@@ -1372,18 +1469,20 @@ func (s *Sender) dialOnce(ctx context.Context, tr *tracer) (*session, error) {
 			dir := "S"
 			if fromClient {
 				dir = "C"
+			} else {
+				line = sess.scrub(line)
 			}
 			l.Debug("smtp", "connection", name, "server", remote, "dir", dir, "line", line)
 		}}
 	}
 	if err := s.establish(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	sess.wc.SetPhaseDeadline(time.Time{})
 	sess.capture = nil
 	if err := s.authenticate(ctx, sess, tr); err != nil {
-		sess.close()
+		sess.end(err)
 		return nil, err
 	}
 	return sess, nil
@@ -1395,6 +1494,9 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	switch s.ep.mode {
 	case TLSImplicit:
 		t := time.Now()
+		// The handshake is the server's first reply: SendTimeout bounds it
+		// as it bounds a greeting, whether or not ConnectTimeout is set.
+		sess.wc.StartReply()
 		tc := tls.Client(sess.wc, s.tlsCfg)
 		err := tc.HandshakeContext(ctx)
 		tr.stage(StageTLS, t, err)
@@ -1409,63 +1511,42 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		return s.hello(ctx, sess, sess.wc, nil, tr, true)
 	}
 
-	// STARTTLS, mandatory or opportunistic: the plaintext part by hand, so
-	// that the EHLO name is ours, stripping and injection are detected, and
-	// the handshake is forced before anything else is sent.
-	pre := &smtpconn.Tap{Conn: sess.wc, OnClient: sess.onClient, OnServer: sess.onServer}
-	br := bufio.NewReader(pre)
-	tp := textproto.NewReader(br)
-	cmd := func(line string, expect int) (string, error) {
-		sess.wc.StartReply()
-		if line != "" {
-			if _, err := pre.Write([]byte(line + "\r\n")); err != nil {
-				return "", err
-			}
-		}
-		_, msg, err := tp.ReadResponse(expect)
-		var te *textproto.Error
-		if errors.As(err, &te) {
-			err = toSMTPError(te)
-		}
-		return msg, err
+	// STARTTLS, mandatory or opportunistic: go-smtp reads the greeting and
+	// says EHLO with our name; STARTTLS itself is ours (go-smtp's client
+	// cannot start TLS on a session it already greeted), so that stripping
+	// and injection are detected and the handshake is forced before
+	// anything else is sent.
+	if err := s.hello(ctx, sess, sess.wc, nil, tr, true); err != nil {
+		return err
 	}
 	t := time.Now()
-	if _, err := cmd("", 220); err != nil {
-		tr.stage(StageGreeting, t, err)
-		return s.wrapErr(ctx, StageGreeting, err, sess)
-	}
-	tr.stage(StageGreeting, t, nil)
-	t = time.Now()
-	msg, err := cmd("EHLO "+s.conn.localName(), 250)
-	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
-		msg, err = cmd("HELO "+s.conn.localName(), 250)
-		msg = ""
-	}
-	tr.stage(StageEHLO, t, err)
-	if err != nil {
-		return s.wrapErr(ctx, StageEHLO, err, sess)
-	}
-	ext, lines := parseEHLO(msg)
-	tr.ehlo(lines)
-	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
-
-	t = time.Now()
-	if _, ok := ext["STARTTLS"]; !ok {
+	if !sess.has("STARTTLS") {
 		if s.ep.mode == TLSStartTLS {
-			err := errors.New("server does not offer STARTTLS")
+			err := errNoSTARTTLS
 			tr.stage(StageSTARTTLS, t, err)
-			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
+			return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err, usable: true}
 		}
 		tr.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
-		sess.capture = &ehloCapture{firstSent: time.Now()}
-		return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+		return nil
 	}
-	if _, err := cmd("STARTTLS", 220); err != nil {
+	// Bytes after the EHLO reply, or after the reply to STARTTLS, were not
+	// asked for: a man in the middle may have injected them to be read as
+	// replies inside TLS.
+	injected := len(sess.capture.partial) > 0
+	br := bufio.NewReader(sess.tap)
+	sess.wc.StartReply()
+	_, err := sess.tap.Write([]byte("STARTTLS\r\n"))
+	if err == nil {
+		_, _, err = textproto.NewReader(br).ReadResponse(220)
+	}
+	if te := (*textproto.Error)(nil); errors.As(err, &te) {
+		err = toSMTPError(te)
+	}
+	if err != nil {
 		var se *smtp.SMTPError
-		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic {
+		if errors.As(err, &se) && s.ep.mode == TLSOpportunistic && !injected && br.Buffered() == 0 {
 			tr.skip(StageSTARTTLS, fmt.Sprintf("the server refused STARTTLS (%v); opportunistic mode continues in plaintext", newSMTPError(se)))
-			sess.capture = &ehloCapture{firstSent: time.Now()}
-			return s.hello(ctx, sess, sess.wc, greeting, tr, false)
+			return nil
 		}
 		tr.stage(StageSTARTTLS, t, err)
 		e := s.wrapErr(ctx, StageSTARTTLS, err, sess)
@@ -1474,8 +1555,8 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 		}
 		return e
 	}
-	if br.Buffered() > 0 {
-		err := errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
+	if injected || br.Buffered() > 0 || sess.tap.Buffered() > 0 {
+		err := errSTARTTLSInjection
 		tr.stage(StageSTARTTLS, t, err)
 		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageSTARTTLS, kind: ErrTLSUnavailable, Err: err}
 	}
@@ -1488,6 +1569,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 	sess.tlsState = &st
 	tr.tlsDone(st)
 	sess.capture = &ehloCapture{firstSent: time.Now()}
+	greeting := []byte("220 " + s.ep.host + " ESMTP\r\n")
 	if err := s.hello(ctx, sess, tc, greeting, tr, false); err != nil {
 		tr.stage(StageSTARTTLS, t, err)
 		return err
@@ -1500,7 +1582,7 @@ func (s *Sender) establish(ctx context.Context, sess *session, tr *tracer) error
 // nil, stands for a greeting already read. tracked says whether the
 // greeting and EHLO are stages of their own (not after STARTTLS).
 func (s *Sender) hello(ctx context.Context, sess *session, conn net.Conn, greeting []byte, tr *tracer, tracked bool) error {
-	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer}
+	sess.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: sess.onClient, OnServer: sess.onServer, Greeting: greeting == nil}
 	c := smtp.NewClient(sess.tap)
 	// Any non-zero value: the wrapped connection replaces go-smtp's
 	// deadlines with the connection's own timeouts.
@@ -1584,7 +1666,7 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	t := time.Now()
 	authFail := func(kind, err error) error {
 		tr.stage(StageAuth, t, err)
-		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err}
+		return &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageAuth, kind: kind, Err: err, usable: true}
 	}
 	if !credentialsAllowed(&s.conn, sess.tlsState != nil, sess.wc.RemoteAddr()) {
 		return authFail(ErrInsecureAuth, errors.New("the session is not encrypted and the server is not on a loopback address: credentials not sent (enable TLS, or set allowInsecureAuth on a trusted network)"))
@@ -1601,13 +1683,11 @@ func (s *Sender) authenticate(ctx context.Context, sess *session, tr *tracer) er
 	if msg != "" {
 		return authFail(ErrInvalid, &FieldError{Field: "Password", Problem: msg})
 	}
-	sess.tap.RefuseAbort = true
-	err = sess.client.Auth(basicClient(mech, s.conn.Username, pw))
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = true
+	sess.secret([]byte(pw))
+	err = sess.client.Auth(recordingClient{basicClient(mech, s.conn.Username, pw), sess})
+	sess.tap.AnswerAbort = false
 	if err != nil {
-		if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-			err = errors.New("the server's challenge could not be answered")
-		}
 		e := s.wrapErr(ctx, StageAuth, err, sess)
 		if e.kind == nil || e.kind == ErrRefused {
 			e.kind = ErrAuthFailed
@@ -1630,12 +1710,16 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	tok, err := s.tokens.token(ctx)
 	tr.stage(StageToken, t, err)
 	if err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageToken, Err: err, usable: true}
 		switch {
 		case ctx.Err() != nil:
 			return s.ctxError(ctx, StageToken, err)
 		case errors.Is(err, ErrReauthorize):
 			e.kind = ErrReauthorize
+		case errors.Is(err, ErrBlocked):
+			e.kind = ErrBlocked
+		case errors.Is(err, ErrClosed):
+			e.kind = ErrClosed
 		case !isTemporary(err):
 			e.kind = ErrAuthFailed
 		}
@@ -1643,17 +1727,15 @@ func (s *Sender) authenticateOAuth2(ctx context.Context, sess *session, tr *trac
 	}
 	t = time.Now()
 	bc := newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
-	sess.tap.RefuseAbort = true
-	err = sess.client.Auth(bc)
-	sess.tap.RefuseAbort = false
+	sess.tap.AnswerAbort = true
+	sess.secret([]byte(tok))
+	err = sess.client.Auth(recordingClient{bc, sess})
+	sess.tap.AnswerAbort = false
 	if err == nil {
 		sess.mech = mech
 		tr.authenticated(mech)
 		tr.stage(StageAuth, t, nil)
 		return nil
-	}
-	if errors.Is(err, smtpconn.ErrAbortSuppressed) {
-		err = errors.New("the server's challenge could not be answered")
 	}
 	e := s.wrapErr(ctx, StageAuth, err, sess)
 	if authNotPossible(e) {
@@ -1795,6 +1877,7 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 	var se *smtp.SMTPError
 	var ce *tls.CertificateVerificationError
 	var rh tls.RecordHeaderError
+	var notSMTP *smtpconn.NotSMTPError
 	switch {
 	case ctx.Err() != nil || (sess != nil && sess.wc.Err() != nil):
 		return s.ctxError(ctx, stage, nil)
@@ -1804,13 +1887,21 @@ func (s *Sender) wrapErr(ctx context.Context, stage Stage, err error, sess *sess
 			return s.ctxError(ctx, stage, nil)
 		case smtpconn.LimitPhase:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("connect timeout (%v) expired", s.conn.ConnectTimeout)
+		case smtpconn.LimitSend:
+			if te.Stalled {
+				e.kind, e.Err = ErrTimeout, fmt.Errorf("the upload made no progress within the send timeout (%v): the server stopped reading", s.conn.SendTimeout)
+				break
+			}
+			fallthrough
 		default:
 			e.kind, e.Err = ErrTimeout, fmt.Errorf("no reply within the send timeout (%v)", s.conn.SendTimeout)
 		}
+	case errors.As(err, &notSMTP):
+		e.kind, e.Err = ErrConnect, &wrapped{msg: "the service does not speak SMTP: " + notSMTP.Error(), err: err}
 	case errors.Is(err, smtpconn.ErrReplyTooLarge):
 		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
 	case errors.As(err, &se):
-		e.Err = newSMTPError(se)
+		e.Err = newSMTPError(sess.scrubReply(se))
 		switch stage {
 		case StageGreeting, StageEHLO:
 			e.kind = ErrConnect

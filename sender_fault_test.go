@@ -56,7 +56,12 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		mode = map[smtptest.Mode]TLSMode{smtptest.Plain: TLSNone, smtptest.StartTLS: TLSStartTLS, smtptest.Implicit: TLSImplicit}[tc.srv.TLS]
 	}
 	c := connFor(t, srv, mode)
-	c.ConnectTimeout, c.SendTimeout = ftC, ftS
+	if tc.within != 0 || tc.wantErr == ErrTimeout {
+		c.ConnectTimeout, c.SendTimeout = ftC, ftS // the case is about them
+	} else {
+		// Room for a loaded machine: nothing in the case should wait on them.
+		c.ConnectTimeout, c.SendTimeout = 10*time.Second, 10*time.Second
+	}
 	if tc.srv.Users != nil {
 		c.Username, c.Password = "alice", "s3cret"
 	}
@@ -115,6 +120,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 }
 
 func TestSendFaults(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "s3cret"}
 	tests := []faultCase{
 		// Greeting (F05–F10).
@@ -255,22 +261,26 @@ func TestSendFaults(t *testing.T) {
 			}},
 		{name: "F39 552 too many recipients is temporary", srv: smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "Too many recipients"}
-		}}, wantErr: ErrRecipientRejected, wantCode: 452, temp: yes},
+		}}, wantErr: ErrRecipientRejected, wantCode: 552, temp: yes}, // issue 10-3: the server's own code, treated as temporary
 
 		// DATA (F40–F46).
 		{name: "F40 554 to DATA", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "DATA", Reply: "554 5.5.1 No valid recipients"}}},
 			wantErr: ErrRefused, wantCode: 554, temp: no},
-		{name: "F41 server stops reading", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}},
-			// The bound includes filling the socket buffers (a few MiB,
-			// slow under the race detector) before the stall.
-			msg: bigMessage(16 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
+		{name: "F41 server stops reading", srv: smtptest.Options{ReadBuffer: 64 << 10, Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}},
+			// The bound includes filling the socket buffers before the
+			// stall: small ones on both sides, so that 2 MiB fill them
+			// without composing the many MiB (slow under the race detector)
+			// that Linux's default buffers hold.
+			opts: &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer},
+			msg:  bigMessage(2 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
 		// 512 KiB every 200 ms: the whole upload takes several send
 		// timeouts, but no stretch of it (even on a loaded machine) one.
+		// 7 MiB is about 9.6 MiB in base64: 19 pauses, at least 3.8 s.
 		{name: "F41 slow but moving upload succeeds", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.SlowRead, Bytes: 512 << 10, Interval: 200 * time.Millisecond}}},
 			// SendTimeout 2 s also covers the test server's own work after
-			// the last byte (12 MiB under the race detector on a loaded
-			// machine) before it replies.
-			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(12 << 20),
+			// the last byte (under the race detector on a loaded machine)
+			// before it replies.
+			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(7 << 20),
 			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
 				if rc.Duration < 3*time.Second {
 					t.Errorf("upload took %v; the test wants it well over the send timeout", rc.Duration)
@@ -348,6 +358,17 @@ func bigMessage(n int) func() *Message {
 		m.Attachments = []Attachment{{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte("0123456789abcdef"), n/16))}}
 		return m
 	}
+}
+
+// smallWriteBuffer dials with a 64 KiB send buffer, so that a server that
+// stops reading blocks the upload after little data.
+func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	return conn, nil
 }
 
 // fakeRemote makes a loopback connection look like one to 10.0.0.25, to
@@ -516,6 +537,7 @@ func TestPoolReusesSessions(t *testing.T) {
 }
 
 func TestPoolRedialsDeadIdleSession(t *testing.T) {
+	t.Parallel()
 	// The server closes each session 100 ms after a message, as an idle
 	// timeout would.
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Idle, Delay: 100 * time.Millisecond, Reply: "421 4.4.2 Idle timeout"}}})
@@ -524,7 +546,12 @@ func TestPoolRedialsDeadIdleSession(t *testing.T) {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		// The server has closed the pooled session for idleness.
+		select {
+		case <-srv.SessionClosed(i + 1):
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session %d was never closed for idleness", i+1)
+		}
 	}
 	if n := len(srv.Messages()); n != 3 {
 		t.Errorf("messages = %d, want 3", n)
@@ -550,6 +577,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 }
 
 func TestMaxSessionsBound(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Delay: 50 * time.Millisecond}}})
 	s := mustSender(t, connFor(t, srv, TLSNone), &Options{MaxSessions: 2})
 	errc := make(chan error, 10)
@@ -587,13 +615,14 @@ func TestCancelInEveryPhase(t *testing.T) {
 		{"tls handshake", smtptest.Fault{At: smtptest.Greeting, Action: smtptest.Silent}, nil, smtptest.Plain},
 		{"auth", smtptest.Fault{At: "AUTH", Action: smtptest.Silent}, nil, smtptest.StartTLS},
 		{"mail", smtptest.Fault{At: "MAIL", Action: smtptest.Silent}, nil, smtptest.Plain},
-		{"data body", smtptest.Fault{At: smtptest.DataBody, Action: smtptest.Stall}, bigMessage(16 << 20), smtptest.Plain},
+		{"data body", smtptest.Fault{At: smtptest.DataBody, Action: smtptest.Stall}, bigMessage(2 << 20), smtptest.Plain},
 		{"final dot", smtptest.Fault{At: smtptest.AfterDot, Action: smtptest.Silent}, nil, smtptest.Plain},
 	}
 	for _, ph := range phases {
 		t.Run(ph.name, func(t *testing.T) {
 			t.Parallel()
-			opts := smtptest.Options{TLS: ph.mode, Faults: []smtptest.Fault{ph.fault}}
+			// Small socket buffers: the upload blocks after little data.
+			opts := smtptest.Options{TLS: ph.mode, Faults: []smtptest.Fault{ph.fault}, ReadBuffer: 64 << 10}
 			if ph.name == "auth" {
 				opts.Users = map[string]string{"alice": "s3cret"}
 			}
@@ -610,7 +639,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 			if ph.name == "auth" {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer})
 			msg := basicMessage()
 			if ph.msg != nil {
 				msg = ph.msg()
@@ -621,7 +650,15 @@ func TestCancelInEveryPhase(t *testing.T) {
 				_, err := s.Send(ctx, msg)
 				done <- err
 			}()
-			time.Sleep(300 * time.Millisecond)
+			// The server has reached the phase: the fault fired (it now
+			// stays silent or stalls for ever).
+			select {
+			case <-srv.Fired(0, 1):
+			case err := <-done:
+				t.Fatalf("Send returned before the phase was reached: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the phase was never reached")
+			}
 			cancelled := time.Now()
 			cancel()
 			select {
@@ -643,6 +680,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 }
 
 func TestContextDeadlineWithoutTimeouts(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/mail"
+	"net/netip"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/oauthtoken"
+	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
 // DefaultTestTimeout bounds a whole Test Connection when
@@ -53,6 +57,26 @@ type TestOptions struct {
 	// TestConnection (DialPolicy, HTTPClient, Logger, ActionOrigin). A
 	// Registry uses its own. Nil means the defaults.
 	Options *Options
+
+	// Restricted makes the report fit for a caller who is not trusted with
+	// the engine's network, such as a tenant testing a connection it
+	// entered. It keeps what an administrator of the connection needs —
+	// each stage's outcome, reply codes, the TLS version, whether the
+	// certificate verified and when it expires, the standard extensions
+	// and AUTH mechanisms, hints and warnings — and leaves out what the
+	// engine's position reveals: the text of every server reply (banners,
+	// host names, software versions), the address a name resolved to, the
+	// certificate's names and issuer, resolver addresses and error texts
+	// of the network stack and of the token endpoint. A name that does
+	// not resolve and one that resolves to an address the dial policy
+	// refuses are reported identically, at the resolve stage, so that a
+	// tenant cannot tell internal names that exist from names that do not.
+	// Err's message is the restricted text; errors.Unwrap(Err) is the full
+	// error, for the engine's own logs. Durations are still reported, and
+	// a destination the dial policy allows answers as it does; see the
+	// README's security section. Zero means the full report, for
+	// administrators of the engine.
+	Restricted bool
 }
 
 // An Outcome is what happened at one stage of a Test Connection.
@@ -149,7 +173,9 @@ type TestReport struct {
 	Duration time.Duration `json:"-"`
 	// DurationMS is Duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
-	// Err is the error that stopped the test, nil when it passed.
+	// Err is the error that stopped the test, nil when it passed. In a
+	// restricted report (TestOptions.Restricted) its message is the
+	// restricted text and errors.Unwrap(Err) is the full error.
 	Err error `json:"-"`
 	// Error is Err's text.
 	Error string `json:"error,omitempty"`
@@ -172,7 +198,9 @@ var ladder = []Stage{StageResolve, StageConnect, StageTLS, StageGreeting, StageE
 // anywhere. It always returns within opts.Timeout (DefaultTestTimeout).
 //
 // An OAuth2 connection needs opts.OAuth2Config; a Registry's
-// TestConnection uses its own configurations and token cache.
+// TestConnection uses its own configurations and token cache. A caller
+// that is not trusted with the engine's network — a tenant — should get a
+// report made with opts.Restricted.
 func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestReport {
 	var to TestOptions
 	if opts != nil {
@@ -231,6 +259,11 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 	s, err := r.Sender(name)
 	if err != nil {
 		rep := &TestReport{Connection: name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
+		if to.Restricted && !errors.Is(err, ErrClosed) {
+			// The full error suggests similar names: other tenants'
+			// connections.
+			err = &restrictedError{msg: fmt.Sprintf("emailconn: connection %q is not available", name), err: err}
+		}
 		rep.invalid(err)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoRoute) {
 			rep.Sentence = "The connection was not tested: " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
@@ -304,15 +337,64 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 			t := time.Now()
 			_ = sess.client.Quit()
 			tr.stage(StageQuit, t, nil)
+			sess.close()
+		} else {
+			sess.end(err)
 		}
 		release()
-		sess.close()
+	}
+	// The test's own limit expired (the connection's deadline, which is
+	// the same, may notice a moment before the context does), not the
+	// caller's context.
+	deadline, _ := testCtx.Deadline()
+	parentDeadline, parentHas := ctx.Deadline()
+	if err != nil && ctx.Err() == nil && (!parentHas || parentDeadline.After(deadline)) && !time.Now().Before(deadline) {
+		err = testLimitExpired(err, limit)
 	}
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()
-	s.fillReport(rep, tr, sess, err, opts, limit, ctx)
+	s.fillReport(rep, tr, err, opts, ctx)
 	return rep
 }
+
+// A testLimitError is the expiry of the test's own time limit
+// (TestOptions.Timeout or DefaultTestTimeout): a timeout of this package,
+// reported as ErrTimeout, not as the caller's context error.
+type testLimitError struct{ limit time.Duration }
+
+func (e *testLimitError) Error() string {
+	return fmt.Sprintf("no reply within the test's time limit (%v)", e.limit)
+}
+
+// testLimitExpired turns the context error that the test's time limit
+// caused into a timeout of the stage that was running.
+func testLimitExpired(err error, limit time.Duration) error {
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	ne := *e
+	ne.kind, ne.Err = ErrTimeout, &testLimitError{limit: limit}
+	return &ne
+}
+
+// Causes of a failed STARTTLS stage, reported by establish (sender.go) and
+// recognised by the hints.
+var (
+	errNoSTARTTLS        = errors.New("server does not offer STARTTLS")
+	errSTARTTLSInjection = errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
+)
+
+// A restrictedError is the error of a restricted report: its message holds
+// only what the restricted report shows; it unwraps to the full error, for
+// the engine.
+type restrictedError struct {
+	msg string
+	err error
+}
+
+func (e *restrictedError) Error() string { return e.msg }
+func (e *restrictedError) Unwrap() error { return e.err }
 
 // probe sends MAIL FROM and RCPT TO, then RSET.
 func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *tracer) error {
@@ -331,7 +413,7 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 	}
 	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
 	if err := p.err(); err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err}
+		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err, usable: true}
 		tr.stage(StageMail, time.Now(), e)
 		return e
 	}
@@ -361,12 +443,8 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 
 // fillReport turns the trace into the report's ladder, findings and
 // sentence.
-func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err error, opts *TestOptions, limit time.Duration, parent context.Context) {
-	rep.Err = err
-	rep.OK = err == nil
-	if err != nil {
-		rep.Error = err.Error()
-	}
+func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOptions, parent context.Context) {
+	v := &view{s: s, restricted: opts.Restricted, parent: parent}
 	seen := map[Stage]traceStage{}
 	for _, ts := range tr.stages {
 		seen[ts.stage] = ts // the last attempt at a stage wins
@@ -376,23 +454,43 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 	if errors.As(err, &e) {
 		failedAt = e.Stage
 	}
+	if v.restricted && s.unresolvable(err, failedAt) {
+		// A name that does not resolve and one that resolves to a refused
+		// address look the same: failed at resolve, connect not run.
+		res := seen[StageResolve]
+		if conn, ok := seen[StageConnect]; ok {
+			res.end = conn.end
+		}
+		res.stage, res.err = StageResolve, err
+		seen[StageResolve] = res
+		delete(seen, StageConnect)
+		failedAt = StageResolve
+	}
+	rep.Err = err
+	rep.OK = err == nil
+	if err != nil {
+		if v.restricted {
+			rep.Err = &restrictedError{msg: v.errorText(err, failedAt), err: err}
+		}
+		rep.Error = rep.Err.Error()
+	}
 	reached := true
 	for _, st := range ladder {
 		ts, ok := seen[st]
 		res := StageResult{Stage: st}
 		switch {
 		case ok && ts.skipped != "":
-			res.Outcome, res.Detail = Skipped, ts.skipped
+			res.Outcome, res.Detail = Skipped, v.skipReason(st, ts.skipped, tr)
 		case ok && ts.err != nil:
-			res.Outcome, res.Detail = Failed, stageDetail(ts.err)
+			res.Outcome, res.Detail = Failed, v.detail(ts.err, st)
 			if st == failedAt {
-				res.Detail = stageDetail(err) // classified: "connect timeout (5s) expired", not "i/o timeout"
+				res.Detail = v.detail(err, st) // classified: "connect timeout (5s) expired", not "i/o timeout"
 			}
 			reached = false
 		case ok:
 			res.Outcome = Passed
 		case st == failedAt:
-			res.Outcome, res.Detail = Failed, stageDetail(err)
+			res.Outcome, res.Detail = Failed, v.detail(err, st)
 			reached = false
 		case !reached || err != nil && stageIndex(st) > stageIndex(failedAt):
 			res.Outcome = NotRun
@@ -406,7 +504,7 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 		rep.Stages = append(rep.Stages, res)
 	}
 	// What the server offered and what was used.
-	if tr.remote != "" {
+	if tr.remote != "" && !v.restricted {
 		rep.Server.Address = tr.remote
 	}
 	if tr.tls != nil {
@@ -422,8 +520,15 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 			rep.Certificate = certInfo(ce.UnverifiedCertificates[0], false)
 		}
 	}
+	if rep.Certificate != nil && v.restricted {
+		c := rep.Certificate
+		c.Subject, c.Issuer, c.DNSNames, c.IPs = "", "", []string{}, []string{}
+	}
 	if tr.ehloLines != nil {
 		rep.Server.Extensions = tr.ehloLines
+		if v.restricted {
+			rep.Server.Extensions = standardExtensions(tr.ehloLines)
+		}
 	}
 	ext, _ := parseEHLO("\n" + strings.Join(rep.Server.Extensions, "\n"))
 	rep.Server.AuthMechanisms = offeredMechanisms(ext)
@@ -452,12 +557,229 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, sess *session, err erro
 			rep.Warnings = append(rep.Warnings, "The sample action link could not be rewritten: "+rerr.Error()+".")
 		}
 	}
-	s.warnings(rep, tr, err, failedAt)
+	v.warnings(rep, tr, seen, err, failedAt)
 	if err != nil {
-		rep.Hints = append(rep.Hints, s.hints(rep, err, failedAt, limit, parent)...)
+		rep.Hints = append(rep.Hints, v.hints(rep, tr, err, failedAt, opts)...)
 	}
 	rep.NotProven = s.notProven(rep, opts)
-	rep.Sentence = s.sentence(rep, err, failedAt)
+	rep.Sentence = v.sentence(rep, err, failedAt)
+}
+
+// A view is how a report is worded: in full, or restricted to what an
+// untrusted caller may see (TestOptions.Restricted).
+type view struct {
+	s          *Sender
+	restricted bool
+	parent     context.Context // the caller's context
+}
+
+// detail is the text of err, the error of stage st, for the report.
+func (v *view) detail(err error, st Stage) string {
+	if v.restricted {
+		return v.restrictedDetail(err, st)
+	}
+	return stageDetail(err)
+}
+
+// errorText is the report's Error in restricted mode: the package prefix,
+// the connection (or the configured server) and the stage, then the
+// restricted detail.
+func (v *view) errorText(err error, st Stage) string {
+	var b strings.Builder
+	b.WriteString("emailconn: ")
+	if v.s.conn.Name != "" {
+		fmt.Fprintf(&b, "connection %q: ", v.s.conn.Name)
+	} else {
+		fmt.Fprintf(&b, "%s: ", v.s.ep.addr())
+	}
+	if st != "" {
+		b.WriteString(string(st) + ": ")
+	}
+	b.WriteString(v.restrictedDetail(err, st))
+	return b.String()
+}
+
+// unresolvable reports a failure to turn the mail server's name into an
+// address the engine may connect to: the name did not resolve, or the dial
+// policy refused every address it resolved to.
+func (s *Sender) unresolvable(err error, at Stage) bool {
+	if err == nil {
+		return false
+	}
+	if _, perr := netip.ParseAddr(s.ep.host); perr == nil {
+		return false // an IP address: nothing about names to hide
+	}
+	return at == StageResolve || at == StageConnect && errors.Is(err, ErrBlocked)
+}
+
+// restrictedDetail describes err from its typed cause alone, never with
+// the text of a server reply, a certificate, the resolver or the network
+// stack.
+func (v *view) restrictedDetail(err error, at Stage) string {
+	s := v.s
+	var tle *testLimitError
+	var se *SMTPError
+	var mech *mechanismError
+	var fe *FieldError
+	var tre *tokenRejectedError
+	var hostErr x509.HostnameError
+	var uaErr x509.UnknownAuthorityError
+	var invErr x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	var dnsErr *net.DNSError
+	var oe *oauthtoken.Error
+	var protoErr textproto.ProtocolError
+	var notSMTP *smtpconn.NotSMTPError
+	var rootsErr x509.SystemRootsError
+	switch {
+	case errors.As(err, &tle):
+		return tle.Error()
+	case v.parent.Err() != nil && errors.Is(err, context.Canceled):
+		return "the test was canceled"
+	case v.parent.Err() != nil && errors.Is(err, context.DeadlineExceeded):
+		return "the caller's deadline expired"
+	case s.unresolvable(err, at):
+		return "the mail server's name does not resolve to an address this engine may connect to"
+	case at == StageToken && (errors.Is(err, ErrBlocked) || errors.As(err, &dnsErr)):
+		return "the token endpoint's name does not resolve to an address this engine may connect to"
+	case errors.Is(err, ErrBlocked):
+		return "destination not allowed"
+	case errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return "no reply in time"
+	case errors.As(err, &tre):
+		return "the server rejected the OAuth2 access token"
+	case errors.As(err, &se):
+		if enh := se.Enhanced(); enh != "" {
+			return fmt.Sprintf("the server replied %d %s", se.Code, enh)
+		}
+		return fmt.Sprintf("the server replied %d", se.Code)
+	case errors.As(err, &mech):
+		offered := saslNames(mech.offered)
+		if len(offered) == 0 {
+			return "server does not offer AUTH"
+		}
+		return fmt.Sprintf("server offers %s, none of which %s auth can use", strings.Join(offered, " "), mech.authType)
+	case errors.Is(err, ErrInsecureAuth):
+		return "credentials not sent: the session is not encrypted and the server is not on a loopback address"
+	case errors.As(err, &fe):
+		return fe.Field + " is not valid"
+	case errors.As(err, &hostErr):
+		return "the server's certificate is not valid for " + s.ep.host
+	case errors.As(err, &uaErr):
+		return "the server's certificate is not signed by a trusted authority"
+	case errors.As(err, &rootsErr):
+		return "this machine has no trusted authorities to verify the certificate with"
+	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
+		return "the server's certificate has expired"
+	case errors.As(err, &invErr):
+		return "the server's certificate is not valid"
+	case errors.As(err, &rh):
+		return "the server did not answer with TLS"
+	case errors.Is(err, errNoSTARTTLS):
+		return errNoSTARTTLS.Error()
+	case errors.Is(err, errSTARTTLSInjection):
+		return "the server sent data after its reply to STARTTLS; TLS was not started"
+	case errors.Is(err, ErrReplyTooLarge):
+		return "a reply from the server was too large"
+	case errors.Is(err, ErrReauthorize):
+		return "the OAuth2 configuration must be authorised again"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case isConnReset(err):
+		return "the connection was reset"
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the server"
+	case errors.As(err, &notSMTP):
+		return "the service does not speak SMTP"
+	case errors.As(err, &protoErr) || errors.Is(err, smtp.ErrTooLongLine):
+		return "the server's reply is not SMTP"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "the server closed the connection"
+	case at == StageToken && errors.As(err, &oe) && oe.Code != "":
+		return "the token endpoint answered " + oe.Code
+	case at == StageToken && errors.As(err, &oe) && oe.Status != 0:
+		return fmt.Sprintf("the token endpoint answered HTTP %d", oe.Status)
+	case at == StageToken:
+		return "no access token could be obtained"
+	case errors.Is(err, ErrTLSUnavailable):
+		return "TLS could not be established"
+	case errors.Is(err, ErrAuthUnsupported):
+		return "no usable authentication mechanism"
+	case errors.Is(err, ErrAuthFailed):
+		return "authentication failed"
+	case errors.Is(err, ErrRefused):
+		return "the server refused the command"
+	case errors.Is(err, ErrConnect):
+		return "the connection failed"
+	}
+	return "the stage failed"
+}
+
+// skipReason is why stage st was skipped. A restricted report never
+// repeats the traced reason, which may quote the server.
+func (v *view) skipReason(st Stage, traced string, tr *tracer) string {
+	if !v.restricted {
+		return traced
+	}
+	switch st {
+	case StageMail, StageRcpt, StageReset:
+		return "no probe recipient was given"
+	case StageSTARTTLS:
+		if v.s.ep.mode == TLSOpportunistic {
+			if slices.ContainsFunc(tr.ehloLines, func(l string) bool { return strings.EqualFold(l, "STARTTLS") }) {
+				return "the server refused STARTTLS; opportunistic mode continues in plaintext"
+			}
+			return "the server does not offer STARTTLS (opportunistic mode continues in plaintext)"
+		}
+	}
+	return v.s.whySkipped(st)
+}
+
+// standardExtensions keeps the EHLO lines of standard extensions, without
+// parameters except those the report reads (AUTH mechanisms, SIZE).
+func standardExtensions(lines []string) []string {
+	out := []string{}
+	for _, l := range lines {
+		k, param, _ := strings.Cut(strings.TrimSpace(l), " ")
+		k = strings.ToUpper(k)
+		switch k {
+		case "AUTH":
+			if names := saslNames(strings.Fields(param)); len(names) > 0 {
+				out = append(out, "AUTH "+strings.Join(names, " "))
+			} else {
+				out = append(out, "AUTH")
+			}
+		case "SIZE":
+			if n, err := strconv.ParseInt(strings.TrimSpace(param), 10, 64); err == nil && n > 0 {
+				out = append(out, "SIZE "+strconv.FormatInt(n, 10))
+			} else {
+				out = append(out, "SIZE")
+			}
+		case "8BITMIME", "BINARYMIME", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES", "PIPELINING",
+			"REQUIRETLS", "SMTPUTF8", "STARTTLS", "DELIVERBY", "MT-PRIORITY":
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// saslNames keeps the names that are SASL mechanism names (RFC 4422 §3.1:
+// 1 to 20 upper-case letters, digits, hyphens and underscores).
+func saslNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		n = strings.ToUpper(n)
+		ok := len(n) > 0 && len(n) <= 20
+		for _, r := range n {
+			if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func stageIndex(st Stage) int { return slices.Index(ladder, st) }
@@ -506,7 +828,8 @@ func certInfo(c *x509.Certificate, verified bool) *CertificateInfo {
 }
 
 // warnings adds what does not fail the test but deserves attention.
-func (s *Sender) warnings(rep *TestReport, tr *tracer, err error, failedAt Stage) {
+func (v *view) warnings(rep *TestReport, tr *tracer, seen map[Stage]traceStage, err error, failedAt Stage) {
+	s := v.s
 	add := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	c := &s.conn
 	if c.ConnectTimeout == 0 && c.SendTimeout == 0 {
@@ -516,9 +839,11 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error, failedAt Stage
 	} else if c.SendTimeout == 0 {
 		add("No send timeout is configured: a server that stops answering during a send would hang a process (set smtpTimeout).")
 	}
+	// Only the well-known ports say which TLS mode a server expects; any
+	// other port says nothing.
 	switch {
-	case s.ep.mode == TLSImplicit && s.ep.port != 465:
-		add("Implicit TLS on port %d: implicit TLS is usually on port 465; port %d usually expects STARTTLS.", s.ep.port, s.ep.port)
+	case s.ep.mode == TLSImplicit && (s.ep.port == 587 || s.ep.port == 25):
+		add("Implicit TLS on port %d: port %d usually expects STARTTLS; implicit TLS is usually on port 465.", s.ep.port, s.ep.port)
 	case (s.ep.mode == TLSStartTLS || s.ep.mode == TLSOpportunistic) && s.ep.port == 465:
 		add("STARTTLS on port 465: port 465 usually expects implicit TLS (tlsMode \"implicit\").")
 	}
@@ -534,8 +859,8 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error, failedAt Stage
 		}
 	}
 	if tr.remote != "" && tr.tls == nil && (err == nil || stageIndex(failedAt) > stageIndex(StageSTARTTLS)) {
-		if c.usesCredentials() {
-			add("The session is not encrypted: credentials are sent in plaintext (allowed only because the server is on a loopback address or allowInsecureAuth is set).")
+		if credentialsSent(seen, err, failedAt) {
+			add("The session is not encrypted: the credentials were sent in plaintext (allowed only because the server is on a loopback address or allowInsecureAuth is set).")
 		} else {
 			add("The session is not encrypted: messages travel in plaintext. Turn Enable TLS on if the server supports it.")
 		}
@@ -552,13 +877,31 @@ func (s *Sender) warnings(rep *TestReport, tr *tracer, err error, failedAt Stage
 		}
 	}
 	if tr.retried != nil {
-		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", stageDetail(tr.retried))
+		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", v.detail(tr.retried, StageAuth))
 	}
-	for _, ts := range tr.stages {
-		if ts.stage == StageSTARTTLS && ts.skipped != "" && s.ep.mode == TLSOpportunistic {
-			add("Opportunistic TLS fell back to plaintext: %s.", ts.skipped)
-		}
+	if ts, ok := seen[StageSTARTTLS]; ok && ts.skipped != "" && s.ep.mode == TLSOpportunistic {
+		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.skipped, tr))
 	}
+}
+
+// credentialsSent reports whether the test sent credentials: AUTH passed,
+// or failed after the exchange began — not when no usable mechanism was
+// offered, the session was not secure enough, or the password could not be
+// read.
+func credentialsSent(seen map[Stage]traceStage, err error, failedAt Stage) bool {
+	ts, ok := seen[StageAuth]
+	if !ok || ts.skipped != "" {
+		return false
+	}
+	if ts.err == nil {
+		return true
+	}
+	cause := ts.err
+	if failedAt == StageAuth && err != nil {
+		cause = err
+	}
+	var mech *mechanismError
+	return !errors.As(cause, &mech) && !errors.Is(cause, ErrInsecureAuth) && !errors.Is(cause, ErrInvalid)
 }
 
 // notProven says what the test cannot show.
@@ -576,7 +919,8 @@ func (s *Sender) notProven(rep *TestReport, opts *TestOptions) []string {
 }
 
 // sentence builds the one human sentence of the report.
-func (s *Sender) sentence(rep *TestReport, err error, failedAt Stage) string {
+func (v *view) sentence(rep *TestReport, err error, failedAt Stage) string {
+	s := v.s
 	where := s.ep.addr()
 	if err == nil {
 		var b strings.Builder
@@ -605,7 +949,7 @@ func (s *Sender) sentence(rep *TestReport, err error, failedAt Stage) string {
 		return b.String()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Test Connection to %s stopped at %s: %s.", where, stageName(failedAt), stageDetail(err))
+	fmt.Fprintf(&b, "Test Connection to %s stopped at %s: %s.", where, stageName(failedAt), v.detail(err, failedAt))
 	if len(rep.Hints) > 0 {
 		b.WriteString(" " + rep.Hints[0])
 	}
@@ -638,10 +982,22 @@ func stageName(st Stage) string {
 	return "the " + string(st) + " stage"
 }
 
-// hints recognises causes and says what to change.
-func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration, parent context.Context) []string {
+// hints recognises causes and says what to change. A hint is chosen from
+// the failing stage, the error's typed cause and what the session showed,
+// never from the text of an error.
+func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *TestOptions) []string {
+	s := v.s
 	var hints []string
 	add := func(format string, a ...any) { hints = append(hints, fmt.Sprintf(format, a...)) }
+	var tle *testLimitError
+	capped := errors.As(err, &tle)
+	if capped {
+		add("The test reached its time limit (%v) without a reply: configure smtpConnectionTimeout and smtpTimeout so that a silent server is reported at the stage where it stopped.", tle.limit)
+	}
+	if at == StageToken {
+		// The token endpoint failed, not the mail server.
+		return append(hints, v.tokenHints(err, capped)...)
+	}
 	host, port, mode := s.ep.host, s.ep.port, s.ep.mode
 	var se *SMTPError
 	hasSMTP := errors.As(err, &se)
@@ -649,24 +1005,30 @@ func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration
 	if hasSMTP {
 		enh = se.Enhanced()
 	}
+	offersSTARTTLS := slices.ContainsFunc(rep.Server.Extensions, func(e string) bool { return strings.EqualFold(e, "STARTTLS") })
 	var dnsErr *net.DNSError
 	var rh tls.RecordHeaderError
 	var hostErr x509.HostnameError
 	var uaErr x509.UnknownAuthorityError
 	var invErr x509.CertificateInvalidError
+	var rootsErr x509.SystemRootsError
 	var protoErr interface{ Error() string }
 	var mech *mechanismError
 	var tre *tokenRejectedError
 	switch {
+	case v.restricted && s.unresolvable(err, at):
+		// The same whether the name does not exist or the dial policy
+		// refuses what it resolves to.
+		add("Check the spelling of the mail server's name %s: this engine connects only to addresses it is allowed to reach.", host)
 	case errors.Is(err, ErrBlocked):
 		add("The dial policy does not allow this destination.")
-	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+	case at == StageResolve && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		add("The host name %s does not resolve: check its spelling, and that this machine's DNS can see it.", host)
-	case errors.As(err, &dnsErr):
+	case at == StageResolve && errors.As(err, &dnsErr):
 		add("The host name %s could not be resolved right now (DNS %s): check this machine's DNS.", host, dnsErr.Err)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case at == StageConnect && errors.Is(err, syscall.ECONNREFUSED):
 		add("Nothing accepts connections on %s port %d: check the port (465 for implicit TLS, 587 for STARTTLS, 25 for relays) and any firewall.", host, port)
-	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+	case at == StageConnect && (errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)):
 		add("No route to %s: check the network path and firewalls.", host)
 	case at == StageConnect && errors.Is(err, ErrTimeout):
 		add("No answer from %s port %d: a firewall may drop the connection, or the host is down.", host, port)
@@ -680,64 +1042,72 @@ func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration
 		add("The server does not speak TLS on port %d: it is probably a plaintext or STARTTLS port. Use STARTTLS (Enable TLS on port 587) instead of implicit TLS, or the server's implicit-TLS port (465).", port)
 	case at == StageTLS && errors.Is(err, ErrTimeout):
 		add("The TLS handshake did not complete: check that port %d expects implicit TLS.", port)
+	case errors.As(err, &hostErr) && v.restricted:
+		add("The server's certificate is not valid for %s: use a name the certificate is issued for as the mail server.", host)
 	case errors.As(err, &hostErr):
 		add("The certificate is for %s, not %s: use one of those names as the mail server.", certNames(hostErr.Certificate), host)
 	case errors.As(err, &uaErr):
 		issuer := ""
-		if uaErr.Cert != nil {
+		if uaErr.Cert != nil && !v.restricted {
 			issuer = " (issued by " + uaErr.Cert.Issuer.String() + ")"
 		}
-		add("The certificate is signed by an authority this machine does not trust%s: for a private relay, set caFile to the relay's CA certificate.", issuer)
+		if s.conn.CAFile != "" {
+			add("The certificate%s is not signed by an authority in caFile: caFile replaces the system's trusted authorities, so it must hold the CA certificate that issued the server's certificate (or leave caFile empty for a server whose certificate is publicly trusted).", issuer)
+		} else {
+			add("The certificate is signed by an authority this machine does not trust%s: for a private relay, set caFile to the relay's CA certificate.", issuer)
+		}
+	case errors.As(err, &rootsErr):
+		add("This machine has no trusted certificate authorities to verify the server's certificate with: install the system's CA certificates, or set caFile to the CA that issued the server's certificate.")
 	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
 		add("The server's certificate has expired (on %s): the server's administrator must renew it.", invErr.Cert.NotAfter.UTC().Format("2006-01-02"))
-	case at == StageSTARTTLS && strings.Contains(err.Error(), "does not offer STARTTLS"):
+	case at == StageSTARTTLS && errors.Is(err, errNoSTARTTLS):
 		add("The server does not offer STARTTLS on port %d: check the port (587 usually offers it; use 465 with implicit TLS), or whether something between strips STARTTLS.", port)
-	case at == StageSTARTTLS && strings.Contains(err.Error(), "injection"):
+	case at == StageSTARTTLS && errors.Is(err, errSTARTTLSInjection):
 		add("Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it.")
 	case errors.Is(err, ErrReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !hasSMTP && errors.As(err, &protoErr) && isPermanentConnect(err):
 		add("The service on %s port %d does not speak SMTP: check the host and port.", host, port)
 	case errors.As(err, &mech) && len(mech.offered) == 0:
-		add("The server offers no AUTH on this session: it may require STARTTLS first (turn Enable TLS on), or it does not accept authentication from this client.")
+		switch {
+		case tr.tls != nil:
+			add("The server offers no AUTH, although the session is encrypted: it does not accept authentication from this client on port %d (relay ports such as 25 often do not; submission is on 587 or 465), or it accepts mail without it — then leave the user name empty.", port)
+		case offersSTARTTLS:
+			add("The server offers STARTTLS and no AUTH before it: turn Enable TLS on, so that AUTH is offered on the encrypted session.")
+		default:
+			add("The server offers neither AUTH nor STARTTLS on port %d: it does not accept authentication here. Check the port (587 for submission), or leave the user name empty if it accepts mail without authentication.", port)
+		}
 	case errors.As(err, &mech):
+		offered := strings.Join(saslNames(mech.offered), " ")
 		if s.authType == AuthOAuth2 {
-			add("The server offers %s but not XOAUTH2 or OAUTHBEARER: it does not accept OAuth2 here.", strings.Join(mech.offered, " "))
+			add("The server offers %s but not XOAUTH2 or OAUTHBEARER: it does not accept OAuth2 here.", offered)
 		} else {
-			add("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", strings.Join(mech.offered, " "))
+			add("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", offered)
 		}
 	case errors.Is(err, ErrInsecureAuth):
 		add("Turn Enable TLS on, so that the credentials travel encrypted; set allowInsecureAuth only on a trusted network.")
 	case errors.Is(err, ErrReauthorize):
 		add("The OAuth2 configuration %q must be authorised again: its refresh token was revoked or expired.", s.conn.OAuth2Config)
-	case at == StageToken:
-		var oe *oauthtoken.Error
-		if errors.As(err, &oe) && oe.Code == "invalid_client" || errors.Is(err, oauthtoken.ErrInvalidClient) {
-			add("The token endpoint refused the client of OAuth2 configuration %q: check its client ID and secret (secrets expire).", s.conn.OAuth2Config)
-		} else {
-			add("No access token could be obtained from OAuth2 configuration %q: test it on its own for details.", s.conn.OAuth2Config)
-		}
 	case hasSMTP && se.Code == 535 && enh == "5.7.139":
 		add("SMTP AUTH (Basic authentication) is disabled for this Microsoft 365 tenant or mailbox: enable Authenticated SMTP for the mailbox %s, or switch the connection to OAuth2.", s.conn.Username)
 	case hasSMTP && se.Code == 535 && enh == "5.7.3" || errors.As(err, &tre) && strings.Contains(strings.ToLower(s.ep.host), "office365"):
 		add("Microsoft 365 rejected the login: for OAuth2, the app needs the SMTP.SendAsApp permission with admin consent, its service principal registered in Exchange with access to the mailbox %s, and a token for https://outlook.office365.com; for Basic auth, check the password and that Authenticated SMTP is enabled.", s.conn.Username)
 	case errors.As(err, &tre):
 		detail := ""
-		if tre.failure != nil {
+		if tre.failure != nil && !v.restricted {
 			detail = " (" + tre.failure.String() + ")"
 		}
 		add("The server rejected the OAuth2 access token for %s%s: check that the token's scope covers SMTP (Google: https://mail.google.com/) and that it was issued for this mailbox.", s.conn.Username, detail)
 	case hasSMTP && se.Code == 534 && enh == "5.7.9":
 		add("Google requires an app password or OAuth2 for this account: create an app password, or switch the connection to OAuth2.")
-	case hasSMTP && se.Code == 530 && (enh == "5.7.0" || enh == ""):
-		msg := strings.ToLower(se.Message)
-		offersTLS := slices.ContainsFunc(rep.Server.Extensions, func(e string) bool { return strings.EqualFold(e, "STARTTLS") })
-		switch {
-		case rep.Server.TLSVersion == "" && (strings.Contains(msg, "tls") || offersTLS):
-			add("The server requires STARTTLS before this command: turn Enable TLS on.")
-		case !s.conn.usesCredentials():
-			add("The server requires authentication before sending: set a user name and password (or OAuth2).")
-		default:
-			add("The server refused the command before authentication succeeded (%s).", se.Message)
-		}
+	case hasSMTP && rep.Server.TLSVersion == "" && (se.Code == 538 || se.Code == 530 && (at == StageAuth || offersSTARTTLS)):
+		// 530 to AUTH is "STARTTLS first" (RFC 3207); 538 is "encryption
+		// required" (RFC 4954).
+		add("The server requires STARTTLS before this command: turn Enable TLS on.")
+	case hasSMTP && se.Code == 530 && !s.conn.usesCredentials():
+		add("The server requires authentication before sending: set a user name and password (or OAuth2).")
+	case hasSMTP && se.Code == 530 && v.restricted:
+		add("The server refused the command before authentication succeeded.")
+	case hasSMTP && se.Code == 530:
+		add("The server refused the command before authentication succeeded (%s).", se.Message)
 	case hasSMTP && se.Code == 550 && enh == "5.7.30":
 		add("Basic authentication is retired for client submission on this server: switch the connection to OAuth2.")
 	case hasSMTP && se.Code == 504 && enh == "5.7.4":
@@ -752,12 +1122,68 @@ func (s *Sender) hints(rep *TestReport, err error, at Stage, limit time.Duration
 		add("The probe recipient does not exist on that server.")
 	case hasSMTP && se.Code == 421:
 		add("The server closed the session (421): it may be overloaded or refuse this client; try again later.")
-	case errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil:
-		add("The test reached its time limit (%v) without a reply: configure smtpConnectionTimeout and smtpTimeout so that a silent server is reported at the stage where it stopped.", limit)
-	case errors.Is(err, ErrTimeout):
+	case hasSMTP && (at == StageMail || at == StageRcpt) && se.Temporary():
+		what := "the probe recipient"
+		if at == StageMail {
+			what = "the sender " + s.conn.From
+		}
+		switch {
+		case se.Code == 452 || enh == "4.2.2" || enh == "4.3.1":
+			add("The server temporarily refused %s (%d): the mailbox or the server is out of space, or a limit was reached. A send is retried later; if this lasts, ask the server's administrator.", what, se.Code)
+		default:
+			add("The server temporarily refused %s (%d): greylisting, a rate limit or a passing problem on the server. A send is retried later; run the test again in a few minutes, and if the refusal lasts, ask the server's administrator.", what, se.Code)
+		}
+	case hasSMTP && at == StageRcpt:
+		add("The server refuses the probe recipient (%d): check the address, and that the server accepts mail for its domain from this sender.", se.Code)
+	case hasSMTP && at == StageMail:
+		add("The server refuses the sender %s (%d): check the connection's sender address, and that the account may send as it.", s.conn.From, se.Code)
+	case errors.Is(err, ErrTimeout) && !capped:
 		add("The server did not reply in time: it may be overloaded, or a firewall interferes.")
 	}
 	return hints
+}
+
+// tokenHints says what to change when no OAuth2 access token could be
+// obtained: the token endpoint failed, not the mail server.
+func (v *view) tokenHints(err error, capped bool) []string {
+	s := v.s
+	name := s.conn.OAuth2Config
+	var dnsErr *net.DNSError
+	var oe *oauthtoken.Error
+	errors.As(err, &oe)
+	switch {
+	case v.restricted && (errors.Is(err, ErrBlocked) || errors.As(err, &dnsErr)):
+		return []string{fmt.Sprintf("Check the tokenURL of OAuth2 configuration %q: this engine connects only to addresses it is allowed to reach.", name)}
+	case errors.Is(err, ErrBlocked):
+		return []string{fmt.Sprintf("The dial policy does not allow the token endpoint of OAuth2 configuration %q.", name)}
+	case errors.Is(err, ErrReauthorize):
+		return []string{fmt.Sprintf("The OAuth2 configuration %q must be authorised again: its refresh token was revoked or expired.", name)}
+	case errors.Is(err, oauthtoken.ErrInvalidClient) || oe != nil && oe.Code == "invalid_client":
+		return []string{fmt.Sprintf("The token endpoint refused the client of OAuth2 configuration %q: check its client ID and secret (secrets expire).", name)}
+	case errors.As(err, &dnsErr):
+		return []string{fmt.Sprintf("The host name of the token endpoint of OAuth2 configuration %q does not resolve: check its tokenURL, and that this machine's DNS can see it.", name)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return []string{fmt.Sprintf("Nothing accepts connections at the token endpoint of OAuth2 configuration %q: check its tokenURL, and that the identity provider is reachable from this machine (proxies, firewalls).", name)}
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return []string{fmt.Sprintf("No route to the token endpoint of OAuth2 configuration %q: check the network path, proxies and firewalls.", name)}
+	case capped:
+		return nil
+	case errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) && v.parent.Err() == nil:
+		return []string{fmt.Sprintf("The token endpoint of OAuth2 configuration %q did not answer in time: it may be overloaded, or a proxy or firewall interferes; try again later.", name)}
+	}
+	if ct, ok := s.tokens.(cacheTokens); ok && ct.e != nil {
+		ct.e.mu.Lock()
+		cfg := ct.e.cfg
+		ct.e.mu.Unlock()
+		if h := oauth2Hints(&cfg, err); len(h) > 0 && oe != nil {
+			out := make([]string, len(h))
+			for i, x := range h {
+				out[i] = fmt.Sprintf("OAuth2 configuration %q: %s", name, x)
+			}
+			return out
+		}
+	}
+	return []string{fmt.Sprintf("No access token could be obtained from OAuth2 configuration %q: test it on its own for details.", name)}
 }
 
 func certNames(c *x509.Certificate) string {

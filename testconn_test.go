@@ -6,6 +6,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -143,7 +146,10 @@ func TestTestConnectionWarnings(t *testing.T) {
 	if !rep.OK {
 		t.Fatalf("%s", rep.JSON())
 	}
-	want := []string{"No timeouts are configured", "Implicit TLS on port", "certificate expires on"}
+	// Implicit TLS on a port that is not well known: no port warning
+	// (issue 10-19; the port warning is asserted on port 587 in
+	// TestIssue10_19_PortWarningOnlyOnWellKnownPorts).
+	want := []string{"No timeouts are configured", "certificate expires on"}
 	if len(rep.Warnings) != len(want) {
 		t.Errorf("warnings = %q", rep.Warnings)
 	}
@@ -178,6 +184,7 @@ type hintCase struct {
 }
 
 func TestTestConnectionHints(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "s3cret"}
 	authReply := func(reply string) smtptest.Options {
 		return smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}}
@@ -188,7 +195,9 @@ func TestTestConnectionHints(t *testing.T) {
 		{"TLS to a plaintext port", smtptest.Options{}, TLSImplicit, nil, StageTLS, "does not speak TLS on port"},
 		{"STARTTLS not offered", smtptest.Options{}, TLSStartTLS, nil, StageSTARTTLS, "does not offer STARTTLS on port"},
 		{"certificate name mismatch", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, TLSStartTLS, nil, StageSTARTTLS, "The certificate is for wrong.example, not 127.0.0.1"},
-		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, TLSImplicit, nil, StageTLS, "set caFile"},
+		// Without caFile (issue 10-17: with a caFile of the wrong CA, the
+		// hint is another one; see TestIssue10_17_CAFileOfAnotherCA).
+		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, TLSImplicit, func(c *Connection, _ *TestOptions) { c.CAFile = "" }, StageTLS, "set caFile"},
 		{"expired certificate", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, TLSStartTLS, nil, StageSTARTTLS, "certificate has expired"},
 		{"AUTH not offered", smtptest.Options{TLS: smtptest.StartTLS}, TLSStartTLS, func(c *Connection, _ *TestOptions) { c.Username, c.Password = "alice", "s3cret" }, StageAuth, "offers no AUTH"},
 		{"mechanism not offered", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5", "GSSAPI"}}, TLSStartTLS, nil, StageAuth, "offers CRAM-MD5 GSSAPI but not PLAIN or LOGIN"},
@@ -218,7 +227,22 @@ func TestTestConnectionHints(t *testing.T) {
 			t.Parallel()
 			srv := smtptest.NewServer(t, tc.srv)
 			c := connFor(t, srv, tc.mode)
-			c.ConnectTimeout, c.SendTimeout = 500*time.Millisecond, 500*time.Millisecond
+			// Room for a loaded machine, except for the timeout that the
+			// case is about: a server silent in a phase, or one that waits
+			// for a TLS handshake the client never starts.
+			c.ConnectTimeout, c.SendTimeout = 10*time.Second, 10*time.Second
+			silent := tc.name == "plaintext to implicit TLS port"
+			for _, f := range tc.srv.Faults {
+				silent = silent || f.Action == smtptest.Silent
+			}
+			if silent {
+				switch tc.stage {
+				case StageAuth, StageMail, StageRcpt:
+					c.SendTimeout = 500 * time.Millisecond
+				default:
+					c.ConnectTimeout = 500 * time.Millisecond
+				}
+			}
 			if tc.srv.Users != nil {
 				c.Username, c.Password = "alice", "s3cret"
 			}
@@ -258,6 +282,7 @@ func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
 }
 
 func TestTestConnectionConnectionFailures(t *testing.T) {
+	t.Parallel()
 	// Connection refused: a port nothing listens on.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -288,14 +313,15 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 // connection without timeouts are still reported within the default cap.
 func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 	defer func(d time.Duration) { defaultTestTimeout = d }(defaultTestTimeout)
-	defaultTestTimeout = time.Second
+	const limit = 300 * time.Millisecond // the cap, shortened for the test
+	defaultTestTimeout = limit
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
 	rep := runTest(c, nil)
-	if d := time.Since(start); d < time.Second || d > time.Second+ftSlack {
-		t.Errorf("the test returned after %v, want about the 1 s cap", d)
+	if d := time.Since(start); d < limit || d > limit+ftSlack {
+		t.Errorf("the test returned after %v, want about the %v cap", d, limit)
 	}
 	checkFailure(t, rep, StageGreeting, "reached its time limit")
 	if !strings.Contains(strings.Join(rep.Warnings, " "), "No timeouts are configured") {
@@ -324,6 +350,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	accepted := make(chan string, 100) // the peers, in accept order
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -331,6 +358,10 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 				return
 			}
 			accepts.Add(1)
+			select {
+			case accepted <- c.RemoteAddr().String():
+			default:
+			}
 			c.Close()
 		}
 	}()
@@ -352,7 +383,21 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 			t.Errorf("refusals differ: %q vs %q", sentences[i], sentences[0])
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The listener accepts in arrival order: once it has accepted the
+	// test's own marker connection, it has counted every earlier one.
+	mc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	for peer := ""; peer != mc.LocalAddr().String(); {
+		select {
+		case peer = <-accepted:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener never accepted the marker connection")
+		}
+	}
+	accepts.Add(-1) // the marker
 	if n := accepts.Load(); n != 0 {
 		t.Errorf("the listener saw %d connections, want 0", n)
 	}
@@ -399,4 +444,392 @@ func TestTestConnection530Hints(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
 	c := connFor(t, srv, TLSNone)
 	checkFailure(t, runTest(c, &TestOptions{ProbeRecipient: "ops@example.com"}), StageMail, "requires authentication before sending")
+}
+
+// TestIssue10_15_TokenEndpointDown: the mail server answers, the token
+// endpoint refuses connections. The report stops at the token stage and
+// its hint is about the token endpoint, not the mail server's port.
+func TestIssue10_15_TokenEndpointDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	l.Close()
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
+	c := connFor(t, srv, TLSStartTLS)
+	c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "down"
+	oc := &OAuth2Config{Name: "down", GrantType: GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "client-secret-canary", Scopes: []string{"https://outlook.office365.com/.default"}}
+	for _, restricted := range []bool{false, true} {
+		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: restricted})
+		checkFailure(t, rep, StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
+		if got := outcomes(rep)[StageConnect]; got != Passed {
+			t.Errorf("connect = %s, want passed", got)
+		}
+		for _, h := range rep.Hints {
+			if strings.Contains(h, "check the port") || strings.Contains(h, srv.Addr()[strings.LastIndex(srv.Addr(), ":")+1:]) {
+				t.Errorf("hint about the mail server's port: %q", h)
+			}
+		}
+		if strings.Contains(string(rep.JSON()), "client-secret-canary") {
+			t.Error("the report contains the client secret")
+		}
+	}
+}
+
+// TestIssue10_17_CAFileOfAnotherCA: a caFile that does not sign the
+// server's certificate gets its own hint; only a connection without caFile
+// is told to set one.
+func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(other, smtptest.NewCA().PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		cert   smtptest.CertKind
+		caFile func(t testing.TB) string
+		hint   string
+	}{
+		{"caFile of another CA", smtptest.CertGood, func(testing.TB) string { return other }, "is not signed by an authority in caFile: caFile replaces the system's trusted authorities"},
+		{"self-signed, caFile of the test CA", smtptest.CertSelfSigned, caFile, "is not signed by an authority in caFile"},
+		{"self-signed, no caFile", smtptest.CertSelfSigned, func(testing.TB) string { return "" }, "for a private relay, set caFile to the relay's CA certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: tt.cert})
+			c := connFor(t, srv, TLSImplicit)
+			c.CAFile = tt.caFile(t)
+			rep := runTest(c, nil)
+			checkFailure(t, rep, StageTLS, tt.hint)
+			if c.CAFile != "" && strings.Contains(rep.Hints[0], "set caFile") {
+				t.Errorf("hint %q tells a connection with a caFile to set one", rep.Hints[0])
+			}
+		})
+	}
+}
+
+// TestIssue10_18_AuthNotOffered: the hint for a server without AUTH
+// depends on whether the session was encrypted and whether STARTTLS was
+// offered; a plaintext session where no credentials were sent does not
+// warn that credentials were sent.
+func TestIssue10_18_AuthNotOffered(t *testing.T) {
+	creds := func(c *Connection, _ *TestOptions) { c.Username, c.Password = "alice", "s3cret" }
+	tests := []struct {
+		name string
+		srv  smtptest.Options
+		mode TLSMode
+		hint string
+		not  string
+	}{
+		{"encrypted", smtptest.Options{TLS: smtptest.StartTLS}, TLSStartTLS, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"implicit TLS", smtptest.Options{TLS: smtptest.Implicit}, TLSImplicit, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"plaintext, STARTTLS offered", smtptest.Options{TLS: smtptest.StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "s3cret"}}, TLSNone, "offers STARTTLS and no AUTH before it: turn Enable TLS on", ""},
+		{"plaintext, no STARTTLS", smtptest.Options{}, TLSNone, "offers neither AUTH nor STARTTLS on port", "turn Enable TLS on"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.NewServer(t, tt.srv)
+			c := connFor(t, srv, tt.mode)
+			creds(&c, nil)
+			rep := runTest(c, nil)
+			checkFailure(t, rep, StageAuth, tt.hint)
+			if tt.not != "" && strings.Contains(strings.ToLower(rep.Hints[0]), strings.ToLower(tt.not)) {
+				t.Errorf("hint %q says %q", rep.Hints[0], tt.not)
+			}
+			for _, w := range rep.Warnings {
+				if strings.Contains(w, "credentials") {
+					t.Errorf("warning %q although no credentials were sent", w)
+				}
+			}
+			if tt.mode == TLSNone && !strings.Contains(strings.Join(rep.Warnings, " "), "messages travel in plaintext") {
+				t.Errorf("warnings = %q, want the plaintext warning", rep.Warnings)
+			}
+		})
+	}
+	// Credentials that were sent in plaintext (to loopback) are still
+	// reported as sent.
+	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}})
+	c := connFor(t, srv, TLSNone)
+	creds(&c, nil)
+	rep := runTest(c, nil)
+	if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "the credentials were sent in plaintext") {
+		t.Errorf("plaintext AUTH: ok %v, warnings %q", rep.OK, rep.Warnings)
+	}
+}
+
+// TestIssue10_19_PortWarningOnlyOnWellKnownPorts: a TLS mode is only
+// suspicious on a port whose convention is the other mode.
+func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit})
+	rep := runTest(connFor(t, srv, TLSImplicit), nil)
+	if !rep.OK || len(rep.Warnings) != 0 {
+		t.Errorf("implicit TLS on port %d: ok %v, warnings %q, want none", rep.Server.Port, rep.OK, rep.Warnings)
+	}
+	// The same server, reached as 127.0.0.1:587 (through the dialer seam).
+	redirect := &Options{dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr())
+	}}
+	for _, port := range []string{"587", "25"} {
+		c := connFor(t, srv, TLSImplicit)
+		c.MailServer = "127.0.0.1:" + port
+		rep = runTest(c, &TestOptions{Options: redirect})
+		if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "Implicit TLS on port "+port+": port "+port+" usually expects STARTTLS") {
+			t.Errorf("implicit TLS on port %s: ok %v, warnings %q", port, rep.OK, rep.Warnings)
+		}
+	}
+	// STARTTLS on an unusual port: no warning either.
+	st := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
+	if rep := runTest(connFor(t, st, TLSStartTLS), nil); !rep.OK || len(rep.Warnings) != 0 {
+		t.Errorf("STARTTLS: ok %v, warnings %q", rep.OK, rep.Warnings)
+	}
+}
+
+// TestIssue10_20_TestLimitAtGreeting: a connection without timeouts that
+// runs into the test's own limit keeps the stage's hint, and the limit is
+// reported as this package's timeout, not as a context error.
+func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
+	c := connFor(t, srv, TLSNone)
+	c.ConnectTimeout, c.SendTimeout = 0, 0
+	for _, restricted := range []bool{false, true} {
+		start := time.Now()
+		rep := runTest(c, &TestOptions{Timeout: 300 * time.Millisecond, Restricted: restricted})
+		if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
+			t.Errorf("the test returned after %v", d)
+		}
+		checkFailure(t, rep, StageGreeting, "The test reached its time limit (300ms) without a reply")
+		if !errors.Is(rep.Err, ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
+			t.Errorf("err = %v: want ErrTimeout and not context.DeadlineExceeded", rep.Err)
+		}
+		if j := string(rep.JSON()); strings.Contains(j, "context deadline exceeded") || !strings.Contains(rep.Sentence, "stopped at the greeting stage: no reply within the test's time limit (300ms).") {
+			t.Errorf("report: %s", j)
+		}
+		if len(rep.Hints) != 2 || !strings.Contains(rep.Hints[1], "sent no greeting: if port") {
+			t.Errorf("hints = %q, want the time limit and the port hint", rep.Hints)
+		}
+	}
+	// The caller's own deadline is still the caller's context error.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	rep := TestConnection(ctx, c, &TestOptions{Timeout: 5 * time.Second, Options: allowCA(c, nil)})
+	if !errors.Is(rep.Err, context.DeadlineExceeded) || errors.Is(rep.Err, ErrTimeout) {
+		t.Errorf("caller's deadline: err = %v", rep.Err)
+	}
+}
+
+// TestIssue10_21_TemporaryProbeRefusal: a 4xx to the probe gets a hint.
+func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
+	reply := func(code int, enh smtp.EnhancedCode, msg string) func(string) *smtp.SMTPError {
+		return func(string) *smtp.SMTPError { return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg} }
+	}
+	tests := []struct {
+		name  string
+		srv   smtptest.Options
+		stage Stage
+		hint  string
+	}{
+		{"450 at RCPT", smtptest.Options{RcptHook: reply(450, smtp.EnhancedCode{4, 7, 1}, "Greylisted, try again later")}, StageRcpt, "temporarily refused the probe recipient (450): greylisting"},
+		{"450 at RCPT without enhanced code", smtptest.Options{RcptHook: reply(450, smtp.NoEnhancedCode, "Mailbox unavailable")}, StageRcpt, "temporarily refused the probe recipient (450)"},
+		{"452 at RCPT", smtptest.Options{RcptHook: reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")}, StageRcpt, "temporarily refused the probe recipient (452): the mailbox or the server is out of space"},
+		{"451 at MAIL", smtptest.Options{MailHook: reply(451, smtp.EnhancedCode{4, 3, 0}, "Local error")}, StageMail, "temporarily refused the sender engine@example.com (451)"},
+		{"550 at RCPT", smtptest.Options{RcptHook: reply(550, smtp.NoEnhancedCode, "No")}, StageRcpt, "refuses the probe recipient (550)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.NewServer(t, tt.srv)
+			rep := runTest(connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "ops@example.com"})
+			checkFailure(t, rep, tt.stage, tt.hint)
+		})
+	}
+}
+
+// normalized is a report's JSON without durations, to compare reports.
+func normalized(rep *TestReport) string {
+	r := *rep
+	r.Duration, r.DurationMS = 0, 0
+	r.Stages = slices.Clone(rep.Stages)
+	for i := range r.Stages {
+		r.Stages[i].Duration, r.Stages[i].DurationMS = 0, 0
+	}
+	return string(r.JSON())
+}
+
+// TestIssue11_13_RestrictedReport: a restricted report tells a tenant what
+// an administrator of the connection needs and nothing about what the
+// engine's position reveals.
+func TestIssue11_13_RestrictedReport(t *testing.T) {
+	const banner = "554 internal-relay-7.corp.local Postfix 3.4.1 (Debian) db=10.1.2.3"
+	secret := []string{"internal-relay-7", "corp.local", "Postfix", "Debian", "10.1.2.3"}
+	leaks := func(t *testing.T, rep *TestReport, words ...string) {
+		t.Helper()
+		j := string(rep.JSON())
+		for _, w := range words {
+			if strings.Contains(j, w) || rep.Err != nil && strings.Contains(rep.Err.Error(), w) {
+				t.Errorf("restricted report reveals %q:\n%s\nerr: %v", w, j, rep.Err)
+			}
+		}
+	}
+
+	t.Run("banner", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: banner, Close: true}}})
+		c := connFor(t, srv, TLSNone)
+		full := runTest(c, nil)
+		if !strings.Contains(full.Sentence, banner) {
+			t.Errorf("full report: the banner is for administrators: %q", full.Sentence)
+		}
+		rep := runTest(c, &TestOptions{Restricted: true})
+		leaks(t, rep, secret...)
+		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the server replied 554.") || rep.Error != rep.Err.Error() {
+			t.Errorf("sentence %q, error %q", rep.Sentence, rep.Error)
+		}
+		// The engine still has the whole error, and the sentinels.
+		if !errors.Is(rep.Err, ErrConnect) || !strings.Contains(errors.Unwrap(rep.Err).Error(), banner) {
+			t.Errorf("err = %v, unwrapped %v", rep.Err, errors.Unwrap(rep.Err))
+		}
+		if rep.Server.Address != "" {
+			t.Errorf("address dialled = %q", rep.Server.Address)
+		}
+
+		ssh := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"}}})
+		rep = runTest(connFor(t, ssh, TLSNone), &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageGreeting, "does not speak SMTP")
+		leaks(t, rep, "SSH-2.0", "OpenSSH", "Debian")
+		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the service does not speak SMTP.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
+	})
+
+	t.Run("extensions and replies", func(t *testing.T) {
+		ehlo := "250-internal-relay-7.corp.local Hello\n250-X-DB db=10.1.2.3\n250-SIZE 1000\n250-AUTH PLAIN LOGIN db=10.1.2.3\n250 PIPELINING"
+		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: ehlo}}})
+		rep := runTest(connFor(t, srv, TLSNone), &TestOptions{Restricted: true})
+		if !rep.OK {
+			t.Fatalf("%s", rep.JSON())
+		}
+		leaks(t, rep, append(secret, "X-DB")...)
+		if got := strings.Join(rep.Server.Extensions, ", "); got != "SIZE 1000, AUTH PLAIN LOGIN, PIPELINING" {
+			t.Errorf("extensions = %q", got)
+		}
+		if rep.Server.MaxMessageSize != 1000 || strings.Join(rep.Server.AuthMechanisms, " ") != "PLAIN LOGIN" {
+			t.Errorf("server = %+v", rep.Server)
+		}
+
+		srv = smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{
+			{At: smtptest.AuthResult, Reply: "535 5.7.8 internal-relay-7.corp.local rejected alice (Postfix db=10.1.2.3)"},
+		}})
+		c := connFor(t, srv, TLSNone)
+		c.Username, c.Password = "alice", "s3cret"
+		rep = runTest(c, &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageAuth, "rejected the credentials of alice")
+		leaks(t, rep, secret...)
+		if !strings.Contains(rep.Sentence, "the server replied 535 5.7.8.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
+
+		// A refused opportunistic STARTTLS: the skip reason and the
+		// warning do not quote the server.
+		srv = smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available on internal-relay-7.corp.local"}}})
+		rep = runTest(connFor(t, srv, TLSOpportunistic), &TestOptions{Restricted: true})
+		if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "Opportunistic TLS fell back to plaintext: the server refused STARTTLS") {
+			t.Errorf("opportunistic: %s", rep.JSON())
+		}
+		leaks(t, rep, secret...)
+	})
+
+	t.Run("internal names under a dial policy", func(t *testing.T) {
+		// Whether the name does not exist, cannot be resolved now, or
+		// resolves to an address the policy refuses: the same report, and
+		// neither the resolver's nor the resolved address.
+		lookups := map[string]func(context.Context, string) ([]netip.Addr, error){
+			"not found": func(_ context.Context, host string) ([]netip.Addr, error) {
+				return nil, &net.DNSError{Err: "no such host", Name: host, Server: "10.255.255.53:53", IsNotFound: true}
+			},
+			"servfail": func(_ context.Context, host string) ([]netip.Addr, error) {
+				return nil, &net.DNSError{Err: "server misbehaving", Name: host, Server: "10.255.255.53:53", IsTemporary: true}
+			},
+			"private": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("10.1.2.3")}, nil
+			},
+			"metadata": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+			},
+			"loopback": func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+			},
+		}
+		c := Connection{Name: "tenant", MailServer: "intranet.corp.example:25", ConnectTimeout: time.Second, SendTimeout: time.Second}
+		var first, firstName string
+		for name, lookup := range lookups {
+			rep := runTest(c, &TestOptions{Restricted: true, Options: &Options{DialPolicy: &DialPolicy{}, lookup: lookup}})
+			checkFailure(t, rep, StageResolve, "Check the spelling of the mail server's name intranet.corp.example: this engine connects only to addresses it is allowed to reach.")
+			if !strings.Contains(rep.Sentence, "stopped at the resolve stage: the mail server's name does not resolve to an address this engine may connect to.") {
+				t.Errorf("%s: sentence = %q", name, rep.Sentence)
+			}
+			leaks(t, rep, "10.255.255.53", "10.1.2.3", "169.254", "127.0.0.1", "no such host", "misbehaving")
+			if got := outcomes(rep)[StageConnect]; got != NotRun {
+				t.Errorf("%s: connect = %s, want not run", name, got)
+			}
+			if n := normalized(rep); first == "" {
+				first, firstName = n, name
+			} else if n != first {
+				t.Errorf("%s and %s reports differ:\n%s\n%s", name, firstName, n, first)
+			}
+		}
+	})
+
+	t.Run("certificate", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertWrongName})
+		rep := runTest(connFor(t, srv, TLSImplicit), &TestOptions{Restricted: true})
+		checkFailure(t, rep, StageTLS, "The server's certificate is not valid for 127.0.0.1")
+		leaks(t, rep, smtptest.WrongName, "smtptest CA")
+		if ci := rep.Certificate; ci == nil || ci.Verified || ci.NotAfter.IsZero() || ci.Subject != "" {
+			t.Errorf("certificate = %+v", ci)
+		}
+		ok := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
+		rep = runTest(connFor(t, ok, TLSStartTLS), &TestOptions{Restricted: true})
+		if !rep.OK || rep.Certificate == nil || !rep.Certificate.Verified || rep.Server.TLSVersion == "" {
+			t.Errorf("verified certificate: %s", rep.JSON())
+		}
+		leaks(t, rep, "smtptest CA", "mail.test")
+	})
+
+	t.Run("token endpoint", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := l.Addr().String()
+		l.Close()
+		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}})
+		c := connFor(t, srv, TLSStartTLS)
+		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "down"
+		oc := &OAuth2Config{Name: "down", GrantType: GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
+		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: true})
+		leaks(t, rep, "dial tcp", "Post ")
+		if !strings.Contains(rep.Sentence, "stopped at the OAuth2 token: connection refused.") {
+			t.Errorf("sentence = %q", rep.Sentence)
+		}
+	})
+
+	t.Run("registry names", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		c := connFor(t, srv, TLSNone)
+		c.Name = "billing-eu"
+		r, err := NewRegistry(Config{Connections: []Connection{c}}, allowCA(c, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if rep := r.TestConnection(context.Background(), "billing-e", nil); !strings.Contains(rep.Sentence, "billing-eu") {
+			t.Errorf("full: %q, want the suggestion", rep.Sentence)
+		}
+		rep := r.TestConnection(context.Background(), "billing-e", &TestOptions{Restricted: true})
+		if strings.Contains(string(rep.JSON()), "billing-eu") || rep.OK || !errors.Is(rep.Err, ErrNotFound) {
+			t.Errorf("restricted: %s", rep.JSON())
+		}
+		if rep := r.TestConnection(context.Background(), "billing-eu", &TestOptions{Restricted: true}); !rep.OK {
+			t.Errorf("restricted test of an existing connection: %s", rep.JSON())
+		}
+	})
 }

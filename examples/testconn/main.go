@@ -2,7 +2,7 @@
 // configuration file and prints the stage ladder, the hints and warnings,
 // and one sentence — or, with -json, the report as JSON for a UI.
 //
-//	go run ./examples/testconn -config engine.json -connection workunit-alerts [-probe-to ops@example.com] [-json]
+//	go run ./examples/testconn -config engine.json -connection workunit-alerts [-probe-to ops@example.com] [-json] [-restricted]
 //
 // The exit status is 0 when the test passed, 1 when it failed and 2 on bad
 // input.
@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", emailconn.DefaultTestTimeout, "bound the whole test")
 	origin := fs.String("action-origin", "http://engine.invalid", "the engine's own origin of action links, for the Email Actions Base URL preview")
+	restricted := fs.Bool("restricted", false, "report only what a tenant may see: no server texts, resolved addresses or certificate names")
 	var refs emailconn.References
 	fs.Var((*list)(&refs.Env), "allow-env", "environment `variable` the configuration's \"env:\" secrets may name (repeatable, comma-separated; PREFIX* for a prefix)")
 	fs.Var((*list)(&refs.Dirs), "allow-dir", "`directory` under which the configuration's \"file:\" secrets and caFile may name files (repeatable, comma-separated)")
@@ -85,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bad("%v", err)
 	}
 
-	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout})
+	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout, Restricted: *restricted})
 	if *asJSON {
 		stdout.Write(rep.JSON())
 		fmt.Fprintln(stdout)

@@ -46,6 +46,17 @@ func TestTestconn(t *testing.T) {
 		t.Errorf("JSON report %v (%v)", rep, err)
 	}
 
+	// -restricted: the address dialled and the certificate's names are
+	// left out.
+	out.Reset()
+	if code := run([]string{"-config", cfg, "-allow-dir", dir, "-connection", "good", "-json", "-restricted"}, &out, &errOut); code != 0 {
+		t.Fatalf("restricted: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	rep = nil
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep["ok"] != true || strings.Contains(out.String(), "mail.test") || strings.Contains(out.String(), `"address"`) {
+		t.Errorf("restricted JSON report %s (%v)", out.String(), err)
+	}
+
 	for _, args := range [][]string{{}, {"-config", cfg}, {"-config", cfg, "-allow-dir", dir, "-connection", "nope"}, {"-config", "/nonexistent", "-connection", "x"}} {
 		if code := run(args, &out, &errOut); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)

@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/emailconn/emailconn/internal/hostname"
 )
 
 // An Error says which part of a base URL, an origin or a link was refused,
@@ -220,62 +222,29 @@ func checkIPv6(host string) error {
 	return nil
 }
 
-// checkHostname validates a registered name or an IPv4 address: ASCII
-// letters, digits, "-", "_" and dots between non-empty labels.
+// checkHostname validates a registered name or an IPv4 address. A name
+// must pass the shared host name validator (internal/hostname, with
+// underscores allowed as browsers allow them); a host whose last label is
+// a number is read by a browser as an IPv4 address (WHATWG URL "ends in a
+// number": 0x7f.1 is 127.0.0.1), so it must be the plain dotted-decimal
+// form, which means the same to everyone.
 func checkHostname(host string) error {
 	if host == "" {
 		return &Error{"host", "is missing"}
 	}
-	for i := 0; i < len(host); i++ {
-		switch c := host[i]; {
-		case isAlnum(c) || c == '-' || c == '_' || c == '.':
-		case c == '%':
-			return &Error{"host", quote(host) + " is percent-encoded, which is not allowed"}
-		case c >= 0x80:
-			return &Error{"host", quote(host) + " is not ascii (write an internationalised name in punycode, xn--…)"}
-		default:
-			return &Error{"host", quote(host) + " contains " + quote(string(c)) + ", which is not allowed"}
-		}
+	if strings.IndexByte(host, '%') >= 0 {
+		return &Error{"host", quote(host) + " is percent-encoded, which is not allowed"}
 	}
-	if len(host) > 253 {
-		return &Error{"host", quote(host) + " is longer than 253 bytes"}
-	}
-	last := ""
-	for label := range strings.SplitSeq(host, ".") {
-		if label == "" {
-			return &Error{"host", quote(host) + " has an empty label"}
-		}
-		if len(label) > 63 {
-			return &Error{"host", quote(host) + " has a label longer than 63 bytes"}
-		}
-		last = label
-	}
-	// A browser reads a host whose last label is a number as an IPv4
-	// address (WHATWG URL "ends in a number"): 0x7f.1 is 127.0.0.1. Accept
-	// only the plain dotted-decimal form, which means the same to everyone.
-	if isNumericLabel(last) {
+	if hostname.EndsInNumber(host) {
 		if a, err := netip.ParseAddr(host); err != nil || !a.Is4() {
 			return &Error{"host", quote(host) + " is not a valid ipv4 address"}
 		}
+		return nil
+	}
+	if p := hostname.Check(host, hostname.Rules{Underscore: true}); p != "" {
+		return &Error{"host", quote(host) + " " + p}
 	}
 	return nil
-}
-
-func isNumericLabel(label string) bool {
-	if len(label) >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X') {
-		for i := 2; i < len(label); i++ {
-			if !isHex(label[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	for i := 0; i < len(label); i++ {
-		if !isDigit(label[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // cutScheme splits "scheme:rest" where scheme is an RFC 3986 scheme

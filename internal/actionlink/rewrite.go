@@ -90,7 +90,7 @@ func linkSuffix(link string) (string, error) {
 // links rewritten. Every other byte is left as it is; a body without such
 // links is returned without being copied.
 //
-// An occurrence of o is rewritten only when it is a whole origin:
+// An occurrence of o is a candidate only when it is a whole origin:
 //   - it starts at a URL boundary: the byte before it, if any, is not a
 //     letter, digit, "+", "-" or ".", so "xhttp://engine…" is not one;
 //   - scheme and host match o in any case, and the port matches o's (a
@@ -101,10 +101,25 @@ func linkSuffix(link string) (string, error) {
 //     "http://engine:8080@evil.example" and "http://engine:80800" are left
 //     alone.
 //
-// HTML-escaped links in attributes ("…?a=1&amp;b=2") are rewritten like
-// any other, since the origin itself has no character HTML escapes; their
-// path, query and fragment are not touched. A rewritten link's authority is
-// always exactly the base's.
+// A candidate is rewritten only when it is the scheme and authority of a
+// link the way a reader's software reads it at that position (see
+// links.go): in every reading that can apply (a linkifier on text, a
+// browser on a double-quoted, single-quoted or unquoted attribute value,
+// with character references decoded and tabs and newlines removed), the
+// authority ends right after it ("/", "?", "#", the end of the link, or
+// bytes that make the URL unparsable and hold no "@"), and it is not
+// inside the authority of a URL that starts before it. So
+// `href="http://engine'@evil.example/"`, "http://engine)@evil.example/"
+// in text, `href="http://engine<TAB>@evil.example/"` and
+// "http://x@http://engine/" are left alone: a rewritten link's authority
+// is always exactly the base's, in every reading.
+//
+// Occurrences inside another link's query ("…?next=http://engine/…"),
+// inside mailto: and javascript: text and inside <code> are rewritten
+// like any other: a reader cannot reach the engine's origin from anywhere,
+// and leaving it would show internal host names. An origin written with a
+// character reference ("http:&#47;&#47;engine…") is not recognised, which
+// is how a body keeps one unchanged.
 func (b *Base) RewriteBody(o *Origin, body string) (string, int) {
 	start, end := o.o.next(body, 0)
 	if start < 0 {
@@ -147,7 +162,7 @@ func (o *origin) next(body string, from int) (start, end int) {
 			return -1, -1
 		}
 		sep := from + i
-		if start, end, ok := o.matchAt(body, sep); ok {
+		if start, end, ok := o.matchAt(body, sep); ok && isLink(body, start, end) {
 			return start, end
 		}
 		from = sep + len("://")

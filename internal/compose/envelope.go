@@ -1,11 +1,15 @@
 package compose
 
 import (
+	"errors"
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/emailconn/emailconn/internal/hostname"
 )
 
 // Limits of an envelope mailbox, in octets.
@@ -16,8 +20,6 @@ const (
 	// the two angle brackets that enclose the mailbox in MAIL FROM and
 	// RCPT TO. (RFC 3696 errata 1690 arrives at the same 254.)
 	maxMailbox = 254
-	// maxLabel is the DNS limit of one domain label (RFC 1035 §2.3.4).
-	maxLabel = 63
 )
 
 // An AddressError reports an address that cannot be used, and why.
@@ -83,6 +85,32 @@ func ValidateEnvelope(addr string, smtpUTF8 bool) error {
 		return &AddressError{Addr: addr, Reason: reason}
 	}
 	return nil
+}
+
+// ParseAddress parses s, an address as a user writes it in a
+// configuration or a message ("a@example.com" or "Name <a@example.com>"),
+// and checks its mailbox with ValidateEnvelope, allowing non-ASCII
+// (whether the server offers SMTPUTF8 is known only when sending, and the
+// Sender checks it then).
+//
+// It is the one address validator of emailconn: Connection.Validate and
+// LoadConfig check From and To with it, and the Sender checks every
+// address of a message with it, so an address a configuration accepts is
+// one a message can be sent from or to. The error is an *AddressError for
+// a mailbox that ValidateEnvelope refuses; otherwise it says
+// "must not contain CR, LF or NUL" or `"x" is not an email address`.
+func ParseAddress(s string) (*mail.Address, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return nil, errors.New("must not contain CR, LF or NUL")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an email address", s)
+	}
+	if err := ValidateEnvelope(a.Address, true); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // NeedsSMTPUTF8 reports whether any of addrs contains a non-ASCII octet,
@@ -181,7 +209,10 @@ func localPartProblem(local string) string {
 	return ""
 }
 
-// domainProblem checks a domain: a host name or an address literal.
+// domainProblem checks a domain: a host name under the strict rules of
+// the shared validator (internal/hostname: LDH labels, no trailing dot, no
+// numeric last label; U-labels, which only an SMTPUTF8 address reaches
+// here with), or an address literal.
 func domainProblem(domain string) string {
 	if domain == "" {
 		return "has an empty domain"
@@ -192,26 +223,11 @@ func domainProblem(domain string) string {
 	if strings.ContainsAny(domain, "[]") {
 		return `has "[" or "]" in the domain`
 	}
-	labels := strings.Split(domain, ".")
-	for _, l := range labels {
-		if l == "" {
-			return "has an empty domain label (leading, trailing or double dot)"
-		}
-		if len(l) > maxLabel {
-			return fmt.Sprintf("has a domain label longer than %d octets", maxLabel)
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "has a domain label that starts or ends with a hyphen"
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if c < utf8.RuneSelf && !isLetDig(c) && c != '-' {
-				return fmt.Sprintf("has %q in the domain", string(c))
-			}
-		}
+	if hostname.EndsInNumber(domain) {
+		return "has a domain that ends in a numeric label (write an IP address as [192.0.2.1])"
 	}
-	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
-		return "has a numeric top-level label (write an IP address as [192.0.2.1])"
+	if p := hostname.Check(domain, hostname.Rules{Unicode: true}); p != "" {
+		return "has a domain that " + p
 	}
 	return ""
 }

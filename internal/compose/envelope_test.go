@@ -79,14 +79,14 @@ func TestValidateEnvelopeRefuses(t *testing.T) {
 		{"a..b@example.com", false, `address "a..b@example.com": has a local part with a leading, trailing or double dot`},
 		{strings.Repeat("l", 65) + "@example.com", false, `address "` + strings.Repeat("l", 65) + `@example.com": has a local part longer than 64 octets`},
 		{"a[1]@example.com", false, `address "a[1]@example.com": has "[" in the local part`},
-		{"a@example.com.", false, `address "a@example.com.": has an empty domain label (leading, trailing or double dot)`},
-		{"a@.example.com", false, `address "a@.example.com": has an empty domain label (leading, trailing or double dot)`},
-		{"a@exa..mple.com", false, `address "a@exa..mple.com": has an empty domain label (leading, trailing or double dot)`},
-		{"a@-example.com", false, `address "a@-example.com": has a domain label that starts or ends with a hyphen`},
-		{"a@example-.com", false, `address "a@example-.com": has a domain label that starts or ends with a hyphen`},
-		{"a@exa_mple.com", false, `address "a@exa_mple.com": has "_" in the domain`},
-		{"a@" + strings.Repeat("d", 64) + ".com", false, `address "a@` + strings.Repeat("d", 64) + `.com": has a domain label longer than 63 octets`},
-		{"a@192.0.2.1", false, `address "a@192.0.2.1": has a numeric top-level label (write an IP address as [192.0.2.1])`},
+		{"a@example.com.", false, `address "a@example.com.": has a domain that has an empty label (leading, trailing or double dot)`},
+		{"a@.example.com", false, `address "a@.example.com": has a domain that has an empty label (leading, trailing or double dot)`},
+		{"a@exa..mple.com", false, `address "a@exa..mple.com": has a domain that has an empty label (leading, trailing or double dot)`},
+		{"a@-example.com", false, `address "a@-example.com": has a domain that has a label that starts or ends with "-"`},
+		{"a@example-.com", false, `address "a@example-.com": has a domain that has a label that starts or ends with "-"`},
+		{"a@exa_mple.com", false, `address "a@exa_mple.com": has a domain that contains "_", which is not allowed in a host name`},
+		{"a@" + strings.Repeat("d", 64) + ".com", false, `address "a@` + strings.Repeat("d", 64) + `.com": has a domain that has a label longer than 63 octets`},
+		{"a@192.0.2.1", false, `address "a@192.0.2.1": has a domain that ends in a numeric label (write an IP address as [192.0.2.1])`},
 		{"a@[192.0.2.1", false, `address "a@[192.0.2.1": has an address literal without a closing "]"`},
 		{"a@[300.0.2.1]", false, `address "a@[300.0.2.1]": has an invalid address literal (want [192.0.2.1] or [IPv6:2001:db8::1])`},
 		{"a@[192.000.2.1]", false, `address "a@[192.000.2.1]": has an invalid address literal (want [192.0.2.1] or [IPv6:2001:db8::1])`},
@@ -149,6 +149,32 @@ func TestNeedsSMTPUTF8(t *testing.T) {
 	for _, tt := range tests {
 		if got := NeedsSMTPUTF8(tt.addrs...); got != tt.want {
 			t.Errorf("NeedsSMTPUTF8(%q) = %v, want %v", tt.addrs, got, tt.want)
+		}
+	}
+}
+
+// TestIssue10_06_ParseAddress checks the one address validator that
+// Connection.Validate and the Sender share.
+func TestIssue10_06_ParseAddress(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a@example.com", ""},
+		{"Alice <alice@example.com>", ""},
+		{"jürgen@beispiel.de", ""},
+		{"a@example.123", `address "a@example.123": has a domain that ends in a numeric label (write an IP address as [192.0.2.1])`},
+		{"a@-x.example.com", `address "a@-x.example.com": has a domain that has a label that starts or ends with "-"`},
+		{"Alice <a@-x.example.com>", `address "a@-x.example.com": has a domain that has a label that starts or ends with "-"`},
+		{"not an address", `"not an address" is not an email address`},
+		{"a@x.example\r\nBcc: b@y.example", "must not contain CR, LF or NUL"},
+	}
+	for _, tt := range tests {
+		a, err := ParseAddress(tt.in)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("ParseAddress(%q) = %v, want nil", tt.in, err)
+		case tt.want == "" && a == nil:
+			t.Errorf("ParseAddress(%q) = nil, nil", tt.in)
+		case tt.want != "" && (err == nil || err.Error() != tt.want):
+			t.Errorf("ParseAddress(%q) = %v, want %q", tt.in, err, tt.want)
 		}
 	}
 }

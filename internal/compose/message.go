@@ -3,14 +3,16 @@ package compose
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"mime"
 	"net/mail"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message"
+	"unicode/utf8"
 )
 
 // A Message is a notification email: addresses, subject, a text and/or an
@@ -76,8 +78,13 @@ type Message struct {
 // An Attachment is a file sent with a message, or an image the HTML body
 // shows inline.
 type Attachment struct {
-	// Filename is the name suggested to the recipient. Non-ASCII names are
-	// RFC 2047-encoded (as go-message does). Empty means no name.
+	// Filename is the name suggested to the recipient, written as the
+	// filename parameter of Content-Disposition and the name parameter of
+	// Content-Type (which some readers use instead). A non-ASCII name is
+	// written as an RFC 2231 parameter (filename*=utf-8''…, continued over
+	// several lines when long), preceded by a plain fallback in which each
+	// non-ASCII character is "_" for readers that know only plain
+	// parameters; see formatParams. Empty means no name.
 	Filename string
 	// ContentType is the media type, for example "application/pdf". Empty
 	// means one guessed from Filename's extension with mime.TypeByExtension,
@@ -287,13 +294,105 @@ func attachmentPart(a *Attachment) *part {
 	return p
 }
 
-// formatParams formats a Content-Type or Content-Disposition value with
-// go-message, which encodes non-ASCII parameter values per RFC 2047 inside
-// quoted strings (what most mail readers expect for file names).
+// formatParams formats a Content-Type or Content-Disposition value: v and
+// its parameters. ASCII values are written as mime.FormatMediaType writes
+// them (sorted, quoted where needed). A value with non-ASCII characters,
+// such as a file name, is written twice (RFC 2231 §4, as RFC 6266 §4.3
+// recommends for file names):
+//
+//   - as a plain fallback, key="…", with each non-ASCII character replaced
+//     by "_", so that a reader that knows only plain parameters still gets
+//     a name with the right extension;
+//   - as an RFC 2231 extended parameter (key*=, the charset utf-8, two
+//     apostrophes, the value percent-encoded), split into continuations
+//     (key*0*=, key*1*=, …) when it is long, so that every line stays
+//     short and no character is split. Readers
+//     that know RFC 2231 (Go's mime, go-message, Thunderbird, Apple Mail,
+//     Gmail, current Outlook) use it in preference to the fallback.
+//
+// An RFC 2047 encoded-word inside a quoted parameter, as go-message
+// writes non-ASCII parameters, is not used: RFC 2047 §5 forbids it and
+// Go's mime.ParseMediaType shows it raw.
 func formatParams(v string, params map[string]string) string {
-	var h message.Header
-	h.SetContentType(v, params)
-	return h.Get("Content-Type")
+	plain := make(map[string]string, len(params))
+	var ext []string
+	for k, val := range params {
+		if isASCII(val) {
+			plain[k] = val
+		} else {
+			plain[k] = asciiFallback(val)
+			ext = append(ext, k)
+		}
+	}
+	out := mime.FormatMediaType(v, plain)
+	slices.Sort(ext)
+	for _, k := range ext {
+		out += rfc2231(k, params[k])
+	}
+	return out
+}
+
+// asciiFallback returns s with each non-ASCII character replaced by "_".
+func asciiFallback(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// rfc2231Segment bounds the encoded text of one RFC 2231 segment, so that
+// "; filename*12*=" and a segment fit a 78-octet line.
+const rfc2231Segment = 56
+
+// rfc2231 returns the parameter key with value v as RFC 2231 extended
+// parameters, each after "; ", for example
+//
+//	filename*=utf-8''%C3%9Cberstunden.pdf
+//
+// when it fits one segment, else continuations key*0*=, key*1*=, …, split
+// between characters, the first one starting with the charset.
+func rfc2231(key, v string) string {
+	var segs []string
+	var cur strings.Builder
+	for _, r := range v {
+		var enc string
+		if r < utf8.RuneSelf && isAttrChar(byte(r)) {
+			enc = string(r)
+		} else {
+			var buf [utf8.UTFMax]byte
+			for _, c := range buf[:utf8.EncodeRune(buf[:], r)] {
+				enc += fmt.Sprintf("%%%02X", c)
+			}
+		}
+		if cur.Len() > 0 && cur.Len()+len(enc) > rfc2231Segment {
+			segs = append(segs, cur.String())
+			cur.Reset()
+		}
+		cur.WriteString(enc)
+	}
+	segs = append(segs, cur.String())
+	if len(segs) == 1 {
+		return "; " + key + "*=utf-8''" + segs[0]
+	}
+	var b strings.Builder
+	for i, seg := range segs {
+		b.WriteString("; " + key + "*" + strconv.Itoa(i) + "*=")
+		if i == 0 {
+			b.WriteString("utf-8''")
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
+}
+
+// isAttrChar reports whether c may stand unencoded in an RFC 2231 value
+// (attribute-char: a token character other than "*", "'" and "%").
+func isAttrChar(c byte) bool {
+	return isLetDig(c) || strings.IndexByte("!#$&+-.^_`|~", c) >= 0
 }
 
 // attachmentType returns the media type and parameters of a, guessing from

@@ -29,7 +29,7 @@ type cache struct {
 	cfg    Config
 	cfgErr error
 	client *http.Client
-	cc     *clientcredentials.Config // its auth style cache remembers AutoDetect's result
+	cc     *clientcredentials.Config
 
 	mu      sync.Mutex
 	cur     *entry    // the cached token; nil when none
@@ -40,6 +40,9 @@ type cache struct {
 	rt            string // current refresh token
 	rtLoaded      bool   // rt was read from Config.RefreshToken
 	rotatePending bool   // rt has not been saved by OnRotate yet
+	// detected is the client authentication style AutoDetect found to
+	// work; AutoDetect while none has yet.
+	detected oauth2.AuthStyle
 }
 
 // An entry is a fetched token, never modified.
@@ -129,7 +132,12 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 		f = c.start()
 	}
 	c.mu.Unlock()
+	return c.wait(ctx, f, fallback)
+}
 
+// wait waits for f as long as ctx allows. When f failed, a fallback still
+// usable is returned instead of the error.
+func (c *cache) wait(ctx context.Context, f *flight, fallback *entry) (*oauth2.Token, error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
@@ -142,6 +150,41 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, f.err
 	}
 	return copyToken(f.tok), f.rotErr
+}
+
+// Refresh fetches a new token whatever the cache holds, caches it and
+// returns it, for a caller that must know the token endpoint answers now
+// (a "Test" button). A request already in flight is joined instead of
+// starting a second one: it is as fresh. It makes exactly one request (or
+// none, when it joins one), so with a rotating refresh token OnRotate runs
+// at most once.
+//
+// Errors are those of Token, except that a failed request is returned even
+// when a cached token is still valid (that token stays cached and Token
+// goes on returning it). Like Token, Refresh waits only as long as ctx
+// allows, and the request goes on for the others when ctx ends first. It
+// is safe for concurrent use.
+func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
+	if c == nil || c.c == nil {
+		return nil, errNotNew
+	}
+	return c.c.refresh(ctx)
+}
+
+func (c *cache) refresh(ctx context.Context) (*oauth2.Token, error) {
+	if c.cfgErr != nil {
+		return nil, c.cfgErr
+	}
+	if ctx.Err() != nil {
+		return nil, ctxError(c.cfg.Name, ctx)
+	}
+	c.mu.Lock()
+	f := c.flight
+	if f == nil {
+		f = c.start()
+	}
+	c.mu.Unlock()
+	return c.wait(ctx, f, nil)
 }
 
 // start starts a token request. c.mu must be held.

@@ -90,9 +90,11 @@ type Config struct {
 	// AuthStyle is how the client authenticates to the token endpoint:
 	// oauth2.AuthStyleInHeader (HTTP Basic, client_secret_basic),
 	// oauth2.AuthStyleInParams (form parameters, client_secret_post), or
-	// oauth2.AuthStyleAutoDetect, the zero value: try the header first, then
-	// the parameters, and remember what worked (golang.org/x/oauth2's
-	// behaviour).
+	// oauth2.AuthStyleAutoDetect, the zero value: try the header first,
+	// then, if the endpoint answered with an error, the parameters, and
+	// remember what worked. Unlike golang.org/x/oauth2's probe, a timeout
+	// or a transport failure is not retried with the parameters: that
+	// second request could only wait or fail again.
 	AuthStyle oauth2.AuthStyle
 
 	// Source supplies tokens instead of the grant above. It must be safe
@@ -135,8 +137,11 @@ type Config struct {
 	// OnRotate fails, Token returns the new access token together with an
 	// error wrapping ErrRotationNotSaved and OnRotate's error, and the
 	// next refresh calls OnRotate again with the current refresh token
-	// even if the server did not rotate it again. Nil means the rotated
-	// token is kept in memory only.
+	// even if the server did not rotate it again. A panic in OnRotate is
+	// recovered and reported the same way, as an error saying the callback
+	// panicked (without the panic value, which may hold the token): it runs
+	// on the Cache's goroutine, where no caller could recover it. Nil means
+	// the rotated token is kept in memory only.
 	OnRotate func(ctx context.Context, newRefreshToken string) error
 
 	// Now returns the current time; tests replace it. It is used for

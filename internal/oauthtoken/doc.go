@@ -19,7 +19,10 @@
 // authentication follow that module. Its caching (reuseTokenSource) is not
 // used: it keeps the context of the first caller for every refresh, holds a
 // mutex across the HTTP request, cannot forget a token the server rejected
-// and does not report a rotated refresh token.
+// and does not report a rotated refresh token. Nor is its probe of the
+// client authentication style, which repeats a timed-out request (see
+// Config.AuthStyle). Cache.Refresh fetches a new token on demand with one
+// request, for a "Test" button.
 //
 // # Refresh
 //
@@ -54,8 +57,10 @@
 // RFC 6749 §5.2 error code, description and URI, cleaned of control
 // characters and truncated. ErrInvalidGrant (the configuration must be
 // authorised again) and ErrInvalidClient (wrong client ID or secret) are in
-// its Unwrap chain, as is context.DeadlineExceeded when the endpoint did not
-// answer within Config.RequestTimeout.
+// its Unwrap chain, as are ErrTimeout when the endpoint did not answer
+// within Config.RequestTimeout and ErrUnreachable when it could not be
+// reached. An internal timeout is never context.DeadlineExceeded: a caller
+// gets a context's error only when its own context ended.
 //
 // # Secrets
 //

@@ -35,6 +35,18 @@ var (
 	// access token; the new refresh token is kept in memory and OnRotate is
 	// called again at the next refresh.
 	ErrRotationNotSaved = errors.New("rotated refresh token not saved")
+
+	// ErrTimeout reports that the token endpoint (or Source) did not answer
+	// within Config.RequestTimeout, a timeout of the Cache's own. It is
+	// always temporary. It is not context.DeadlineExceeded: only a caller
+	// whose own context ended gets the context's error.
+	ErrTimeout = errors.New("no answer within the request timeout")
+
+	// ErrUnreachable reports that the token endpoint could not be reached:
+	// the host was not found, the connection was refused or reset, or the
+	// TLS handshake failed. The transport error (a *url.Error) is in the
+	// Unwrap chain too. It is temporary.
+	ErrUnreachable = errors.New("token endpoint unreachable")
 )
 
 // An Error is a failed token request: the token endpoint (or Source)
@@ -73,11 +85,13 @@ type Error struct {
 	// server_error.
 	Temporary bool
 
-	// Err is the cause: ErrInvalidGrant, ErrInvalidClient,
-	// context.DeadlineExceeded when there was no answer within
-	// Config.RequestTimeout, the transport error (a *url.Error) when the
-	// endpoint could not be reached, or the Source's error. Nil means the
-	// endpoint answered with another error.
+	// Err is the cause: ErrInvalidGrant, ErrInvalidClient, ErrTimeout
+	// when there was no answer within Config.RequestTimeout, an error
+	// matching both ErrUnreachable and the transport error (a *url.Error)
+	// when the endpoint could not be reached, or the Source's error. Nil
+	// means the endpoint answered with another error. It never matches
+	// context.DeadlineExceeded or context.Canceled: the request runs on the
+	// Cache's own context, which no caller can end.
 	Err error
 
 	op     string // "token endpoint" or "token source"
@@ -163,7 +177,7 @@ func classify(name, op string, err error, rctx context.Context, timeout time.Dur
 		}
 	case rctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		e.Temporary = true
-		e.Err = context.DeadlineExceeded
+		e.Err = ErrTimeout
 		if op == opSource {
 			e.detail = "no token within " + timeout.String()
 		} else {
@@ -171,7 +185,7 @@ func classify(name, op string, err error, rctx context.Context, timeout time.Dur
 		}
 	case errors.As(err, &ue):
 		e.Temporary = true
-		e.Err = ue
+		e.Err = unreachable{ue}
 		e.detail = clean(ue.Error(), maxDetail, secrets)
 	case op == opSource:
 		e.Err = err
@@ -187,6 +201,12 @@ func classify(name, op string, err error, rctx context.Context, timeout time.Dur
 	}
 	return e
 }
+
+// unreachable is a transport error that matches ErrUnreachable.
+type unreachable struct{ err *url.Error }
+
+func (u unreachable) Error() string   { return u.err.Error() }
+func (u unreachable) Unwrap() []error { return []error{ErrUnreachable, u.err} }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -139,6 +139,10 @@ func TestTokenEndpointUnreachable(t *testing.T) {
 	if !e.Temporary || e.Status != 0 || !errors.As(err, &ue) {
 		t.Errorf("Error = %#v, want Temporary, no status, a *url.Error inside", *e)
 	}
+	// issue10-1: a sentinel to branch on.
+	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrTimeout) {
+		t.Errorf("Token err = %v, want ErrUnreachable and not ErrTimeout", err)
+	}
 	if want := `oauth2 configuration "contoso": token endpoint: Post "http://` + addr + `/token": dial tcp`; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Error() = %q, want it to start with %q", err, want)
 	}

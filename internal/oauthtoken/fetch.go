@@ -57,7 +57,7 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 	secrets := []string{secret, c.rt}
 
 	c.cc.ClientSecret, c.cc.EndpointParams = secret, params
-	tok, err := c.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
+	tok, err := c.request(ctx)
 	c.cc.ClientSecret, c.cc.EndpointParams = "", nil
 	if err != nil {
 		e := classify(name, opEndpoint, err, ctx, c.cfg.requestTimeout(), secrets)
@@ -82,6 +82,37 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 	return &entry{tok: &t, obtained: start}, rotErr, nil
 }
 
+// request makes the token request with c.cc. With AuthStyleAutoDetect it
+// tries the Authorization header first and the form parameters only when
+// the endpoint answered the header with an error, and remembers what
+// worked. golang.org/x/oauth2's own probe also retries after a timeout or
+// a transport failure: a second request that can only wait or fail again,
+// and a second request to a hung endpoint.
+func (c *cache) request(ctx context.Context) (*oauth2.Token, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.client)
+	if c.cfg.authStyle() != oauth2.AuthStyleAutoDetect {
+		return c.cc.Token(ctx)
+	}
+	if c.detected != oauth2.AuthStyleAutoDetect {
+		c.cc.AuthStyle = c.detected
+		return c.cc.Token(ctx)
+	}
+	c.cc.AuthStyle = oauth2.AuthStyleInHeader
+	tok, err := c.cc.Token(ctx)
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		c.cc.AuthStyle = oauth2.AuthStyleInParams
+		if tok, err = c.cc.Token(ctx); err == nil {
+			c.detected = oauth2.AuthStyleInParams
+		}
+		return tok, err
+	}
+	if err == nil {
+		c.detected = oauth2.AuthStyleInHeader
+	}
+	return tok, err
+}
+
 // rotate takes newRT, the refresh token of a response, and has OnRotate
 // save it if it differs from the current one (or an earlier one was not
 // saved).
@@ -98,11 +129,26 @@ func (c *cache) rotate(newRT string, secrets []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
 	defer cancel()
-	if err := c.cfg.OnRotate(ctx, c.rt); err != nil {
+	if err := c.callOnRotate(ctx); err != nil {
 		return &rotateError{config: c.cfg.Name, msg: clean(err.Error(), maxDetail, secrets), err: err}
 	}
 	c.rotatePending = false
 	return nil
+}
+
+// errOnRotatePanicked is the error of an OnRotate that panicked. The panic
+// value is not kept: it may hold the token being saved or anything else.
+var errOnRotatePanicked = errors.New("the callback panicked")
+
+// callOnRotate calls OnRotate, turning a panic into an error: it runs on
+// the Cache's own goroutine, where no caller could recover it.
+func (c *cache) callOnRotate(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errOnRotatePanicked
+		}
+	}()
+	return c.cfg.OnRotate(ctx, c.rt)
 }
 
 // fromSource calls the Source, waiting no longer than ctx allows.

@@ -139,8 +139,8 @@ func TestHungCustomSource(t *testing.T) {
 		_, err = c.Token(context.Background())
 	})
 	var e *Error
-	if !errors.As(err, &e) || !e.Temporary || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Token err = %v, want a temporary *Error wrapping context.DeadlineExceeded", err)
+	if !errors.As(err, &e) || !e.Temporary || !errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Token err = %v, want a temporary *Error wrapping ErrTimeout, not context.DeadlineExceeded", err)
 	}
 	if want := `oauth2 configuration "sa": token source: no token within 50ms`; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err, want)

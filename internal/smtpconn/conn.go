@@ -55,7 +55,11 @@ const (
 // A TimeoutError is an I/O timeout with the limit that caused it.
 type TimeoutError struct {
 	Limit Limit
-	Err   error // the network error (matches os.ErrDeadlineExceeded)
+	// Stalled reports that the server had stopped taking the bytes the
+	// client sent: a write made no progress, or a reply was awaited while
+	// written bytes were still queued unsent.
+	Stalled bool
+	Err     error // the network error (matches os.ErrDeadlineExceeded)
 }
 
 func (e *TimeoutError) Error() string { return e.Err.Error() }
@@ -293,7 +297,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 		_ = c.raw.Close()
 		return n, ErrReplyTooLarge
 	}
-	return n, c.mapErr(err, limit)
+	err = c.mapErr(err, limit)
+	if te, ok := err.(*TimeoutError); ok && te.Limit == LimitSend && unsent(c.raw) > 0 {
+		te.Stalled = true
+	}
+	return n, err
 }
 
 // drained reports whether the server has taken more of the bytes the
@@ -342,6 +350,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 		written += n
 		if err != nil {
 			err = c.mapErr(err, limit)
+			if te, ok := err.(*TimeoutError); ok {
+				te.Stalled = true
+			}
 			c.mu.Lock()
 			if c.writeErr == nil {
 				c.writeErr = err

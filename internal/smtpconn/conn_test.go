@@ -203,9 +203,12 @@ func TestTapPrefixAndAbort(t *testing.T) {
 	if string(b[:n]) != "220 hi\r\n" || len(server) != 0 {
 		t.Errorf("prefix read %q, server bytes %q", b[:n], server)
 	}
-	tap.RefuseAbort = true
-	if _, err := tap.Write([]byte("*\r\n")); !errors.Is(err, ErrAbortSuppressed) {
-		t.Errorf("abort write = %v", err)
+	tap.AnswerAbort = true
+	if n, err := tap.Write([]byte("*\r\n")); n != 3 || err != nil {
+		t.Errorf("abort write = %d, %v; want it answered locally", n, err)
+	}
+	if n, _ := tap.Read(b); string(b[:n]) != abortAnswer {
+		t.Errorf("abort answered with %q, want %q", b[:n], abortAnswer)
 	}
 	tap.Write([]byte("EHLO x\r\n"))
 	srv.SetReadDeadline(time.Now().Add(time.Second))

@@ -29,6 +29,9 @@ type authOutcome struct {
 	// final is the reply to send when the exchange ended early (cancelled,
 	// bad base64, unsupported): no AuthResult fault applies then.
 	final []byte
+	// answered reports that the final reply was already sent, ahead of the
+	// responses (Options.PipelinedLogin).
+	answered bool
 }
 
 var (
@@ -94,6 +97,13 @@ func (s *session) cmdAuth(arg string) error {
 		return err
 	case out.final != nil:
 		return s.write(out.final)
+	case out.answered:
+		if !out.ok {
+			s.logf("LOGIN credentials wrong after an early 235, closing")
+			return errClose
+		}
+		s.authUser, s.authMech = out.user, mech
+		return nil
 	}
 
 	final := replyBadCreds
@@ -183,6 +193,9 @@ func (s *session) authLogin(ir []byte) (authOutcome, error) {
 	if prompts[1] == "" {
 		prompts[1] = "Password:"
 	}
+	if s.srv.opts.PipelinedLogin {
+		return s.authLoginAhead(ir, prompts)
+	}
 	user := ir
 	if user == nil {
 		var err error
@@ -195,6 +208,43 @@ func (s *session) authLogin(ir []byte) (authOutcome, error) {
 		return authOutcome{}, err
 	}
 	return authOutcome{user: string(user), ok: s.checkPassword(string(user), string(pass))}, nil
+}
+
+// authLoginAhead is LOGIN answered ahead: the challenges still due and the
+// final 235 in one write, then the responses.
+func (s *session) authLoginAhead(ir []byte, prompts [2]string) (authOutcome, error) {
+	var ahead []byte
+	if ir == nil {
+		ahead = append(ahead, "334 "+base64.StdEncoding.EncodeToString([]byte(prompts[0]))+"\r\n"...)
+	}
+	ahead = append(ahead, "334 "+base64.StdEncoding.EncodeToString([]byte(prompts[1]))+"\r\n"...)
+	ahead = append(ahead, replyOK...)
+	if err := s.write(ahead); err != nil {
+		return authOutcome{}, err
+	}
+	user := ir
+	var resp [][]byte
+	n := 2
+	if ir != nil {
+		n = 1
+	}
+	for range n {
+		text, err := s.readClientLine(true)
+		if err != nil {
+			return authOutcome{}, err
+		}
+		b, err := decodeSASL(text)
+		if err != nil || text == "*" {
+			b = nil
+		}
+		resp = append(resp, b)
+	}
+	if ir == nil {
+		user = resp[0]
+	}
+	pass := resp[len(resp)-1]
+	ok := user != nil && pass != nil && s.checkPassword(string(user), string(pass))
+	return authOutcome{user: string(user), ok: ok, answered: true}, nil
 }
 
 func (s *session) validToken(user, token string) bool {

@@ -41,6 +41,7 @@ func (s *session) readBody(f *Fault) (data []byte, size int, tooBig bool, err er
 			case Reset:
 				s.resetConn()
 			}
+			s.abrupt = true
 			return nil, d.size, false, errClose
 		}
 		if chunk > 0 && n > 0 && n%chunk == 0 && !s.srv.sleep(interval) {

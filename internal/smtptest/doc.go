@@ -35,6 +35,13 @@
 // greeting, any command, the end of an AUTH exchange, the DATA body, after
 // the final dot, after a message, while idle). See Fault for examples.
 //
+// Tests wait for a fault with Fired and for the end of a session with
+// SessionClosed instead of sleeping and hoping a phase has been reached.
+// A session the server ends sends its FIN before it stops reading, so a
+// client that already sent its next command reads the last reply and EOF,
+// never a reset that depends on timing (only a Reset fault, or a Drop in the
+// DATA body, ends a session abruptly).
+//
 // # Lifetime
 //
 // Close closes the listener and every connection and waits for every

@@ -3,6 +3,7 @@ package smtptest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -125,7 +126,7 @@ func TestGreetingEndless(t *testing.T) {
 	if l, _ := r.r.ReadString('\n'); l != "250-AUTH PLAIN\r\n" {
 		t.Errorf("line = %q", l)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFlowStopped(t, r.conn)
 	closesFast(t, s)
 }
 
@@ -536,7 +537,8 @@ func TestIdleTimeout(t *testing.T) {
 	if rest := r.expectEOF(); rest != "" || time.Since(start) > idle+2*time.Second {
 		t.Errorf("silent idle close: %q after %v", rest, time.Since(start))
 	}
-	time.Sleep(idle + idle/2)
+	// Session 1 closes once it has been idle for the idle time.
+	await(t, s.SessionClosed(1), "session 1's idle close")
 	if err := c1.Noop(); smtpCode(err) != 421 {
 		t.Errorf("Noop after idle timeout = %v, want the 421 farewell", err)
 	}
@@ -549,10 +551,26 @@ func TestIdleTimesAndTLS(t *testing.T) {
 	t.Parallel()
 	// A spent Idle fault stops firing even while a session waits on it; TLS
 	// reads survive the deadline.
-	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: Idle, Delay: 100 * time.Millisecond, Times: 1}}})
+	spent := make(chan struct{}, 1)
+	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: Idle, Delay: 100 * time.Millisecond, Times: 1}},
+		Logf: func(format string, args ...any) {
+			if strings.Contains(fmt.Sprintf(format, args...), "the Idle fault is spent") {
+				select {
+				case spent <- struct{}{}:
+				default:
+				}
+			}
+		}})
 	c1 := dialStartTLS(t, s)
 	c2 := dialStartTLS(t, s)
-	time.Sleep(time.Second) // both time out; one fault to share
+	// Both time out; one fault to share: one session closes, the other
+	// finds the fault spent and waits on.
+	await(t, s.Fired(0, 1), "the idle close")
+	select {
+	case <-spent:
+	case <-time.After(timeout):
+		t.Fatal("the second session never timed out")
+	}
 	e1, e2 := c1.Noop(), c2.Noop()
 	if (e1 == nil) == (e2 == nil) {
 		t.Errorf("Noop = %v, %v; want exactly one idle close", e1, e2)

@@ -85,6 +85,16 @@ type Options struct {
 	// empty element means "Username:" or "Password:" respectively.
 	LoginPrompts [2]string
 
+	// PipelinedLogin makes LOGIN answer ahead, as some servers do: right
+	// after the AUTH line it writes the challenges still due and
+	// "235 2.7.0 Authentication successful" in one write
+	// ("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 …"), and only then
+	// reads the user name and password. Right credentials authenticate the
+	// session; wrong ones close the connection once read (the 235 is already
+	// sent). An AuthResult fault does not apply. False sends each challenge
+	// after the previous response.
+	PipelinedLogin bool
+
 	// ValidateToken decides whether XOAUTH2 and OAUTHBEARER accept a bearer
 	// token for a user. Nil rejects every token.
 	//
@@ -121,6 +131,12 @@ type Options struct {
 	// Domain is the server's name in the greeting and the EHLO reply. Empty
 	// means "mail.test".
 	Domain string
+
+	// ReadBuffer, when positive, is the receive buffer (SO_RCVBUF) of every
+	// accepted connection, so that a client writing to a server that stopped
+	// reading (Stall) blocks after a few KiB rather than a few MiB. Zero
+	// leaves the system's default, which Linux grows to several MiB.
+	ReadBuffer int
 
 	// Faults are injected misbehaviours; see Fault. Nil means none.
 	Faults []Fault
@@ -194,6 +210,15 @@ type Server struct {
 	hits       []int
 	messages   []Message
 	transcript []line
+	ended      map[int]bool // sessions whose server side is closed
+	waiters    []waiter     // channels of Fired and SessionClosed
+}
+
+// A waiter is a channel to close once fault i has fired n times (i ≥ 0) or
+// once session n has ended (i < 0).
+type waiter struct {
+	i, n int
+	ch   chan struct{}
 }
 
 type line struct {
@@ -250,6 +275,7 @@ func newServer(t testing.TB, opts Options) (*Server, error) {
 		hits:  make([]int, len(opts.Faults)),
 		done:  make(chan struct{}),
 		conns: map[net.Conn]struct{}{},
+		ended: map[int]bool{},
 	}
 	s.mechs = s.mechanisms()
 	if opts.TLS != Plain {
@@ -320,6 +346,9 @@ func (s *Server) accept() {
 			s.mu.Unlock()
 			c.Close()
 			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok && s.opts.ReadBuffer > 0 {
+			tc.SetReadBuffer(s.opts.ReadBuffer)
 		}
 		s.sessions++
 		id := s.sessions
@@ -486,6 +515,7 @@ func (s *Server) takeFault(p Point, command bool, id int) *Fault {
 			continue
 		}
 		s.hits[i]++
+		s.notifyLocked()
 		c := *f
 		return &c
 	}
@@ -517,7 +547,73 @@ func (s *Server) takeIndex(i int) bool {
 		return false
 	}
 	s.hits[i]++
+	s.notifyLocked()
 	return true
+}
+
+// Fired returns a channel that is closed once Options.Faults[i] has fired n
+// times in all, counting every session (n below 1 counts as 1). A fault
+// fires when the server starts to act on it: after the command line was
+// read (at a command), after its idle time passed (Idle), before its Delay
+// and before it replies, goes silent, stalls, drops or resets. Tests wait on
+// it instead of sleeping and hoping a phase has been reached:
+//
+//	select {
+//	case <-srv.Fired(0, 1):
+//	case <-time.After(10 * time.Second):
+//		t.Fatal("the fault never fired")
+//	}
+//
+// It panics when i is not an index of Options.Faults.
+func (s *Server) Fired(i, n int) <-chan struct{} {
+	if i < 0 || i >= len(s.opts.Faults) {
+		panic(fmt.Sprintf("smtptest: Fired(%d, %d): Options.Faults has %d faults", i, n, len(s.opts.Faults)))
+	}
+	return s.wait(i, max(n, 1))
+}
+
+// SessionClosed returns a channel that is closed once the server has closed
+// its side of the nth session (1-based, in accept order): it has written its
+// last reply and shut the connection down, so a client reading it now sees
+// the end of the stream (or the reset, after a Reset fault). A session ends
+// when a fault or QUIT closes it, when the client goes away, or when the
+// Server is closed. n below 1 never closes.
+func (s *Server) SessionClosed(n int) <-chan struct{} {
+	if n < 1 {
+		return make(chan struct{})
+	}
+	return s.wait(-1, n)
+}
+
+func (s *Server) wait(i, n int) <-chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiters = append(s.waiters, waiter{i, n, ch})
+	s.notifyLocked()
+	return ch
+}
+
+// notifyLocked closes the channels of every waiter whose event happened.
+func (s *Server) notifyLocked() {
+	keep := s.waiters[:0]
+	for _, w := range s.waiters {
+		if (w.i >= 0 && s.hits[w.i] >= w.n) || (w.i < 0 && s.ended[w.n]) {
+			close(w.ch)
+			continue
+		}
+		keep = append(keep, w)
+	}
+	clear(s.waiters[len(keep):])
+	s.waiters = keep
+}
+
+// sessionEnded records that the server side of session id is closed.
+func (s *Server) sessionEnded(id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended[id] = true
+	s.notifyLocked()
 }
 
 // sleep waits d or until the server is closed; it reports whether d elapsed.

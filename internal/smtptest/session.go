@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -36,6 +37,7 @@ type session struct {
 	noService bool
 	afterMsg  bool
 	partial   []byte // a command line cut short by an idle deadline
+	abrupt    bool   // close at once, without lingering (a fault in the body)
 
 	inTx     bool
 	from     string
@@ -49,7 +51,7 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 }
 
 func (s *session) serve() {
-	defer s.raw.Close()
+	defer s.finish()
 	if s.srv.opts.TLS == Implicit {
 		tc := tls.Server(s.raw, s.srv.tlsConfig)
 		if err := tc.Handshake(); err != nil {
@@ -71,6 +73,35 @@ func (s *session) serve() {
 			return
 		}
 	}
+}
+
+// lingerTime bounds how long finish discards what a client still sends
+// after the server's FIN.
+const lingerTime = 5 * time.Second
+
+// finish closes the connection the way a careful server does: it shuts
+// down the sending side first (FIN), then reads and discards what the
+// client still sends until the client closes, lingerTime passes or the
+// Server is closed, and only then closes the socket.
+//
+// Closing a socket with unread input makes the kernel send a RST instead of
+// the FIN, and the RST can overtake the last reply: a client that sent its
+// next command just after the server's final reply (421 … then close) would
+// then read ECONNRESET instead of that reply and EOF, depending on timing.
+// With the FIN sent first, what the client reads no longer depends on
+// timing. A fault in the DATA body (Drop) closes at once: the client is
+// still uploading, and the abrupt close is the fault.
+func (s *session) finish() {
+	tc, ok := s.raw.(*net.TCPConn)
+	if !ok || s.abrupt || tc.CloseWrite() != nil {
+		s.raw.Close()
+		s.srv.sessionEnded(s.id)
+		return
+	}
+	s.srv.sessionEnded(s.id)
+	tc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, tc)
+	tc.Close()
 }
 
 func (s *session) logf(format string, args ...any) {
@@ -217,6 +248,7 @@ func (s *session) readCommand() (string, error) {
 			}
 			return "", errClose
 		}
+		s.logf("idle for %v; the Idle fault is spent, waiting on", f.Delay)
 		s.conn.SetReadDeadline(time.Time{})
 	}
 }
@@ -340,6 +372,7 @@ func (s *session) resetConn() {
 		tc.SetLinger(0)
 	}
 	s.raw.Close()
+	s.abrupt = true
 }
 
 // endless writes a never-ending multi-line reply.

@@ -3,9 +3,10 @@
 //
 // AUTH lines keep only the mechanism; every client line of an AUTH exchange
 // after that — LOGIN's user name and password, a SASL response, an XOAUTH2
-// or OAUTHBEARER token — is replaced by "[redacted]" until the server's
-// final reply. The message sent after DATA is replaced by one line giving
-// its size.
+// or OAUTHBEARER token — is replaced by "[redacted]" up to the line the
+// server's final reply answers, however the replies were split or
+// pipelined. The message sent after DATA is replaced by one line giving its
+// size.
 package transcript
 
 import (
@@ -21,25 +22,62 @@ const maxLine = 512
 const Redacted = "[redacted]"
 
 // A Recorder assembles lines from the bytes each side sends. Client and
-// Server must not be called concurrently (go-smtp does not pipeline, so the
-// session alternates).
+// Server must not be called concurrently.
+//
+// What a client line is — a command, a SASL response inside an AUTH
+// exchange, or the message after DATA — is decided from what the client
+// sent and the server's replies matched to it in order (the greeting is
+// reply 0, reply n answers the client's nth line or message), never from
+// when the replies arrived: a server may answer ahead, for example
+// "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 …" in one write right
+// after AUTH LOGIN, and the user name and password the client sends after
+// that are still redacted. Where the reply that decides is not known yet
+// (a client that pipelines), the line is treated as secret: redacted after
+// AUTH, counted as the message after DATA.
 type Recorder struct {
 	// Emit receives each line, client lines with fromClient true.
 	Emit func(fromClient bool, line string)
 
 	client, server []byte
-	inAuth         bool
-	dataPending    bool // client sent DATA, 354 not yet seen
+	units          int     // client units completed: lines and messages
+	prev           unit    // what the last completed unit was
+	replies        int     // complete replies seen, the greeting being reply 0
+	queued         []reply // replies not yet needed, in order
 	inData         bool
 	bodyBytes      int64
 	tail           []byte // last bytes of the body, to find the terminator
 }
+
+// unit is what a client line (or message) was.
+type unit uint8
+
+const (
+	unitNone    unit = iota // nothing sent yet
+	unitCommand             // any other command
+	unitAuth                // AUTH or a SASL response
+	unitData                // DATA
+	unitBody                // the message after DATA, up to the final dot
+)
+
+type reply struct {
+	n    int    // 0 for the greeting
+	code string // the first three octets of its last line
+}
+
+// maxQueued bounds the replies kept ahead of the client; past it the
+// replies are unknown, and so treated as continuing an AUTH or DATA.
+const maxQueued = 64
 
 // Client records bytes the client wrote.
 func (r *Recorder) Client(p []byte) {
 	for len(p) > 0 {
 		if r.inData {
 			p = r.body(p)
+			continue
+		}
+		if len(r.client) == 0 && r.prev == unitData && r.prevAnswer("354") {
+			r.inData, r.bodyBytes = true, 0
+			r.tail = []byte("\r\n") // the message may be empty
 			continue
 		}
 		i := bytes.IndexByte(p, '\n')
@@ -54,6 +92,31 @@ func (r *Recorder) Client(p []byte) {
 	}
 }
 
+// prevAnswer reports whether the server's reply to the client's previous
+// unit has the given code, or is not known.
+func (r *Recorder) prevAnswer(code string) bool {
+	n := r.units // reply n answers unit n-1
+	for _, q := range r.queued {
+		if q.n == n {
+			return q.code == code
+		}
+	}
+	return true // not received yet, or not kept
+}
+
+// done ends the current client unit.
+func (r *Recorder) done(u unit) {
+	r.units++
+	r.prev = u
+	keep := r.queued[:0]
+	for _, q := range r.queued {
+		if q.n >= r.units {
+			keep = append(keep, q)
+		}
+	}
+	r.queued = keep
+}
+
 // body consumes message bytes up to and including the final dot.
 func (r *Recorder) body(p []byte) []byte {
 	const term = "\r\n.\r\n"
@@ -65,6 +128,7 @@ func (r *Recorder) body(p []byte) []byte {
 		r.Emit(true, "[message: "+strconv.FormatInt(size, 10)+" bytes]")
 		r.Emit(true, ".")
 		r.inData, r.tail, r.bodyBytes = false, nil, 0
+		r.done(unitBody)
 		return p[consumed:]
 	}
 	r.bodyBytes += int64(len(p))
@@ -76,25 +140,28 @@ func (r *Recorder) body(p []byte) []byte {
 func (r *Recorder) clientLine(line string) {
 	verb, rest, _ := strings.Cut(line, " ")
 	switch {
-	case r.inAuth:
+	case r.prev == unitAuth && r.prevAnswer("334"):
+		// A response to a challenge, or the abort.
 		if line == "*" {
 			r.Emit(true, line)
 		} else {
 			r.Emit(true, Redacted)
 		}
+		r.done(unitAuth)
 	case strings.EqualFold(verb, "AUTH"):
-		r.inAuth = true
 		mech, ir, _ := strings.Cut(rest, " ")
 		if ir != "" {
 			r.Emit(true, verb+" "+mech+" "+Redacted)
 		} else {
 			r.Emit(true, verb+" "+mech)
 		}
+		r.done(unitAuth)
 	case strings.EqualFold(verb, "DATA") && rest == "":
-		r.dataPending = true
 		r.Emit(true, line)
+		r.done(unitData)
 	default:
 		r.Emit(true, line)
+		r.done(unitCommand)
 	}
 }
 
@@ -118,14 +185,12 @@ func (r *Recorder) Server(p []byte) {
 		if len(code) > 3 {
 			code = code[:3]
 		}
-		if r.inAuth && code != "334" {
-			r.inAuth = false
-		}
-		if r.dataPending {
-			r.dataPending = false
-			r.inData = code == "354"
-			r.tail = []byte("\r\n") // the message may be empty
-			r.bodyBytes = 0
+		n := r.replies
+		r.replies++
+		// Reply n decides what the client's unit n is; one the client has
+		// already passed is not needed.
+		if n >= r.units && len(r.queued) < maxQueued {
+			r.queued = append(r.queued, reply{n, code})
 		}
 	}
 }

@@ -82,3 +82,90 @@ func TestRecorderRedacts(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue11_6_PipelinedAuthReplies: a server that answers AUTH LOGIN
+// ahead ("334 …\r\n334 …\r\n235 …" in one write, before the client sent its
+// user name) must not make the user name and password loggable: what a
+// client line is follows the replies matched to the client's lines, not
+// when they arrived.
+func TestIssue11_6_PipelinedAuthReplies(t *testing.T) {
+	type step = struct {
+		client bool
+		data   string
+	}
+	secrets := []string{"dXNlcg==", "c2VjcmV0LXBhc3N3b3Jk", "secret body", "AHVzZXIAc2VjcmV0"}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  []string
+	}{
+		{"issue11-6/login-answered-ahead", []step{
+			{false, "220 mx ESMTP\r\n"},
+			{true, "EHLO client\r\n"},
+			{false, "250-mx\r\n250 AUTH LOGIN\r\n"},
+			{true, "AUTH LOGIN\r\n"},
+			{false, "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n"},
+			{true, "dXNlcg==\r\n"},
+			{true, "c2VjcmV0LXBhc3N3b3Jk\r\n"},
+			{true, "MAIL FROM:<a@example.com>\r\n"},
+			{false, "250 ok\r\n"},
+		}, []string{
+			"S: 220 mx ESMTP", "C: EHLO client", "S: 250-mx", "S: 250 AUTH LOGIN", "C: AUTH LOGIN",
+			"S: 334 VXNlcm5hbWU6", "S: 334 UGFzc3dvcmQ6", "S: 235 2.7.0 ok",
+			"C: [redacted]", "C: [redacted]", "C: MAIL FROM:<a@example.com>", "S: 250 ok",
+		}},
+		{"issue11-6/everything-answered-ahead", []step{
+			// Greeting, EHLO, AUTH, both prompts, MAIL, RCPT, DATA and the
+			// message's reply, all before the client says anything.
+			{false, "220 mx\r\n250 mx\r\n334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n"},
+			{true, "EHLO client\r\nAUTH LOGIN\r\ndXNlcg==\r\nc2VjcmV0LXBhc3N3b3Jk\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nsecret body\r\n.\r\nQUIT\r\n"},
+		}, []string{
+			"S: 220 mx", "S: 250 mx", "S: 334 VXNlcm5hbWU6", "S: 334 UGFzc3dvcmQ6", "S: 235 ok", "S: 250 ok", "S: 250 ok", "S: 354 go", "S: 250 queued",
+			"C: EHLO client", "C: AUTH LOGIN", "C: [redacted]", "C: [redacted]", "C: MAIL FROM:<a@example.com>", "C: RCPT TO:<b@example.com>",
+			"C: DATA", "C: [message: 13 bytes]", "C: .", "C: QUIT",
+		}},
+		{"issue11-6/client-ahead-of-replies", []step{
+			// A client that pipelines: the reply that decides is not there
+			// yet, so the lines after AUTH and DATA are treated as secret.
+			{false, "220 mx\r\n"},
+			{true, "EHLO client\r\nAUTH PLAIN\r\nAHVzZXIAc2VjcmV0\r\n"},
+			{false, "250 mx\r\n334 \r\n235 ok\r\n"},
+			{true, "MAIL FROM:<a@example.com>\r\nDATA\r\nsecret body\r\n.\r\n"},
+			{false, "250 ok\r\n354 go\r\n250 queued\r\n"},
+		}, []string{
+			"S: 220 mx", "C: EHLO client", "C: AUTH PLAIN", "C: [redacted]", "S: 250 mx", "S: 334 ", "S: 235 ok",
+			"C: MAIL FROM:<a@example.com>", "C: DATA", "C: [message: 13 bytes]", "C: .", "S: 250 ok", "S: 354 go", "S: 250 queued",
+		}},
+		{"refused-DATA-then-commands", []step{
+			{false, "220 mx\r\n"},
+			{true, "DATA\r\n"},
+			{false, "554 no valid recipients\r\n"},
+			{true, "RSET\r\n"},
+			{false, "250 ok\r\n"},
+		}, []string{"S: 220 mx", "C: DATA", "S: 554 no valid recipients", "C: RSET", "S: 250 ok"}},
+		{"auth-ended-by-an-early-failure", []step{
+			// The exchange ends at the first reply that is not 334; the
+			// next line is a command again.
+			{false, "220 mx\r\n"},
+			{true, "AUTH LOGIN\r\n"},
+			{false, "535 5.7.8 no\r\n"},
+			{true, "QUIT\r\n"},
+		}, []string{"S: 220 mx", "C: AUTH LOGIN", "S: 535 5.7.8 no", "C: QUIT"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, split := range []int{1, 3, 1 << 20} {
+				got := record(tc.steps, split)
+				if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+					t.Errorf("split %d:\n got %q\nwant %q", split, got, tc.want)
+				}
+				for _, l := range got {
+					for _, secret := range secrets {
+						if strings.Contains(l, secret) {
+							t.Errorf("split %d: line %q leaks %q", split, l, secret)
+						}
+					}
+				}
+			}
+		})
+	}
+}

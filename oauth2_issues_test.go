@@ -1,0 +1,438 @@
+package emailconn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// fakeClock is the clock of the token caches of a test: it moves only when
+// told. Install it with useTokenClock before building the registry.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// useTokenClock makes the token caches built during the test use a fake
+// clock. Tests using it must not be parallel.
+func useTokenClock(t *testing.T) *fakeClock {
+	c := &fakeClock{now: time.Now()}
+	tokenClock = c.Now
+	t.Cleanup(func() { tokenClock = nil })
+	return c
+}
+
+// shortTokenTimeout shortens the request timeout of the HTTP clients the
+// registry makes for token requests. Tests using it must not be parallel.
+func shortTokenTimeout(t *testing.T, d time.Duration) {
+	old := tokenRequestTimeout
+	tokenRequestTimeout = d
+	t.Cleanup(func() { tokenRequestTimeout = old })
+}
+
+// oneEmailconnPrefix fails the test unless msg starts with "emailconn: "
+// and says it only once.
+func oneEmailconnPrefix(t *testing.T, what, msg string) {
+	t.Helper()
+	if !strings.HasPrefix(msg, "emailconn: ") || strings.Count(msg, "emailconn:") != 1 {
+		t.Errorf("%s = %q, want it to start with \"emailconn: \" exactly once", what, msg)
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// oauthRegistryAt builds a registry with one client-credentials OAuth2
+// connection to srv, whose token endpoint is tokenURL.
+func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *Options) *Registry {
+	t.Helper()
+	c := connFor(t, srv, TLSStartTLS)
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", AuthOAuth2, "robot@contoso.com", "down"
+	r, err := NewRegistry(Config{
+		Connections:   []Connection{c},
+		OAuth2Configs: []OAuth2Config{{Name: "down", GrantType: GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
+		Processes:     map[string]string{"P": "m365"},
+	}, allowCA(c, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func xoauth2Server(t *testing.T) *smtptest.Server {
+	return smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
+		ValidateToken: func(string, string) bool { return true }})
+}
+
+// TestIssue10_01_TokenEndpointUnreachable: a token endpoint that refuses
+// the connection is ErrConnect at the oauth2 token stage, temporary, with
+// one "emailconn:" prefix; TestOAuth2 reports the same sentinel.
+func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
+	tokenURL := "http://" + closedPort(t) + "/token"
+	srv := xoauth2Server(t)
+	r := oauthRegistryAt(t, srv, tokenURL, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	_, err := sendVia(t, r)
+	var e *Error
+	if !errors.As(err, &e) || e.Stage != StageToken {
+		t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
+	}
+	if !errors.Is(err, ErrConnect) || errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrTimeout) || !e.Temporary() {
+		t.Errorf("Send = %v (Temporary %v), want ErrConnect only, temporary", err, e.Temporary())
+	}
+	oneEmailconnPrefix(t, "Send error", err.Error())
+	if !strings.Contains(err.Error(), `oauth2 token: oauth2 configuration "down": token endpoint: `) {
+		t.Errorf("Send = %q, want it to name the stage and the configuration", err)
+	}
+
+	rep := r.TestOAuth2(context.Background(), "down")
+	if rep.OK || !errors.Is(rep.Err, ErrConnect) {
+		t.Fatalf("TestOAuth2 = %+v, want ErrConnect", rep)
+	}
+	oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
+	if len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "could not be reached") {
+		t.Errorf("TestOAuth2 hints = %q, want that the endpoint could not be reached", rep.Hints)
+	}
+}
+
+// hungEndpoint is a token endpoint that never answers; it counts requests.
+func hungEndpoint(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	done := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() {
+		close(done)
+		s.Close()
+	})
+	return s, &n
+}
+
+// TestIssue10_02_TokenEndpointHangs: when the token request times out
+// while the caller's context is still running, the error is ErrTimeout and
+// never context.DeadlineExceeded, with the registry's own HTTP client as
+// with a caller's. TestOAuth2 against a hung endpoint makes one request and
+// waits one timeout (issue11-11).
+func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	for _, tt := range []struct {
+		name string
+		opts func(t *testing.T) *Options
+	}{
+		{"registry's client", func(t *testing.T) *Options {
+			shortTokenTimeout(t, timeout)
+			return &Options{Retry: RetryPolicy{MaxAttempts: 1}}
+		}},
+		{"caller's client", func(*testing.T) *Options {
+			return &Options{Retry: RetryPolicy{MaxAttempts: 1}, HTTPClient: &http.Client{Timeout: timeout}}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hung, requests := hungEndpoint(t)
+			srv := xoauth2Server(t)
+			r := oauthRegistryAt(t, srv, hung.URL+"/token", tt.opts(t))
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			rt, err := r.Resolve("P")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = rt.Send(ctx, basicMessage())
+			var e *Error
+			if !errors.As(err, &e) || e.Stage != StageToken {
+				t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
+			}
+			if !errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConnect) || !e.Temporary() {
+				t.Errorf("Send = %v, want ErrTimeout (temporary), not context.DeadlineExceeded", err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the caller's context ended: %v", ctx.Err())
+			}
+			oneEmailconnPrefix(t, "Send error", err.Error())
+
+			requests.Store(0)
+			start := time.Now()
+			rep := r.TestOAuth2(ctx, "down")
+			el := time.Since(start)
+			if rep.OK || !errors.Is(rep.Err, ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
+				t.Errorf("TestOAuth2 = %+v, want ErrTimeout", rep)
+			}
+			oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
+			if n := requests.Load(); n != 1 || el > 2*timeout {
+				t.Errorf("TestOAuth2 made %d requests in %v, want 1 request within one timeout (%v)", n, el, timeout)
+			}
+		})
+	}
+}
+
+// TestIssue10_12_TestOAuth2OneRequest: TestOAuth2 makes one token request,
+// on an empty cache as on a full one, so a rotating refresh token is
+// handed to OnRefreshToken once per test.
+func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	srv := xoauth2Server(t)
+	var mu sync.Mutex
+	var persisted []string
+	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		persisted = append(persisted, rt)
+		return nil
+	}})
+	for i, state := range []string{"empty cache", "cached token"} {
+		if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK {
+			t.Fatalf("TestOAuth2 with %s = %+v", state, rep)
+		}
+		mu.Lock()
+		n := len(persisted)
+		mu.Unlock()
+		if got := te.requests.Load(); got != int32(i+1) || n != i+1 {
+			t.Errorf("after TestOAuth2 with %s: %d token requests, OnRefreshToken called %d times; want %d and %d", state, got, n, i+1, i+1)
+		}
+	}
+	// The tested token is the one the connections use.
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := te.requests.Load(); got != 2 {
+		t.Errorf("token requests after a send = %d, want 2 (the tested token is cached)", got)
+	}
+}
+
+// connCounter is a token endpoint that counts the connections open on its
+// side.
+type connCounter struct {
+	*httptest.Server
+	open atomic.Int32
+}
+
+func newConnCounter(t *testing.T) *connCounter {
+	cc := &connCounter{}
+	cc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}`))
+	}))
+	cc.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			cc.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			cc.open.Add(-1)
+		}
+	}
+	cc.Start()
+	t.Cleanup(cc.Close)
+	return cc
+}
+
+// waitOpen waits until the server counts want open connections, for at
+// most 5 seconds (the server learns of a close asynchronously).
+func (cc *connCounter) waitOpen(t *testing.T, want int32, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for cc.open.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d connections open at the token endpoint, want %d", what, cc.open.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIssue10_13_CloseClosesTokenConnections: Registry.Close closes the
+// keep-alive connections of the HTTP client it made for token requests,
+// and later token requests fail with ErrClosed without dialling. A
+// caller's HTTPClient is left alone. A one-off TestOAuth2 leaves no
+// connection open either.
+func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
+	for _, policy := range []*DialPolicy{nil, {AllowLoopback: true}} {
+		name := "no dial policy"
+		if policy != nil {
+			name = "dial policy"
+		}
+		t.Run(name, func(t *testing.T) {
+			cc := newConnCounter(t)
+			r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
+				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &Options{DialPolicy: policy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK {
+				t.Fatalf("TestOAuth2 = %+v", rep)
+			}
+			cc.waitOpen(t, 1, "after a token request") // kept alive
+			r.Close()
+			cc.waitOpen(t, 0, "after Registry.Close")
+			rep := r.TestOAuth2(context.Background(), "contoso")
+			if rep.OK || !errors.Is(rep.Err, ErrClosed) {
+				t.Errorf("TestOAuth2 after Close = %+v, want ErrClosed", rep)
+			}
+			oneEmailconnPrefix(t, "TestOAuth2 after Close", rep.Error)
+			if n := cc.open.Load(); n != 0 {
+				t.Errorf("TestOAuth2 after Close opened %d connections", n)
+			}
+
+			if rep := TestOAuth2(context.Background(), OAuth2Config{Name: "once", GrantType: GrantClientCredentials,
+				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}, &Options{DialPolicy: policy}); !rep.OK {
+				t.Fatalf("package TestOAuth2 = %+v", rep)
+			}
+			cc.waitOpen(t, 0, "after the package TestOAuth2")
+		})
+	}
+	t.Run("request in flight at Close", func(t *testing.T) {
+		arrived, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		cc := newConnCounter(t)
+		inner := cc.Config.Handler
+		cc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			once.Do(func() { close(arrived) })
+			<-release
+			inner.ServeHTTP(w, r)
+		})
+		r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
+			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan *OAuth2Report)
+		go func() { done <- r.TestOAuth2(context.Background(), "contoso") }()
+		<-arrived
+		r.Close()
+		close(release)
+		if rep := <-done; !rep.OK {
+			t.Errorf("TestOAuth2 in flight at Close = %+v, want it to finish", rep)
+		}
+		cc.waitOpen(t, 0, "after the request in flight at Close ended")
+	})
+	t.Run("caller's client", func(t *testing.T) {
+		cc := newConnCounter(t)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
+			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &Options{HTTPClient: &http.Client{Transport: tr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK {
+			t.Fatalf("TestOAuth2 = %+v", rep)
+		}
+		r.Close()
+		// The caller's pool is the caller's: its connection is still there
+		// to reuse.
+		if n := cc.open.Load(); n != 1 {
+			t.Errorf("after Close, %d connections open with the caller's client, want 1", n)
+		}
+	})
+}
+
+// TestIssue11_08_OnRefreshTokenPanics: a panic in OnRefreshToken cannot end
+// the process. The send goes on with the new access token, the failure is
+// logged, the registry's literal keeps the rotated refresh token, the next
+// refresh hands it to the callback again, and TestOAuth2 says saving
+// failed.
+func TestIssue11_08_OnRefreshTokenPanics(t *testing.T) {
+	clock := useTokenClock(t)
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	srv := xoauth2Server(t)
+	var logs syncBuffer
+	var mu sync.Mutex
+	var calls []string
+	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{
+		IdleTimeout: -1,
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+		OnRefreshToken: func(_ context.Context, _, rt string) error {
+			mu.Lock()
+			calls = append(calls, rt)
+			mu.Unlock()
+			panic("cannot persist " + rt)
+		},
+	})
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("Send = %v, want success with the new access token", err)
+	}
+	if !strings.Contains(logs.String(), "rotated but not saved") || !strings.Contains(logs.String(), "Options.OnRefreshToken panicked") {
+		t.Errorf("log = %q, want the failure to save", logs.String())
+	}
+	if strings.Contains(logs.String(), "cannot persist") {
+		t.Errorf("log = %q holds the panic value, which may hold the token", logs.String())
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; string(got) != "rt-1" {
+		t.Errorf("registry refresh token = %q, want the rotated rt-1", string(got))
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("Send after expiry = %v, want the rotated refresh token to work", err)
+	}
+	rep := r.TestOAuth2(context.Background(), "contoso")
+	if !rep.OK || len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "saving the new one failed") || !strings.Contains(rep.Hints[0], "Options.OnRefreshToken panicked") {
+		t.Errorf("TestOAuth2 = %+v, want OK with a hint that saving failed", rep)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "[rt-1 rt-2 rt-3]"; strings.Join(calls, " ") != strings.Trim(want, "[]") {
+		t.Errorf("OnRefreshToken calls = %q, want %s", calls, want)
+	}
+}
+
+// TestIssue11_11_TokenEndpointBlocked: a token endpoint the dial policy
+// refuses is ErrBlocked, not temporary and not an authentication failure,
+// in a send as in TestOAuth2, whose error starts with "emailconn:".
+func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
+	te := newTokenEndpoint(t)
+	srv := xoauth2Server(t)
+	policy := &DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{srv.Port()}}
+	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{DialPolicy: policy, Retry: RetryPolicy{MaxAttempts: 1}})
+	_, err := sendVia(t, r)
+	var e *Error
+	if !errors.As(err, &e) || e.Stage != StageToken || !errors.Is(err, ErrBlocked) || errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrConnect) || e.Temporary() {
+		t.Errorf("Send = %v, want ErrBlocked at the token stage, not temporary", err)
+	}
+	rep := r.TestOAuth2(context.Background(), "contoso")
+	if rep.OK || !errors.Is(rep.Err, ErrBlocked) || errors.Is(rep.Err, ErrConnect) {
+		t.Fatalf("TestOAuth2 = %+v, want ErrBlocked", rep)
+	}
+	oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
+	if len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "dial policy") {
+		t.Errorf("hints = %q, want the dial policy named", rep.Hints)
+	}
+	if n := te.requests.Load(); n != 0 {
+		t.Errorf("the token endpoint got %d requests, want 0", n)
+	}
+}
