@@ -631,7 +631,7 @@ func (r *Registry) Replace(cfg Config) error {
 func (r *Registry) Update(fn func(cfg *Config) error) error {
 	for attempt := 1; ; attempt++ {
 		r.mu.Lock()
-		closed, s := r.closed, r.cur.Load()
+		closed, s := r.closed.Load(), r.cur.Load()
 		r.mu.Unlock()
 		if closed {
 			return ErrClosed
@@ -644,7 +644,7 @@ func (r *Registry) Update(fn func(cfg *Config) error) error {
 			return err
 		}
 		r.mu.Lock()
-		if r.cur.Load() == s || r.closed {
+		if r.cur.Load() == s || r.closed.Load() {
 			err := r.replaceLocked(cfg)
 			r.mu.Unlock()
 			return err
