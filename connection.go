@@ -111,7 +111,8 @@ type Connection struct {
 	Username string
 
 	// Password is the Basic auth password: a literal, "env:NAME" or
-	// "file:PATH". Zero means none. Not allowed with OAuth2.
+	// "file:PATH" (read only where Options.References allows it). Zero
+	// means none. Not allowed with OAuth2.
 	Password Secret
 
 	// OAuth2Config names the OAuth2 configuration that provides access
@@ -139,8 +140,10 @@ type Connection struct {
 	LocalName string
 
 	// CAFile is a PEM file of certificate authorities to trust instead of
-	// the system roots, for private relays. Zero means the system roots.
-	// Certificates are always verified; there is no way to skip that.
+	// the system roots, for private relays. It is read only under a
+	// directory that Options.References lists, like a "file:" secret.
+	// Zero means the system roots. Certificates are always verified;
+	// there is no way to skip that.
 	CAFile string
 
 	// RootCAs are the certificate authorities to trust instead of the

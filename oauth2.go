@@ -100,12 +100,13 @@ type OAuth2Config struct {
 	ClientID string
 
 	// ClientSecret is the client secret: a literal, "env:NAME" or
-	// "file:PATH". Required with GrantClientCredentials; optional with
+	// "file:PATH" (read only where Options.References allows it). Required with GrantClientCredentials; optional with
 	// GrantRefreshToken (public clients have none).
 	ClientSecret Secret
 
 	// RefreshToken is the stored refresh token for GrantRefreshToken: a
-	// literal, "env:NAME" or "file:PATH". Required with GrantRefreshToken,
+	// literal, "env:NAME" or "file:PATH" (read only where
+	// Options.References allows it). Required with GrantRefreshToken,
 	// not allowed otherwise.
 	RefreshToken Secret
 

@@ -44,11 +44,14 @@ const gridName = "grid"
 // maxConfigBytes bounds the size of a configuration file.
 const maxConfigBytes = 4 << 20
 
-// LoadConfig reads a configuration in its JSON form and validates it. The
-// error lists every problem, each a *FieldError whose Field is the path to
-// the value ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown
-// fields are errors, so that a misspelt option cannot silently change
-// behaviour. An error reading r is a *FieldError for "configuration" that
+// LoadConfig reads a configuration in its JSON form, of at most 4 MiB, and
+// validates it (see Config.Validate: it reads no secret and no CAFile). The
+// error lists the problems, at most 100 and then how many more, each a
+// *FieldError whose Field is the path to the value
+// ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown fields
+// (with the closest known field suggested), repeated keys and data after
+// the object are errors, so that a misspelt or repeated option cannot
+// silently change behaviour; syntax errors name the line and column. An error reading r is a *FieldError for "configuration" that
 // unwraps to r's error.
 func LoadConfig(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
@@ -145,8 +148,10 @@ func decodeArray(p *problems, f jsonField) []json.RawMessage {
 // Validate reports every problem with c at once, joined with errors.Join;
 // each is a *FieldError whose Field is the path in the JSON form. Besides
 // each connection and OAuth2 configuration, it checks that names are unique
-// and that every reference — a process to its connection, a connection to
-// its OAuth2 configuration — resolves.
+// (no connection may be called "grid") and that every reference — a process
+// to its connection, a connection to its OAuth2 configuration — resolves.
+// It does no I/O: secret references and CAFile are read under
+// Options.References by NewRegistry, Replace and Update.
 func (c *Config) Validate() error {
 	var p problems
 	c.validate(&p)
@@ -610,22 +615,50 @@ func (r *Registry) Replace(cfg Config) error {
 
 // Update applies fn to a copy of the current configuration and replaces the
 // configuration with the result when fn returns nil and the result is
-// valid; otherwise nothing changes and the error is returned. Concurrent
-// Updates are serialised, so none is lost. Use it to register or remove a
-// single connection, OAuth2 configuration, process assignment or grid
-// setting.
+// valid; otherwise nothing changes and fn's error, or the validation error,
+// is returned. Use it to register or remove a single connection, OAuth2
+// configuration, process assignment or grid setting.
+//
+// fn runs without the registry's lock, so it may call any method of the
+// registry, Replace, Update and Close included, without deadlocking. When
+// the configuration changes while fn runs (another goroutine's Replace or
+// Update, a rotated refresh token, or fn itself), fn's result is dropped
+// and fn is called again on the new configuration, so no change is lost:
+// fn must only change cfg and must be safe to call more than once. After
+// maxUpdateAttempts changes in a row — which in practice means fn changes
+// the registry itself every time — Update gives up with an error that
+// matches ErrInvalid. After Close, Update returns ErrClosed.
 func (r *Registry) Update(fn func(cfg *Config) error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var cfg Config
-	if s := r.cur.Load(); s != nil {
-		cfg = s.cfg.clone()
+	for attempt := 1; ; attempt++ {
+		r.mu.Lock()
+		closed, s := r.closed.Load(), r.cur.Load()
+		r.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		var cfg Config
+		if s != nil {
+			cfg = s.cfg.clone()
+		}
+		if err := fn(&cfg); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		if r.cur.Load() == s || r.closed.Load() {
+			err := r.replaceLocked(cfg)
+			r.mu.Unlock()
+			return err
+		}
+		r.mu.Unlock()
+		if attempt == maxUpdateAttempts {
+			return &FieldError{Field: "fn", Problem: fmt.Sprintf("the configuration changed while fn ran, %d times in a row: fn must not change the registry itself (call Replace or Update after Update returns)", attempt)}
+		}
 	}
-	if err := fn(&cfg); err != nil {
-		return err
-	}
-	return r.replaceLocked(cfg)
 }
+
+// maxUpdateAttempts bounds how often Update calls fn again because the
+// configuration changed meanwhile.
+const maxUpdateAttempts = 100
 
 func (r *Registry) replaceLocked(cfg Config) error {
 	if r.closed.Load() {
@@ -635,9 +668,6 @@ func (r *Registry) replaceLocked(cfg Config) error {
 		return err
 	}
 	if err := cfg.checkRefs(&r.opts.References); err != nil {
-		return err
-	}
-	if err := r.checkOptions(&cfg); err != nil {
 		return err
 	}
 	prev := r.cur.Load()
@@ -698,23 +728,6 @@ func (c *Config) checkRefs(refs *References) error {
 		sub := problems{prefix: "grid."}
 		c.Grid.checkRefs(&sub, jsonNames, refs)
 		p.merge(&sub)
-	}
-	return p.err()
-}
-
-// checkOptions reports connections the registry's Options cannot serve.
-func (r *Registry) checkOptions(cfg *Config) error {
-	if r.opts.ActionOrigin != "" {
-		return nil
-	}
-	var p problems
-	for i := range cfg.Connections {
-		if cfg.Connections[i].ActionsBaseURL != "" {
-			p.add(fmt.Sprintf("connections[%d].emailActionsBaseURL", i), "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
-		}
-	}
-	if cfg.Grid != nil && cfg.Grid.ActionsBaseURL != "" {
-		p.add("grid.emailActionsBaseURL", "needs Options.ActionOrigin, the engine's own origin of action links, to recognise them")
 	}
 	return p.err()
 }

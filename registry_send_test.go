@@ -103,10 +103,52 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 	}
 }
 
-func TestRegistryNeedsActionOrigin(t *testing.T) {
-	_, err := NewRegistry(Config{Connections: []Connection{{Name: "a", MailServer: "m.example", ActionsBaseURL: "https://x.example"}}}, nil)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Options.ActionOrigin") {
-		t.Errorf("NewRegistry = %v, want an error naming Options.ActionOrigin", err)
+// TestIssue10_07_ActionOriginWhereNeeded checks that Options.ActionOrigin
+// is only required where links must be rewritten: a message with a body sent
+// through a connection with an Email Actions Base URL. Before, one such
+// connection made NewRegistry fail for all of them.
+func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	c := connFor(t, srv, TLSNone)
+	withBase, plain := c, c
+	withBase.Name, withBase.ActionsBaseURL = "approvals", "https://x.example"
+	plain.Name = "plain"
+	grid := c
+	grid.Name = ""
+	r, err := NewRegistry(Config{Connections: []Connection{withBase, plain}, Grid: &grid, Processes: map[string]string{"P": "approvals"}}, allowCA(c, nil))
+	if err != nil {
+		t.Fatalf("NewRegistry without ActionOrigin = %v, want nil", err)
+	}
+	defer r.Close()
+	msg := &Message{To: []string{"ops@example.com"}, Subject: "s", Text: "see http://engine:8080/a"}
+	for _, name := range []string{"plain", ""} {
+		s, err := r.Sender(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Send(context.Background(), msg); err != nil {
+			t.Errorf("Send through %q = %v, want nil", name, err)
+		}
+	}
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rt.Send(context.Background(), msg)
+	var fe *FieldError
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "Options.ActionOrigin" || !strings.Contains(err.Error(), `connection "approvals"`) {
+		t.Errorf("Send with a body through a connection with a base URL = %v, want ErrInvalid naming Options.ActionOrigin", err)
+	}
+	// A message without a body has no links to rewrite.
+	if _, err := rt.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "s",
+		Attachments: []Attachment{{Filename: "a.txt", Content: strings.NewReader("x")}}}); err != nil {
+		t.Errorf("Send without a body = %v, want nil", err)
+	}
+	if n := len(srv.Messages()); n != 3 {
+		t.Errorf("server got %d messages, want 3", n)
+	}
+	if _, err := NewSender(withBase, allowCA(c, nil)); err != nil {
+		t.Errorf("NewSender without ActionOrigin = %v, want nil", err)
 	}
 }
 

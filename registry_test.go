@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 const designConfig = `{
@@ -565,5 +566,150 @@ func TestIssue10_09_FieldNames(t *testing.T) {
 		if got := field(tt.err); got != tt.want {
 			t.Errorf("Field of %v = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestIssue10_07_READMEPrecedenceSnippet runs the README's Configuration
+// and Precedence snippets on the README's own configuration: NewRegistry
+// with the References they list, then Resolve, which must print the line
+// the README shows. Before, the snippet ignored NewRegistry's error and
+// panicked.
+func TestIssue10_07_READMEPrecedenceSnippet(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(readme)
+	_, rest, _ := strings.Cut(doc, "## Configuration")
+	_, rest, _ = strings.Cut(rest, "```json\n")
+	jsonBlock, _, _ := strings.Cut(rest, "```")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "contoso"), []byte("client-secret\n"), 0o600)
+	jsonBlock = strings.ReplaceAll(jsonBlock, "file:/run/secrets/", "file:"+filepath.ToSlash(dir)+"/")
+	t.Setenv("ALERTS_SMTP_PASSWORD", "pw")
+
+	cfg, err := LoadConfig(strings.NewReader(jsonBlock))
+	if err != nil {
+		t.Fatalf("LoadConfig(README) = %v", err)
+	}
+	reg, err := NewRegistry(cfg, &Options{
+		ActionOrigin: "http://engine.internal:8080",
+		References:   References{Env: []string{"ALERTS_SMTP_PASSWORD", "GOOGLE_*"}, Dirs: []string{dir, "/etc/engine/ca"}},
+	})
+	if err != nil {
+		t.Fatalf("NewRegistry(README) = %v", err)
+	}
+	defer reg.Close()
+	rt, err := reg.Resolve("PayrollApproval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ = strings.Cut(doc, "fmt.Println(rt)\n// ")
+	want, _, _ := strings.Cut(rest, "\n")
+	if got := rt.String(); got != want {
+		t.Errorf("Resolve(PayrollApproval) = %q, the README says %q", got, want)
+	}
+	// Without References, the same configuration is refused, not resolved.
+	if _, err := NewRegistry(cfg, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
+		t.Errorf("NewRegistry(README, nil) = %v, want the references refused", err)
+	}
+}
+
+// TestIssue10_14_UpdateReentry checks that fn may call Replace, Update and
+// Close without deadlocking, that a change made meanwhile is never lost,
+// and that concurrent Updates all apply.
+func TestIssue10_14_UpdateReentry(t *testing.T) {
+	// within fails the test if f does not return: before the fix, each of
+	// these deadlocked on the registry's lock.
+	within := func(name string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: deadlocked", name)
+		}
+	}
+	conn := func(name string) Connection { return Connection{Name: name, MailServer: name + ".example"} }
+	has := func(cfg Config, name string) bool {
+		return slices.ContainsFunc(cfg.Connections, func(c Connection) bool { return c.Name == name })
+	}
+
+	r, err := NewRegistry(Config{Connections: []Connection{conn("a")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	within("Replace from fn", func() {
+		err = r.Update(func(cfg *Config) error {
+			calls++
+			if calls == 1 {
+				if err := r.Replace(Config{Connections: []Connection{conn("a"), conn("replaced")}}); err != nil {
+					t.Errorf("Replace from fn = %v", err)
+				}
+			}
+			cfg.Connections = append(cfg.Connections, conn("added"))
+			return nil
+		})
+	})
+	if err != nil || calls != 2 || !has(r.Config(), "replaced") || !has(r.Config(), "added") {
+		t.Errorf("Update with a Replace inside = %v after %d calls; config %v; want both changes", err, calls, r.Config().Connections)
+	}
+
+	within("Update from fn", func() {
+		err = r.Update(func(cfg *Config) error {
+			if !has(*cfg, "inner") {
+				if err := r.Update(func(in *Config) error { in.Connections = append(in.Connections, conn("inner")); return nil }); err != nil {
+					return err
+				}
+			}
+			cfg.Connections = append(cfg.Connections, conn("outer"))
+			return nil
+		})
+	})
+	if err != nil || !has(r.Config(), "inner") || !has(r.Config(), "outer") {
+		t.Errorf("nested Update = %v; config %v", err, r.Config().Connections)
+	}
+
+	within("fn that always changes the registry", func() {
+		err = r.Update(func(cfg *Config) error {
+			return r.Replace(r.Config())
+		})
+	})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "fn must not change the registry itself") {
+		t.Errorf("Update whose fn always replaces = %v, want an error saying so", err)
+	}
+
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := r.Update(func(cfg *Config) error {
+				cfg.Connections = append(cfg.Connections, conn(fmt.Sprintf("c%d", i)))
+				return nil
+			}); err != nil {
+				t.Errorf("concurrent Update %d = %v", i, err)
+			}
+		})
+	}
+	within("concurrent Updates", wg.Wait)
+	for i := range 20 {
+		if !has(r.Config(), fmt.Sprintf("c%d", i)) {
+			t.Errorf("concurrent Update c%d was lost", i)
+		}
+	}
+
+	within("Close from fn", func() {
+		err = r.Update(func(cfg *Config) error {
+			r.Close()
+			cfg.Connections = append(cfg.Connections, conn("late"))
+			return nil
+		})
+	})
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close from fn = %v, want ErrClosed", err)
+	}
+	if err := r.Update(func(*Config) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close = %v, want ErrClosed", err)
 	}
 }

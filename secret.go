@@ -249,19 +249,6 @@ func (s Secret) checkForm() string {
 	return ""
 }
 
-// check returns a problem with s under refs, or "": its form, then whether
-// the reference is allowed and resolves.
-func (s Secret) check(refs *References) string {
-	if s == "" {
-		return ""
-	}
-	if msg := s.checkForm(); msg != "" {
-		return msg
-	}
-	_, msg := s.reveal(refs)
-	return msg
-}
-
 // String returns "" for an empty secret, the reference for an "env:" or
 // "file:" reference, and "[redacted]" for a literal.
 func (s Secret) String() string {

@@ -48,8 +48,10 @@ type Options struct {
 	// ActionOrigin is the engine's own origin of the action links it puts in
 	// messages, as "scheme://host[:port]". Links under it are rewritten
 	// with the connection's Email Actions Base URL. Zero means action links
-	// in bodies are not recognised; a connection with an Email Actions Base
-	// URL then cannot be used.
+	// in bodies are not recognised: a message with a body (Text or HTML)
+	// sent through a connection with an Email Actions Base URL then fails
+	// with ErrInvalid naming Options.ActionOrigin, since its links could not
+	// be rewritten; every other connection and message is unaffected.
 	ActionOrigin string
 
 	// MaxSessions bounds the SMTP sessions one connection holds open at
@@ -376,9 +378,6 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 	if c.authType() == AuthOAuth2 {
 		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
 	}
-	if c.ActionsBaseURL != "" && o.ActionOrigin == "" {
-		p.add("Options.ActionOrigin", "is required when the connection has an Email Actions Base URL: it tells which links are action links")
-	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -414,9 +413,6 @@ func newSender(c Connection, o Options) (*Sender, error) {
 			return nil, &FieldError{Field: "Options.ActionOrigin", Problem: err.Error()}
 		}
 		s.origin = origin
-	}
-	if s.base != nil && s.origin == nil {
-		return nil, &FieldError{Field: "Options.ActionOrigin", Problem: "is required when the connection has an Email Actions Base URL"}
 	}
 	return s, nil
 }
@@ -480,6 +476,14 @@ func (s *Sender) shutdown(to senderState) {
 	if to == stateClosed {
 		s.sweeps.Wait()
 	}
+}
+
+// describe names the Sender's connection in a problem.
+func (s *Sender) describe() string {
+	if s.conn.Name == "" {
+		return "the connection"
+	}
+	return "connection " + strconv.Quote(s.conn.Name)
 }
 
 // quitTimeout bounds the polite QUIT sent to a session being closed.
@@ -592,6 +596,9 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 		return nil, &FieldError{Field: "Message", Problem: "is nil"}
 	}
 	var p problems
+	if s.base != nil && s.origin == nil && (msg.Text != "" || msg.HTML != "") {
+		p.add("Options.ActionOrigin", "is needed to send a message with a body through %s: its Email Actions Base URL rewrites the message's action links, and Options.ActionOrigin, the engine's own origin of those links, tells which links they are", s.describe())
+	}
 	from := msg.From
 	if from == "" {
 		from = fallbackFrom

@@ -540,6 +540,9 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOp
 	}
 	rep.Server.Mechanism = tr.mech
 	if s.base != nil {
+		if s.origin == nil {
+			rep.Warnings = append(rep.Warnings, "Options.ActionOrigin is not set: a message with a body cannot be sent through this connection, because its action links could not be recognised and rewritten.")
+		}
 		sample := opts.SampleActionLink
 		if sample == "" {
 			origin := "http://engine.invalid"

@@ -191,6 +191,10 @@ func report(stdout, stderr io.Writer, rc *emailconn.Receipt, err error) int {
 		return 0
 	case errors.Is(err, emailconn.ErrInvalid):
 		fmt.Fprintln(stderr, err)
+		var fe *emailconn.FieldError
+		if errors.As(err, &fe) && fe.Field == "Options.ActionOrigin" {
+			fmt.Fprintln(stderr, "sendmail: set -action-origin to the engine's own origin of action links (scheme://host[:port])")
+		}
 		return 2
 	case errors.Is(err, emailconn.ErrDeliveryUnknown):
 		fmt.Fprintln(stderr, err)

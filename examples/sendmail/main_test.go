@@ -53,7 +53,8 @@ func TestSendmail(t *testing.T) {
 		{"both targets", []string{"-config", cfg, "-connection", "a", "-process", "b"}, 2, "exactly one"},
 		{"unknown connection", []string{"-config", cfg, "-connection", "alrets", "-action-origin", "http://engine:8080", "-to", "a@example.com"}, 2, `did you mean "alerts"`},
 		{"bad recipient", []string{"-config", cfg, "-connection", "alerts", "-action-origin", "http://engine:8080", "-to", "a@example.com> RET=FULL"}, 2, "To[0]"},
-		{"no action origin", []string{"-config", cfg, "-connection", "alerts", "-to", "a@example.com"}, 2, "Options.ActionOrigin"},
+		{"no action origin", []string{"-config", cfg, "-connection", "alerts", "-to", "a@example.com", "-text", text}, 2, "set -action-origin"},
+		{"issue10-7/grid needs no action origin", []string{"-config", cfg, "-allow-dir", filepath.Dir(ca), "-process", "Unassigned", "-subject", "x", "-text", text}, 0, "grid settings"},
 		{"issue11-1/caFile needs -allow-dir", []string{"-config", cfg, "-connection", "alerts", "-to", "a@example.com"}, 2, "-allow-dir"},
 		{"refused", []string{"-config", cfg, "-connection", "alerts", "-action-origin", "http://engine:8080", "-to", "nouser@example.com"}, 1, "550"},
 	}
@@ -78,8 +79,8 @@ func TestSendmail(t *testing.T) {
 		})
 	}
 	msgs := srv.Messages()
-	if len(msgs) != 2 {
-		t.Fatalf("server got %d messages, want 2", len(msgs))
+	if len(msgs) != 3 {
+		t.Fatalf("server got %d messages, want 3", len(msgs))
 	}
 	if !strings.Contains(string(msgs[0].Data), "https://approvals.example.com/approve?wu=3D1") || !strings.Contains(string(msgs[0].Data), "report.csv") {
 		t.Errorf("message 1 lacks the rewritten link or the attachment:\n%s", msgs[0].Data)
