@@ -592,7 +592,9 @@ type OAuth2Report struct {
 	GrantedScopes []string `json:"grantedScopes"`
 	// Claims are the access token's claims when it is a JWT, else nil.
 	Claims *TokenClaims `json:"claims,omitempty"`
-	// Hints say what to change, for a failure or a token SMTP will refuse.
+	// Hints say what to change: for a failure, for a token SMTP will
+	// refuse, or for a rotated refresh token that Options.OnRefreshToken
+	// failed to save (the report is still OK then).
 	Hints []string `json:"hints"`
 	// Duration is how long the test took.
 	Duration time.Duration `json:"-"`
