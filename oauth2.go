@@ -600,7 +600,10 @@ type OAuth2Report struct {
 	Duration time.Duration `json:"-"`
 	// DurationMS is Duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
-	// Err is the error when OK is false.
+	// Err is the error when OK is false. A failed token request matches
+	// the sentinel a send would get at StageToken: ErrReauthorize,
+	// ErrAuthFailed, ErrConnect, ErrTimeout or ErrBlocked (ErrClosed after
+	// Registry.Close); an unknown name or invalid configuration ErrInvalid.
 	Err error `json:"-"`
 	// Error is Err's text.
 	Error string `json:"error,omitempty"`
