@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
-	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
@@ -16,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -499,81 +496,6 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 	return e
 }
 
-// tokenRequestTimeout bounds each token request made with a tokenClient;
-// tests shorten it.
-var tokenRequestTimeout = 30 * time.Second
-
-// errRegistryClosed is the error of a token request after Registry.Close.
-var errRegistryClosed = &wrapped{msg: "the registry is closed", err: ErrClosed}
-
-// A tokenClient is the HTTP client for token requests that a Registry (or
-// one TestOAuth2 call) makes when Options.HTTPClient is nil: a pool of
-// connections of its own, dialling under Options.DialPolicy, following no
-// redirect (a redirected POST would resend the client secret), each request
-// bounded by tokenRequestTimeout. Once closed it refuses requests. It is
-// safe for concurrent use.
-type tokenClient struct {
-	*http.Client
-	t      *http.Transport
-	closed atomic.Bool
-}
-
-func newTokenClient(o *Options) *tokenClient {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	if g := o.DialPolicy.guard(); g != nil {
-		t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
-		t.DialContext = g.DialContext(&net.Dialer{Timeout: tokenRequestTimeout})
-	}
-	c := &tokenClient{t: t}
-	c.Client = &http.Client{
-		Transport:     c,
-		Timeout:       tokenRequestTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return c
-}
-
-// ownTokenClient makes o's token requests use a new tokenClient when o has
-// no HTTPClient, and returns it; it returns nil when o has one, which is
-// the caller's to manage.
-func ownTokenClient(o *Options) *tokenClient {
-	if o.HTTPClient != nil {
-		return nil
-	}
-	c := newTokenClient(o)
-	o.HTTPClient = c.Client
-	return c
-}
-
-// RoundTrip sends req on the client's own transport, or refuses it once
-// the client is closed.
-func (c *tokenClient) RoundTrip(req *http.Request) (*http.Response, error) {
-	if c.closed.Load() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, errRegistryClosed
-	}
-	return c.t.RoundTrip(req)
-}
-
-// CloseIdleConnections closes the transport's idle connections.
-func (c *tokenClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
-
-// close refuses later requests and closes the idle connections, so that no
-// keep-alive connection to a token endpoint outlives the Registry. A
-// request still running is not cut off; its connection is closed when it
-// ends (after CloseIdleConnections, an http.Transport closes connections
-// that become idle until a new request wants one, and none comes). A nil
-// *tokenClient does nothing.
-func (c *tokenClient) close() {
-	if c == nil {
-		return
-	}
-	c.closed.Store(true)
-	c.t.CloseIdleConnections()
-}
-
 // errCallbackPanicked is the cause of an Options.OnRefreshToken that
 // panicked. The panic value is not kept: it may hold the token.
 var errCallbackPanicked = errors.New("panicked")
@@ -694,13 +616,18 @@ type OAuth2Report struct {
 	GrantedScopes []string `json:"grantedScopes"`
 	// Claims are the access token's claims when it is a JWT, else nil.
 	Claims *TokenClaims `json:"claims,omitempty"`
-	// Hints say what to change, for a failure or a token SMTP will refuse.
+	// Hints say what to change: for a failure, for a token SMTP will
+	// refuse, or for a rotated refresh token that Options.OnRefreshToken
+	// failed to save (the report is still OK then).
 	Hints []string `json:"hints"`
 	// Duration is how long the test took.
 	Duration time.Duration `json:"-"`
 	// DurationMS is Duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
-	// Err is the error when OK is false.
+	// Err is the error when OK is false. A failed token request matches
+	// the sentinel a send would get at StageToken: ErrReauthorize,
+	// ErrAuthFailed, ErrConnect, ErrTimeout or ErrBlocked (ErrClosed after
+	// Registry.Close); an unknown name or invalid configuration ErrInvalid.
 	Err error `json:"-"`
 	// Error is Err's text.
 	Error string `json:"error,omitempty"`

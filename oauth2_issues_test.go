@@ -150,7 +150,7 @@ func hungEndpoint(t *testing.T) (*httptest.Server, *atomic.Int32) {
 // with a caller's. TestOAuth2 against a hung endpoint makes one request and
 // waits one timeout (issue11-11).
 func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
-	const timeout = 200 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	for _, tt := range []struct {
 		name string
 		opts func(t *testing.T) *Options
