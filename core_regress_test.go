@@ -769,3 +769,21 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue10_02_HungTokenEndpointNotRetried: a token request that timed
+// out is not repeated by the send's retries: one timeout, not three.
+func TestIssue10_02_HungTokenEndpointNotRetried(t *testing.T) {
+	shortTokenTimeout(t, 300*time.Millisecond)
+	hung, requests := hungEndpoint(t)
+	r := oauthRegistryAt(t, xoauth2Server(t), hung.URL+"/token", &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Send = %v, want ErrTimeout", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d token requests, want 1", n)
+	}
+}

@@ -1097,6 +1097,10 @@ func isRetryable(err error) bool {
 		return false
 	}
 	switch {
+	case e.Stage == StageToken && errors.Is(err, ErrTimeout):
+		// The token request already waited its own timeout (30 s by
+		// default); a send does not wait it again and again.
+		return false
 	case errors.Is(err, ErrDeliveryUnknown), errors.Is(err, ErrInvalid), errors.Is(err, ErrInsecureAuth),
 		errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrBlocked), errors.Is(err, ErrClosed),
 		errors.Is(err, ErrMessageTooLarge), errors.Is(err, ErrReplyTooLarge), errors.Is(err, ErrReauthorize),
