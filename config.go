@@ -90,29 +90,9 @@ func (c *Config) decode(data []byte, p *problems) {
 	for _, f := range fields {
 		switch f.key {
 		case "connections":
-			for i, raw := range decodeArray(p, f) {
-				if p.full() { // the error is long enough; spare the memory
-					p.stopped = true
-					break
-				}
-				var conn Connection
-				sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
-				conn.decode(raw, &sub)
-				p.merge(&sub)
-				c.Connections = append(c.Connections, conn)
-			}
+			c.Connections = decodeList(p, f, (*Connection).decode)
 		case "oauth2Configurations":
-			for i, raw := range decodeArray(p, f) {
-				if p.full() {
-					p.stopped = true
-					break
-				}
-				var o OAuth2Config
-				sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
-				o.decode(raw, &sub)
-				p.merge(&sub)
-				c.OAuth2Configs = append(c.OAuth2Configs, o)
-			}
+			c.OAuth2Configs = decodeList(p, f, (*OAuth2Config).decode)
 		case "grid":
 			if isNull(f.raw) {
 				continue
@@ -128,6 +108,25 @@ func (c *Config) decode(data []byte, p *problems) {
 			unknownField(p, f.key, jsonKeys(configJSON{}))
 		}
 	}
+}
+
+// decodeList reads a list of objects with decode, naming each problem by
+// its path ("connections[2].smtpTimeout"). It stops once p is full: the
+// error is long enough, and the rest would only cost memory.
+func decodeList[T any](p *problems, f jsonField, decode func(*T, []byte, *problems)) []T {
+	var out []T
+	for i, raw := range decodeArray(p, f) {
+		if p.full() {
+			p.stopped = true
+			break
+		}
+		var v T
+		sub := problems{prefix: fmt.Sprintf("%s[%d].", f.key, i)}
+		decode(&v, raw, &sub)
+		p.merge(&sub)
+		out = append(out, v)
+	}
+	return out
 }
 
 func decodeArray(p *problems, f jsonField) []json.RawMessage {
@@ -291,14 +290,14 @@ func jsonQuote(s string) string {
 
 // configJSON is the JSON form of a Config.
 type configJSON struct {
-	Connections   []connectionJSON   `json:"connections"`
-	OAuth2Configs []oauth2ConfigJSON `json:"oauth2Configurations,omitempty"`
-	Grid          *connectionJSON    `json:"grid,omitempty"`
-	Processes     map[string]string  `json:"processes,omitempty"`
+	Connections   []jsonObject      `json:"connections"`
+	OAuth2Configs []jsonObject      `json:"oauth2Configurations,omitempty"`
+	Grid          *jsonObject       `json:"grid,omitempty"`
+	Processes     map[string]string `json:"processes,omitempty"`
 }
 
 func (c *Config) toJSON(reveal bool) configJSON {
-	out := configJSON{Connections: []connectionJSON{}, Processes: c.Processes}
+	out := configJSON{Connections: []jsonObject{}, Processes: c.Processes}
 	for i := range c.Connections {
 		out.Connections = append(out.Connections, c.Connections[i].toJSON(reveal))
 	}
@@ -484,8 +483,6 @@ func jsonKeys(v any) []string {
 	}
 	return keys
 }
-
-var connectionKeys = jsonKeys(connectionJSON{})
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 

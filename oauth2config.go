@@ -3,6 +3,7 @@ package emailconn
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"sort"
@@ -38,75 +39,86 @@ const (
 	ClientAuthBody ClientAuth = "body"
 )
 
-// Providers whose token endpoint and scopes an OAuth2Config can take from a
-// preset instead of spelling them out.
+// A Provider is a mail provider whose settings emailconn knows, so that a
+// configuration can name it instead of spelling the settings out. An
+// OAuth2Config takes its token endpoint and scopes from it. The zero value
+// means no provider: every setting is given.
+type Provider string
+
+// The providers.
 const (
-	// ProviderMicrosoft365 presets Microsoft Entra ID for Exchange Online:
-	// TokenURL https://login.microsoftonline.com/<Tenant>/oauth2/v2.0/token
-	// and, for client credentials, the scope
-	// https://outlook.office365.com/.default (the app needs the
-	// SMTP.SendAsApp permission); for a refresh token, the scopes
-	// https://outlook.office.com/SMTP.Send and offline_access.
-	ProviderMicrosoft365 = "microsoft365"
-	// ProviderGoogle presets Google: TokenURL
-	// https://oauth2.googleapis.com/token and the scope
+	// ProviderMicrosoft365 is Microsoft 365 (Exchange Online). For an
+	// OAuth2Config it presets Microsoft Entra ID: TokenURL
+	// https://login.microsoftonline.com/<Tenant>/oauth2/v2.0/token and, for
+	// client credentials, the scope https://outlook.office365.com/.default
+	// (the app needs the SMTP.SendAsApp permission); for a refresh token,
+	// the scopes https://outlook.office.com/SMTP.Send and offline_access.
+	ProviderMicrosoft365 Provider = "microsoft365"
+	// ProviderGoogle is Google Workspace and Gmail. For an OAuth2Config it
+	// presets TokenURL https://oauth2.googleapis.com/token and the scope
 	// https://mail.google.com/.
-	ProviderGoogle = "google"
+	ProviderGoogle Provider = "google"
 )
 
 // An OAuth2Config is a named OAuth2 configuration. Connections with
 // AuthType AuthOAuth2 name one; every connection naming it shares its
-// cached access token.
+// cached access token. The json tag is the field's name in the
+// configuration file (see LoadConfig).
 //
-// An OAuth2Config never prints, logs or marshals its client secret or
-// refresh token: see Secret.
+// The zero value is not usable (Name, GrantType and ClientID are
+// required). An OAuth2Config never prints, logs or marshals its client
+// secret or refresh token: see Secret. It is safe for concurrent use as
+// long as nobody modifies it.
 type OAuth2Config struct {
-	// Name identifies the configuration. Required.
-	Name string
+	// Name identifies the configuration; connections name it in
+	// OAuth2Config. Zero is invalid: the name is required.
+	Name string `json:"name"`
 
 	// Provider presets TokenURL and Scopes for a known provider
 	// (ProviderMicrosoft365 or ProviderGoogle); fields that are set win.
 	// Zero means no preset: TokenURL is required.
-	Provider string
+	Provider Provider `json:"provider,omitempty"`
 
 	// Tenant is the Microsoft Entra tenant (ID or domain) used to build the
 	// token URL with ProviderMicrosoft365. Zero means TokenURL must be set.
-	Tenant string
+	Tenant string `json:"tenant,omitempty"`
 
-	// GrantType is GrantClientCredentials or GrantRefreshToken. Required
-	// unless TokenSource is set.
-	GrantType GrantType
+	// GrantType is GrantClientCredentials or GrantRefreshToken. Zero is
+	// invalid unless TokenSource is set.
+	GrantType GrantType `json:"grantType,omitempty"`
 
 	// TokenURL is the token endpoint: an https URL (http only on a loopback
 	// address). Zero means the provider preset's.
-	TokenURL string
+	TokenURL string `json:"tokenURL,omitempty"`
 
-	// ClientID is the application (client) ID. Required unless TokenSource
-	// is set.
-	ClientID string
+	// ClientID is the application (client) ID. Zero is invalid unless
+	// TokenSource is set.
+	ClientID string `json:"clientID,omitempty"`
 
 	// ClientSecret is the client secret: a literal, "env:NAME" or
-	// "file:PATH" (read only where Options.References allows it). Required with GrantClientCredentials; optional with
-	// GrantRefreshToken (public clients have none).
-	ClientSecret Secret
+	// "file:PATH" (read only where Options.References allows it). Required
+	// with GrantClientCredentials. Zero means none, which suits
+	// GrantRefreshToken for a public client.
+	ClientSecret Secret `json:"clientSecret,omitempty"`
 
 	// RefreshToken is the stored refresh token for GrantRefreshToken: a
 	// literal, "env:NAME" or "file:PATH" (read only where
 	// Options.References allows it). Required with GrantRefreshToken,
-	// not allowed otherwise.
-	RefreshToken Secret
+	// not allowed otherwise. Zero means none.
+	RefreshToken Secret `json:"refreshToken,omitempty"`
 
 	// Scopes are the scopes to request. Zero means the provider preset's,
 	// or none.
-	Scopes []string
+	Scopes []string `json:"scopes,omitempty"`
 
 	// EndpointParams are extra form parameters for the token request, for
-	// example {"resource": "…"}. Zero means none.
-	EndpointParams map[string]string
+	// example {"resource": "…"}. String and LogValue show how many there
+	// are, never their values. Zero means none.
+	EndpointParams map[string]string `json:"endpointParams,omitempty"`
 
 	// ClientAuth is how the client authenticates to the token endpoint.
 	// Zero means try the header first and remember what works.
-	ClientAuth ClientAuth
+	ClientAuth ClientAuth `json:"clientAuth,omitempty"`
 
 	// TokenSource supplies tokens instead of the fields above, for grants
 	// this package does not implement (for example a Google service account
@@ -114,27 +126,18 @@ type OAuth2Config struct {
 	// be safe for concurrent use; tokens are still cached and refreshed
 	// ahead of expiry here. It is not part of the JSON form. Zero means use
 	// the grant above.
-	TokenSource oauth2.TokenSource
+	TokenSource oauth2.TokenSource `json:"-"`
 }
 
-var oauth2GoNames = oauth2FieldNames{
-	name: "Name", provider: "Provider", tenant: "Tenant", grantType: "GrantType",
-	tokenURL: "TokenURL", clientID: "ClientID", clientSecret: "ClientSecret",
-	refreshToken: "RefreshToken", scopes: "Scopes", endpointParams: "EndpointParams",
-	clientAuth: "ClientAuth",
-}
+// oauth2Fields is the field table of OAuth2Config.
+var oauth2Fields = newFieldTable[OAuth2Config]("emailconn.OAuth2Config")
 
-var oauth2JSONNames = oauth2FieldNames{
-	name: "name", provider: "provider", tenant: "tenant", grantType: "grantType",
-	tokenURL: "tokenURL", clientID: "clientID", clientSecret: "clientSecret",
-	refreshToken: "refreshToken", scopes: "scopes", endpointParams: "endpointParams",
-	clientAuth: "clientAuth",
-}
-
-type oauth2FieldNames struct {
-	name, provider, tenant, grantType, tokenURL, clientID, clientSecret,
-	refreshToken, scopes, endpointParams, clientAuth string
-}
+// How problems name an OAuth2Config's fields: by Go name, or by JSON name
+// in a Config.
+var (
+	oauth2GoNames   fieldNames
+	oauth2JSONNames = oauth2Fields.jsonNames
+)
 
 // Validate reports every problem with o at once, joined with errors.Join;
 // each is a *FieldError naming the Go field. It does no I/O: whether secret
@@ -146,80 +149,85 @@ func (o *OAuth2Config) Validate() error {
 	return p.err()
 }
 
-func (o *OAuth2Config) validate(p *problems, n oauth2FieldNames) {
+func (o *OAuth2Config) validate(p *problems, n fieldNames) {
 	if o.Name == "" {
-		p.add(n.name, "is required")
+		p.add(n.of("Name"), "is required")
 	} else if msg := checkName(o.Name); msg != "" {
-		p.add(n.name, "%s", msg)
+		p.add(n.of("Name"), "%s", msg)
 	}
 	if o.TokenSource != nil {
 		return
 	}
-	switch o.Provider {
-	case "", ProviderGoogle:
-	case ProviderMicrosoft365:
-		if o.Tenant == "" && o.TokenURL == "" {
-			p.add(n.tenant, "is required with provider %q (or set %s)", ProviderMicrosoft365, n.tokenURL)
-		}
-	default:
-		p.add(n.provider, "%q is not a known provider (use %q or %q, or leave it empty and set %s)",
-			o.Provider, ProviderMicrosoft365, ProviderGoogle, n.tokenURL)
-	}
-	if o.Tenant != "" {
-		if o.Provider != ProviderMicrosoft365 {
-			p.add(n.tenant, "is only used with provider %q", ProviderMicrosoft365)
-		} else if msg := checkHostname(o.Tenant); msg != "" {
-			p.add(n.tenant, "must be a tenant ID or domain: %s", msg)
-		}
-	}
-	switch o.GrantType {
-	case GrantClientCredentials:
-		if o.ClientSecret == "" {
-			p.add(n.clientSecret, "is required with grant type %q", GrantClientCredentials)
-		}
-		if o.RefreshToken != "" {
-			p.add(n.refreshToken, "is only used with grant type %q", GrantRefreshToken)
-		}
-	case GrantRefreshToken:
-		if o.RefreshToken == "" {
-			p.add(n.refreshToken, "is required with grant type %q", GrantRefreshToken)
-		}
-	case "":
-		p.add(n.grantType, "is required (%q or %q)", GrantClientCredentials, GrantRefreshToken)
-	default:
-		p.add(n.grantType, "%q is not supported (use %q or %q)", o.GrantType, GrantClientCredentials, GrantRefreshToken)
-	}
+	o.validateProvider(p, n)
+	o.validateGrant(p, n)
 	if o.ClientID == "" {
-		p.add(n.clientID, "is required")
+		p.add(n.of("ClientID"), "is required")
 	}
-	if msg := o.ClientSecret.checkForm(); msg != "" {
-		p.add(n.clientSecret, "%s", msg)
-	}
-	if msg := o.RefreshToken.checkForm(); msg != "" {
-		p.add(n.refreshToken, "%s", msg)
-	}
+	oauth2Fields.checkSecretForms(o, p, n)
 	if o.TokenURL == "" {
 		if o.Provider == "" {
-			p.add(n.tokenURL, "is required")
+			p.add(n.of("TokenURL"), "is required")
 		}
 	} else if msg := checkTokenURL(o.TokenURL); msg != "" {
-		p.add(n.tokenURL, "%s", msg)
+		p.add(n.of("TokenURL"), "%s", msg)
 	}
 	for i, s := range o.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			p.add(fmt.Sprintf("%s[%d]", n.scopes, i), "%q is not a scope (no spaces, quotes or backslashes)", s)
+			p.add(fmt.Sprintf("%s[%d]", n.of("Scopes"), i), "%q is not a scope (no spaces, quotes or backslashes)", s)
 		}
 	}
 	for _, k := range sortedKeys(o.EndpointParams) {
 		switch k {
 		case "grant_type", "client_id", "client_secret", "refresh_token", "scope":
-			p.add(n.endpointParams, "must not set %q, which the configuration's own fields set", k)
+			p.add(n.of("EndpointParams"), "must not set %q, which the configuration's own fields set", k)
 		}
 	}
 	switch o.ClientAuth {
 	case "", ClientAuthHeader, ClientAuthBody:
 	default:
-		p.add(n.clientAuth, "%q is not a client authentication method (use %q or %q)", o.ClientAuth, ClientAuthHeader, ClientAuthBody)
+		p.add(n.of("ClientAuth"), "%q is not a client authentication method (use %q or %q)", o.ClientAuth, ClientAuthHeader, ClientAuthBody)
+	}
+}
+
+// validateProvider checks Provider and Tenant.
+func (o *OAuth2Config) validateProvider(p *problems, n fieldNames) {
+	switch o.Provider {
+	case "", ProviderGoogle:
+	case ProviderMicrosoft365:
+		if o.Tenant == "" && o.TokenURL == "" {
+			p.add(n.of("Tenant"), "is required with provider %q (or set %s)", ProviderMicrosoft365, n.of("TokenURL"))
+		}
+	default:
+		p.add(n.of("Provider"), "%q is not a known provider (use %q or %q, or leave it empty and set %s)",
+			o.Provider, ProviderMicrosoft365, ProviderGoogle, n.of("TokenURL"))
+	}
+	if o.Tenant != "" {
+		if o.Provider != ProviderMicrosoft365 {
+			p.add(n.of("Tenant"), "is only used with provider %q", ProviderMicrosoft365)
+		} else if msg := checkHostname(o.Tenant); msg != "" {
+			p.add(n.of("Tenant"), "must be a tenant ID or domain: %s", msg)
+		}
+	}
+}
+
+// validateGrant checks GrantType against the secrets it needs.
+func (o *OAuth2Config) validateGrant(p *problems, n fieldNames) {
+	switch o.GrantType {
+	case GrantClientCredentials:
+		if o.ClientSecret == "" {
+			p.add(n.of("ClientSecret"), "is required with grant type %q", GrantClientCredentials)
+		}
+		if o.RefreshToken != "" {
+			p.add(n.of("RefreshToken"), "is only used with grant type %q", GrantRefreshToken)
+		}
+	case GrantRefreshToken:
+		if o.RefreshToken == "" {
+			p.add(n.of("RefreshToken"), "is required with grant type %q", GrantRefreshToken)
+		}
+	case "":
+		p.add(n.of("GrantType"), "is required (%q or %q)", GrantClientCredentials, GrantRefreshToken)
+	default:
+		p.add(n.of("GrantType"), "%q is not supported (use %q or %q)", o.GrantType, GrantClientCredentials, GrantRefreshToken)
 	}
 }
 
@@ -278,134 +286,42 @@ func (o *OAuth2Config) scopes() []string {
 	return nil
 }
 
-// oauth2ConfigJSON is the JSON form of an OAuth2Config.
-type oauth2ConfigJSON struct {
-	Name           string            `json:"name"`
-	Provider       string            `json:"provider,omitempty"`
-	Tenant         string            `json:"tenant,omitempty"`
-	GrantType      GrantType         `json:"grantType,omitempty"`
-	TokenURL       string            `json:"tokenURL,omitempty"`
-	ClientID       string            `json:"clientID,omitempty"`
-	ClientSecret   string            `json:"clientSecret,omitempty"`
-	RefreshToken   string            `json:"refreshToken,omitempty"`
-	Scopes         []string          `json:"scopes,omitempty"`
-	EndpointParams map[string]string `json:"endpointParams,omitempty"`
-	ClientAuth     ClientAuth        `json:"clientAuth,omitempty"`
-}
+// toJSON returns the JSON form; reveal writes literal secrets as they are,
+// otherwise they are redacted.
+func (o *OAuth2Config) toJSON(reveal bool) jsonObject { return oauth2Fields.jsonForm(o, reveal) }
 
-func (o *OAuth2Config) toJSON(reveal bool) oauth2ConfigJSON {
-	cs, rt := o.ClientSecret.String(), o.RefreshToken.String()
-	if reveal {
-		cs, rt = string(o.ClientSecret), string(o.RefreshToken)
-	}
-	return oauth2ConfigJSON{
-		Name: o.Name, Provider: o.Provider, Tenant: o.Tenant, GrantType: o.GrantType,
-		TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: cs, RefreshToken: rt,
-		Scopes: o.Scopes, EndpointParams: o.EndpointParams, ClientAuth: o.ClientAuth,
-	}
-}
-
-// MarshalJSON writes the JSON form with literal secrets written as
-// "[redacted]"; Config.Save writes them as they are. TokenSource is not
-// written.
+// MarshalJSON writes the JSON form: the fields by their json tags, empty
+// optional fields left out, TokenSource never, and literal secrets as
+// "[redacted]" (Config.Save writes them as they are). It returns no error.
 func (o OAuth2Config) MarshalJSON() ([]byte, error) { return json.Marshal(o.toJSON(false)) }
 
-// UnmarshalJSON reads the JSON form. Unknown fields and values of the wrong
-// type are errors naming the field. It does not validate: call Validate.
+// UnmarshalJSON reads the JSON form. Unknown fields (with the closest known
+// field suggested), a repeated field and values of the wrong type are
+// errors naming the field, every problem at once; on error o is left
+// unchanged. It does not validate: call Validate.
 func (o *OAuth2Config) UnmarshalJSON(data []byte) error {
 	return unmarshalStrict(o, data, (*OAuth2Config).decode)
 }
 
-func (o *OAuth2Config) decode(data []byte, p *problems) {
-	fields, ok := decodeObject(data, p)
-	if !ok {
-		return
-	}
-	for _, f := range fields {
-		switch f.key {
-		case "name":
-			decodeString(p, f, &o.Name)
-		case "provider":
-			decodeString(p, f, &o.Provider)
-		case "tenant":
-			decodeString(p, f, &o.Tenant)
-		case "grantType":
-			decodeString(p, f, (*string)(&o.GrantType))
-		case "tokenURL":
-			decodeString(p, f, &o.TokenURL)
-		case "clientID":
-			decodeString(p, f, &o.ClientID)
-		case "clientSecret":
-			decodeString(p, f, (*string)(&o.ClientSecret))
-		case "refreshToken":
-			decodeString(p, f, (*string)(&o.RefreshToken))
-		case "scopes":
-			decodeStrings(p, f, &o.Scopes)
-		case "endpointParams":
-			decodeStringMap(p, f, &o.EndpointParams, "an object of string values")
-		case "clientAuth":
-			decodeString(p, f, (*string)(&o.ClientAuth))
-		default:
-			unknownField(p, f.key, jsonKeys(oauth2ConfigJSON{}))
-		}
-	}
-}
+// decode reads the JSON form into o, reporting every problem to p.
+func (o *OAuth2Config) decode(data []byte, p *problems) { oauth2Fields.decode(o, data, p) }
 
-// String describes the configuration without secrets.
-func (o OAuth2Config) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "emailconn.OAuth2Config{Name: %q", o.Name)
-	if o.TokenSource != nil {
-		b.WriteString(", TokenSource: (custom)}")
-		return b.String()
-	}
-	if o.Provider != "" {
-		fmt.Fprintf(&b, ", Provider: %q", o.Provider)
-	}
-	if o.Tenant != "" {
-		fmt.Fprintf(&b, ", Tenant: %q", o.Tenant)
-	}
-	fmt.Fprintf(&b, ", GrantType: %q, TokenURL: %q, ClientID: %q", o.GrantType, o.tokenURL(), o.ClientID)
-	if o.ClientSecret != "" {
-		fmt.Fprintf(&b, ", ClientSecret: %s", o.ClientSecret.String())
-	}
-	if o.RefreshToken != "" {
-		fmt.Fprintf(&b, ", RefreshToken: %s", o.RefreshToken.String())
-	}
-	if s := o.scopes(); len(s) > 0 {
-		fmt.Fprintf(&b, ", Scopes: %q", s)
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+// String describes the configuration in Go syntax without secrets: the
+// fields that are set, and Name always; literal secrets are shown as
+// [redacted], references as they are written, EndpointParams by their
+// number, TokenSource as "(set in code)". It is safe for concurrent use.
+func (o OAuth2Config) String() string { return oauth2Fields.String(&o) }
 
-// GoString is String, so that %#v prints no secret either.
-func (o OAuth2Config) GoString() string { return o.String() }
+// Format writes String for every verb and flag, so that no verb prints a
+// secret.
+func (o OAuth2Config) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, o.String()) }
 
-// Format prints String for every verb.
-func (o OAuth2Config) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(o.String())) }
-
-// LogValue describes the configuration for log/slog without secrets.
-func (o OAuth2Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("name", o.Name),
-		slog.String("grantType", string(o.GrantType)),
-		slog.String("tokenURL", o.tokenURL()),
-		slog.String("clientID", o.ClientID),
-	)
-}
+// LogValue describes the configuration for log/slog without secrets: the
+// fields String shows, by their JSON names.
+func (o OAuth2Config) LogValue() slog.Value { return oauth2Fields.logValue(&o) }
 
 // checkRefs reports the secrets of o that refs does not allow or that do
 // not resolve. Only a valid form is checked (see validate).
-func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *References) {
-	for _, f := range []struct {
-		s     Secret
-		field string
-	}{{o.ClientSecret, n.clientSecret}, {o.RefreshToken, n.refreshToken}} {
-		if f.s != "" && f.s.checkForm() == "" {
-			if _, msg := f.s.reveal(refs); msg != "" {
-				p.add(f.field, "%s", msg)
-			}
-		}
-	}
+func (o *OAuth2Config) checkRefs(p *problems, n fieldNames, refs *References) {
+	oauth2Fields.checkSecretRefs(o, p, n, refs)
 }
