@@ -1,6 +1,8 @@
 package emailconn
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
@@ -88,7 +90,39 @@ func TestIssue12_01_StringFromTable(t *testing.T) {
 	if got := o.LogValue().String(); strings.Contains(got, "canary") {
 		t.Errorf("LogValue() = %s, shows a secret", got)
 	}
-	if reflect.TypeOf(o.Provider) != reflect.TypeOf(ProviderGoogle) {
-		t.Errorf("OAuth2Config.Provider is a %v, want the type of ProviderGoogle", reflect.TypeOf(o.Provider))
+}
+
+// TestIssue12_02_SmallerSurface checks the public-surface items of issue
+// 12 for the configuration model: Connection, OAuth2Config and Secret have
+// no GoString (fmt prefers Format, so it was never reached) and still
+// print redacted for %#v; Secret has no MarshalJSON (MarshalText writes the
+// same JSON); Route has no FromSource or ActionsBaseURLSource (they always
+// equalled Via); OAuth2Config.Provider has the type of the provider
+// constants.
+func TestIssue12_02_SmallerSurface(t *testing.T) {
+	const pw = "canary-pw-Q7"
+	for _, v := range []any{Connection{MailServer: "m.example", Password: pw}, &Connection{Password: pw},
+		OAuth2Config{Name: "o", ClientSecret: pw}, &OAuth2Config{RefreshToken: pw}, Secret(pw), new(Secret)} {
+		if _, ok := v.(fmt.GoStringer); ok {
+			t.Errorf("%T has a GoString method", v)
+		}
+		if got := fmt.Sprintf("%#v", v); strings.Contains(got, pw) || got != fmt.Sprint(v) {
+			t.Errorf("%%#v of %T = %s, want String without the secret", v, got)
+		}
+	}
+	if _, ok := any(Secret("")).(json.Marshaler); ok {
+		t.Errorf("Secret has a MarshalJSON method")
+	}
+	if b, err := json.Marshal(map[string]Secret{"a": pw, "b": "env:X"}); err != nil || string(b) != `{"a":"[redacted]","b":"env:X"}` {
+		t.Errorf("json.Marshal of secrets = %s, %v", b, err)
+	}
+	rt := reflect.TypeFor[Route]()
+	for _, name := range []string{"FromSource", "ActionsBaseURLSource"} {
+		if _, ok := rt.FieldByName(name); ok {
+			t.Errorf("Route has a field %s", name)
+		}
+	}
+	if reflect.TypeFor[OAuth2Config]().Field(1).Type != reflect.TypeOf(ProviderGoogle) || reflect.TypeOf(ProviderGoogle).Name() != "Provider" {
+		t.Errorf("OAuth2Config.Provider is a %v, want emailconn.Provider, the type of ProviderGoogle", reflect.TypeFor[OAuth2Config]().Field(1).Type)
 	}
 }

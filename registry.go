@@ -45,7 +45,11 @@ func (s Source) String() string {
 }
 
 // A Route is where and how a process's notifications go, as resolved by a
-// Registry, with the layer each value came from. A Route stays valid and
+// Registry, with the layer each value came from: the sender address and the
+// Email Actions Base URL always come from Via (grid values never apply once
+// a connection is specified), the recipients from Via or the activity
+// node (ToSource). The zero value is no route: its Send fails with
+// ErrNoRoute. A Route stays valid and
 // consistent after the registry's configuration is replaced: it keeps the
 // configuration it was resolved from. Its slices are shared and must not
 // be modified.
@@ -61,20 +65,17 @@ type Route struct {
 	// MailServer is the effective mail server, from the connection or the
 	// grid (see Via).
 	MailServer string
-	// From is the effective sender address; FromSource says where it came
-	// from. Grid addresses never apply once a connection is specified.
-	From       string
-	FromSource Source
+	// From is the effective sender address, from Via's layer; "" when
+	// that layer names none.
+	From string
 	// To are the effective recipients; ToSource says where they came from:
 	// the node's recipients win over everything for that node's
 	// notifications.
 	To       []string
 	ToSource Source
-	// ActionsBaseURL is the effective Email Actions Base URL ("" when action
-	// links are left as they are); ActionsBaseURLSource says where it came
-	// from.
-	ActionsBaseURL       string
-	ActionsBaseURLSource Source
+	// ActionsBaseURL is the effective Email Actions Base URL, from Via's
+	// layer; "" when action links are left as they are.
+	ActionsBaseURL string
 
 	entry *connEntry
 }
@@ -96,7 +97,7 @@ func (rt Route) String() string {
 	if rt.From == "" {
 		b.WriteString("(none)")
 	} else {
-		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.FromSource)
+		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.Via)
 	}
 	b.WriteString("; to ")
 	if len(rt.To) == 0 {
@@ -105,7 +106,7 @@ func (rt Route) String() string {
 		fmt.Fprintf(&b, "%s [%s]", strings.Join(rt.To, ", "), rt.ToSource)
 	}
 	if rt.ActionsBaseURL != "" {
-		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.ActionsBaseURLSource)
+		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.Via)
 	}
 	return b.String()
 }
@@ -574,14 +575,9 @@ func routeFor(e *connEntry) Route {
 	if e.via == SourceConnection {
 		rt.Connection = e.conn.Name
 	}
-	if e.conn.From != "" {
-		rt.From, rt.FromSource = e.conn.From, e.via
-	}
+	rt.From, rt.ActionsBaseURL = e.conn.From, e.conn.ActionsBaseURL
 	if len(e.conn.To) > 0 {
 		rt.To, rt.ToSource = e.conn.To, e.via
-	}
-	if e.conn.ActionsBaseURL != "" {
-		rt.ActionsBaseURL, rt.ActionsBaseURLSource = e.conn.ActionsBaseURL, e.via
 	}
 	return rt
 }
