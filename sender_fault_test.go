@@ -275,12 +275,12 @@ func TestSendFaults(t *testing.T) {
 			msg:  bigMessage(2 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
 		// 512 KiB every 200 ms: the whole upload takes several send
 		// timeouts, but no stretch of it (even on a loaded machine) one.
-		// 7 MiB is about 9.6 MiB in base64: 19 pauses, at least 3.8 s.
+		// 6 MiB are 8.2 MiB in base64: 16 pauses, at least 3.2 s.
 		{name: "F41 slow but moving upload succeeds", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.SlowRead, Bytes: 512 << 10, Interval: 200 * time.Millisecond}}},
 			// SendTimeout 2 s also covers the test server's own work after
 			// the last byte (under the race detector on a loaded machine)
 			// before it replies.
-			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(7 << 20),
+			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(6 << 20),
 			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
 				if rc.Duration < 3*time.Second {
 					t.Errorf("upload took %v; the test wants it well over the send timeout", rc.Duration)
