@@ -29,7 +29,7 @@
 //   - Header injection (T3). Header text with CR, LF, NUL or another control
 //     character is refused, values are encoded and folded by the package
 //     rather than concatenated, Bcc can never be a header field, and custom
-//     fields cannot replace the structural ones.
+//     fields cannot replace the ones the package writes itself.
 //
 // # Dependencies
 //
