@@ -352,7 +352,7 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			"Attachments[0].ContentType: message/* cannot be sent base64-encoded (use application/octet-stream)",
 			`Attachments[1].ContentType: charset "iso-8859-1" is not supported (only utf-8 and us-ascii)`,
-			`Attachments[2].ContentType: "text" is not type/subtype`,
+			`Attachments[2].ContentType: "text" is not a valid media type (write type/subtype, such as application/pdf)`,
 			"Attachments[3].ContentType: contains a control character",
 			`Attachments[4].ContentType: parameter "name" contains a control character`}},
 		{"attachment filename", func(m *Message) {

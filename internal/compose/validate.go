@@ -355,11 +355,11 @@ func mediaTypeProblem(t string) string {
 	}
 	mt, params, err := mime.ParseMediaType(t)
 	if err != nil {
-		return fmt.Sprintf("%q does not parse: %v", t, err)
+		return fmt.Sprintf("%q is not a valid media type (write type/subtype, such as application/pdf): %v", t, err)
 	}
 	typ, sub, ok := strings.Cut(mt, "/")
 	if !ok || typ == "" || sub == "" {
-		return fmt.Sprintf("%q is not type/subtype", t)
+		return fmt.Sprintf("%q is not a valid media type (write type/subtype, such as application/pdf)", t)
 	}
 	if typ == "multipart" || typ == "message" {
 		return fmt.Sprintf("%s/* cannot be sent base64-encoded (use application/octet-stream)", typ)
