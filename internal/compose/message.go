@@ -188,7 +188,7 @@ func (m *Message) EstimatedSize() (size int64, ok bool) {
 	return size, true
 }
 
-// base64WireLen is the length of n octets base64-encoded by go-message:
+// base64WireLen is the length of n octets as base64Writer encodes them:
 // 4 characters per 3 octets, with CRLF between lines of 76 characters and
 // none after the last line.
 func base64WireLen(n int64) int64 {
@@ -561,7 +561,7 @@ func qWords(w string, space bool) string {
 	return b.String()
 }
 
-// dateLayout is the Date format of RFC 5322 §3.3, as go-message writes it.
+// dateLayout is the Date format of RFC 5322 §3.3.
 const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // formatAddressList formats addresses for a header field. A display name

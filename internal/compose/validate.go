@@ -15,7 +15,7 @@ import (
 const (
 	// maxHeaderKey bounds a custom field name, so that the name and a
 	// word fit the first line of the field. RFC 5322 sets no limit of its
-	// own; go-message's own folding panics on names of 74 octets or more.
+	// own.
 	maxHeaderKey = 64
 	// maxFilename is the usual file system limit of a file name.
 	maxFilename = 255
