@@ -135,8 +135,10 @@ type Connection struct {
 	// any. Zero means none.
 	To []string
 
-	// LocalName is the host name sent with EHLO. Zero means the machine's
-	// host name when it is a fully qualified domain name, else "localhost".
+	// LocalName is the host name sent with EHLO: an RFC 5321 domain of
+	// letters, digits and hyphens (servers such as Exim refuse an
+	// underscore in EHLO). Zero means the machine's host name when it is
+	// such a fully qualified domain name, else "localhost".
 	LocalName string
 
 	// CAFile is a PEM file of certificate authorities to trust instead of
