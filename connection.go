@@ -144,9 +144,10 @@ type Connection struct {
 	// activity node names any. Zero means none.
 	To []string `json:"to,omitempty"`
 
-	// Local name (emailconn's own): the host name sent with EHLO. Zero
-	// means the machine's host name when it is a fully qualified domain
-	// name, else "localhost".
+	// Local name (emailconn's own): the host name sent with EHLO, an RFC
+	// 5321 domain of letters, digits and hyphens (servers such as Exim
+	// refuse an underscore in EHLO). Zero means the machine's host name
+	// when it is such a fully qualified domain name, else "localhost".
 	LocalName string `json:"localName,omitempty"`
 
 	// CA file (emailconn's own): a PEM file of certificate authorities to
