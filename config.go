@@ -18,19 +18,27 @@ import (
 // A Config is an engine's whole email configuration: its connections, its
 // OAuth2 configurations, the engine-wide ("grid") settings, and which
 // process uses which connection. It is plain data with the JSON form of
-// the configuration file; LoadConfig reads it and Save writes it.
+// the configuration file (the member names are given below; a Connection's
+// and an OAuth2Config's are their json tags); LoadConfig reads it and Save
+// writes it.
+//
+// The zero value is an empty configuration: valid, and a Registry holding
+// it resolves no process. A Config is safe for concurrent use as long as
+// nobody modifies it; a Registry keeps its own copy.
 type Config struct {
-	// Connections are the named Email Connections.
+	// Connections ("connections") are the named Email Connections. Zero
+	// means none.
 	Connections []Connection
-	// OAuth2Configs are the named OAuth2 configurations that OAuth2
-	// connections refer to.
+	// OAuth2Configs ("oauth2Configurations") are the named OAuth2
+	// configurations that OAuth2 connections refer to. Zero means none.
 	OAuth2Configs []OAuth2Config
-	// Grid is the engine-wide mail server and addresses, used by processes
-	// without a connection. Its Name must be empty. Nil means there is none:
-	// a process without a connection then cannot send.
+	// Grid ("grid") is the engine-wide mail server and addresses, used by
+	// processes without a connection. Its Name must be empty. Nil means
+	// there is none: a process without a connection then cannot send.
 	Grid *Connection
-	// Processes assigns a connection, by name, to each process that has
-	// one. Processes not listed use Grid.
+	// Processes ("processes") assigns a connection, by name, to each
+	// process that has one. Processes not listed use Grid. Zero means
+	// every process uses Grid.
 	Processes map[string]string
 }
 
@@ -48,8 +56,9 @@ const maxConfigBytes = 4 << 20
 // ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown fields
 // (with the closest known field suggested), repeated keys and data after
 // the object are errors, so that a misspelt or repeated option cannot
-// silently change behaviour; syntax errors name the line and column. An error reading r is a *FieldError for "configuration" that
-// unwraps to r's error.
+// silently change behaviour; syntax errors name the line and column. An
+// error reading r is a *FieldError for "configuration" that unwraps to r's
+// error. LoadConfig is safe for concurrent use.
 func LoadConfig(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
 	if err != nil {
@@ -147,7 +156,8 @@ func decodeArray(p *problems, f jsonField) []json.RawMessage {
 // (no connection may be called "grid") and that every reference — a process
 // to its connection, a connection to its OAuth2 configuration — resolves.
 // It does no I/O: secret references and CAFile are read under
-// Options.References by NewRegistry, Replace and Update.
+// Options.References by NewRegistry, Replace and Update. It is safe for
+// concurrent use as long as nobody modifies c.
 func (c *Config) Validate() error {
 	var p problems
 	c.validate(&p)
@@ -312,12 +322,15 @@ func (c *Config) toJSON(reveal bool) configJSON {
 }
 
 // MarshalJSON writes the JSON form with literal secrets written as
-// "[redacted]", for display and logs. Save writes a configuration that can
-// be loaded again.
+// "[redacted]", for display and logs; "connections" is always written,
+// the other members only when set. Save writes a configuration that can
+// be loaded again. It returns no error.
 func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON(false)) }
 
 // UnmarshalJSON reads the JSON form without validating it; LoadConfig reads
-// and validates.
+// and validates. Its problems are those of LoadConfig's reading (unknown or
+// repeated fields, wrong types), every one at once; on error c is left
+// unchanged.
 func (c *Config) UnmarshalJSON(data []byte) error {
 	return unmarshalStrict(c, data, (*Config).decode)
 }
@@ -328,7 +341,8 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 // ("env:NAME", "file:PATH") are written as references, never as the values
 // they refer to. Keep the output as confidential as the secrets in it.
 // An error writing to w is a *FieldError for "configuration" (matching
-// ErrInvalid) that unwraps to w's error.
+// ErrInvalid) that unwraps to w's error; nothing is written when c cannot
+// be encoded. It is safe for concurrent use as long as nobody modifies c.
 func (c *Config) Save(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -18,7 +18,9 @@ import (
 	"github.com/emailconn/emailconn/internal/hostname"
 )
 
-// TLSMode says how a connection protects its SMTP session.
+// TLSMode says how a connection protects its SMTP session. The zero
+// value means the mode follows Connection.EnableTLS and the port; a value
+// that is none of the constants below is invalid (Validate says so).
 type TLSMode string
 
 // The TLS modes. Only TLSStartTLS and TLSImplicit guarantee an encrypted,
@@ -40,7 +42,9 @@ const (
 	TLSNone TLSMode = "none"
 )
 
-// AuthType says how a connection authenticates.
+// AuthType says how a connection authenticates. The zero value means
+// AuthBasic; a value that is neither constant below is invalid (Validate
+// says so).
 type AuthType string
 
 // The authentication types.

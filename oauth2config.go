@@ -12,7 +12,9 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// GrantType is how an OAuth2 configuration obtains access tokens.
+// GrantType is how an OAuth2 configuration obtains access tokens. The
+// zero value and any value but the constants below are invalid (Validate
+// says so), unless the configuration has a TokenSource.
 type GrantType string
 
 // The grant types.
@@ -27,7 +29,9 @@ const (
 	GrantRefreshToken GrantType = "refresh_token"
 )
 
-// ClientAuth is how the client authenticates to the token endpoint.
+// ClientAuth is how the client authenticates to the token endpoint. The
+// zero value means the header is tried first and what works is
+// remembered; a value that is neither constant below is invalid.
 type ClientAuth string
 
 // The client authentication methods.
@@ -140,9 +144,11 @@ var (
 )
 
 // Validate reports every problem with o at once, joined with errors.Join;
-// each is a *FieldError naming the Go field. It does no I/O: whether secret
+// each is a *FieldError naming the Go field (see FieldError.Field). With a
+// TokenSource, only Name is checked. It does no I/O: whether secret
 // references are allowed and resolve depends on Options.References, which
-// a Registry and TestOAuth2 apply.
+// a Registry and TestOAuth2 apply. It does not check that connections
+// name o, which a Registry checks. It is safe for concurrent use.
 func (o *OAuth2Config) Validate() error {
 	var p problems
 	o.validate(&p, oauth2GoNames)

@@ -15,7 +15,8 @@ import (
 	"sync/atomic"
 )
 
-// A Source names the layer an effective value came from.
+// A Source names the layer an effective value came from. The zero value
+// is SourceNone.
 type Source uint8
 
 // The layers, from the most specific to the most general.
