@@ -65,16 +65,18 @@ const maxTimeout = 24 * time.Hour
 // which a process sends its notifications. It is plain data; a Sender or a
 // Registry uses it. Validate reports every problem at once.
 //
-// The fields that the product's Email Connection page shows come first,
-// each comment starting with the page's label; the json tag is the field's
-// name in the configuration file (see LoadConfig). The other fields are
-// emailconn's own.
+// Each field's comment starts with its label on the product's Email
+// Connection page (Mail Server, Enable TLS, SMTP Connection Timeout, SMTP
+// Timeout, Auth Type, User Name, Password, OAuth2 Configuration, Email
+// Actions Base URL); the fields the page does not show say "emailconn's
+// own". The json tag is the field's name in the configuration file (see
+// LoadConfig).
 //
 // The zero value is not usable (MailServer is required). A Connection never
 // prints, logs or marshals its password: see Secret. A Connection is safe
 // for concurrent use as long as nobody modifies it.
 type Connection struct {
-	// Name: the connection's name, which processes select it by and
+	// Name: the Email Connection's name, which processes select it by and
 	// which a Registry and errors show. Zero means unnamed, which only a
 	// Connection used on its own may be.
 	Name string `json:"name,omitempty"`
@@ -85,11 +87,11 @@ type Connection struct {
 	// Zero is invalid: the mail server is required.
 	MailServer string `json:"mailServer"`
 
-	// Enable TLS: TLS is mandatory: implicit TLS when the port is 465 (or
-	// TLSMode says so), STARTTLS otherwise, which the server must offer and
-	// which must succeed. A session that cannot be secured fails with
-	// ErrTLSUnavailable; nothing is sent in plaintext. False means no TLS
-	// unless TLSMode says otherwise.
+	// Enable TLS: when set, TLS is mandatory — implicit TLS when the port
+	// is 465 (or TLSMode says so), STARTTLS otherwise, which the server
+	// must offer and which must succeed. A session that cannot be secured
+	// fails with ErrTLSUnavailable; nothing is sent in plaintext. False
+	// means no TLS unless TLSMode says otherwise.
 	EnableTLS bool `json:"enableTLS"`
 
 	// TLS mode (emailconn's own, beside Enable TLS): the finer choice of
@@ -99,18 +101,18 @@ type Connection struct {
 	// any other port, TLSNone without EnableTLS.
 	TLSMode TLSMode `json:"tlsMode,omitempty"`
 
-	// SMTP Connection Timeout: bounds establishing a usable, secured
-	// session: DNS, TCP connect, implicit TLS, the greeting, EHLO,
-	// STARTTLS and its handshake, and the EHLO after it. Whole seconds in
-	// the configuration file, at most one day. Zero means no timeout (the
+	// SMTP Connection Timeout: the bound on establishing a usable, secured
+	// session (DNS, TCP connect, implicit TLS, the greeting, EHLO, STARTTLS
+	// and its handshake, and the EHLO after it). Whole seconds in the
+	// configuration file, at most one day. Zero means no timeout (the
 	// caller's context still applies).
 	ConnectTimeout time.Duration `json:"smtpConnectionTimeout,omitempty"`
 
-	// SMTP Timeout: bounds every wait for the server once the session is
-	// established: each reply, and each stretch of the message upload that
-	// makes no progress. A large upload that keeps moving is never cut off.
-	// Whole seconds in the configuration file, at most one day. Zero means
-	// no timeout (the caller's context still applies).
+	// SMTP Timeout: the bound on every wait for the server once the
+	// session is established (each reply, and each stretch of the message
+	// upload that makes no progress). A large upload that keeps moving is
+	// never cut off. Whole seconds in the configuration file, at most one
+	// day. Zero means no timeout (the caller's context still applies).
 	SendTimeout time.Duration `json:"smtpTimeout,omitempty"`
 
 	// Auth Type: AuthBasic (user name and password) or AuthOAuth2 (an
