@@ -23,7 +23,7 @@ import (
 // A fieldTable describes the fields of the configuration type T.
 type fieldTable[T any] struct {
 	typeName  string         // "emailconn.Connection", for String
-	fields    []field        // in declaration order, which is the JSON form's order
+	fields    []field        // fields[i] is the struct's field i; their order is the JSON form's
 	byJSON    map[string]int // JSON name → index into fields
 	jsonKeys  []string       // the JSON names, in order: the known fields of a did-you-mean
 	jsonNames fieldNames     // Go name → JSON name: how problems in a Config name fields
@@ -34,7 +34,6 @@ type field struct {
 	goName    string    // "ConnectTimeout": how problems in a value built in Go name it
 	jsonName  string    // "smtpConnectionTimeout": its member in the JSON form; "" when it has none
 	omitEmpty bool      // the JSON form leaves an empty value out
-	index     int       // the struct field's index
 	kind      fieldKind // how the value is written and read
 }
 
@@ -65,10 +64,10 @@ func newFieldTable[T any](typeName string) *fieldTable[T] {
 	for i := range rt.NumField() {
 		sf := rt.Field(i)
 		name, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
-		f := field{goName: sf.Name, index: i, kind: kindOf(sf.Type)}
+		f := field{goName: sf.Name, kind: kindOf(sf.Type)}
 		if name != "-" {
 			f.jsonName, f.omitEmpty = name, opts == "omitempty"
-			t.byJSON[name] = len(t.fields)
+			t.byJSON[name] = i
 			t.jsonKeys = append(t.jsonKeys, name)
 			t.jsonNames[sf.Name] = name
 		}
@@ -125,7 +124,7 @@ func (t *fieldTable[T]) jsonForm(v *T, reveal bool) jsonObject {
 		if f.jsonName == "" {
 			continue
 		}
-		fv := rv.Field(f.index)
+		fv := rv.Field(i)
 		var val any
 		switch f.kind {
 		case kindString:
@@ -178,7 +177,7 @@ func (t *fieldTable[T]) decode(v *T, data []byte, p *problems) {
 			unknownField(p, m.key, t.jsonKeys)
 			continue
 		}
-		fv := rv.Field(t.fields[i].index)
+		fv := rv.Field(i)
 		switch t.fields[i].kind {
 		case kindString, kindSecret:
 			var s string
@@ -248,7 +247,7 @@ func (t *fieldTable[T]) each(v *T, fn func(*field, reflect.Value)) {
 	rv := reflect.ValueOf(v).Elem()
 	for i := range t.fields {
 		f := &t.fields[i]
-		fv := rv.Field(f.index)
+		fv := rv.Field(i)
 		empty := fv.IsZero() || (f.kind == kindStrings || f.kind == kindStringMap) && fv.Len() == 0
 		if empty && (f.jsonName == "" || f.omitEmpty) {
 			continue
@@ -285,7 +284,7 @@ func (t *fieldTable[T]) secrets(v *T, fn func(goName string, s Secret)) {
 	rv := reflect.ValueOf(v).Elem()
 	for i := range t.fields {
 		if f := &t.fields[i]; f.kind == kindSecret {
-			if s := Secret(rv.Field(f.index).String()); s != "" {
+			if s := Secret(rv.Field(i).String()); s != "" {
 				fn(f.goName, s)
 			}
 		}
