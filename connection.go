@@ -504,7 +504,7 @@ var defaultLocalName = func() string {
 // and errors: the fields that are set, and MailServer and EnableTLS
 // always; a literal password is shown as [redacted], a reference as it is
 // written, RootCAs as "(set in code)". It is safe for concurrent use.
-func (c Connection) String() string { return connectionFields.String(&c) }
+func (c Connection) String() string { return connectionFields.describe(&c) }
 
 // Format writes String for every verb and flag (%v, %+v, %#v, %s, %q…), so
 // that no verb prints the password.

@@ -203,9 +203,9 @@ func (t *fieldTable[T]) decode(v *T, data []byte, p *problems) {
 	}
 }
 
-// String describes v in Go syntax without secrets: every field that is
+// describe describes v in Go syntax without secrets: every field that is
 // set, and those the JSON form always writes, by Go name.
-func (t *fieldTable[T]) String(v *T) string {
+func (t *fieldTable[T]) describe(v *T) string {
 	var b strings.Builder
 	b.WriteString(t.typeName)
 	b.WriteByte('{')
@@ -241,7 +241,7 @@ func (t *fieldTable[T]) logValue(v *T) slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// each calls fn for the fields of v that String shows: those that are set,
+// each calls fn for the fields of v that describe shows: those that are set,
 // and those the JSON form always writes.
 func (t *fieldTable[T]) each(v *T, fn func(*field, reflect.Value)) {
 	rv := reflect.ValueOf(v).Elem()

@@ -316,7 +316,7 @@ func (o *OAuth2Config) decode(data []byte, p *problems) { oauth2Fields.decode(o,
 // fields that are set, and Name always; literal secrets are shown as
 // [redacted], references as they are written, EndpointParams by their
 // number, TokenSource as "(set in code)". It is safe for concurrent use.
-func (o OAuth2Config) String() string { return oauth2Fields.String(&o) }
+func (o OAuth2Config) String() string { return oauth2Fields.describe(&o) }
 
 // Format writes String for every verb and flag, so that no verb prints a
 // secret.
