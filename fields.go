@@ -221,7 +221,7 @@ func (t *fieldTable[T]) describe(v *T) string {
 	return b.String()
 }
 
-// logValue describes v for log/slog without secrets: the fields String
+// logValue describes v for log/slog without secrets: the fields describe
 // shows, by JSON name (fields set in code are left out).
 func (t *fieldTable[T]) logValue(v *T) slog.Value {
 	attrs := make([]slog.Attr, 0, len(t.fields))
