@@ -35,14 +35,24 @@ type cache struct {
 	cur     *entry    // the cached token; nil when none
 	flight  *flight   // the token request in progress; nil when none
 	retryAt time.Time // no proactive refresh before this
+	rec     record    // the refresh-token record: see load and commit
 
 	// Owned by the one refresh in progress (handed over through mu).
-	rt            string // current refresh token
-	rtLoaded      bool   // rt was read from Config.RefreshToken
-	rotatePending bool   // rt has not been saved by OnRotate yet
 	// detected is the client authentication style AutoDetect found to
 	// work; AutoDetect while none has yet.
 	detected oauth2.AuthStyle
+}
+
+// A record is the refresh-token state of a Cache: the one place the
+// current refresh token lives. Only the request in flight changes it: it
+// loads the record when it starts and commits the new one, both under mu;
+// RefreshToken reads it. A store shared by several processes would sit
+// behind exactly these two steps, commit becoming a compare-and-swap
+// against the record loaded.
+type record struct {
+	rt      string // the current refresh token; "" until one was read
+	loaded  bool   // rt is usable; false at first and after invalid_grant, when Config.RefreshToken is read again
+	pending bool   // rt was rotated and OnRotate has not saved it yet
 }
 
 // An entry is a fetched token, never modified.
@@ -230,6 +240,51 @@ func (c *Cache) Invalidate(accessToken string) {
 		c.c.cur = nil
 		c.c.retryAt = time.Time{}
 	}
+}
+
+// RefreshToken returns the refresh token the Cache holds: the one the
+// server returned last (rotated), else the one read from
+// Config.RefreshToken. ok is false while the Cache has read none (before
+// its first token request with GrantRefreshToken). After the server
+// answered invalid_grant it is the refused token until the next request
+// reads Config.RefreshToken again. The Cache is the one owner of the
+// current refresh token: whoever shows or saves the configuration reads it
+// here. It is safe for concurrent use.
+func (c *Cache) RefreshToken() (rt string, ok bool) {
+	if c == nil || c.c == nil {
+		return "", false
+	}
+	c.c.mu.Lock()
+	defer c.c.mu.Unlock()
+	return c.c.rec.rt, c.c.rec.rt != ""
+}
+
+// load returns the refresh-token record for a request, reading
+// Config.RefreshToken first when the record holds no usable token.
+func (c *cache) load() (record, error) {
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	if rec.loaded {
+		return rec, nil
+	}
+	rt, err := c.cfg.RefreshToken()
+	if err != nil {
+		return rec, fmt.Errorf("oauth2 configuration %q: refresh token: %w", c.cfg.Name, err)
+	}
+	if rt == "" {
+		return rec, fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", c.cfg.Name, ErrInvalidGrant)
+	}
+	rec = record{rt: rt, loaded: true}
+	c.commit(rec)
+	return rec, nil
+}
+
+// commit makes rec the Cache's refresh-token record.
+func (c *cache) commit(rec record) {
+	c.mu.Lock()
+	c.rec = rec
+	c.mu.Unlock()
 }
 
 // Expiry returns the expiry of the cached token on Config.Now's clock. It
