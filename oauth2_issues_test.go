@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -434,5 +435,152 @@ func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
 	}
 	if n := te.requests.Load(); n != 0 {
 		t.Errorf("the token endpoint got %d requests, want 0", n)
+	}
+}
+
+// rotatingRegistry returns a registry whose one OAuth2 configuration has
+// the literal refresh token rt-0 at an endpoint that rotates it at every
+// request, the configuration it was made with, and the refresh tokens
+// handed to OnRefreshToken.
+func rotatingRegistry(t *testing.T) (*Registry, *tokenEndpoint, Config, func() []string) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	var mu sync.Mutex
+	var persisted []string
+	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		persisted = append(persisted, rt)
+		return nil
+	}})
+	return r, te, r.Config(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(persisted)
+	}
+}
+
+// savedRefreshToken returns the refresh token Config.Save writes for the
+// registry's configuration.
+func savedRefreshToken(t *testing.T, r *Registry) string {
+	t.Helper()
+	var b strings.Builder
+	cfg := r.Config()
+	if err := cfg.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := LoadConfig(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(saved.OAuth2Configs[0].RefreshToken)
+}
+
+// TestIssue12_OAuth2State_RotationBuildsNoSnapshot: the token cache owns
+// the current refresh token. A rotation hands it to OnRefreshToken once
+// and leaves the registry's snapshot alone; Config and Config.Save read
+// the rotated literal from the cache.
+func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
+	r, _, _, persisted := rotatingRegistry(t)
+	before := r.cur.Load()
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := persisted(); !slices.Equal(got, []string{"rt-1"}) {
+		t.Errorf("OnRefreshToken saw %q, want [rt-1]", got)
+	}
+	if r.cur.Load() != before {
+		t.Error("a rotation replaced the registry's snapshot")
+	}
+	if again, _ := r.Resolve("P"); again.entry != rt.entry {
+		t.Error("a rotation replaced the route's connection entry")
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+		t.Errorf("Config refresh token = %q, want the rotated rt-1", string(got))
+	}
+	if got := savedRefreshToken(t, r); got != "rt-1" {
+		t.Errorf("Save wrote refresh token %q, want the rotated rt-1", got)
+	}
+}
+
+// TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache: after a rotation, a
+// Replace with an unchanged OAuth2 configuration — read back from Config
+// (the rotated token) or the one the registry was made with (the original
+// token) — keeps the token cache, its access token and its rotated
+// refresh token. A new literal (the configuration was authorised again)
+// makes a new cache that uses it.
+func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
+	r, te, original, persisted := rotatingRegistry(t)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"read back", r.Config()}, {"original", original}} {
+		c.cfg.Processes = map[string]string{"P": "m365", "Q": "m365"} // a change elsewhere
+		if err := r.Replace(c.cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sendVia(t, r); err != nil {
+			t.Fatalf("send after Replace with the %s configuration: %v", c.name, err)
+		}
+		if n := te.requests.Load(); n != 1 {
+			t.Errorf("after Replace with the %s configuration: %d token requests, want 1 (the cache kept)", c.name, n)
+		}
+		if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+			t.Errorf("after Replace with the %s configuration: refresh token %q, want the rotated rt-1", c.name, string(got))
+		}
+	}
+	te.set(func(te *tokenEndpoint) { te.refresh = "rt-new" })
+	cfg := r.Config()
+	cfg.OAuth2Configs[0].RefreshToken = "rt-new"
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("send with a new refresh token: %v", err)
+	}
+	if n := te.requests.Load(); n != 2 {
+		t.Errorf("after Replace with a new refresh token: %d token requests, want 2", n)
+	}
+	if got := persisted(); !slices.Equal(got, []string{"rt-1", "rt-2"}) {
+		t.Errorf("OnRefreshToken saw %q, want [rt-1 rt-2]", got)
+	}
+	if got := savedRefreshToken(t, r); got != "rt-2" {
+		t.Errorf("Save wrote refresh token %q, want rt-2", got)
+	}
+}
+
+// TestIssue12_OAuth2State_UpdateDuringRotation: a rotation while Update's
+// fn runs does not change the configuration, so fn runs once and its
+// result, which shows the refresh token from before the rotation, keeps
+// the cache and the newer token.
+func TestIssue12_OAuth2State_UpdateDuringRotation(t *testing.T) {
+	r, te, _, _ := rotatingRegistry(t)
+	calls := 0
+	err := r.Update(func(cfg *Config) error {
+		calls++
+		if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK { // rotates rt-0 to rt-1
+			t.Errorf("TestOAuth2 = %+v", rep)
+		}
+		cfg.Processes["Q"] = "m365"
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("Update = %v after %d calls of fn, want nil after 1", err, calls)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := te.requests.Load(); n != 1 {
+		t.Errorf("%d token requests, want 1 (the tested token, cached)", n)
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+		t.Errorf("refresh token = %q, want the rotated rt-1", string(got))
 	}
 }
