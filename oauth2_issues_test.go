@@ -241,11 +241,12 @@ func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
 // side.
 type connCounter struct {
 	*httptest.Server
-	open atomic.Int32
+	open    atomic.Int32
+	changed chan struct{} // receives after open changed
 }
 
 func newConnCounter(t *testing.T) *connCounter {
-	cc := &connCounter{}
+	cc := &connCounter{changed: make(chan struct{}, 1)}
 	cc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}`))
@@ -256,6 +257,12 @@ func newConnCounter(t *testing.T) *connCounter {
 			cc.open.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			cc.open.Add(-1)
+		default:
+			return
+		}
+		select {
+		case cc.changed <- struct{}{}:
+		default: // a signal is pending: the waiter reads open anyway
 		}
 	}
 	cc.Start()
@@ -263,16 +270,19 @@ func newConnCounter(t *testing.T) *connCounter {
 	return cc
 }
 
-// waitOpen waits until the server counts want open connections, for at
-// most 5 seconds (the server learns of a close asynchronously).
+// waitOpen waits until the server counts want open connections (the
+// server learns of a close asynchronously), woken by each change, for at
+// most 5 seconds.
 func (cc *connCounter) waitOpen(t *testing.T, want int32, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
 	for cc.open.Load() != want {
-		if time.Now().After(deadline) {
+		select {
+		case <-cc.changed:
+		case <-timeout.C:
 			t.Fatalf("%s: %d connections open at the token endpoint, want %d", what, cc.open.Load(), want)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
