@@ -37,6 +37,11 @@ type cache struct {
 	retryAt time.Time // no proactive refresh before this
 	rec     record    // the refresh-token record: see load and commit
 
+	// onWait, set by tests before use, is called by every caller about
+	// to wait for a token request, so that a test knows when callers
+	// have piled up. Nil in production.
+	onWait func()
+
 	// Owned by the one refresh in progress (handed over through mu).
 	// detected is the client authentication style AutoDetect found to
 	// work; AutoDetect while none has yet.
@@ -148,6 +153,9 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 // wait waits for f as long as ctx allows. When f failed, a fallback still
 // usable is returned instead of the error.
 func (c *cache) wait(ctx context.Context, f *flight, fallback *entry) (*oauth2.Token, error) {
+	if c.onWait != nil {
+		c.onWait()
+	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():

@@ -81,9 +81,7 @@ func TestRefreshJoinsRequestInFlight(t *testing.T) {
 	c := New(ccConfig(s, newClock()))
 	got := make(chan string, 1)
 	go func() { got <- tokenOrError(c) }()
-	for s.count() == 0 { // the request reached the server
-		time.Sleep(time.Millisecond)
-	}
+	s.awaitRequests(t, 1)
 	refreshed := make(chan string, 1)
 	go func() {
 		tok, err := c.Refresh(context.Background())
