@@ -483,6 +483,15 @@ func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *Referenc
 	}
 }
 
+// check is Validate and checkRefs: every problem of a configuration that
+// is not in a Registry, by Go field name.
+func (o *OAuth2Config) check(refs *References) error {
+	var p problems
+	o.validate(&p, oauth2GoNames)
+	o.checkRefs(&p, oauth2GoNames, refs)
+	return p.err()
+}
+
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
 // refresh token before its access token is used; nil means rotated, which
 // hands it to opts.OnRefreshToken.
@@ -714,14 +723,11 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 // registry. opts may be nil; its HTTPClient is used.
 func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
-	var o Options
+	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
-	var p problems
-	cfg.validate(&p, oauth2GoNames)
-	cfg.checkRefs(&p, oauth2GoNames, &o.References)
-	if err := p.err(); err != nil {
+	if err := cfg.check(&o.References); err != nil {
 		rep.fail(err)
 		return rep
 	}

@@ -122,10 +122,12 @@ func (c *Cache) Token(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil || c.c == nil {
 		return nil, errNotNew
 	}
-	return c.c.token(ctx)
+	return c.c.get(ctx, false)
 }
 
-func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
+// get returns the cached token when it is good and fresh is false, and
+// otherwise the token of a request, joined or started.
+func (c *cache) get(ctx context.Context, fresh bool) (*oauth2.Token, error) {
 	if c.cfgErr != nil {
 		return nil, c.cfgErr
 	}
@@ -135,7 +137,7 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 	c.mu.Lock()
 	now := c.cfg.now()
 	var fallback *entry // the cached token, valid, inside the refresh window
-	if e := c.cur; e != nil && e.usable(now) {
+	if e := c.cur; e != nil && e.usable(now) && !fresh {
 		if !e.due(now, c.cfg.refreshWindow()) || c.flight != nil || now.Before(c.retryAt) {
 			c.mu.Unlock()
 			return copyToken(e.tok), nil
@@ -186,23 +188,7 @@ func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil || c.c == nil {
 		return nil, errNotNew
 	}
-	return c.c.refresh(ctx)
-}
-
-func (c *cache) refresh(ctx context.Context) (*oauth2.Token, error) {
-	if c.cfgErr != nil {
-		return nil, c.cfgErr
-	}
-	if ctx.Err() != nil {
-		return nil, ctxError(c.cfg.Name, ctx)
-	}
-	c.mu.Lock()
-	f := c.flight
-	if f == nil {
-		f = c.start()
-	}
-	c.mu.Unlock()
-	return c.wait(ctx, f, nil)
+	return c.c.get(ctx, true)
 }
 
 // start starts a token request. c.mu must be held.
