@@ -458,7 +458,7 @@ func (e *oauthEntry) refreshToken() Secret {
 // read back from Registry.Config after a rotation).
 func (e *oauthEntry) keeps(o *OAuth2Config) bool {
 	x, y := e.cfg, *o
-	if x.TokenSource != y.TokenSource {
+	if !sameSource(x.TokenSource, y.TokenSource) {
 		return false
 	}
 	x.TokenSource, y.TokenSource = nil, nil
@@ -466,6 +466,18 @@ func (e *oauthEntry) keeps(o *OAuth2Config) bool {
 		y.RefreshToken = x.RefreshToken
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// sameSource reports whether a and b are the same TokenSource. Sources of
+// a type that cannot be compared (a struct value holding a slice) are
+// different: comparing them would panic.
+func sameSource(a, b oauth2.TokenSource) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 // checkRefs reports the secrets of o that refs does not allow or that do

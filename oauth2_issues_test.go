@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
@@ -592,5 +594,34 @@ func TestIssue12_OAuth2State_UpdateDuringRotation(t *testing.T) {
 	}
 	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
 		t.Errorf("refresh token = %q, want the rotated rt-1", string(got))
+	}
+}
+
+// sliceSource is a TokenSource whose values cannot be compared.
+type sliceSource struct{ scopes []string }
+
+func (sliceSource) Token() (*oauth2.Token, error) {
+	return &oauth2.Token{AccessToken: "tok-custom", Expiry: time.Now().Add(time.Hour)}, nil
+}
+
+// TestIssue12_OAuth2State_UncomparableTokenSource: a Replace compares the
+// OAuth2 configurations to keep their caches; a TokenSource that cannot be
+// compared makes a new cache instead of a panic.
+func TestIssue12_OAuth2State_UncomparableTokenSource(t *testing.T) {
+	cfg := Config{OAuth2Configs: []OAuth2Config{{Name: "custom", TokenSource: sliceSource{scopes: []string{"a"}}}}}
+	r, err := NewRegistry(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before := r.cur.Load().oauth["custom"]
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r.cur.Load().oauth["custom"] == before {
+		t.Error("an uncomparable TokenSource was taken for the same one")
+	}
+	if rep := r.TestOAuth2(context.Background(), "custom"); !rep.OK {
+		t.Errorf("TestOAuth2 = %+v", rep)
 	}
 }
