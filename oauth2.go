@@ -711,8 +711,16 @@ type TokenClaims struct {
 	ExpiresAt time.Time `json:"exp"`             // when it expires; zero when absent
 }
 
-// TestOAuth2 tests the named OAuth2 configuration: it obtains a fresh token
-// (which the registry's connections then use) and reports on it.
+// TestOAuth2 tests the named OAuth2 configuration of the registry (the
+// Test button of a saved configuration): it obtains a fresh token with
+// exactly one request through the registry's token cache — so the
+// registry's connections then use that token, and a rotated refresh token
+// is handed to Options.OnRefreshToken once and kept by the cache, its one
+// owner — and reports on it. It never returns nil. An unknown name is
+// reported with an Err matching ErrNotFound (naming the closest known
+// name), and after Close with ErrClosed; see OAuth2Report.Err for the
+// rest. It is safe for concurrent use; a test while a token request is in
+// flight joins it.
 func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: name, GrantedScopes: []string{}, Hints: []string{}}
 	s := r.cur.Load()
@@ -731,8 +739,16 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	return e.test(ctx, rep)
 }
 
-// TestOAuth2 tests an OAuth2 configuration that need not be saved in a
-// registry. opts may be nil; its HTTPClient is used.
+// TestOAuth2 tests an OAuth2 configuration that is not saved in a
+// registry (the Test button of a configuration being edited), with a token
+// cache of its own that ends with the call; a saved one is tested with
+// Registry.TestOAuth2, whose cache the connections share. opts may be nil;
+// its References, HTTPClient (else a client of the call's own, closed
+// before it returns, dialling under DialPolicy), OnRefreshToken and Logger
+// are used. It never returns nil. An invalid configuration, or a secret
+// reference that References does not allow, is reported with an Err
+// matching ErrInvalid whose problems name the Go fields; see
+// OAuth2Report.Err for the rest. It is safe for concurrent use.
 func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
 	o := Options{}
