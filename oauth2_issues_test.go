@@ -625,3 +625,46 @@ func TestIssue12_OAuth2State_UncomparableTokenSource(t *testing.T) {
 		t.Errorf("TestOAuth2 = %+v", rep)
 	}
 }
+
+// TestIssue12_OAuth2State_ReferenceRefreshToken: a refresh token the
+// configuration refers to ("env:NAME") is shown as the reference after a
+// rotation — persisting the new one is OnRefreshToken's job, and without
+// one a warning says it is kept in memory only — while the cache goes on
+// with the rotated token; a Replace with the configuration read back
+// keeps the cache.
+func TestIssue12_OAuth2State_ReferenceRefreshToken(t *testing.T) {
+	t.Setenv("EMAILCONN_TEST_RT", "rt-0")
+	clock := useTokenClock(t)
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	var logs syncBuffer
+	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{IdleTimeout: -1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), References: References{Env: []string{"EMAILCONN_TEST_RT"}}})
+	cfg := r.Config()
+	cfg.OAuth2Configs[0].RefreshToken = "env:EMAILCONN_TEST_RT"
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "kept in memory only") || strings.Contains(logs.String(), "rt-1") {
+		t.Errorf("log = %q, want a warning that the rotated token is in memory only, without the token", logs.String())
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "env:EMAILCONN_TEST_RT" {
+		t.Errorf("Config refresh token = %q, want the reference", string(got))
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("send after expiry = %v, want the rotated token from the cache", err)
+	}
+	if err := r.Replace(r.Config()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := te.requests.Load(); n != 2 {
+		t.Errorf("%d token requests, want 2 (the cache kept by the Replace)", n)
+	}
+}
