@@ -406,8 +406,8 @@ func (o OAuth2Config) LogValue() slog.Value {
 	)
 }
 
-// oauthEntry is one OAuth2 configuration of a Registry snapshot (or of
-// one test) with its token cache. cfg is the configuration as given and is
+// oauthEntry is one OAuth2 configuration of a Registry snapshot with its
+// token cache (or of one test). cfg is the configuration as given and is
 // never modified: the cache owns the current refresh token, and the
 // registry's Config reads it from there (see refreshToken). An entry is
 // carried into the next snapshot while the configuration does not change
@@ -427,16 +427,6 @@ type oauthEntry struct {
 // tokenClock is the clock of the token caches made from now on, for tests
 // of expiry; nil means time.Now.
 var tokenClock func() time.Time
-
-// reveal reads one of the configuration's secrets under
-// Options.References.
-func (e *oauthEntry) reveal(s Secret, field string) (string, error) {
-	v, msg := s.reveal(&e.refs)
-	if msg != "" {
-		return "", &FieldError{Field: field, Problem: msg}
-	}
-	return v, nil
-}
 
 // refreshToken returns the refresh token the registry's configuration
 // shows: a reference as configured (persisting a rotated token is then
@@ -480,6 +470,16 @@ func sameSource(a, b oauth2.TokenSource) (same bool) {
 	return a == b
 }
 
+// reveal reads one of the configuration's secrets under
+// Options.References.
+func (e *oauthEntry) reveal(s Secret, field string) (string, error) {
+	v, msg := s.reveal(&e.refs)
+	if msg != "" {
+		return "", &FieldError{Field: field, Problem: msg}
+	}
+	return v, nil
+}
+
 // checkRefs reports the secrets of o that refs does not allow or that do
 // not resolve. Only a valid form is checked (see validate).
 func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *References) {
@@ -493,15 +493,6 @@ func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *Referenc
 			}
 		}
 	}
-}
-
-// check is Validate and checkRefs: every problem of a configuration that
-// is not in a Registry, by Go field name.
-func (o *OAuth2Config) check(refs *References) error {
-	var p problems
-	o.validate(&p, oauth2GoNames)
-	o.checkRefs(&p, oauth2GoNames, refs)
-	return p.err()
 }
 
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
@@ -737,6 +728,15 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 		return rep
 	}
 	return e.test(ctx, rep)
+}
+
+// check is Validate and checkRefs: every problem of a configuration that
+// is not in a Registry, by Go field name.
+func (o *OAuth2Config) check(refs *References) error {
+	var p problems
+	o.validate(&p, oauth2GoNames)
+	o.checkRefs(&p, oauth2GoNames, refs)
+	return p.err()
 }
 
 // TestOAuth2 tests an OAuth2 configuration that is not saved in a
