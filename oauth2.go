@@ -20,33 +20,82 @@ import (
 )
 
 // oauthEntry is one OAuth2 configuration of a Registry snapshot with its
-// token cache. It is carried into the next snapshot while the
-// configuration does not change, so connections keep the cached token.
+// token cache (or of one test). cfg is the configuration as given and is
+// never modified: the cache owns the current refresh token, and the
+// registry's Config reads it from there (see refreshToken). An entry is
+// carried into the next snapshot while the configuration does not change
+// (see keeps), so connections keep the cached token. It is safe for
+// concurrent use.
 type oauthEntry struct {
-	mu    sync.Mutex // guards cfg.RefreshToken, which a rotation replaces
 	cfg   OAuth2Config
 	refs  References // Options.References, for the secrets' references
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
+
+	// mu guards nothing: cfg is immutable. testconn.go still locks it
+	// around reading cfg; remove both together.
+	mu sync.Mutex
 }
 
 // tokenClock is the clock of the token caches made from now on, for tests
 // of expiry; nil means time.Now.
 var tokenClock func() time.Time
 
-func (e *oauthEntry) refreshToken() (string, error) {
-	e.mu.Lock()
-	rt := e.cfg.RefreshToken
-	e.mu.Unlock()
-	v, msg := rt.reveal(&e.refs)
+// refreshToken returns the refresh token the registry's configuration
+// shows: a reference as configured (persisting a rotated token is then
+// Options.OnRefreshToken's job), a literal as the cache holds it now — the
+// rotated one, once the server rotated it.
+func (e *oauthEntry) refreshToken() Secret {
+	if e.cfg.RefreshToken.IsReference() {
+		return e.cfg.RefreshToken
+	}
+	if rt, ok := e.cache.RefreshToken(); ok {
+		return Secret(rt)
+	}
+	return e.cfg.RefreshToken
+}
+
+// keeps reports whether o is the entry's configuration, so that a new
+// snapshot keeps the entry and its cache: equal in every field, the refresh
+// token either as configured or as the cache holds it now (a configuration
+// read back from Registry.Config after a rotation).
+func (e *oauthEntry) keeps(o *OAuth2Config) bool {
+	x, y := e.cfg, *o
+	if !sameSource(x.TokenSource, y.TokenSource) {
+		return false
+	}
+	x.TokenSource, y.TokenSource = nil, nil
+	if y.RefreshToken == e.refreshToken() {
+		y.RefreshToken = x.RefreshToken
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// sameSource reports whether a and b are the same TokenSource. Sources of
+// a type that cannot be compared (a struct value holding a slice) are
+// different: comparing them would panic.
+func sameSource(a, b oauth2.TokenSource) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// reveal reads one of the configuration's secrets under
+// Options.References.
+func (e *oauthEntry) reveal(s Secret, field string) (string, error) {
+	v, msg := s.reveal(&e.refs)
 	if msg != "" {
-		return "", &FieldError{Field: "RefreshToken", Problem: msg}
+		return "", &FieldError{Field: field, Problem: msg}
 	}
 	return v, nil
 }
 
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
-// refresh token before its access token is used.
+// refresh token before its access token is used; nil means rotated, which
+// hands it to opts.OnRefreshToken.
 func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Context, e *oauthEntry, rt string) error) *oauthEntry {
 	e := &oauthEntry{cfg: cfg, refs: opts.References, now: time.Now}
 	if tokenClock != nil {
@@ -77,21 +126,36 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		tc.AuthStyle = oauth2.AuthStyleInParams
 	}
 	if cfg.ClientSecret != "" {
-		secret := cfg.ClientSecret
-		tc.ClientSecret = func() (string, error) {
-			v, msg := secret.reveal(&e.refs)
-			if msg != "" {
-				return "", &FieldError{Field: "ClientSecret", Problem: msg}
-			}
-			return v, nil
-		}
+		tc.ClientSecret = func() (string, error) { return e.reveal(cfg.ClientSecret, "ClientSecret") }
 	}
 	if cfg.GrantType == GrantRefreshToken {
-		tc.RefreshToken = e.refreshToken
+		tc.RefreshToken = func() (string, error) { return e.reveal(cfg.RefreshToken, "RefreshToken") }
+		if onRotate == nil {
+			onRotate = rotated(opts.OnRefreshToken, opts.Logger)
+		}
 		tc.OnRotate = func(ctx context.Context, rt string) error { return onRotate(ctx, e, rt) }
 	}
 	e.cache = oauthtoken.New(tc)
 	return e
+}
+
+// rotated returns the handler of a rotated refresh token: it hands the
+// token to Options.OnRefreshToken (fn). Without one, a configuration that
+// refers to its refresh token keeps the new one in memory only, which is
+// logged; a literal one is shown from the cache by Registry.Config, so
+// Config.Save writes it. Nothing else is rebuilt: the cache already holds
+// the new token.
+func rotated(fn func(context.Context, string, string) error, logger *slog.Logger) func(context.Context, *oauthEntry, string) error {
+	return func(ctx context.Context, e *oauthEntry, rt string) error {
+		if fn != nil {
+			return callOnRefreshToken(ctx, fn, e.cfg.Name, rt)
+		}
+		if e.cfg.RefreshToken.IsReference() && logger != nil {
+			logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
+				slog.String("oauth2Configuration", e.cfg.Name), slog.String("refreshToken", e.cfg.RefreshToken.String()))
+		}
+		return nil
+	}
 }
 
 // errCallbackPanicked is the cause of an Options.OnRefreshToken that
@@ -112,16 +176,6 @@ func callOnRefreshToken(ctx context.Context, fn func(context.Context, string, st
 		return &wrapped{msg: "Options.OnRefreshToken: " + err.Error(), err: err}
 	}
 	return nil
-}
-
-// sameOAuth2 reports whether two configurations are equal in every field.
-func sameOAuth2(a, b *OAuth2Config) bool {
-	x, y := *a, *b
-	if x.TokenSource != y.TokenSource {
-		return false
-	}
-	x.TokenSource, y.TokenSource = nil, nil
-	return reflect.DeepEqual(x, y)
 }
 
 // cacheTokens is the tokenSource of a connection: its configuration's
@@ -246,8 +300,16 @@ type TokenClaims struct {
 	ExpiresAt time.Time `json:"exp"`             // when it expires; zero when absent
 }
 
-// TestOAuth2 tests the named OAuth2 configuration: it obtains a fresh token
-// (which the registry's connections then use) and reports on it.
+// TestOAuth2 tests the named OAuth2 configuration of the registry (the
+// Test button of a saved configuration): it obtains a fresh token with
+// exactly one request through the registry's token cache — so the
+// registry's connections then use that token, and a rotated refresh token
+// is handed to Options.OnRefreshToken once and kept by the cache, its one
+// owner — and reports on it. It never returns nil. An unknown name is
+// reported with an Err matching ErrNotFound (naming the closest known
+// name), and after Close with ErrClosed; see OAuth2Report.Err for the
+// rest. It is safe for concurrent use; a test while a token request is in
+// flight joins it.
 func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: name, GrantedScopes: []string{}, Hints: []string{}}
 	s := r.cur.Load()
@@ -266,31 +328,39 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	return e.test(ctx, rep)
 }
 
-// TestOAuth2 tests an OAuth2 configuration that need not be saved in a
-// registry. opts may be nil; its HTTPClient is used.
+// check is Validate and checkRefs: every problem of a configuration that
+// is not in a Registry, by Go field name.
+func (o *OAuth2Config) check(refs *References) error {
+	var p problems
+	o.validate(&p, oauth2GoNames)
+	o.checkRefs(&p, oauth2GoNames, refs)
+	return p.err()
+}
+
+// TestOAuth2 tests an OAuth2 configuration that is not saved in a
+// registry (the Test button of a configuration being edited), with a token
+// cache of its own that ends with the call; a saved one is tested with
+// Registry.TestOAuth2, whose cache the connections share. opts may be nil;
+// its References, HTTPClient (else a client of the call's own, closed
+// before it returns, dialling under DialPolicy), OnRefreshToken and Logger
+// are used. It never returns nil. An invalid configuration, or a secret
+// reference that References does not allow, is reported with an Err
+// matching ErrInvalid whose problems name the Go fields; see
+// OAuth2Report.Err for the rest. It is safe for concurrent use.
 func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
-	var o Options
+	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
-	var p problems
-	cfg.validate(&p, oauth2GoNames)
-	cfg.checkRefs(&p, oauth2GoNames, &o.References)
-	if err := p.err(); err != nil {
+	if err := cfg.check(&o.References); err != nil {
 		rep.fail(err)
 		return rep
 	}
 	// A client of its own, closed when the test ends: no keep-alive
 	// connection outlives a one-off test.
 	defer ownTokenClient(&o).close()
-	e := newOAuthEntry(cfg, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
-		if o.OnRefreshToken != nil {
-			return callOnRefreshToken(ctx, o.OnRefreshToken, cfg.Name, rt)
-		}
-		return nil
-	})
-	return e.test(ctx, rep)
+	return newOAuthEntry(cfg, &o, nil).test(ctx, rep)
 }
 
 func (rep *OAuth2Report) fail(err error) {
@@ -307,9 +377,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 		rep.Duration = time.Since(start)
 		rep.DurationMS = rep.Duration.Milliseconds()
 	}()
-	e.mu.Lock()
-	cfg := e.cfg
-	e.mu.Unlock()
+	cfg := &e.cfg
 	rep.TokenURL, rep.GrantType = cfg.tokenURL(), cfg.GrantType
 	if cfg.TokenSource != nil {
 		rep.TokenURL = ""
@@ -319,7 +387,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 	if err != nil && !(tok != nil && errors.Is(err, oauthtoken.ErrRotationNotSaved)) {
 		err = &tokenError{err: err}
 		rep.fail(err)
-		rep.Hints = append(rep.Hints, oauth2Hints(&cfg, err)...)
+		rep.Hints = append(rep.Hints, oauth2Hints(cfg, err)...)
 		return rep
 	}
 	if err != nil {
@@ -336,7 +404,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 	if info.JWT {
 		rep.Claims = &TokenClaims{Issuer: info.Issuer, Audience: info.Audience, Scopes: info.Scopes, Roles: info.Roles,
 			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
-		rep.Hints = append(rep.Hints, claimHints(&cfg, rep.Claims)...)
+		rep.Hints = append(rep.Hints, claimHints(cfg, rep.Claims)...)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)

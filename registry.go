@@ -269,7 +269,7 @@ func (r *Registry) Replace(cfg Config) error {
 // fn runs without the registry's lock, so it may call any method of the
 // registry, Replace, Update and Close included, without deadlocking. When
 // the configuration changes while fn runs (another goroutine's Replace or
-// Update, a rotated refresh token, or fn itself), fn's result is dropped
+// Update, or fn itself), fn's result is dropped
 // and fn is called again on the new configuration, so no change is lost:
 // fn must only change cfg and must be safe to call more than once. After
 // maxUpdateAttempts changes in a row — which in practice means fn changes
@@ -285,10 +285,14 @@ func (r *Registry) Update(fn func(cfg *Config) error) error {
 		}
 		var cfg Config
 		if s != nil {
-			cfg = s.cfg.clone()
+			cfg = s.config()
 		}
+		shown := refreshTokens(&cfg)
 		if err := fn(&cfg); err != nil {
 			return err
+		}
+		if s != nil {
+			s.asConfigured(&cfg, shown)
 		}
 		r.mu.Lock()
 		if r.cur.Load() == s || r.closed.Load() {
@@ -318,43 +322,10 @@ func (r *Registry) replaceLocked(cfg Config) error {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, r, r.rotated)
+	next := newSnapshot(cfg, prev, r)
 	r.cur.Store(next)
 	retire(prev, next)
 	return nil
-}
-
-// rotated keeps a rotated refresh token: it hands it to
-// Options.OnRefreshToken and, when the configuration holds the refresh
-// token as a literal, puts the new one in the registry's configuration.
-func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error {
-	e.mu.Lock()
-	name, old := e.cfg.Name, e.cfg.RefreshToken
-	e.mu.Unlock()
-	var cbErr error
-	if r.opts.OnRefreshToken != nil {
-		cbErr = callOnRefreshToken(ctx, r.opts.OnRefreshToken, name, rt)
-	} else if old.IsReference() && r.opts.Logger != nil {
-		r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
-			slog.String("oauth2Configuration", name), slog.String("refreshToken", old.String()))
-	}
-	if !old.IsReference() {
-		r.mu.Lock()
-		e.mu.Lock()
-		e.cfg.RefreshToken = Secret(rt)
-		e.mu.Unlock()
-		if s := r.cur.Load(); s != nil && !r.closed.Load() && s.oauth[name] == e {
-			cfg := s.cfg.clone()
-			for i := range cfg.OAuth2Configs {
-				if cfg.OAuth2Configs[i].Name == name {
-					cfg.OAuth2Configs[i].RefreshToken = Secret(rt)
-				}
-			}
-			r.cur.Store(newSnapshot(cfg, s, r, r.rotated))
-		}
-		r.mu.Unlock()
-	}
-	return cbErr
 }
 
 // checkRefs reports every secret reference and CAFile of c that refs does
@@ -493,17 +464,55 @@ func (r *Registry) Sender(name string) (*Sender, error) {
 }
 
 // Config returns a copy of the current configuration (empty when there is
-// none).
+// none). A literal RefreshToken is the one in use: after the token
+// endpoint rotated it, the new one, so that Config.Save writes a token
+// that still works.
 func (r *Registry) Config() Config {
 	if s := r.cur.Load(); s != nil {
-		return s.cfg.clone()
+		return s.config()
 	}
 	return Config{}
 }
 
+// config returns a copy of the snapshot's configuration with each literal
+// refresh token as its token cache, the one owner of the current refresh
+// token, holds it now.
+func (s *snapshot) config() Config {
+	cfg := s.cfg.clone()
+	for i := range cfg.OAuth2Configs {
+		if e := s.oauth[cfg.OAuth2Configs[i].Name]; e != nil {
+			cfg.OAuth2Configs[i].RefreshToken = e.refreshToken()
+		}
+	}
+	return cfg
+}
+
+// refreshTokens returns the refresh token of each OAuth2 configuration of
+// cfg, by name.
+func refreshTokens(cfg *Config) map[string]Secret {
+	m := make(map[string]Secret, len(cfg.OAuth2Configs))
+	for _, o := range cfg.OAuth2Configs {
+		m[o.Name] = o.RefreshToken
+	}
+	return m
+}
+
+// asConfigured puts back the configured refresh token of every OAuth2
+// configuration of cfg whose refresh token is still the one shown (by
+// config, before Update's fn ran): the token cache may have rotated it
+// again since, and the configuration is not changed by that.
+func (s *snapshot) asConfigured(cfg *Config, shown map[string]Secret) {
+	for i := range cfg.OAuth2Configs {
+		o := &cfg.OAuth2Configs[i]
+		if e := s.oauth[o.Name]; e != nil && o.RefreshToken == shown[o.Name] {
+			o.RefreshToken = e.cfg.RefreshToken
+		}
+	}
+}
+
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.Context, *oauthEntry, string) error) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 	opts := &r.opts
 	s := &snapshot{
 		cfg:    cfg,
@@ -512,19 +521,17 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.
 		oauth:  make(map[string]*oauthEntry, len(cfg.OAuth2Configs)),
 	}
 	for i := range cfg.OAuth2Configs {
-		o := cfg.OAuth2Configs[i]
+		o := &cfg.OAuth2Configs[i]
 		if prev != nil {
-			if old := prev.oauth[o.Name]; old != nil {
-				old.mu.Lock()
-				same := sameOAuth2(&old.cfg, &o)
-				old.mu.Unlock()
-				if same {
-					s.oauth[o.Name] = old
-					continue
-				}
+			if old := prev.oauth[o.Name]; old != nil && old.keeps(o) {
+				// The snapshot holds the configuration as configured; the
+				// cache, kept, holds the current refresh token.
+				o.RefreshToken = old.cfg.RefreshToken
+				s.oauth[o.Name] = old
+				continue
 			}
 		}
-		s.oauth[o.Name] = newOAuthEntry(o, opts, onRotate)
+		s.oauth[o.Name] = newOAuthEntry(*o, opts, nil)
 	}
 	entry := func(c Connection, via Source, old *connEntry) *connEntry {
 		var oe *oauthEntry
