@@ -425,10 +425,12 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 	t.Run("upload stall", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}})
 		c := connFor(t, srv, TLSNone)
-		c.SendTimeout = 400 * time.Millisecond
+		// Long enough for the greeting and EHLO on a loaded machine under
+		// the race detector; the stall itself is what runs into it.
+		c.SendTimeout = 1500 * time.Millisecond
 		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
 		_, err := s.Send(context.Background(), bigMessage(16<<20)())
-		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "the upload made no progress within the send timeout (400ms)") {
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "the upload made no progress within the send timeout (1.5s)") {
 			t.Errorf("Send = %v, want ErrTimeout saying the upload made no progress", err)
 		}
 	})
