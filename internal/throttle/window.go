@@ -7,18 +7,65 @@ import (
 )
 
 // Rate is what a sender consults before it starts a message: Reserve
-// blocks until the message may start and returns how long the caller
-// waited. Window implements it in memory; a store-backed implementation
-// shared by several engine nodes (issue 15: a row per start in a SQL
-// table) can stand behind the same interface.
+// blocks until the message may start. Window implements it in memory; a
+// store-backed implementation shared by several engine nodes (issue 15: a
+// row per start in a SQL table) can stand behind the same interface.
 //
 // Reserve returns the context's error, without consuming a slot, when ctx
-// ends first. On success the slot is consumed; cancel gives it back and
-// must be called only if the message was never started (no MAIL FROM was
-// sent: the dial failed, the pool was closed). cancel may be called more
-// than once; calls after the first do nothing. cancel is never nil.
+// ends first. On success the slot is consumed at the instant of the grant;
+// the caller then calls Start on the Reservation right before it writes
+// MAIL FROM (which moves the recorded start to that later instant, so a
+// dial or a liveness check between grant and MAIL cannot let two starts
+// crowd into one window at the server), or Cancel if the message never
+// starts.
 type Rate interface {
-	Reserve(ctx context.Context) (waited time.Duration, cancel func(), err error)
+	Reserve(ctx context.Context) (*Reservation, error)
+}
+
+// Reservation is a granted start. Its methods are safe for concurrent use
+// and idempotent: only the first call of Start or Cancel counts, and Cancel
+// after Start does nothing (a started message keeps its slot). A nil
+// *Reservation is valid and does nothing.
+type Reservation struct {
+	// Waited is how long Reserve waited for the slot.
+	Waited time.Duration
+
+	once   sync.Once
+	start  func()
+	cancel func()
+}
+
+// NewReservation returns a Reservation for an implementation of Rate:
+// start stamps the actual start, cancel gives the slot back; either may be
+// nil.
+func NewReservation(waited time.Duration, start, cancel func()) *Reservation {
+	return &Reservation{Waited: waited, start: start, cancel: cancel}
+}
+
+// Start records that the message starts now (call it right before writing
+// MAIL FROM).
+func (r *Reservation) Start() {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() {
+		if r.start != nil {
+			r.start()
+		}
+	})
+}
+
+// Cancel gives the slot back: the message was never started (the dial
+// failed, the session was dead, the context ended before MAIL FROM).
+func (r *Reservation) Cancel() {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+	})
 }
 
 // Window is a sliding-window log limiter: it lets no more than Limit
@@ -37,10 +84,13 @@ type Rate interface {
 // apart, which drains M messages in (M−1)·Length/Limit — for 200 messages
 // at 30 a minute, 398 s instead of the 360 s this achieves.
 //
-// The server sees a start a network delay after it is granted, and delays
-// vary: a caller that must keep the server's own count under the limit
-// should configure a Length slightly longer than the provider's window
-// (for example 61 s for "30 a minute").
+// Reservation.Start re-stamps a start at the moment MAIL FROM is written,
+// so time spent between the grant and MAIL (a dial, a liveness check)
+// counts against the caller, never against the rule. The server still sees
+// each start one network delay later, and delays vary by a little: a
+// caller that must keep the server's own count under the limit configures
+// a Length slightly longer than the provider's window (1 % longer: 60.6 s
+// for "30 a minute", which adds 1 % to a drain).
 //
 // A Window with Limit ≤ 0 or Length ≤ 0 never waits. Its methods are safe
 // for concurrent use. Create one with NewWindow.
@@ -82,12 +132,12 @@ func (w *Window) Length() time.Duration { return w.length }
 func noop() {}
 
 // Reserve waits until a message may start, as Rate describes.
-func (w *Window) Reserve(ctx context.Context) (time.Duration, func(), error) {
+func (w *Window) Reserve(ctx context.Context) (*Reservation, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, noop, err
+		return nil, err
 	}
 	if w.limit <= 0 || w.length <= 0 {
-		return 0, noop, nil
+		return &Reservation{}, nil
 	}
 	w.mu.Lock()
 	start := w.clock.Now()
@@ -95,7 +145,7 @@ func (w *Window) Reserve(ctx context.Context) (time.Duration, func(), error) {
 	if len(w.waiters) == 0 && len(w.log) < w.limit {
 		w.grantLocked(start)
 		w.mu.Unlock()
-		return 0, w.canceler(start), nil
+		return w.reservation(0, start), nil
 	}
 	wt := &waiter{ready: make(chan struct{})}
 	w.waiters = append(w.waiters, wt)
@@ -107,19 +157,18 @@ func (w *Window) Reserve(ctx context.Context) (time.Duration, func(), error) {
 	}
 	select {
 	case <-wt.ready:
-		return wt.at.Sub(start), w.canceler(wt.at), nil
+		return w.reservation(wt.at.Sub(start), wt.at), nil
 	case <-ctx.Done():
 	}
 	w.mu.Lock()
-	now := w.clock.Now()
 	if wt.granted {
 		w.removeLocked(wt.at) // granted as ctx ended: the caller never starts, so give it back
 	} else {
 		w.waiters = removeWaiter(w.waiters, wt)
 	}
-	w.dispatchLocked(now)
+	w.dispatchLocked(w.clock.Now())
 	w.mu.Unlock()
-	return now.Sub(start), noop, ctx.Err()
+	return nil, ctx.Err()
 }
 
 // grantLocked records a start at now.
@@ -193,28 +242,37 @@ func (w *Window) fire(gen uint64) {
 	w.dispatchLocked(w.clock.Now())
 }
 
-// removeLocked gives back one start recorded at at, if it is still within
-// the window. Starts at the same instant are interchangeable.
-func (w *Window) removeLocked(at time.Time) {
+// removeLocked removes one start recorded at at, if it is still within
+// the window, and reports whether it did. Starts at the same instant are
+// interchangeable.
+func (w *Window) removeLocked(at time.Time) bool {
 	for i := len(w.log) - 1; i >= 0; i-- {
 		if w.log[i].Equal(at) {
 			w.log = append(w.log[:i], w.log[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
-// canceler returns the cancel function of a reservation granted at at.
-func (w *Window) canceler(at time.Time) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
+// reservation returns the Reservation of a start granted at at.
+func (w *Window) reservation(waited time.Duration, at time.Time) *Reservation {
+	return NewReservation(waited,
+		func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			now := w.clock.Now()
+			if now.After(at) && w.removeLocked(at) {
+				w.log = append(w.log, now) // now is the latest start: the log stays sorted
+				w.dispatchLocked(now)
+			}
+		},
+		func() {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.removeLocked(at)
 			w.dispatchLocked(w.clock.Now())
 		})
-	}
 }
 
 func removeWaiter(ws []*waiter, wt *waiter) []*waiter {

@@ -25,9 +25,11 @@ func (w *Window) queued() int {
 	return len(w.waiters)
 }
 
+// inLog returns the number of starts within the window now.
 func (w *Window) inLog() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.prune(w.clock.Now())
 	return len(w.log)
 }
 
@@ -51,17 +53,31 @@ func checkAnyWindow(t *testing.T, g []time.Time, limit int, length time.Duration
 // reserveAsync runs w.Reserve in a goroutine and delivers its result.
 type result struct {
 	waited time.Duration
-	cancel func()
+	res    *Reservation
 	err    error
 }
 
 func reserveAsync(ctx context.Context, w *Window) chan result {
 	ch := make(chan result, 1)
 	go func() {
-		d, c, err := w.Reserve(ctx)
-		ch <- result{d, c, err}
+		r, err := w.Reserve(ctx)
+		var d time.Duration
+		if r != nil {
+			d = r.Waited
+		}
+		ch <- result{d, r, err}
 	}()
 	return ch
+}
+
+// reserve calls w.Reserve and fails the test on an error.
+func reserve(t *testing.T, w *Window) *Reservation {
+	t.Helper()
+	r, err := w.Reserve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // queue starts a Reserve and returns once it waits in the queue.
@@ -120,13 +136,13 @@ func TestIssue14_01_WindowBurstNeverExceedsAnyWindow(t *testing.T) {
 			defer running.Done()
 			defer func() { done <- struct{}{} }()
 			for range jobs {
-				d, _, err := w.Reserve(context.Background())
+				r, err := w.Reserve(context.Background())
 				if err != nil {
 					t.Errorf("Reserve: %v", err)
 					return
 				}
 				mu.Lock()
-				waitedSum += d
+				waitedSum += r.Waited
 				mu.Unlock()
 			}
 		}()
@@ -177,8 +193,8 @@ func TestIssue14_02_WindowFIFO(t *testing.T) {
 	w := NewWindow(1, time.Second, clk)
 	sig, hook := signals()
 	w.onQueue = hook
-	if d, _, err := w.Reserve(context.Background()); err != nil || d != 0 {
-		t.Fatalf("first Reserve = (%v, %v), want (0, nil)", d, err)
+	if r := reserve(t, w); r.Waited != 0 {
+		t.Fatalf("first Reserve waited %v, want 0", r.Waited)
 	}
 	ctx := context.Background()
 	a := queue(t, ctx, w, sig)
@@ -205,9 +221,7 @@ func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
 	w := NewWindow(1, time.Second, clk)
 	sig, hook := signals()
 	w.onQueue = hook
-	if _, _, err := w.Reserve(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	reserve(t, w)
 	ctxA, cancelA := context.WithCancel(context.Background())
 	a := queue(t, ctxA, w, sig)
 	b := queue(t, context.Background(), w, sig)
@@ -219,7 +233,11 @@ func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
 	if r.waited != 0 {
 		t.Errorf("cancelled waiter waited %v on a clock that stood still", r.waited)
 	}
-	r.cancel() // a no-op, and never nil
+	if r.res != nil {
+		t.Fatalf("cancelled waiter got a Reservation")
+	}
+	r.res.Cancel() // a nil Reservation does nothing
+	r.res.Start()
 	if w.queued() != 1 {
 		t.Fatalf("%d waiters after the cancel, want 1", w.queued())
 	}
@@ -231,7 +249,7 @@ func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
-		_, _, err := w.Reserve(ctx) // the window is full until the clock moves
+		_, err := w.Reserve(ctx) // the window is full until the clock moves
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 		}
@@ -241,7 +259,7 @@ func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
 		before := w.inLog()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, _, err := w.Reserve(ctx); !errors.Is(err, context.Canceled) {
+		if _, err := w.Reserve(ctx); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 		if w.inLog() != before {
@@ -259,14 +277,15 @@ func TestIssue14_04_WindowCancelGivesSlotBack(t *testing.T) {
 	sig, hook := signals()
 	w.onQueue = hook
 	ctx := context.Background()
-	_, c1, _ := w.Reserve(ctx)
-	_, _, _ = w.Reserve(ctx)
+	r1 := reserve(t, w)
+	reserve(t, w)
 	a := queue(t, ctx, w, sig)
-	c1()
+	r1.Cancel()
 	if r := <-a; r.err != nil || r.waited != 0 {
 		t.Fatalf("waiter after a cancel: (%v, %v), want (0, nil)", r.waited, r.err)
 	}
-	c1() // again: nothing more is given back
+	r1.Cancel() // again: nothing more is given back
+	r1.Start()  // and a cancelled reservation does not start
 	b := queue(t, ctx, w, sig)
 	noResult(t, b, "after a second cancel")
 	clk.Advance(time.Second)
@@ -287,7 +306,7 @@ func TestIssue14_05_WindowGrantRacesCancel(t *testing.T) {
 		w := NewWindow(1, time.Second, clk)
 		sig, hook := signals()
 		w.onQueue = hook
-		_, _, _ = w.Reserve(context.Background())
+		reserve(t, w)
 		ctx, cancel := context.WithCancel(context.Background())
 		a := queue(t, ctx, w, sig)
 		go cancel()
@@ -306,9 +325,12 @@ func TestIssue14_05_WindowGrantRacesCancel(t *testing.T) {
 func TestIssue14_06_WindowNoLimit(t *testing.T) {
 	for _, w := range []*Window{{}, NewWindow(0, time.Second, nil), NewWindow(5, 0, nil)} {
 		for range 100 {
-			if d, c, err := w.Reserve(context.Background()); d != 0 || err != nil || c == nil {
-				t.Fatalf("Reserve = (%v, %v), want (0, nil) and a cancel", d, err)
+			r, err := w.Reserve(context.Background())
+			if err != nil || r == nil || r.Waited != 0 {
+				t.Fatalf("Reserve = (%v, %v), want a Reservation that did not wait", r, err)
 			}
+			r.Start()
+			r.Cancel()
 		}
 	}
 }
@@ -334,9 +356,12 @@ func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range total / 8 {
-				if _, _, err := w.Reserve(context.Background()); err != nil {
+				r, err := w.Reserve(context.Background())
+				if err != nil {
 					t.Error(err)
+					continue
 				}
+				r.Start()
 			}
 		}()
 	}
@@ -348,6 +373,39 @@ func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 		t.Errorf("drain took %v, want within 5%% above %v", drain, minimum)
 	}
 	t.Logf("drain %v for a minimum of %v (+%.2f%%)", drain, minimum, 100*float64(drain-minimum)/float64(minimum))
+}
+
+// TestIssue14_08_WindowStartRestamps: a start recorded when MAIL FROM is
+// written, later than the grant, holds its slot from then on, so time
+// spent between grant and MAIL cannot crowd two starts into one window.
+func TestIssue14_08_WindowStartRestamps(t *testing.T) {
+	clk := NewFakeClock(t0)
+	w := NewWindow(1, time.Second, clk)
+	sig, hook := signals()
+	w.onQueue = hook
+	var grants []time.Time
+	w.onGrant = func(at time.Time) { grants = append(grants, at) }
+	r := reserve(t, w)
+	clk.Advance(300 * time.Millisecond) // a dial
+	r.Start()
+	r.Cancel() // after Start: the message started and keeps its slot
+	a := queue(t, context.Background(), w, sig)
+	clk.Advance(time.Second - 300*time.Millisecond)
+	noResult(t, a, "one window after the grant but not after the start")
+	clk.Advance(300 * time.Millisecond)
+	if res := <-a; res.err != nil || res.waited != time.Second {
+		t.Fatalf("next Reserve = (%v, %v), want (1s, nil)", res.waited, res.err)
+	}
+	if len(grants) != 2 || grants[1].Sub(t0) != 1300*time.Millisecond {
+		t.Fatalf("grants %v", grants)
+	}
+	// Start at the instant of the grant changes nothing.
+	clk.Advance(5 * time.Second)
+	r = reserve(t, w)
+	r.Start()
+	if w.inLog() != 1 {
+		t.Fatalf("%d starts in the log, want 1", w.inLog())
+	}
 }
 
 var _ Rate = (*Window)(nil)
