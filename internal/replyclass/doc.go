@@ -21,9 +21,9 @@
 // see the server's count (other clients of the mailbox add to it), so it
 // cannot know when the oldest counted message leaves the window; the one
 // end that is certain is 24 hours after the refusal. A daily-quota decision
-// therefore pauses for DailyWindow. A sender that keeps its own log of
-// what it sent may end the pause earlier when its own sends alone fill the
-// quota (the quota frees when its oldest logged send is 24 hours old).
+// therefore pauses for DailyWindow. The sender's own count of what it sent
+// (throttle.Quota) keeps it from reaching the cap in the first place; it
+// cannot end a pause early, since the provider's count may hold more.
 //
 // Microsoft does not publish how long continuous-error throttling lasts
 // ("for a period of time",
