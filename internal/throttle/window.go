@@ -35,6 +35,10 @@ type Reservation struct {
 	cancel func()
 }
 
+// unlimited is the Reservation of a Window without a limit: shared, since
+// its Start and Cancel do nothing.
+var unlimited Reservation
+
 // NewReservation returns a Reservation for an implementation of Rate:
 // start stamps the actual start, cancel gives the slot back; either may be
 // nil.
@@ -137,7 +141,7 @@ func (w *Window) Reserve(ctx context.Context) (*Reservation, error) {
 		return nil, err
 	}
 	if w.limit <= 0 || w.length <= 0 {
-		return &Reservation{}, nil
+		return &unlimited, nil
 	}
 	w.mu.Lock()
 	start := w.clock.Now()
