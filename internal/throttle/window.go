@@ -22,17 +22,18 @@ type Rate interface {
 	Reserve(ctx context.Context) (*Reservation, error)
 }
 
-// Reservation is a granted start. Its methods are safe for concurrent use
-// and idempotent: only the first call of Start or Cancel counts, and Cancel
-// after Start does nothing (a started message keeps its slot). A nil
-// *Reservation is valid and does nothing.
+// Reservation is a granted start. Its methods are safe for concurrent use;
+// only the first call of Start or Cancel counts (Cancel after Start does
+// nothing: a started message keeps its slot). A nil *Reservation is valid:
+// Start reports true and Cancel does nothing.
 type Reservation struct {
 	// Waited is how long Reserve waited for the slot.
 	Waited time.Duration
 
-	once   sync.Once
-	start  func()
-	cancel func()
+	once    sync.Once
+	start   func() bool
+	cancel  func()
+	started bool
 }
 
 // unlimited is the Reservation of a Window without a limit: shared, since
@@ -40,23 +41,26 @@ type Reservation struct {
 var unlimited Reservation
 
 // NewReservation returns a Reservation for an implementation of Rate:
-// start stamps the actual start, cancel gives the slot back; either may be
-// nil.
-func NewReservation(waited time.Duration, start, cancel func()) *Reservation {
+// start records the actual start and reports whether the reservation was
+// still valid; cancel gives the slot back. Either may be nil (a nil start
+// always succeeds).
+func NewReservation(waited time.Duration, start func() bool, cancel func()) *Reservation {
 	return &Reservation{Waited: waited, start: start, cancel: cancel}
 }
 
-// Start records that the message starts now (call it right before writing
-// MAIL FROM).
-func (r *Reservation) Start() {
+// Start records that the message starts now; call it right before writing
+// MAIL FROM. It reports false, recording nothing, when the reservation has
+// expired — more than the window's length passed since the grant, so its
+// slot may already have gone to another start; the caller then reserves
+// again before it writes MAIL FROM. Later calls return the first result.
+func (r *Reservation) Start() bool {
 	if r == nil {
-		return
+		return true
 	}
 	r.once.Do(func() {
-		if r.start != nil {
-			r.start()
-		}
+		r.started = r.start == nil || r.start()
 	})
+	return r.started
 }
 
 // Cancel gives the slot back: the message was never started (the dial
@@ -247,9 +251,10 @@ func (w *Window) fire(gen uint64) {
 }
 
 // removeLocked removes one start recorded at at, if it is still within
-// the window, and reports whether it did. Starts at the same instant are
+// the window (pruned as of now), and reports whether it did. Starts at the same instant are
 // interchangeable.
 func (w *Window) removeLocked(at time.Time) bool {
+	w.prune(w.clock.Now())
 	for i := len(w.log) - 1; i >= 0; i-- {
 		if w.log[i].Equal(at) {
 			w.log = append(w.log[:i], w.log[i+1:]...)
@@ -262,14 +267,19 @@ func (w *Window) removeLocked(at time.Time) bool {
 // reservation returns the Reservation of a start granted at at.
 func (w *Window) reservation(waited time.Duration, at time.Time) *Reservation {
 	return NewReservation(waited,
-		func() {
+		func() bool {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			now := w.clock.Now()
-			if now.After(at) && w.removeLocked(at) {
-				w.log = append(w.log, now) // now is the latest start: the log stays sorted
-				w.dispatchLocked(now)
+			if !now.After(at) {
+				return true
 			}
+			if !w.removeLocked(at) {
+				return false // expired: its slot may be another start's by now
+			}
+			w.log = append(w.log, now) // now is the latest start: the log stays sorted
+			w.dispatchLocked(now)
+			return true
 		},
 		func() {
 			w.mu.Lock()

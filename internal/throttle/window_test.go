@@ -387,7 +387,9 @@ func TestIssue14_08_WindowStartRestamps(t *testing.T) {
 	w.onGrant = func(at time.Time) { grants = append(grants, at) }
 	r := reserve(t, w)
 	clk.Advance(300 * time.Millisecond) // a dial
-	r.Start()
+	if !r.Start() {
+		t.Fatal("Start within the window reported an expired reservation")
+	}
 	r.Cancel() // after Start: the message started and keeps its slot
 	a := queue(t, context.Background(), w, sig)
 	clk.Advance(time.Second - 300*time.Millisecond)
@@ -402,9 +404,30 @@ func TestIssue14_08_WindowStartRestamps(t *testing.T) {
 	// Start at the instant of the grant changes nothing.
 	clk.Advance(5 * time.Second)
 	r = reserve(t, w)
-	r.Start()
+	if !r.Start() || !r.Start() {
+		t.Fatal("Start at the grant failed")
+	}
 	if w.inLog() != 1 {
 		t.Fatalf("%d starts in the log, want 1", w.inLog())
+	}
+	// A reservation started a whole window after its grant has expired:
+	// its slot may already be another start's, so Start records nothing.
+	clk.Advance(5 * time.Second)
+	r = reserve(t, w)
+	clk.Advance(time.Second)
+	other := reserve(t, w) // the slot went on
+	if r.Start() {
+		t.Fatal("Start a window after the grant succeeded")
+	}
+	if w.inLog() != 1 || !other.Start() {
+		t.Fatalf("%d starts in the log, want the other one only", w.inLog())
+	}
+	var none *Reservation
+	if !none.Start() {
+		t.Fatal("a nil Reservation failed to start")
+	}
+	if !NewReservation(0, nil, nil).Start() {
+		t.Fatal("a Reservation without a start func failed to start")
 	}
 }
 
