@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/emailconn/emailconn/internal/provider"
 )
 
-// The provider names, one vocabulary with the OAuth2 presets of the root
-// package (ProviderMicrosoft365, ProviderGoogle).
+// The provider names: those of internal/provider, one vocabulary with the
+// OAuth2 presets of the root package (ProviderMicrosoft365, ProviderGoogle).
 const (
-	Microsoft365 = "microsoft365"
-	Google       = "google"
-	SES          = "ses"
+	Microsoft365 = provider.Microsoft365
+	Google       = provider.Google
+	SES          = provider.SES
 )
 
 // Stage is the point of the SMTP dialogue a reply answers. The zero value,
