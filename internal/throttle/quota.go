@@ -16,8 +16,8 @@ import (
 // holds other clients of the mailbox, which is why a quota reply still
 // pauses the connection for the full window (internal/replyclass).
 //
-// A Quota with Limit ≤ 0 never refuses. Its methods are safe for
-// concurrent use. Create one with NewQuota.
+// A Quota with Limit ≤ 0 never refuses; so does the zero value. Its
+// methods are safe for concurrent use. Create one with NewQuota.
 type Quota struct {
 	limit  int
 	window time.Duration

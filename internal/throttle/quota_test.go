@@ -58,3 +58,10 @@ func TestIssue14_51_Quota(t *testing.T) {
 		t.Errorf("Limit = %d", q.Limit())
 	}
 }
+
+func TestIssue14_52_ZeroValues(t *testing.T) {
+	var q Quota
+	if _, _, ok := q.Take(5); !ok || q.Used() != 0 {
+		t.Error("zero Quota refused")
+	}
+}

@@ -31,8 +31,8 @@ type Slots interface {
 // same mailbox can share (a Registry rebuilding a Sender keeps the
 // Semaphore), and the Slots seam for a store-backed limit.
 //
-// A Semaphore with Max ≤ 0 never waits. Its methods are safe for
-// concurrent use. Create one with NewSemaphore.
+// A Semaphore with Max ≤ 0 never waits; so does the zero value. Its
+// methods are safe for concurrent use. Create one with NewSemaphore.
 type Semaphore struct {
 	max   int
 	clock Clock

@@ -100,8 +100,9 @@ func (r *Reservation) Cancel() {
 // a Length slightly longer than the provider's window (1 % longer: 60.6 s
 // for "30 a minute", which adds 1 % to a drain).
 //
-// A Window with Limit ≤ 0 or Length ≤ 0 never waits. Its methods are safe
-// for concurrent use. Create one with NewWindow.
+// A Window with Limit ≤ 0 or Length ≤ 0 never waits; so does the zero
+// value. Its methods are safe for concurrent use. Create one with
+// NewWindow.
 type Window struct {
 	limit  int
 	length time.Duration
