@@ -91,110 +91,136 @@ var ownFields = map[string][2]string{
 //
 // Validate reads no attachment Content and does not modify m.
 func (m *Message) Validate() error {
-	var errs []error
-	bad := func(field string, err error) {
-		errs = append(errs, &FieldError{Field: field, Err: err})
+	var v problems
+	m.validateHeader(&v)
+	for i := range m.Attachments {
+		m.validateAttachment(&v, i)
 	}
-	badf := func(field, format string, args ...any) {
-		bad(field, fmt.Errorf(format, args...))
+	if len(v.errs) == 0 {
+		// The values are well-formed; check that every word fits a line,
+		// and blame the field the word comes from.
+		m.validateFolding(&v)
 	}
+	return errors.Join(v.errs...)
+}
 
+// problems collects the FieldErrors of a validation.
+type problems struct {
+	errs []error
+	cids map[string]int // Content-IDs seen, with the attachment using each
+}
+
+func (v *problems) bad(field string, err error) {
+	v.errs = append(v.errs, &FieldError{Field: field, Err: err})
+}
+
+func (v *problems) badf(field, format string, args ...any) {
+	v.bad(field, fmt.Errorf(format, args...))
+}
+
+// validateHeader checks the header fields and the bodies.
+func (m *Message) validateHeader(v *problems) {
 	if m.From == nil {
-		badf("From", "is required")
+		v.badf("From", "is required")
 	}
 	if m.Date.IsZero() {
-		badf("Date", "is required")
+		v.badf("Date", "is required")
 	} else if y := m.Date.Year(); y < 1900 || y > 9999 {
-		badf("Date", "year %d is out of range (1900 to 9999)", y)
+		v.badf("Date", "year %d is out of range (1900 to 9999)", y)
 	}
 	if p := msgIDProblem(m.MessageID, true); p != "" {
-		badf("MessageID", "%s", p)
+		v.badf("MessageID", "%s", p)
 	}
-	m.validateAddresses("From", []*mail.Address{m.From}, false, bad)
-	m.validateAddresses("To", m.To, true, bad)
-	m.validateAddresses("Cc", m.Cc, true, bad)
-	m.validateAddresses("ReplyTo", m.ReplyTo, true, bad)
+	m.validateAddresses("From", []*mail.Address{m.From}, false, v.bad)
+	m.validateAddresses("To", m.To, true, v.bad)
+	m.validateAddresses("Cc", m.Cc, true, v.bad)
+	m.validateAddresses("ReplyTo", m.ReplyTo, true, v.bad)
 	if p := textProblem(m.Subject); p != "" {
-		badf("Subject", "%s", p)
+		v.badf("Subject", "%s", p)
 	}
 	for _, h := range m.Headers {
 		field := headerField(h.Key)
 		if p := headerKeyProblem(h.Key); p != "" {
-			badf(field, "%s", p)
+			v.badf(field, "%s", p)
 		}
 		if p := textProblem(h.Value); p != "" {
-			badf(field, "value %s", p)
+			v.badf(field, "value %s", p)
 		}
 	}
 	if !utf8.ValidString(m.Text) {
-		badf("Text", "is not valid UTF-8")
+		v.badf("Text", "is not valid UTF-8")
 	}
 	if !utf8.ValidString(m.HTML) {
-		badf("HTML", "is not valid UTF-8")
+		v.badf("HTML", "is not valid UTF-8")
 	}
-	cids := map[string]int{}
+}
+
+// validateAttachment checks attachment i.
+func (m *Message) validateAttachment(v *problems, i int) {
+	a := &m.Attachments[i]
+	field := indexed("Attachments", i)
+	if a.Content == nil {
+		v.badf(field+".Content", "is required")
+	}
+	if p := textProblem(a.Filename); p != "" {
+		v.badf(field+".Filename", "%s", p)
+	} else if len(a.Filename) > maxFilename {
+		v.badf(field+".Filename", "is longer than %d octets", maxFilename)
+	}
+	if a.ContentType != "" {
+		if p := mediaTypeProblem(a.ContentType); p != "" {
+			v.badf(field+".ContentType", "%s", p)
+		}
+	}
+	if a.Inline && a.ContentID == "" {
+		v.badf(field+".ContentID", "is required for an inline attachment")
+	}
+	if a.Inline && m.HTML == "" {
+		v.badf(field+".Inline", "needs an HTML body to show the image")
+	}
+	if a.ContentID == "" {
+		return
+	}
+	if p := msgIDProblem(a.ContentID, false); p != "" {
+		v.badf(field+".ContentID", "%s", p)
+	} else if j, dup := v.cids[a.ContentID]; dup {
+		v.badf(field+".ContentID", "%q is already used by Attachments[%d]", a.ContentID, j)
+	} else {
+		if v.cids == nil {
+			v.cids = map[string]int{}
+		}
+		v.cids[a.ContentID] = i
+	}
+}
+
+// validateFolding checks that every word of well-formed values fits a
+// header line.
+func (m *Message) validateFolding(v *problems) {
+	foldCheck := func(field, key, value string) {
+		if p := foldProblem(key, value); p != "" {
+			v.badf(field, "%s", p)
+		}
+	}
+	foldCheck("Subject", "Subject", subjectValue(m.Subject))
+	for _, l := range m.addressFields() {
+		for i, a := range normalizeAddresses(l.addrs) {
+			field := l.name
+			if l.name != "From" {
+				field = indexed(l.name, i)
+			}
+			foldCheck(field+".Name", l.key, a.String()+",")
+		}
+	}
+	for _, c := range m.Headers {
+		if p := foldProblem(c.Key, headerValue(c.Value)); p != "" {
+			v.badf(headerField(c.Key), "value %s", p)
+		}
+	}
 	for i := range m.Attachments {
-		a := &m.Attachments[i]
-		field := indexed("Attachments", i)
-		if a.Content == nil {
-			badf(field+".Content", "is required")
-		}
-		if p := textProblem(a.Filename); p != "" {
-			badf(field+".Filename", "%s", p)
-		} else if len(a.Filename) > maxFilename {
-			badf(field+".Filename", "is longer than %d octets", maxFilename)
-		}
-		if a.ContentType != "" {
-			if p := mediaTypeProblem(a.ContentType); p != "" {
-				badf(field+".ContentType", "%s", p)
-			}
-		}
-		if a.Inline && a.ContentID == "" {
-			badf(field+".ContentID", "is required for an inline attachment")
-		}
-		if a.Inline && m.HTML == "" {
-			badf(field+".Inline", "needs an HTML body to show the image")
-		}
-		if a.ContentID != "" {
-			if p := msgIDProblem(a.ContentID, false); p != "" {
-				badf(field+".ContentID", "%s", p)
-			} else if j, dup := cids[a.ContentID]; dup {
-				badf(field+".ContentID", "%q is already used by Attachments[%d]", a.ContentID, j)
-			} else {
-				cids[a.ContentID] = i
-			}
+		for _, f := range attachmentPart(&m.Attachments[i]).fields {
+			foldCheck(indexed("Attachments", i)+".Filename", f.key, f.value)
 		}
 	}
-	if len(errs) == 0 {
-		// The values are well-formed; check that every word fits a line,
-		// and blame the field the word comes from.
-		foldCheck := func(field, key, value string) {
-			if p := foldProblem(key, value); p != "" {
-				badf(field, "%s", p)
-			}
-		}
-		foldCheck("Subject", "Subject", subjectValue(m.Subject))
-		for _, l := range m.addressFields() {
-			for i, a := range normalizeAddresses(l.addrs) {
-				field := l.name
-				if l.name != "From" {
-					field = indexed(l.name, i)
-				}
-				foldCheck(field+".Name", l.key, a.String()+",")
-			}
-		}
-		for _, c := range m.Headers {
-			if p := foldProblem(c.Key, headerValue(c.Value)); p != "" {
-				badf(headerField(c.Key), "value %s", p)
-			}
-		}
-		for i := range m.Attachments {
-			for _, f := range attachmentPart(&m.Attachments[i]).fields {
-				foldCheck(indexed("Attachments", i)+".Filename", f.key, f.value)
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // validateAddresses validates a list of header addresses named field.
