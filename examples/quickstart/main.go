@@ -12,18 +12,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +31,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/internal/testcert"
 )
 
 func main() {
@@ -317,31 +311,12 @@ func startTokenEndpoint() *tokenEndpoint {
 	return t
 }
 
-// newCertificate makes a throwaway CA and a certificate for 127.0.0.1
-// signed by it.
+// newCertificate makes a throwaway CA and a certificate for 127.0.0.1 and
+// localhost signed by it, valid for a day, with the repository's test
+// certificate generator. A real deployment has its mail server's
+// certificate from a real CA, or its private CA's file as caFile.
 func newCertificate() (caPEM []byte, leaf tls.Certificate) {
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "quickstart CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		log.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ca := testcert.NewCA("quickstart CA")
+	now := time.Now()
+	return ca.PEM(), ca.Leaf([]string{"127.0.0.1", "localhost"}, now.Add(-time.Hour), now.Add(24*time.Hour))
 }

@@ -44,10 +44,7 @@ func Setup() (*Env, error) {
 }
 
 func setup() (*Env, error) {
-	p, err := newPKI()
-	if err != nil {
-		return nil, err
-	}
+	p := newPKI()
 	dir, err := os.MkdirTemp("", "emailconn-bench-")
 	if err != nil {
 		return nil, err

@@ -1,18 +1,12 @@
 package smtptest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"sync"
 	"time"
+
+	"github.com/emailconn/emailconn/internal/testcert"
 )
 
 // CertKind selects the leaf certificate a TLS server presents.
@@ -60,43 +54,15 @@ var goodNames = []string{"127.0.0.1", "::1", "localhost", "mail.test"}
 // WrongName is the only name the CertWrongName leaf is valid for.
 const WrongName = "wrong.example"
 
-// CA is a throwaway certificate authority (ECDSA P-256) for tests. A CA is
-// safe for concurrent use.
-type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+// CA is a throwaway certificate authority (ECDSA P-256) for tests: the
+// repository's one generator, internal/testcert. A CA is safe for
+// concurrent use.
+type CA = testcert.CA
 
-// NewCA generates a fresh CA. Key generation takes a moment: tests that only
-// need "a CA the server's good certificate chains to" should use SharedCA.
-// NewCA panics if the system's random source fails.
-func NewCA() *CA {
-	key := newKey()
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(),
-		Subject:               pkix.Name{CommonName: "smtptest CA", Organization: []string{"emailconn smtptest"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic("smtptest: creating CA: " + err.Error())
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic("smtptest: parsing CA: " + err.Error())
-	}
-	return &CA{
-		cert: cert,
-		key:  key,
-		pem:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-	}
-}
+// NewCA generates a fresh CA named "smtptest CA". Key generation takes a
+// moment: tests that only need "a CA the server's good certificate chains
+// to" should use SharedCA. NewCA panics if the system's random source fails.
+func NewCA() *CA { return testcert.NewCA("smtptest CA") }
 
 var (
 	sharedOnce sync.Once
@@ -143,80 +109,9 @@ func Cert(kind CertKind) tls.Certificate {
 	return c
 }
 
-// Certificate returns the CA's certificate. Callers must not modify it.
-func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
-
-// PEM returns the CA certificate in PEM form (a fresh copy on each call).
-func (ca *CA) PEM() []byte { return append([]byte(nil), ca.pem...) }
-
-// Pool returns a new certificate pool holding only this CA, suitable for
-// tls.Config.RootCAs.
-func (ca *CA) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-// Leaf issues a server certificate (ECDSA P-256) signed by the CA and valid
-// from notBefore to notAfter. Each name that parses as an IP address becomes
-// an IP SAN, every other name a DNS SAN; the first name is also the subject
-// common name. Leaf panics if the system's random source fails.
-func (ca *CA) Leaf(names []string, notBefore, notAfter time.Time) tls.Certificate {
-	return issue(names, notBefore, notAfter, ca.cert, ca.key)
-}
-
 // SelfSigned returns a server certificate signed by its own key (not a CA),
 // valid for names from notBefore to notAfter. Names are handled as in
 // CA.Leaf.
 func SelfSigned(names []string, notBefore, notAfter time.Time) tls.Certificate {
-	return issue(names, notBefore, notAfter, nil, nil)
-}
-
-func issue(names []string, notBefore, notAfter time.Time, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) tls.Certificate {
-	key := newKey()
-	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(),
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if len(names) > 0 {
-		tmpl.Subject.CommonName = names[0]
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		panic("smtptest: creating certificate: " + err.Error())
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic("smtptest: parsing certificate: " + err.Error())
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-func newKey() *ecdsa.PrivateKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic("smtptest: generating key: " + err.Error())
-	}
-	return key
-}
-
-func newSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic("smtptest: generating serial: " + err.Error())
-	}
-	return n
+	return testcert.SelfSigned(names, notBefore, notAfter)
 }
