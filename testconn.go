@@ -22,6 +22,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/oauthtoken"
+	"github.com/emailconn/emailconn/internal/session"
 	"github.com/emailconn/emailconn/internal/smtpconn"
 )
 
@@ -273,20 +274,6 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 	return s.test(ctx, &to, newReport(&s.conn))
 }
 
-// Test tests the Sender's connection. See TestConnection.
-func (s *Sender) Test(ctx context.Context, opts *TestOptions) *TestReport {
-	if s.slots == nil {
-		rep := newReport(&s.conn)
-		rep.invalid(errZeroSender)
-		return rep
-	}
-	var to TestOptions
-	if opts != nil {
-		to = *opts
-	}
-	return s.test(ctx, &to, newReport(&s.conn))
-}
-
 func newReport(c *Connection) *TestReport {
 	rep := &TestReport{Connection: c.Name, Hints: []string{}, Warnings: []string{}, NotProven: []string{}}
 	if host, _, prob := splitMailServer(c.MailServer); prob == "" {
@@ -326,20 +313,20 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 	testCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
-	tr := &tracer{}
-	sess, err := s.dial(testCtx, tr)
+	rec := &testRecorder{}
+	sess, err := s.newOpener(rec.trace()).open(testCtx)
 	if err == nil {
-		release := sess.wc.Bind(testCtx)
-		err = s.probe(testCtx, sess, opts.ProbeRecipient, tr)
+		release := sess.Conn.Bind(testCtx)
+		err = s.probe(testCtx, sess, opts.ProbeRecipient)
 		if err == nil {
 			// Everything was proven before QUIT; a QUIT without a reply
 			// takes nothing away from that.
 			t := time.Now()
-			_ = sess.client.Quit()
-			tr.stage(StageQuit, t, nil)
-			sess.close()
+			_ = sess.Client.Quit()
+			sess.Stage(testCtx, string(StageQuit), t, nil)
+			sess.Close()
 		} else {
-			sess.end(err)
+			sess.End(err)
 		}
 		release()
 	}
@@ -353,7 +340,7 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 	}
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()
-	s.fillReport(rep, tr, err, opts, ctx)
+	s.fillReport(rep, rec, err, opts, ctx)
 	return rep
 }
 
@@ -373,17 +360,8 @@ func testLimitExpired(err error, limit time.Duration) error {
 	if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	ne := *e
-	ne.kind, ne.Err = ErrTimeout, &testLimitError{limit: limit}
-	return &ne
+	return limitError(e, limit)
 }
-
-// Causes of a failed STARTTLS stage, reported by establish (sender.go) and
-// recognised by the hints.
-var (
-	errNoSTARTTLS        = errors.New("server does not offer STARTTLS")
-	errSTARTTLSInjection = errors.New("server sent data after its reply to STARTTLS (possible command injection); not starting TLS on this session")
-)
 
 // A restrictedError is the error of a restricted report: its message holds
 // only what the restricted report shows; it unwraps to the full error, for
@@ -397,11 +375,11 @@ func (e *restrictedError) Error() string { return e.msg }
 func (e *restrictedError) Unwrap() error { return e.err }
 
 // probe sends MAIL FROM and RCPT TO, then RSET.
-func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *tracer) error {
+func (s *Sender) probe(ctx context.Context, sess *session.Session, rcpt string) error {
 	if rcpt == "" {
-		tr.skip(StageMail, "no probe recipient was given")
-		tr.skip(StageRcpt, "no probe recipient was given")
-		tr.skip(StageReset, "no probe recipient was given")
+		for _, st := range []Stage{StageMail, StageRcpt, StageReset} {
+			sess.Skip(string(st), "no probe recipient was given")
+		}
 		return nil
 	}
 	var p problems
@@ -413,9 +391,9 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 	}
 	to, _ := parseAddress(&p, "ProbeRecipient", rcpt)
 	if err := p.err(); err != nil {
-		e := &Error{Connection: s.conn.Name, Server: sess.remote, Stage: StageMail, Err: err, usable: true}
-		tr.stage(StageMail, time.Now(), e)
-		return e
+		e := &session.Error{Stage: string(StageMail), Err: err, Remote: sess.Remote, Usable: true}
+		sess.Stage(ctx, e.Stage, time.Now(), e)
+		return s.classify(ctx, e)
 	}
 	var opts *smtp.MailOptions
 	if compose.NeedsSMTPUTF8(from, to.Address) {
@@ -425,47 +403,32 @@ func (s *Sender) probe(ctx context.Context, sess *session, rcpt string, tr *trac
 		stage Stage
 		do    func() error
 	}{
-		{StageMail, func() error { return sess.client.Mail(from, opts) }},
-		{StageRcpt, func() error { return sess.client.Rcpt(to.Address, nil) }},
-		{StageReset, sess.client.Reset},
+		{StageMail, func() error { return sess.Client.Mail(from, opts) }},
+		{StageRcpt, func() error { return sess.Client.Rcpt(to.Address, nil) }},
+		{StageReset, sess.Client.Reset},
 	}
 	for _, st := range steps {
 		t := time.Now()
 		if err := st.do(); err != nil {
-			e := s.wrapErr(ctx, st.stage, err, sess)
-			tr.stage(st.stage, t, e)
-			return e
+			e := sess.Fail(string(st.stage), err)
+			sess.Stage(ctx, e.Stage, t, e)
+			return s.classify(ctx, e)
 		}
-		tr.stage(st.stage, t, nil)
+		sess.Stage(ctx, string(st.stage), t, nil)
 	}
 	return nil
 }
 
-// fillReport turns the trace into the report's ladder, findings and
-// sentence.
-func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOptions, parent context.Context) {
+// fillReport turns the recorded events into the report's ladder,
+// findings and sentence.
+func (s *Sender) fillReport(rep *TestReport, tr *testRecorder, err error, opts *TestOptions, parent context.Context) {
 	v := &view{s: s, restricted: opts.Restricted, parent: parent}
-	seen := map[Stage]traceStage{}
-	for _, ts := range tr.stages {
-		seen[ts.stage] = ts // the last attempt at a stage wins
-	}
 	failedAt := Stage("")
 	var e *Error
 	if errors.As(err, &e) {
 		failedAt = e.Stage
 	}
-	if v.restricted && s.unresolvable(err, failedAt) {
-		// A name that does not resolve and one that resolves to a refused
-		// address look the same: failed at resolve, connect not run.
-		res := seen[StageResolve]
-		if conn, ok := seen[StageConnect]; ok {
-			res.end = conn.end
-		}
-		res.stage, res.err = StageResolve, err
-		seen[StageResolve] = res
-		delete(seen, StageConnect)
-		failedAt = StageResolve
-	}
+	seen := v.seen(tr, err, &failedAt)
 	rep.Err = err
 	rep.OK = err == nil
 	if err != nil {
@@ -474,15 +437,50 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOp
 		}
 		rep.Error = rep.Err.Error()
 	}
+	rep.Stages = v.ladder(tr, seen, err, failedAt)
+	v.serverInfo(rep, tr, err)
+	v.actionLinkPreview(rep, opts)
+	v.warnings(rep, tr, seen, err, failedAt)
+	if err != nil {
+		rep.Hints = append(rep.Hints, v.hints(rep, tr, err, failedAt, opts)...)
+	}
+	rep.NotProven = s.notProven(rep, opts)
+	rep.Sentence = v.sentence(rep, err, failedAt)
+}
+
+// seen returns the last event of each stage. In a restricted report a
+// name that does not resolve and one that resolves to a refused address
+// look the same: failed at resolve, connect not run.
+func (v *view) seen(tr *testRecorder, err error, failedAt *Stage) map[Stage]StageInfo {
+	seen := map[Stage]StageInfo{}
+	for _, ts := range tr.stages {
+		seen[ts.Stage] = ts // the last attempt at a stage wins
+	}
+	if v.restricted && v.s.unresolvable(err, *failedAt) {
+		res := seen[StageResolve]
+		if conn, ok := seen[StageConnect]; ok {
+			res.Duration = conn.Start.Add(conn.Duration).Sub(res.Start)
+		}
+		res.Stage, res.Err = StageResolve, err
+		seen[StageResolve] = res
+		delete(seen, StageConnect)
+		*failedAt = StageResolve
+	}
+	return seen
+}
+
+// ladder is the report's stages in order, each with its outcome.
+func (v *view) ladder(tr *testRecorder, seen map[Stage]StageInfo, err error, failedAt Stage) []StageResult {
+	var out []StageResult
 	reached := true
 	for _, st := range ladder {
 		ts, ok := seen[st]
 		res := StageResult{Stage: st}
 		switch {
-		case ok && ts.skipped != "":
-			res.Outcome, res.Detail = Skipped, v.skipReason(st, ts.skipped, tr)
-		case ok && ts.err != nil:
-			res.Outcome, res.Detail = Failed, v.detail(ts.err, st)
+		case ok && ts.Skipped != "":
+			res.Outcome, res.Detail = Skipped, v.skipReason(st, ts.Skipped, tr)
+		case ok && ts.Err != nil:
+			res.Outcome, res.Detail = Failed, v.detail(ts.Err, st)
 			if st == failedAt {
 				res.Detail = v.detail(err, st) // classified: "connect timeout (5s) expired", not "i/o timeout"
 			}
@@ -495,15 +493,19 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOp
 		case !reached || err != nil && stageIndex(st) > stageIndex(failedAt):
 			res.Outcome = NotRun
 		default:
-			res.Outcome, res.Detail = Skipped, s.whySkipped(st)
+			res.Outcome, res.Detail = Skipped, v.s.whySkipped(st)
 		}
 		if ok {
-			res.Duration = ts.end.Sub(ts.start)
+			res.Duration = ts.Duration
 			res.DurationMS = float64(res.Duration.Microseconds()) / 1000
 		}
-		rep.Stages = append(rep.Stages, res)
+		out = append(out, res)
 	}
-	// What the server offered and what was used.
+	return out
+}
+
+// serverInfo fills in what the server offered and what was used.
+func (v *view) serverInfo(rep *TestReport, tr *testRecorder, err error) {
 	if tr.remote != "" && !v.restricted {
 		rep.Server.Address = tr.remote
 	}
@@ -524,45 +526,46 @@ func (s *Sender) fillReport(rep *TestReport, tr *tracer, err error, opts *TestOp
 		c := rep.Certificate
 		c.Subject, c.Issuer, c.DNSNames, c.IPs = "", "", []string{}, []string{}
 	}
-	if tr.ehloLines != nil {
-		rep.Server.Extensions = tr.ehloLines
+	if tr.ext != nil {
+		rep.Server.Extensions = tr.ext
 		if v.restricted {
-			rep.Server.Extensions = standardExtensions(tr.ehloLines)
+			rep.Server.Extensions = standardExtensions(tr.ext)
 		}
 	}
-	ext, _ := parseEHLO("\n" + strings.Join(rep.Server.Extensions, "\n"))
-	rep.Server.AuthMechanisms = offeredMechanisms(ext)
+	auth, _ := extParam(rep.Server.Extensions, "AUTH")
+	rep.Server.AuthMechanisms = mechanismsIn(auth)
 	if rep.Server.AuthMechanisms == nil {
 		rep.Server.AuthMechanisms = []string{}
 	}
-	if v, ok := ext["SIZE"]; ok {
-		rep.Server.MaxMessageSize, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if size, ok := extParam(rep.Server.Extensions, "SIZE"); ok {
+		rep.Server.MaxMessageSize, _ = strconv.ParseInt(strings.TrimSpace(size), 10, 64)
 	}
 	rep.Server.Mechanism = tr.mech
-	if s.base != nil {
-		if s.origin == nil {
-			rep.Warnings = append(rep.Warnings, "Options.ActionOrigin is not set: a message with a body cannot be sent through this connection, because its action links could not be recognised and rewritten.")
-		}
-		sample := opts.SampleActionLink
-		if sample == "" {
-			origin := "http://engine.invalid"
-			if s.origin != nil {
-				origin = s.origin.String()
-			}
-			sample = origin + "/actions/approve?workunit=4711&action=approve"
-		}
-		if out, rerr := s.base.Rewrite(sample); rerr == nil {
-			rep.ActionLinkPreview = out
-		} else {
-			rep.Warnings = append(rep.Warnings, "The sample action link could not be rewritten: "+rerr.Error()+".")
-		}
+}
+
+// actionLinkPreview rewrites a sample action link with the connection's
+// Email Actions Base URL.
+func (v *view) actionLinkPreview(rep *TestReport, opts *TestOptions) {
+	s := v.s
+	if s.base == nil {
+		return
 	}
-	v.warnings(rep, tr, seen, err, failedAt)
-	if err != nil {
-		rep.Hints = append(rep.Hints, v.hints(rep, tr, err, failedAt, opts)...)
+	if s.origin == nil {
+		rep.Warnings = append(rep.Warnings, "Options.ActionOrigin is not set: a message with a body cannot be sent through this connection, because its action links could not be recognised and rewritten.")
 	}
-	rep.NotProven = s.notProven(rep, opts)
-	rep.Sentence = v.sentence(rep, err, failedAt)
+	sample := opts.SampleActionLink
+	if sample == "" {
+		origin := "http://engine.invalid"
+		if s.origin != nil {
+			origin = s.origin.String()
+		}
+		sample = origin + "/actions/approve?workunit=4711&action=approve"
+	}
+	if out, rerr := s.base.Rewrite(sample); rerr == nil {
+		rep.ActionLinkPreview = out
+	} else {
+		rep.Warnings = append(rep.Warnings, "The sample action link could not be rewritten: "+rerr.Error()+".")
+	}
 }
 
 // A view is how a report is worded: in full, or restricted to what an
@@ -717,7 +720,7 @@ func (v *view) restrictedDetail(err error, at Stage) string {
 
 // skipReason is why stage st was skipped. A restricted report never
 // repeats the traced reason, which may quote the server.
-func (v *view) skipReason(st Stage, traced string, tr *tracer) string {
+func (v *view) skipReason(st Stage, traced string, tr *testRecorder) string {
 	if !v.restricted {
 		return traced
 	}
@@ -726,7 +729,7 @@ func (v *view) skipReason(st Stage, traced string, tr *tracer) string {
 		return "no probe recipient was given"
 	case StageSTARTTLS:
 		if v.s.ep.mode == TLSOpportunistic {
-			if slices.ContainsFunc(tr.ehloLines, func(l string) bool { return strings.EqualFold(l, "STARTTLS") }) {
+			if slices.ContainsFunc(tr.ext, func(l string) bool { return strings.EqualFold(l, "STARTTLS") }) {
 				return "the server refused STARTTLS; opportunistic mode continues in plaintext"
 			}
 			return "the server does not offer STARTTLS (opportunistic mode continues in plaintext)"
@@ -828,7 +831,7 @@ func certInfo(c *x509.Certificate, verified bool) *CertificateInfo {
 }
 
 // warnings adds what does not fail the test but deserves attention.
-func (v *view) warnings(rep *TestReport, tr *tracer, seen map[Stage]traceStage, err error, failedAt Stage) {
+func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageInfo, err error, failedAt Stage) {
 	s := v.s
 	add := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	c := &s.conn
@@ -879,8 +882,8 @@ func (v *view) warnings(rep *TestReport, tr *tracer, seen map[Stage]traceStage, 
 	if tr.retried != nil {
 		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", v.detail(tr.retried, StageAuth))
 	}
-	if ts, ok := seen[StageSTARTTLS]; ok && ts.skipped != "" && s.ep.mode == TLSOpportunistic {
-		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.skipped, tr))
+	if ts, ok := seen[StageSTARTTLS]; ok && ts.Skipped != "" && s.ep.mode == TLSOpportunistic {
+		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.Skipped, tr))
 	}
 }
 
@@ -888,15 +891,15 @@ func (v *view) warnings(rep *TestReport, tr *tracer, seen map[Stage]traceStage, 
 // or failed after the exchange began — not when no usable mechanism was
 // offered, the session was not secure enough, or the password could not be
 // read.
-func credentialsSent(seen map[Stage]traceStage, err error, failedAt Stage) bool {
+func credentialsSent(seen map[Stage]StageInfo, err error, failedAt Stage) bool {
 	ts, ok := seen[StageAuth]
-	if !ok || ts.skipped != "" {
+	if !ok || ts.Skipped != "" {
 		return false
 	}
-	if ts.err == nil {
+	if ts.Err == nil {
 		return true
 	}
-	cause := ts.err
+	cause := ts.Err
 	if failedAt == StageAuth && err != nil {
 		cause = err
 	}
@@ -985,7 +988,7 @@ func stageName(st Stage) string {
 // hints recognises causes and says what to change. A hint is chosen from
 // the failing stage, the error's typed cause and what the session showed,
 // never from the text of an error.
-func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *TestOptions) []string {
+func (v *view) hints(rep *TestReport, tr *testRecorder, err error, at Stage, opts *TestOptions) []string {
 	s := v.s
 	var hints []string
 	add := func(format string, a ...any) { hints = append(hints, fmt.Sprintf(format, a...)) }
@@ -1012,7 +1015,6 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 	var uaErr x509.UnknownAuthorityError
 	var invErr x509.CertificateInvalidError
 	var rootsErr x509.SystemRootsError
-	var protoErr interface{ Error() string }
 	var mech *mechanismError
 	var tre *tokenRejectedError
 	switch {
@@ -1064,7 +1066,7 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 		add("The server does not offer STARTTLS on port %d: check the port (587 usually offers it; use 465 with implicit TLS), or whether something between strips STARTTLS.", port)
 	case at == StageSTARTTLS && errors.Is(err, errSTARTTLSInjection):
 		add("Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it.")
-	case errors.Is(err, ErrReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !hasSMTP && errors.As(err, &protoErr) && isPermanentConnect(err):
+	case errors.Is(err, ErrReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !hasSMTP && isPermanentConnect(err):
 		add("The service on %s port %d does not speak SMTP: check the host and port.", host, port)
 	case errors.As(err, &mech) && len(mech.offered) == 0:
 		switch {
@@ -1077,7 +1079,7 @@ func (v *view) hints(rep *TestReport, tr *tracer, err error, at Stage, opts *Tes
 		}
 	case errors.As(err, &mech):
 		offered := strings.Join(saslNames(mech.offered), " ")
-		if s.authType == AuthOAuth2 {
+		if s.conn.authType() == AuthOAuth2 {
 			add("The server offers %s but not XOAUTH2 or OAUTHBEARER: it does not accept OAuth2 here.", offered)
 		} else {
 			add("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", offered)
@@ -1198,71 +1200,45 @@ func certNames(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-// tracer receives what happens while a session is established. A nil
-// *tracer ignores everything; Test Connection passes one to build its
-// report.
-type tracer struct {
-	stages []traceStage
-
-	remote    string
-	tls       *tls.ConnectionState
-	ehloLines []string
-	mech      string
-	retried   error // a rejected access token, retried with a fresh one
+// A testRecorder keeps the events of one Test Connection, from which its
+// report is built.
+type testRecorder struct {
+	stages  []StageInfo
+	remote  string
+	tls     *tls.ConnectionState
+	ext     []string // the extensions of the last EHLO
+	mech    string
+	authErr error // the last failure of AUTH
+	retried error // a rejected access token, retried with a fresh one
 }
 
-func (t *tracer) tokenRetry(err error) {
-	if t != nil {
-		t.retried = err
+// trace returns the Trace that records into r.
+func (r *testRecorder) trace() *Trace {
+	return &Trace{
+		StageDone: func(i StageInfo) {
+			r.stages = append(r.stages, i)
+			if i.Stage == StageAuth && i.Err != nil {
+				r.authErr = i.Err
+			}
+		},
+		Connected:        func(addr string) { r.remote = addr },
+		Capabilities:     func(ext []string) { r.ext = ext },
+		TLSHandshakeDone: func(st tls.ConnectionState) { r.tls = &st },
+		Authenticated:    func(mech string) { r.mech = mech },
+		TokenFetched: func(i TokenInfo) {
+			if i.Retry {
+				r.retried = r.authErr
+			}
+		},
 	}
 }
 
-type traceStage struct {
-	stage      Stage
-	start, end time.Time
-	err        error
-	skipped    string
-}
-
-func (t *tracer) stage(st Stage, start time.Time, err error) {
-	t.stageSpan(st, start, time.Now(), err)
-}
-
-func (t *tracer) stageSpan(st Stage, start, end time.Time, err error) {
-	if t == nil {
-		return
+// extParam returns the parameters of the extension kw among EHLO lines.
+func extParam(lines []string, kw string) (string, bool) {
+	for _, l := range lines {
+		if k, v, _ := strings.Cut(l, " "); strings.EqualFold(k, kw) {
+			return v, true
+		}
 	}
-	t.stages = append(t.stages, traceStage{stage: st, start: start, end: end, err: err})
-}
-
-func (t *tracer) skip(st Stage, why string) {
-	if t == nil {
-		return
-	}
-	now := time.Now()
-	t.stages = append(t.stages, traceStage{stage: st, start: now, end: now, skipped: why})
-}
-
-func (t *tracer) connected(remote string) {
-	if t != nil {
-		t.remote = remote
-	}
-}
-
-func (t *tracer) tlsDone(st tls.ConnectionState) {
-	if t != nil {
-		t.tls = &st
-	}
-}
-
-func (t *tracer) ehlo(lines []string) {
-	if t != nil {
-		t.ehloLines = lines
-	}
-}
-
-func (t *tracer) authenticated(mech string) {
-	if t != nil {
-		t.mech = mech
-	}
+	return "", false
 }
