@@ -1,6 +1,7 @@
 package emailconn
 
 import (
+	"cmp"
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -170,56 +171,13 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 	if msg == nil {
 		return nil, &FieldError{Field: "Message", Problem: "is nil"}
 	}
-	var p problems
-	if s.base != nil && s.origin == nil && (msg.Text != "" || msg.HTML != "") {
-		p.add("Options.ActionOrigin", "is needed to send a message with a body through %s: its Email Actions Base URL rewrites the message's action links, and Options.ActionOrigin, the engine's own origin of those links, tells which links they are", s.describe())
-	}
-	from := msg.From
-	if from == "" {
-		from = fallbackFrom
-	}
-	if from == "" {
-		from = s.conn.From
-	}
-	// The one recipient rule (README § Precedence): the message's To, else
-	// the route's (an activity node's recipients, else the connection's or
-	// the grid's To), else the connection's; Cc and Bcc always add to it.
-	to, cc, bcc := msg.To, msg.Cc, msg.Bcc
-	if len(to) == 0 {
-		to = fallbackTo
-	}
-	if len(to) == 0 {
-		to = s.conn.To
-	}
-	parse := func(field string, list []string) []*mail.Address {
-		var out []*mail.Address
-		for i, a := range list {
-			addr, ok := parseAddress(&p, fmt.Sprintf("%s[%d]", field, i), a)
-			if ok {
-				out = append(out, addr)
-			}
-		}
-		return out
-	}
-	var fromAddr *mail.Address
-	if from == "" {
-		p.add("From", "no sender: the message has no From, and neither the route nor the connection has a default From")
-	} else {
-		fromAddr, _ = parseAddress(&p, "From", from)
-	}
-	toA, ccA, bccA := parse("To", to), parse("Cc", cc), parse("Bcc", bcc)
-	replyTo := parse("ReplyTo", msg.ReplyTo)
-	if len(to)+len(cc)+len(bcc) == 0 {
-		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
-	}
-	if err := p.err(); err != nil {
+	ad, err := s.addresses(msg, fallbackFrom, fallbackTo)
+	if err != nil {
 		return nil, err
 	}
-
-	pr := &prepared{allOrNot: msg.RequireAllRecipients, replay: true}
-	pr.envFrom = fromAddr.Address
+	pr := &prepared{allOrNot: msg.RequireAllRecipients, replay: true, envFrom: ad.from.Address}
 	seen := make(map[string]bool)
-	for _, list := range [][]*mail.Address{toA, ccA, bccA} {
+	for _, list := range [][]*mail.Address{ad.to, ad.cc, ad.bcc} {
 		for _, a := range list {
 			key := strings.ToLower(a.Address)
 			if !seen[key] {
@@ -229,49 +187,8 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 		}
 	}
 	pr.utf8 = compose.NeedsSMTPUTF8(append([]string{pr.envFrom}, pr.rcpts...)...)
-
-	text, html := msg.Text, msg.HTML
-	if s.base != nil && s.origin != nil {
-		text, _ = s.base.RewriteBody(s.origin, text)
-		html, _ = s.base.RewriteBody(s.origin, html)
-	}
-	date := msg.Date
-	if date.IsZero() {
-		date = time.Now()
-	}
-	id := msg.MessageID
-	if id == "" {
-		id = newMessageID(fromAddr.Address)
-	}
-	cm := &compose.Message{
-		From: fromAddr, To: toA, Cc: ccA, ReplyTo: replyTo,
-		Subject: msg.Subject, Text: text, HTML: html,
-		Date: date, MessageID: id, UTF8Headers: pr.utf8,
-	}
-	for _, k := range sortedKeys(msg.Headers) {
-		cm.Headers = append(cm.Headers, compose.Header{Key: k, Value: msg.Headers[k]})
-	}
-	sizeKnown := true
-	for _, a := range msg.Attachments {
-		size := a.Size
-		if size <= 0 && a.Content != nil {
-			size = sizeOf(a.Content)
-		}
-		if size <= 0 {
-			sizeKnown = false
-		}
-		cm.Attachments = append(cm.Attachments, compose.Attachment{
-			Filename: a.Filename, ContentType: a.ContentType, Content: a.Content,
-			Inline: a.Inline, ContentID: a.ContentID, Size: size,
-		})
-		if a.Content != nil {
-			if rw, ok := seekerOf(a.Content); ok {
-				pr.rewinds = append(pr.rewinds, rw)
-			} else {
-				pr.replay = false
-			}
-		}
-	}
+	cm := s.composed(msg, ad, pr.utf8)
+	sizeKnown := pr.attach(cm, msg.Attachments)
 	pr.msg = cm
 	if len(cm.Attachments) == 0 {
 		// A notification without attachments is small: compose it once,
@@ -292,6 +209,106 @@ func (s *Sender) prepare(msg *Message, fallbackFrom string, fallbackTo []string)
 		}
 	}
 	return pr, nil
+}
+
+// addressed are a message's parsed addresses.
+type addressed struct {
+	from                 *mail.Address
+	to, cc, bcc, replyTo []*mail.Address
+}
+
+// addresses applies the one recipient rule (README § Precedence) — the
+// message's To, else the route's (an activity node's recipients, else the
+// connection's or the grid's To), else the connection's; Cc and Bcc always
+// add to it — and the same for From, and parses every address once.
+func (s *Sender) addresses(msg *Message, fallbackFrom string, fallbackTo []string) (addressed, error) {
+	var p problems
+	if s.base != nil && s.origin == nil && (msg.Text != "" || msg.HTML != "") {
+		p.add("Options.ActionOrigin", "is needed to send a message with a body through %s: its Email Actions Base URL rewrites the message's action links, and Options.ActionOrigin, the engine's own origin of those links, tells which links they are", s.describe())
+	}
+	from := cmp.Or(msg.From, fallbackFrom, s.conn.From)
+	to := msg.To
+	if len(to) == 0 {
+		to = fallbackTo
+	}
+	if len(to) == 0 {
+		to = s.conn.To
+	}
+	parse := func(field string, list []string) []*mail.Address {
+		var out []*mail.Address
+		for i, a := range list {
+			if addr, ok := parseAddress(&p, fmt.Sprintf("%s[%d]", field, i), a); ok {
+				out = append(out, addr)
+			}
+		}
+		return out
+	}
+	var ad addressed
+	if from == "" {
+		p.add("From", "no sender: the message has no From, and neither the route nor the connection has a default From")
+	} else {
+		ad.from, _ = parseAddress(&p, "From", from)
+	}
+	ad.to, ad.cc, ad.bcc = parse("To", to), parse("Cc", msg.Cc), parse("Bcc", msg.Bcc)
+	ad.replyTo = parse("ReplyTo", msg.ReplyTo)
+	if len(to)+len(msg.Cc)+len(msg.Bcc) == 0 {
+		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
+	}
+	return ad, p.err()
+}
+
+// composed is msg for the composer, with its action links rewritten and
+// its Date and Message-ID filled in.
+func (s *Sender) composed(msg *Message, ad addressed, utf8 bool) *compose.Message {
+	text, html := msg.Text, msg.HTML
+	if s.base != nil && s.origin != nil {
+		text, _ = s.base.RewriteBody(s.origin, text)
+		html, _ = s.base.RewriteBody(s.origin, html)
+	}
+	date := msg.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	id := msg.MessageID
+	if id == "" {
+		id = newMessageID(ad.from.Address)
+	}
+	cm := &compose.Message{
+		From: ad.from, To: ad.to, Cc: ad.cc, ReplyTo: ad.replyTo,
+		Subject: msg.Subject, Text: text, HTML: html,
+		Date: date, MessageID: id, UTF8Headers: utf8,
+	}
+	for _, k := range sortedKeys(msg.Headers) {
+		cm.Headers = append(cm.Headers, compose.Header{Key: k, Value: msg.Headers[k]})
+	}
+	return cm
+}
+
+// attach adds the attachments to cm and notes how to rewind their readers.
+// It reports whether the size of every one is known.
+func (pr *prepared) attach(cm *compose.Message, atts []Attachment) (sizeKnown bool) {
+	sizeKnown = true
+	for _, a := range atts {
+		size := a.Size
+		if size <= 0 && a.Content != nil {
+			size = sizeOf(a.Content)
+		}
+		if size <= 0 {
+			sizeKnown = false
+		}
+		cm.Attachments = append(cm.Attachments, compose.Attachment{
+			Filename: a.Filename, ContentType: a.ContentType, Content: a.Content,
+			Inline: a.Inline, ContentID: a.ContentID, Size: size,
+		})
+		if a.Content != nil {
+			if rw, ok := seekerOf(a.Content); ok {
+				pr.rewinds = append(pr.rewinds, rw)
+			} else {
+				pr.replay = false
+			}
+		}
+	}
+	return sizeKnown
 }
 
 // parseAddress parses one address with the composer's validator, the one

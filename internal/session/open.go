@@ -82,7 +82,7 @@ func (cfg *Config) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, e
 				if cfg.OnBlocked != nil {
 					cfg.OnBlocked(ctx, ap, g.Reason(ap))
 				}
-				firstErr = cmp(firstErr, dialguard.ErrBlocked)
+				firstErr = firstOf(firstErr, dialguard.ErrBlocked)
 				continue
 			}
 		}
@@ -90,7 +90,7 @@ func (cfg *Config) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, e
 		if err == nil {
 			return c, nil
 		}
-		firstErr = cmp(firstErr, err)
+		firstErr = firstOf(firstErr, err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -98,8 +98,8 @@ func (cfg *Config) connect(ctx context.Context, addrs []netip.Addr) (net.Conn, e
 	return nil, firstErr
 }
 
-// cmp returns the first non-nil error.
-func cmp(a, b error) error {
+// firstOf returns the first non-nil error.
+func firstOf(a, b error) error {
 	if a != nil {
 		return a
 	}
