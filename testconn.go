@@ -75,10 +75,10 @@ type Outcome string
 
 // The outcomes of a stage.
 const (
-	Passed  Outcome = "passed"
-	Failed  Outcome = "failed"
-	Skipped Outcome = "skipped" // not needed for this connection; Detail says why
-	NotRun  Outcome = "not run" // an earlier stage failed
+	OutcomePassed  Outcome = "passed"
+	OutcomeFailed  Outcome = "failed"
+	OutcomeSkipped Outcome = "skipped" // not needed for this connection; Detail says why
+	OutcomeNotRun  Outcome = "not run" // an earlier stage failed
 )
 
 // A StageResult is one rung of the Test Connection ladder.
@@ -279,7 +279,7 @@ func (rep *TestReport) invalid(err error) {
 	rep.OK, rep.Err, rep.Error = false, err, err.Error()
 	rep.Stages = make([]StageResult, len(ladder))
 	for i, st := range ladder {
-		rep.Stages[i] = StageResult{Stage: st, Outcome: NotRun}
+		rep.Stages[i] = StageResult{Stage: st, Outcome: OutcomeNotRun}
 	}
 	msgs := []string{}
 	var multi interface{ Unwrap() []error }
@@ -468,22 +468,22 @@ func (v *view) ladder(tr *testRecorder, seen map[Stage]StageInfo, err error, fai
 		res := StageResult{Stage: st}
 		switch {
 		case ok && ts.Skipped != "":
-			res.Outcome, res.Detail = Skipped, v.skipReason(st, ts.Skipped, tr)
+			res.Outcome, res.Detail = OutcomeSkipped, v.skipReason(st, ts.Skipped, tr)
 		case ok && ts.Err != nil:
-			res.Outcome, res.Detail = Failed, v.detail(ts.Err, st)
+			res.Outcome, res.Detail = OutcomeFailed, v.detail(ts.Err, st)
 			if st == failedAt {
 				res.Detail = v.detail(err, st) // classified: "connect timeout (5s) expired", not "i/o timeout"
 			}
 			reached = false
 		case ok:
-			res.Outcome = Passed
+			res.Outcome = OutcomePassed
 		case st == failedAt:
-			res.Outcome, res.Detail = Failed, v.detail(err, st)
+			res.Outcome, res.Detail = OutcomeFailed, v.detail(err, st)
 			reached = false
 		case !reached || err != nil && stageIndex(st) > stageIndex(failedAt):
-			res.Outcome = NotRun
+			res.Outcome = OutcomeNotRun
 		default:
-			res.Outcome, res.Detail = Skipped, v.s.whySkipped(st)
+			res.Outcome, res.Detail = OutcomeSkipped, v.s.whySkipped(st)
 		}
 		if ok {
 			res.Duration = ts.Duration

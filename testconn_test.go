@@ -50,14 +50,14 @@ func TestTestConnectionPasses(t *testing.T) {
 		say   string
 	}{
 		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, TLSStartTLS, true, "ops@example.com",
-			map[Stage]Outcome{StageResolve: Skipped, StageConnect: Passed, StageTLS: Skipped, StageGreeting: Passed, StageEHLO: Passed, StageSTARTTLS: Passed,
-				StageToken: Skipped, StageAuth: Passed, StageMail: Passed, StageRcpt: Passed, StageReset: Passed, StageQuit: Passed},
+			map[Stage]Outcome{StageResolve: OutcomeSkipped, StageConnect: OutcomePassed, StageTLS: OutcomeSkipped, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomePassed,
+				StageToken: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomePassed, StageRcpt: OutcomePassed, StageReset: OutcomePassed, StageQuit: OutcomePassed},
 			"STARTTLS (TLS 1.3), authenticated as alice with PLAIN, and the server accepts mail from engine@example.com to the probe recipient in"},
 		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, TLSImplicit, true, "",
-			map[Stage]Outcome{StageTLS: Passed, StageGreeting: Passed, StageEHLO: Passed, StageSTARTTLS: Skipped, StageAuth: Passed, StageMail: Skipped, StageQuit: Passed},
+			map[Stage]Outcome{StageTLS: OutcomePassed, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomeSkipped, StageQuit: OutcomePassed},
 			"implicit TLS (TLS 1.3), authenticated as alice with PLAIN in"},
 		{"plaintext without auth", smtptest.Options{}, TLSNone, false, "",
-			map[Stage]Outcome{StageTLS: Skipped, StageSTARTTLS: Skipped, StageAuth: Skipped, StageQuit: Passed},
+			map[Stage]Outcome{StageTLS: OutcomeSkipped, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomeSkipped, StageQuit: OutcomePassed},
 			", without TLS in"},
 	}
 	for _, tt := range tests {
@@ -261,12 +261,12 @@ func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
 		t.Fatalf("report OK, want a failure at %s: %s", stage, rep.JSON())
 	}
 	got := outcomes(rep)
-	if got[stage] != Failed {
+	if got[stage] != OutcomeFailed {
 		t.Errorf("stage %s = %s, want failed\n%s", stage, got[stage], rep.JSON())
 	}
 	after := false
 	for _, s := range rep.Stages {
-		if after && s.Outcome != NotRun {
+		if after && s.Outcome != OutcomeNotRun {
 			t.Errorf("stage %s after the failure = %s, want not run", s.Stage, s.Outcome)
 		}
 		if s.Stage == stage {
@@ -335,7 +335,7 @@ func TestTestConnectionInvalid(t *testing.T) {
 		t.Errorf("report %s", rep.JSON())
 	}
 	for _, s := range rep.Stages {
-		if s.Outcome != NotRun {
+		if s.Outcome != OutcomeNotRun {
 			t.Errorf("stage %s = %s for an invalid connection", s.Stage, s.Outcome)
 		}
 	}
@@ -404,7 +404,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 	// Allowed explicitly, loopback connects.
 	opts := &Options{DialPolicy: &DialPolicy{AllowLoopback: true}}
 	rep := runTest(Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &TestOptions{Options: opts})
-	if got := outcomes(rep)[StageConnect]; got != Passed {
+	if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
 		t.Errorf("with AllowLoopback, connect = %s: %v", got, rep.Err)
 	}
 }
@@ -424,7 +424,7 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "rejected the cached OAuth2 access token (535 5.7.8 Username and Password not accepted (token rejected: status 401") {
 		t.Errorf("warnings = %q", rep.Warnings)
 	}
-	if outcomes(rep)[StageToken] != Passed {
+	if outcomes(rep)[StageToken] != OutcomePassed {
 		t.Errorf("token stage = %s", outcomes(rep)[StageToken])
 	}
 	// Every token rejected: the failure names the decoded challenge.
@@ -463,7 +463,7 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 	for _, restricted := range []bool{false, true} {
 		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: restricted})
 		checkFailure(t, rep, StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
-		if got := outcomes(rep)[StageConnect]; got != Passed {
+		if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
 			t.Errorf("connect = %s, want passed", got)
 		}
 		for _, h := range rep.Hints {
@@ -767,7 +767,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 				t.Errorf("%s: sentence = %q", name, rep.Sentence)
 			}
 			leaks(t, rep, "10.255.255.53", "10.1.2.3", "169.254", "127.0.0.1", "no such host", "misbehaving")
-			if got := outcomes(rep)[StageConnect]; got != NotRun {
+			if got := outcomes(rep)[StageConnect]; got != OutcomeNotRun {
 				t.Errorf("%s: connect = %s, want not run", name, got)
 			}
 			if n := normalized(rep); first == "" {

@@ -403,7 +403,7 @@ func (v *view) sentence(rep *TestReport, err error, failedAt Stage) string {
 			fmt.Fprintf(&b, ", authenticated as %s with %s", s.conn.Username, rep.Server.Mechanism)
 		}
 		for _, st := range rep.Stages {
-			if st.Stage == StageRcpt && st.Outcome == Passed {
+			if st.Stage == StageRcpt && st.Outcome == OutcomePassed {
 				from := s.conn.From
 				if a, err := mail.ParseAddress(from); err == nil {
 					from = a.Address

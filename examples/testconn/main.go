@@ -133,14 +133,14 @@ func refusesReference(err error) bool {
 }
 
 var marks = map[emailconn.Outcome]string{
-	emailconn.Passed: "✓", emailconn.Failed: "✗", emailconn.Skipped: "–", emailconn.NotRun: "·",
+	emailconn.OutcomePassed: "✓", emailconn.OutcomeFailed: "✗", emailconn.OutcomeSkipped: "–", emailconn.OutcomeNotRun: "·",
 }
 
 func printReport(w io.Writer, rep *emailconn.TestReport) {
 	fmt.Fprintf(w, "Test Connection %q (%s:%d, TLS mode %s)\n\n", rep.Connection, rep.Server.Host, rep.Server.Port, rep.Server.TLSMode)
 	for _, s := range rep.Stages {
 		dur := ""
-		if s.Outcome == emailconn.Passed || s.Outcome == emailconn.Failed {
+		if s.Outcome == emailconn.OutcomePassed || s.Outcome == emailconn.OutcomeFailed {
 			dur = (time.Duration(s.DurationMS*1000) * time.Microsecond).Round(10 * time.Microsecond).String()
 		}
 		line := fmt.Sprintf("  %s %-13s %9s", marks[s.Outcome], s.Stage, dur)

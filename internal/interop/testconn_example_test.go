@@ -19,7 +19,7 @@ var ladderLine = regexp.MustCompile(`(?m)^  ([✓✗–·]) (oauth2 token|\S+)`)
 // spec (see outcomes): every stage, in order, with its mark.
 func checkPrintedLadder(t *testing.T, out, spec string) {
 	t.Helper()
-	marks := map[emailconn.Outcome]string{emailconn.Passed: "✓", emailconn.Failed: "✗", emailconn.Skipped: "–", emailconn.NotRun: "·"}
+	marks := map[emailconn.Outcome]string{emailconn.OutcomePassed: "✓", emailconn.OutcomeFailed: "✗", emailconn.OutcomeSkipped: "–", emailconn.OutcomeNotRun: "·"}
 	var got, want []string
 	for _, m := range ladderLine.FindAllStringSubmatch(out, -1) {
 		got = append(got, m[1]+" "+m[2])

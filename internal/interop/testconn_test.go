@@ -33,7 +33,7 @@ var ladder = []emailconn.Stage{
 //	   s       p     s     p      p      p       s    p    s    s    s    p
 func outcomes(t *testing.T, spec string) []emailconn.Outcome {
 	t.Helper()
-	letters := map[rune]emailconn.Outcome{'p': emailconn.Passed, 'f': emailconn.Failed, 's': emailconn.Skipped, 'n': emailconn.NotRun}
+	letters := map[rune]emailconn.Outcome{'p': emailconn.OutcomePassed, 'f': emailconn.OutcomeFailed, 's': emailconn.OutcomeSkipped, 'n': emailconn.OutcomeNotRun}
 	var out []emailconn.Outcome
 	for _, r := range strings.ReplaceAll(spec, " ", "") {
 		o, ok := letters[r]
@@ -67,14 +67,14 @@ func checkLadder(t *testing.T, rep *emailconn.TestReport, spec string) {
 	var sum time.Duration
 	for _, st := range rep.Stages {
 		switch st.Outcome {
-		case emailconn.Skipped, emailconn.NotRun:
+		case emailconn.OutcomeSkipped, emailconn.OutcomeNotRun:
 			if st.Duration != 0 || st.DurationMS != 0 {
 				t.Errorf("stage %s (%s) has a duration of %v (%v ms)", st.Stage, st.Outcome, st.Duration, st.DurationMS)
 			}
-			if st.Outcome == emailconn.Skipped && st.Detail == "" {
+			if st.Outcome == emailconn.OutcomeSkipped && st.Detail == "" {
 				t.Errorf("stage %s was skipped without saying why", st.Stage)
 			}
-		case emailconn.Failed:
+		case emailconn.OutcomeFailed:
 			if st.Detail == "" {
 				t.Errorf("stage %s failed without a detail", st.Stage)
 			}
@@ -572,7 +572,7 @@ func TestTestConnectionFails(t *testing.T) {
 			}
 			checkLadder(t, rep, tc.spec)
 			failed := stage(rep, tc.stage)
-			if failed.Outcome != emailconn.Failed || !strings.Contains(failed.Detail, tc.detail) {
+			if failed.Outcome != emailconn.OutcomeFailed || !strings.Contains(failed.Detail, tc.detail) {
 				t.Errorf("stage %s: %s %q, want failed with %q", tc.stage, failed.Outcome, failed.Detail, tc.detail)
 			}
 			var ee *emailconn.Error
