@@ -759,7 +759,7 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 	var se *smtp.SMTPError
 	errors.As(err, &se)
 	rep := runTest(c, &TestOptions{})
-	out := fmt.Sprintf("%v\n%+v\n%v\n%s\n%s\n%s", err, err, se, rep.Sentence, rep.JSON(), logs.String())
+	out := fmt.Sprintf("%v\n%+v\n%v\n%s\n%s\n%s", err, err, se, rep.Sentence, reportJSON(rep), logs.String())
 	if !strings.Contains(out, "[redacted]") {
 		t.Errorf("the echoed credentials were not replaced by [redacted]:\n%s", err)
 	}

@@ -16,23 +16,21 @@ import (
 	"github.com/emailconn/emailconn/internal/session"
 )
 
-// DefaultTestTimeout bounds a whole Test Connection when
+// defaultTestTimeout bounds a whole Test Connection when
 // TestOptions.Timeout is zero, so that a button in a UI never spins
-// forever, even for a connection without timeouts.
-const DefaultTestTimeout = 30 * time.Second
-
-// defaultTestTimeout is DefaultTestTimeout; tests lower it.
-var defaultTestTimeout = DefaultTestTimeout
+// forever, even for a connection without timeouts; tests lower it.
+var defaultTestTimeout = 30 * time.Second
 
 // TestOptions configures a Test Connection. The zero value runs the
-// protocol up to AUTH and QUIT, without a probe, within DefaultTestTimeout.
+// protocol up to AUTH and QUIT, without a probe, within 30 seconds.
 type TestOptions struct {
 	// ProbeRecipient, when set, adds a probe after AUTH: MAIL FROM the
 	// connection's sender, RCPT TO this address, then RSET. No message is
 	// sent. Zero means no probe.
 	ProbeRecipient string
 
-	// Timeout bounds the whole test. Zero means DefaultTestTimeout.
+	// Timeout bounds the whole test. Zero means 30 seconds, so that a button in a UI never
+	// spins forever, even for a connection without timeouts.
 	Timeout time.Duration
 
 	// SampleActionLink is the action link rewritten for the preview of the
@@ -86,11 +84,20 @@ type StageResult struct {
 	Stage    Stage         `json:"stage"`   // which stage
 	Outcome  Outcome       `json:"outcome"` // what happened
 	Duration time.Duration `json:"-"`       // how long it took; zero when it did not run
-	// DurationMS is Duration in milliseconds, with microsecond precision.
-	DurationMS float64 `json:"durationMs"`
 	// Detail is the error of a failed stage, why a stage was skipped, or
 	// what a passed stage found.
 	Detail string `json:"detail,omitempty"`
+}
+
+// MarshalJSON writes the stage with its Duration as "durationMs", in
+// milliseconds with microsecond precision.
+func (r StageResult) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Stage      Stage   `json:"stage"`
+		Outcome    Outcome `json:"outcome"`
+		DurationMS float64 `json:"durationMs"`
+		Detail     string  `json:"detail,omitempty"`
+	}{r.Stage, r.Outcome, float64(r.Duration.Microseconds()) / 1000, r.Detail})
 }
 
 // ServerInfo is what the server offered and what the test used.
@@ -160,22 +167,30 @@ type TestReport struct {
 	// ActionLinkPreview is a sample action link rewritten with the Email
 	// Actions Base URL, when the connection has one.
 	ActionLinkPreview string `json:"actionLinkPreview,omitempty"`
-	// Duration is how long the test took.
+	// Duration is how long the test took; in JSON "durationMs", in whole
+	// milliseconds.
 	Duration time.Duration `json:"-"`
-	// DurationMS is Duration in milliseconds.
-	DurationMS int64 `json:"durationMs"`
-	// Err is the error that stopped the test, nil when it passed. In a
-	// restricted report (TestOptions.Restricted) its message is the
-	// restricted text and errors.Unwrap(Err) is the full error.
+	// Err is the error that stopped the test, nil when it passed; in JSON
+	// "error", its text, left out when nil. In a restricted report
+	// (TestOptions.Restricted) its message is the restricted text and
+	// errors.Unwrap(Err) is the full error.
 	Err error `json:"-"`
-	// Error is Err's text.
-	Error string `json:"error,omitempty"`
 }
 
-// JSON is json.Marshal of the report, indented.
-func (r *TestReport) JSON() []byte {
-	b, _ := json.MarshalIndent(r, "", "  ")
-	return b
+// MarshalJSON writes the report as the stable JSON an engine's UI reads,
+// with "durationMs" and "error" derived from Duration and Err. It never
+// fails and never writes a credential.
+func (r TestReport) MarshalJSON() ([]byte, error) {
+	type fields TestReport // without this method
+	out := struct {
+		fields
+		DurationMS int64  `json:"durationMs"`
+		Error      string `json:"error,omitempty"`
+	}{fields: fields(r), DurationMS: r.Duration.Milliseconds()}
+	if r.Err != nil {
+		out.Error = r.Err.Error()
+	}
+	return json.Marshal(out)
 }
 
 // ladder is the order of the stages in a report.
@@ -186,7 +201,7 @@ var ladder = []Stage{StageResolve, StageConnect, StageTLS, StageGreeting, StageE
 // never including, sending a message: resolve, connect, TLS, greeting,
 // EHLO, STARTTLS with its handshake, OAuth2 token, AUTH, an optional
 // MAIL FROM / RCPT TO probe followed by RSET, and QUIT. c need not be saved
-// anywhere. It always returns within opts.Timeout (DefaultTestTimeout).
+// anywhere. It always returns within opts.Timeout (30 seconds by default).
 //
 // An OAuth2 connection needs opts.OAuth2Config; a Registry's
 // TestConnection uses its own configurations and token cache. A caller
@@ -276,7 +291,7 @@ func newReport(c *Connection) *TestReport {
 
 // invalid reports a configuration that cannot be tested.
 func (rep *TestReport) invalid(err error) {
-	rep.OK, rep.Err, rep.Error = false, err, err.Error()
+	rep.OK, rep.Err = false, err
 	rep.Stages = make([]StageResult, len(ladder))
 	for i, st := range ladder {
 		rep.Stages[i] = StageResult{Stage: st, Outcome: OutcomeNotRun}
@@ -329,13 +344,12 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 		err = testLimitExpired(err, limit)
 	}
 	rep.Duration = time.Since(start)
-	rep.DurationMS = rep.Duration.Milliseconds()
 	s.fillReport(rep, rec, err, opts, ctx)
 	return rep
 }
 
 // A testLimitError is the expiry of the test's own time limit
-// (TestOptions.Timeout or DefaultTestTimeout): a timeout of this package,
+// (TestOptions.Timeout, 30 seconds by default): a timeout of this package,
 // reported as ErrTimeout, not as the caller's context error.
 type testLimitError struct{ limit time.Duration }
 
@@ -425,7 +439,6 @@ func (s *Sender) fillReport(rep *TestReport, tr *testRecorder, err error, opts *
 		if v.restricted {
 			rep.Err = &restrictedError{msg: v.errorText(err, failedAt), err: err}
 		}
-		rep.Error = rep.Err.Error()
 	}
 	rep.Stages = v.ladder(tr, seen, err, failedAt)
 	v.serverInfo(rep, tr, err)
@@ -487,7 +500,6 @@ func (v *view) ladder(tr *testRecorder, seen map[Stage]StageInfo, err error, fai
 		}
 		if ok {
 			res.Duration = ts.Duration
-			res.DurationMS = float64(res.Duration.Microseconds()) / 1000
 		}
 		out = append(out, res)
 	}

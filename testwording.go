@@ -411,7 +411,7 @@ func (v *view) sentence(rep *TestReport, err error, failedAt Stage) string {
 				fmt.Fprintf(&b, ", and the server accepts mail from %s to the probe recipient", from)
 			}
 		}
-		fmt.Fprintf(&b, " in %d ms.", max(rep.DurationMS, 1))
+		fmt.Fprintf(&b, " in %d ms.", max(rep.Duration.Milliseconds(), 1))
 		return b.String()
 	}
 	var b strings.Builder

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("connection", "", "the connection to test (\"grid\" for the grid settings)")
 	probe := fs.String("probe-to", "", "also probe MAIL FROM / RCPT TO with this recipient `address` (no message is sent)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	timeout := fs.Duration("timeout", emailconn.DefaultTestTimeout, "bound the whole test")
+	timeout := fs.Duration("timeout", 30*time.Second, "bound the whole test")
 	origin := fs.String("action-origin", "http://engine.invalid", "the engine's own origin of action links, for the Email Actions Base URL preview")
 	restricted := fs.Bool("restricted", false, "report only what a tenant may see: no server texts, resolved addresses or certificate names")
 	var refs emailconn.References
@@ -88,7 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout, Restricted: *restricted})
 	if *asJSON {
-		stdout.Write(rep.JSON())
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		stdout.Write(b)
 		fmt.Fprintln(stdout)
 	} else {
 		printReport(stdout, rep)
@@ -141,7 +143,7 @@ func printReport(w io.Writer, rep *emailconn.TestReport) {
 	for _, s := range rep.Stages {
 		dur := ""
 		if s.Outcome == emailconn.OutcomePassed || s.Outcome == emailconn.OutcomeFailed {
-			dur = (time.Duration(s.DurationMS*1000) * time.Microsecond).Round(10 * time.Microsecond).String()
+			dur = s.Duration.Round(10 * time.Microsecond).String()
 		}
 		line := fmt.Sprintf("  %s %-13s %9s", marks[s.Outcome], s.Stage, dur)
 		if s.Detail != "" {
