@@ -22,6 +22,7 @@ var (
 	errNoSTARTTLS        = session.ErrNoSTARTTLS
 	errSTARTTLSInjection = session.ErrInjection
 	errCleartextAuth     = errors.New("the session is not encrypted and the server is not on a loopback address: credentials not sent (enable TLS, or set allowInsecureAuth on a trusted network)")
+	errReplyTooLarge     = smtpconn.ErrReplyTooLarge
 	errNeedsSMTPUTF8     = errors.New("an address is not ASCII and needs SMTPUTF8, which the server does not offer")
 )
 
@@ -149,8 +150,8 @@ func (s *Sender) sessionKind(e *Error) {
 		e.kind, e.Err = ErrTimeout, s.timeoutCause(te)
 	case errors.As(err, &notSMTP):
 		e.kind, e.Err = ErrConnect, &wrapped{msg: "the service does not speak SMTP: " + notSMTP.Error(), err: err}
-	case errors.Is(err, smtpconn.ErrReplyTooLarge):
-		e.kind, e.Err = ErrReplyTooLarge, fmt.Errorf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit)
+	case errors.Is(err, errReplyTooLarge):
+		e.kind, e.Err = ErrConnect, &wrapped{msg: fmt.Sprintf("a reply exceeded %d bytes; the connection was closed", smtpconn.DefaultReplyLimit), err: err}
 	case errors.As(err, &tre):
 		e.kind = ErrAuthFailed
 	case errors.As(err, &se):

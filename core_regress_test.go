@@ -700,8 +700,8 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 		defer cancel()
 		_, err := s.Send(ctx, basicMessage())
 		runtime.ReadMemStats(&after)
-		if !errors.Is(err, ErrReplyTooLarge) {
-			t.Fatalf("Send = %v, want ErrReplyTooLarge", err)
+		if !errors.Is(err, errReplyTooLarge) || !errors.Is(err, ErrConnect) {
+			t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
 		}
 		if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
 			t.Errorf("allocated %d bytes reading an endless EHLO reply, want < 8 MiB", grew)

@@ -153,7 +153,7 @@ func isRetryable(err error) bool {
 		return false
 	case errors.Is(err, ErrDeliveryUnknown), errors.Is(err, ErrInvalid), errors.Is(err, ErrInsecureAuth),
 		errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrBlocked), errors.Is(err, ErrClosed),
-		errors.Is(err, ErrMessageTooLarge), errors.Is(err, ErrReplyTooLarge), errors.Is(err, ErrReauthorize),
+		errors.Is(err, ErrMessageTooLarge), errors.Is(err, ErrReauthorize),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}

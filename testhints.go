@@ -116,7 +116,7 @@ func (v *view) transportHint(h *hintInput) string {
 		return fmt.Sprintf("The server does not offer STARTTLS on port %d: check the port (587 usually offers it; use 465 with implicit TLS), or whether something between strips STARTTLS.", port)
 	case at == StageSTARTTLS && errors.Is(err, errSTARTTLSInjection):
 		return fmt.Sprintf("Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it.")
-	case errors.Is(err, ErrReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !h.hasSMTP && isPermanentConnect(err):
+	case errors.Is(err, errReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !h.hasSMTP && isPermanentConnect(err):
 		return fmt.Sprintf("The service on %s port %d does not speak SMTP: check the host and port.", host, port)
 	}
 	return ""

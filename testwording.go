@@ -145,7 +145,7 @@ func (v *view) causeDetail(err error, at Stage) string {
 		return errNoSTARTTLS.Error()
 	case errors.Is(err, errSTARTTLSInjection):
 		return "the server sent data after its reply to STARTTLS; TLS was not started"
-	case errors.Is(err, ErrReplyTooLarge):
+	case errors.Is(err, errReplyTooLarge):
 		return "a reply from the server was too large"
 	case errors.Is(err, ErrReauthorize):
 		return "the OAuth2 configuration must be authorised again"
