@@ -24,11 +24,18 @@ import (
 // Options configures a Sender, or every Sender of a Registry. The zero
 // value, and a nil *Options, give the defaults documented on each field.
 type Options struct {
+	// Sending: what every Sender does with a message.
+
 	// Logger receives what was sent where and how long it took (Info), failed
 	// attempts (Warn), and at Debug level the SMTP transcript with every
 	// credential replaced by "[redacted]" and message content left out.
 	// Nil means silent.
 	Logger *slog.Logger
+
+	// Trace observes every session the Sender opens for a send and every
+	// mail transaction (see Trace); Test Connection records the same
+	// events into its report instead. Nil means none, at no cost.
+	Trace *Trace
 
 	// ActionOrigin is the engine's own origin of the action links it puts in
 	// messages, as "scheme://host[:port]". Links under it are rewritten
@@ -39,50 +46,9 @@ type Options struct {
 	// be rewritten; every other connection and message is unaffected.
 	ActionOrigin string
 
-	// MaxSessions bounds the SMTP sessions one connection holds open at
-	// once; further sends wait for a free session. Zero means 4.
-	MaxSessions int
-
-	// IdleTimeout closes a session that was not used for this long. Zero
-	// means 30 seconds; negative means sessions are closed after each send.
-	IdleTimeout time.Duration
-
-	// MaxSessionAge closes a session this long after it was opened. Zero
-	// means 5 minutes.
-	MaxSessionAge time.Duration
-
-	// MaxMessagesPerSession closes a session after this many messages.
-	// Zero means no limit other than MaxSessionAge (as Postfix reuses its
-	// connections); a server that ends a session itself is handled.
-	MaxMessagesPerSession int
-
 	// Retry is the policy for retrying a send that failed transiently where
 	// the server cannot have accepted the message.
 	Retry RetryPolicy
-
-	// OnRefreshToken is called when the token endpoint of an OAuth2
-	// configuration with GrantRefreshToken returns a new refresh token
-	// (rotation), before the new access token is used: persist it, or the
-	// next restart will present a revoked token. When the configuration's
-	// RefreshToken is a literal, the Registry also keeps the new one in its
-	// configuration (Config and Config.Save return it); when it is an
-	// "env:" or "file:" reference, persisting it is the callback's job. An
-	// error is logged and the new token is used anyway (the old one is
-	// usually no longer valid); it stays in memory and is handed to the
-	// callback again at the next refresh. A panic in the callback is
-	// recovered and treated as an error: it cannot end the process.
-	// Registry.TestOAuth2 reports a failure to save in its Hints. Zero
-	// means rotated tokens are kept in memory, and in a literal
-	// RefreshToken.
-	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
-
-	// HTTPClient makes OAuth2 token requests. Zero means a client that
-	// times out after 30 seconds, does not follow redirects (a redirected
-	// request would resend the client secret) and dials under DialPolicy;
-	// a Registry makes one for all its OAuth2 configurations and closes its
-	// keep-alive connections on Close.
-	// A client given here is used as it is: DialPolicy does not apply to it.
-	HTTPClient *http.Client
 
 	// References says which "env:" and "file:" references in secrets, and
 	// which CAFile paths, may be read: list only what everyone who may
@@ -117,9 +83,50 @@ type Options struct {
 	// an HTTPClient whose Transport does). Zero means a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	// Trace observes every session the Sender opens and every
-	// transaction (see Trace). Nil means none.
-	Trace *Trace
+	// Sessions: the pool of SMTP sessions each connection keeps.
+
+	// MaxSessions bounds the SMTP sessions one connection holds open at
+	// once; further sends wait for a free session. Zero means 4.
+	MaxSessions int
+
+	// IdleTimeout closes a session that was not used for this long. Zero
+	// means 30 seconds; negative means sessions are closed after each send.
+	IdleTimeout time.Duration
+
+	// MaxSessionAge closes a session this long after it was opened. Zero
+	// means 5 minutes.
+	MaxSessionAge time.Duration
+
+	// MaxMessagesPerSession closes a session after this many messages.
+	// Zero means no limit other than MaxSessionAge (as Postfix reuses its
+	// connections); a server that ends a session itself is handled.
+	MaxMessagesPerSession int
+
+	// OAuth2: token requests, for the Registry and TestOAuth2.
+
+	// OnRefreshToken is called when the token endpoint of an OAuth2
+	// configuration with GrantRefreshToken returns a new refresh token
+	// (rotation), before the new access token is used: persist it, or the
+	// next restart will present a revoked token. When the configuration's
+	// RefreshToken is a literal, the Registry also keeps the new one in its
+	// configuration (Config and Config.Save return it); when it is an
+	// "env:" or "file:" reference, persisting it is the callback's job. An
+	// error is logged and the new token is used anyway (the old one is
+	// usually no longer valid); it stays in memory and is handed to the
+	// callback again at the next refresh. A panic in the callback is
+	// recovered and treated as an error: it cannot end the process.
+	// Registry.TestOAuth2 reports a failure to save in its Hints. Zero
+	// means rotated tokens are kept in memory, and in a literal
+	// RefreshToken.
+	OnRefreshToken func(ctx context.Context, oauth2Config, refreshToken string) error
+
+	// HTTPClient makes OAuth2 token requests. Zero means a client that
+	// times out after 30 seconds, does not follow redirects (a redirected
+	// request would resend the client secret) and dials under DialPolicy;
+	// a Registry makes one for all its OAuth2 configurations and closes its
+	// keep-alive connections on Close.
+	// A client given here is used as it is: DialPolicy does not apply to it.
+	HTTPClient *http.Client
 
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
