@@ -184,14 +184,15 @@ func Open(ctx context.Context, cfg *Config) (*Session, error) {
 }
 
 // Fail returns err, an error of stage, as an *Error, with the session's
-// credentials redacted from a server reply.
+// credentials redacted from a server reply (a *smtp.SMTPError).
 func (s *Session) Fail(stage string, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	var se *smtp.SMTPError
-	if errors.As(err, &se) && len(s.secrets) > 0 {
+	// A reply as go-smtp returned it; the caller's own errors (which may
+	// hold replies, already their own) are left as they are.
+	if se, ok := err.(*smtp.SMTPError); ok && len(s.secrets) > 0 {
 		err = &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: s.Scrub(se.Message)}
 	}
 	return &Error{Stage: stage, Err: err, Remote: s.Remote, Ended: s.Conn.Err() != nil}
