@@ -179,17 +179,29 @@ func (s *Session) hello(ctx context.Context, conn net.Conn, first bool) error {
 }
 
 // startTLS says STARTTLS, when the server offers it, forces the handshake
-// and says EHLO again.
+// and says EHLO again. The stage is reported here, once.
 func (s *Session) startTLS(ctx context.Context) error {
 	t := time.Now()
+	skip, err := s.negotiateTLS(ctx)
+	if skip != "" {
+		s.hooks.skip(StageSTARTTLS, skip)
+		return nil
+	}
+	if err != nil {
+		err = s.Fail(StageSTARTTLS, err)
+	}
+	s.hooks.stage(ctx, StageSTARTTLS, t, time.Now(), err)
+	return err
+}
+
+// negotiateTLS runs STARTTLS up to the EHLO inside TLS. skip, when not "",
+// says why opportunistic mode goes on in plaintext.
+func (s *Session) negotiateTLS(ctx context.Context) (skip string, err error) {
 	if !s.Has("STARTTLS") {
 		if s.cfg.Mode == ModeStartTLS {
-			e := &Error{Stage: StageSTARTTLS, Err: ErrNoSTARTTLS, Remote: s.Remote, Usable: true}
-			s.hooks.stage(ctx, StageSTARTTLS, t, time.Now(), e)
-			return e
+			return "", &Error{Stage: StageSTARTTLS, Err: ErrNoSTARTTLS, Remote: s.Remote, Usable: true}
 		}
-		s.hooks.skip(StageSTARTTLS, "the server does not offer STARTTLS (opportunistic mode continues in plaintext)")
-		return nil
+		return "the server does not offer STARTTLS (opportunistic mode continues in plaintext)", nil
 	}
 	// Bytes after the EHLO reply, or after the reply to STARTTLS, were not
 	// asked for: a man in the middle may have injected them to be read as
@@ -197,29 +209,26 @@ func (s *Session) startTLS(ctx context.Context) error {
 	injected := len(s.capture.partial) > 0
 	br := bufio.NewReader(s.tap)
 	s.Conn.StartReply()
-	_, err := s.tap.Write([]byte("STARTTLS\r\n"))
+	_, err = s.tap.Write([]byte("STARTTLS\r\n"))
 	if err == nil {
 		err = readReply(br, 220)
 	}
 	var se *smtp.SMTPError
 	switch {
 	case errors.As(err, &se) && s.cfg.Mode == ModeOpportunistic && !injected && br.Buffered() == 0:
-		s.hooks.skip(StageSTARTTLS, fmt.Sprintf("the server refused STARTTLS (%s); opportunistic mode continues in plaintext",
-			ReplyText(se.Code, [3]int(se.EnhancedCode), se.Message)))
-		return nil
+		return fmt.Sprintf("the server refused STARTTLS (%s); opportunistic mode continues in plaintext",
+			ReplyText(se.Code, [3]int(se.EnhancedCode), se.Message)), nil
 	case err != nil:
-		return s.failStage(ctx, StageSTARTTLS, t, err)
+		return "", err
 	case injected || br.Buffered() > 0 || s.tap.Buffered() > 0:
-		return s.failStage(ctx, StageSTARTTLS, t, ErrInjection)
+		return "", ErrInjection
 	}
 	tc := tls.Client(s.Conn, s.cfg.TLS)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return s.failStage(ctx, StageSTARTTLS, t, err)
+		return "", err
 	}
 	s.secured(tc)
-	err = s.hello(ctx, tc, false)
-	s.hooks.stage(ctx, StageSTARTTLS, t, time.Now(), err)
-	return err
+	return "", s.hello(ctx, tc, false)
 }
 
 // readReply reads one reply, which must have the code want, as go-smtp
