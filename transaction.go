@@ -22,12 +22,12 @@ type txResult struct {
 }
 
 // A tx is one mail transaction on a session, run as its steps: MAIL, RCPT,
-// DATA, and the outcome.
+// DATA, and the outcome. The message is passed to each step rather than
+// kept here, so that escape analysis can leave it on the caller's stack.
 type tx struct {
 	s        *Sender
 	ctx      context.Context
 	sess     *pconn
-	pr       *prepared
 	accepted []string
 	rejected []RecipientError
 }
@@ -35,9 +35,9 @@ type tx struct {
 // transact runs one mail transaction. stale reports a reused session that
 // failed before MAIL was accepted, which a new session may fix.
 func (s *Sender) transact(ctx context.Context, sess *pconn, pr *prepared) (res txResult, stale bool) {
-	t := tx{s: s, ctx: ctx, sess: sess, pr: pr}
+	t := tx{s: s, ctx: ctx, sess: sess}
 	start := time.Now()
-	res, stale = t.run()
+	res, stale = t.run(pr)
 	if tr := s.opts.Trace; tr != nil && tr.TransactionDone != nil {
 		info := TransactionInfo{Server: sess.Remote, MessageID: pr.messageID(), Accepted: len(t.accepted),
 			Rejected: len(t.rejected), Duration: time.Since(start), Err: res.err}
@@ -49,14 +49,14 @@ func (s *Sender) transact(ctx context.Context, sess *pconn, pr *prepared) (res t
 	return res, stale
 }
 
-func (t *tx) run() (txResult, bool) {
-	if res, stale, ok := t.mail(); !ok {
+func (t *tx) run(pr *prepared) (txResult, bool) {
+	if res, stale, ok := t.mail(pr); !ok {
 		return res, stale
 	}
-	if res, ok := t.rcpts(); !ok {
+	if res, ok := t.rcpts(pr); !ok {
 		return res, false
 	}
-	return t.data(), false
+	return t.data(pr), false
 }
 
 // fail ends the transaction with err at stage; keep says whether the
@@ -68,8 +68,8 @@ func (t *tx) fail(stage Stage, err error, keep bool) txResult {
 
 // mail resets a session left in a transaction, checks what the server
 // announced, and says MAIL FROM.
-func (t *tx) mail() (res txResult, stale, ok bool) {
-	sess, pr := t.sess, t.pr
+func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
+	sess := t.sess
 	if sess.dirty {
 		if err := sess.Client.Reset(); err != nil {
 			return t.fail(StageReset, err, false), true, false
@@ -95,8 +95,8 @@ func (t *tx) mail() (res txResult, stale, ok bool) {
 
 // rcpts says RCPT TO for every recipient. It goes on unless every
 // recipient was refused, or one was and the message requires them all.
-func (t *tx) rcpts() (txResult, bool) {
-	for _, rcpt := range t.pr.rcpts {
+func (t *tx) rcpts(pr *prepared) (txResult, bool) {
+	for _, rcpt := range pr.rcpts {
 		err := t.sess.Client.Rcpt(rcpt, nil)
 		if err == nil {
 			t.accepted = append(t.accepted, rcpt)
@@ -108,11 +108,11 @@ func (t *tx) rcpts() (txResult, bool) {
 		}
 		t.rejected = append(t.rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
 	}
-	if len(t.rejected) == 0 || len(t.accepted) > 0 && !t.pr.allOrNot {
+	if len(t.rejected) == 0 || len(t.accepted) > 0 && !pr.allOrNot {
 		return txResult{}, true
 	}
 	rerr := &RecipientsError{Rejected: t.rejected}
-	if t.pr.allOrNot {
+	if pr.allOrNot {
 		rerr.Accepted = len(t.accepted)
 	}
 	keep := t.sess.Client.Reset() == nil
@@ -125,14 +125,14 @@ func (t *tx) rcpts() (txResult, bool) {
 }
 
 // data uploads the message and reads the server's verdict.
-func (t *tx) data() txResult {
+func (t *tx) data(pr *prepared) txResult {
 	sess := t.sess
 	w, err := sess.Client.Data()
 	if err != nil {
 		return t.fail(StageData, err, session.KeepAfterReply(err))
 	}
 	var res txResult
-	if err := writeMessage(w, t.pr); err != nil {
+	if err := writeMessage(w, pr); err != nil {
 		// The terminating dot was not sent: the server cannot accept a
 		// partial message. The session is closed.
 		if sess.Conn.WriteErr() == nil && sess.Conn.Err() == nil {
@@ -140,16 +140,16 @@ func (t *tx) data() txResult {
 		}
 		res = t.fail(StageData, err, false)
 	} else if resp, err := w.CloseWithResponse(); err != nil {
-		res = t.closeFailed(err)
+		res = t.closeFailed(pr, err)
 	} else {
-		res = t.delivered(resp)
+		res = t.delivered(pr, resp)
 	}
 	res.bodyStarted = true
 	return res
 }
 
 // closeFailed classifies a failure after the whole message was written.
-func (t *tx) closeFailed(err error) txResult {
+func (t *tx) closeFailed(pr *prepared, err error) txResult {
 	var se *smtp.SMTPError
 	switch {
 	case errors.As(err, &se):
@@ -161,16 +161,16 @@ func (t *tx) closeFailed(err error) txResult {
 		// The final dot did not reach the server.
 		return t.fail(StageData, err, false)
 	}
-	return t.fail(StageData, &unknownError{messageID: t.pr.messageID(), err: err}, false)
+	return t.fail(StageData, &unknownError{messageID: pr.messageID(), err: err}, false)
 }
 
 // delivered makes the receipt of a message the server accepted.
-func (t *tx) delivered(resp *smtp.DataResponse) txResult {
+func (t *tx) delivered(pr *prepared, resp *smtp.DataResponse) txResult {
 	sess := t.sess
 	sess.dirty = false
 	sess.msgs++
 	rc := &Receipt{
-		MessageID: t.pr.messageID(), Reply: resp.StatusText, QueueID: queueID(resp.StatusText),
+		MessageID: pr.messageID(), Reply: resp.StatusText, QueueID: queueID(resp.StatusText),
 		Accepted: t.accepted, Rejected: t.rejected, Server: sess.Remote,
 		TLSVersion: tlsVersion(sess.TLS), Mechanism: sess.Mechanism,
 	}
