@@ -24,6 +24,9 @@ type pconn struct {
 // may still be held by callers.
 func (s *Sender) retire() { s.shutdown(stateDraining) }
 
+// shutdown moves the Sender to state to (never back), stops the sweeper
+// and says QUIT to every idle session; on Close it also waits for the
+// sessions being closed in the background.
 func (s *Sender) shutdown(to senderState) {
 	s.mu.Lock()
 	if s.state < to {

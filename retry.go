@@ -160,6 +160,7 @@ func isRetryable(err error) bool {
 	return e.Temporary()
 }
 
+// isConnReset reports a connection reset or a write to a closed one.
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
