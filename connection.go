@@ -1,17 +1,14 @@
 package emailconn
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +18,9 @@ import (
 	"github.com/emailconn/emailconn/internal/hostname"
 )
 
-// TLSMode says how a connection protects its SMTP session.
+// TLSMode says how a connection protects its SMTP session. The zero
+// value means the mode follows Connection.EnableTLS and the port; a value
+// that is none of the constants below is invalid (Validate says so).
 type TLSMode string
 
 // The TLS modes. Only TLSStartTLS and TLSImplicit guarantee an encrypted,
@@ -43,7 +42,9 @@ const (
 	TLSNone TLSMode = "none"
 )
 
-// AuthType says how a connection authenticates.
+// AuthType says how a connection authenticates. The zero value means
+// AuthBasic; a value that is neither constant below is invalid (Validate
+// says so).
 type AuthType string
 
 // The authentication types.
@@ -64,226 +65,239 @@ const maxTimeout = 24 * time.Hour
 // which a process sends its notifications. It is plain data; a Sender or a
 // Registry uses it. Validate reports every problem at once.
 //
+// Each field's comment starts with its label on the product's Email
+// Connection page (Mail Server, Enable TLS, SMTP Connection Timeout, SMTP
+// Timeout, Auth Type, User Name, Password, OAuth2 Configuration, Email
+// Actions Base URL); the fields the page does not show say "emailconn's
+// own". The json tag is the field's name in the configuration file (see
+// LoadConfig).
+//
 // The zero value is not usable (MailServer is required). A Connection never
-// prints, logs or marshals its password: see Secret.
+// prints, logs or marshals its password: see Secret. A Connection is safe
+// for concurrent use as long as nobody modifies it.
 type Connection struct {
-	// Name identifies the connection in a Registry and in errors.
-	// Zero means unnamed, which only a Connection used on its own may be.
-	Name string
+	// Name: the Email Connection's name, which processes select it by and
+	// which a Registry and errors show. Zero means unnamed, which only a
+	// Connection used on its own may be.
+	Name string `json:"name,omitempty"`
 
-	// MailServer is the server as "host" or "host:port"; an IPv6 address
+	// Mail Server: the server as "host" or "host:port"; an IPv6 address
 	// is written in brackets ("[2001:db8::1]:587"). Without a port, the
 	// port is 465 for implicit TLS, 587 for STARTTLS and 25 otherwise.
-	// Required.
-	MailServer string
+	// Zero is invalid: the mail server is required.
+	MailServer string `json:"mailServer"`
 
-	// EnableTLS makes TLS mandatory: implicit TLS when the port is 465
-	// (or TLSMode says so), STARTTLS otherwise, which the server must offer
-	// and which must succeed. A session that cannot be secured fails with
-	// ErrTLSUnavailable; nothing is sent in plaintext. False means no TLS
-	// unless TLSMode says otherwise.
-	EnableTLS bool
+	// Enable TLS: when set, TLS is mandatory — implicit TLS when the port
+	// is 465 (or TLSMode says so), STARTTLS otherwise, which the server
+	// must offer and which must succeed. A session that cannot be secured
+	// fails with ErrTLSUnavailable; nothing is sent in plaintext. False
+	// means no TLS unless TLSMode says otherwise.
+	EnableTLS bool `json:"enableTLS"`
 
-	// TLSMode is the finer choice of TLS behaviour. Zero means it follows
-	// EnableTLS and the port: TLSImplicit for EnableTLS on port 465,
-	// TLSStartTLS for EnableTLS on any other port, TLSNone without
-	// EnableTLS. With EnableTLS set, TLSMode must be TLSStartTLS or
-	// TLSImplicit.
-	TLSMode TLSMode
+	// TLS mode (emailconn's own, beside Enable TLS): the finer choice of
+	// TLS behaviour. With EnableTLS set, it must be TLSStartTLS or
+	// TLSImplicit. Zero means it follows EnableTLS and the port:
+	// TLSImplicit for EnableTLS on port 465, TLSStartTLS for EnableTLS on
+	// any other port, TLSNone without EnableTLS.
+	TLSMode TLSMode `json:"tlsMode,omitempty"`
 
-	// ConnectTimeout bounds establishing a usable, secured session: DNS,
-	// TCP connect, implicit TLS, the greeting, EHLO, STARTTLS and its
-	// handshake, and the EHLO after it. Zero means no timeout (the caller's
-	// context still applies).
-	ConnectTimeout time.Duration
+	// SMTP Connection Timeout: the bound on establishing a usable, secured
+	// session (DNS, TCP connect, implicit TLS, the greeting, EHLO, STARTTLS
+	// and its handshake, and the EHLO after it). Whole seconds in the
+	// configuration file, at most one day. Zero means no timeout (the
+	// caller's context still applies).
+	ConnectTimeout time.Duration `json:"smtpConnectionTimeout,omitempty"`
 
-	// SendTimeout bounds every wait for the server once the session is
-	// established: each reply, and each stretch of the message upload that
-	// makes no progress. A large upload that keeps moving is never cut off.
-	// Zero means no timeout (the caller's context still applies).
-	SendTimeout time.Duration
+	// SMTP Timeout: the bound on every wait for the server once the
+	// session is established (each reply, and each stretch of the message
+	// upload that makes no progress). A large upload that keeps moving is
+	// never cut off. Whole seconds in the configuration file, at most one
+	// day. Zero means no timeout (the caller's context still applies).
+	SendTimeout time.Duration `json:"smtpTimeout,omitempty"`
 
-	// AuthType selects Basic or OAuth2 authentication. Zero means AuthBasic.
-	AuthType AuthType
+	// Auth Type: AuthBasic (user name and password) or AuthOAuth2 (an
+	// access token from OAuth2Config). Zero means AuthBasic.
+	AuthType AuthType `json:"authType,omitempty"`
 
-	// Username is the user name for Basic auth, or the mailbox for OAuth2.
-	// Zero means no authentication with Basic; OAuth2 requires it.
-	Username string
+	// User Name: the user name for Basic auth, or the mailbox the token is
+	// for with OAuth2. Zero means no authentication with Basic; OAuth2
+	// requires it.
+	Username string `json:"userName,omitempty"`
 
-	// Password is the Basic auth password: a literal, "env:NAME" or
-	// "file:PATH" (read only where Options.References allows it). Zero
-	// means none. Not allowed with OAuth2.
-	Password Secret
+	// Password: the Basic auth password, a literal, "env:NAME" or
+	// "file:PATH" (read only where Options.References allows it). Not
+	// allowed with OAuth2. Zero means none.
+	Password Secret `json:"password,omitempty"`
 
-	// OAuth2Config names the OAuth2 configuration that provides access
-	// tokens. Required with AuthOAuth2, not allowed otherwise.
-	OAuth2Config string
+	// OAuth2 Configuration: the name of the OAuth2Config that provides
+	// access tokens. Required with AuthOAuth2, not allowed otherwise. Zero
+	// means none.
+	OAuth2Config string `json:"oauth2Configuration,omitempty"`
 
-	// ActionsBaseURL is the Email Actions Base URL: when set, action links
-	// in messages get their scheme, host and port from it. It must be an
-	// absolute http or https URL with a host and nothing else. Zero means
-	// action links are left as they are.
-	ActionsBaseURL string
+	// Email Actions Base URL: action links in messages get their scheme,
+	// host and port from it. It must be an absolute http or https URL with
+	// a host and nothing else. Zero means action links are left as they
+	// are.
+	ActionsBaseURL string `json:"emailActionsBaseURL,omitempty"`
 
-	// From is the sender address ("alerts@example.com" or
+	// From (emailconn's own): the sender address ("alerts@example.com" or
 	// "Alerts <alerts@example.com>") used when a message names none. Zero
 	// means messages must name their sender.
-	From string
+	From string `json:"from,omitempty"`
 
-	// To lists the default recipients of notifications sent through this
-	// connection, used when neither the message nor the activity node names
-	// any. Zero means none.
-	To []string
+	// To (emailconn's own): the default recipients of notifications sent
+	// through this connection, used when neither the message nor the
+	// activity node names any. Zero means none.
+	To []string `json:"to,omitempty"`
 
-	// LocalName is the host name sent with EHLO. Zero means the machine's
-	// host name when it is a fully qualified domain name, else "localhost".
-	LocalName string
+	// Local name (emailconn's own): the host name sent with EHLO, an RFC
+	// 5321 domain of letters, digits and hyphens (servers such as Exim
+	// refuse an underscore in EHLO). Zero means the machine's host name
+	// when it is such a fully qualified domain name, else "localhost".
+	LocalName string `json:"localName,omitempty"`
 
-	// CAFile is a PEM file of certificate authorities to trust instead of
-	// the system roots, for private relays. It is read only under a
-	// directory that Options.References lists, like a "file:" secret.
-	// Zero means the system roots. Certificates are always verified;
-	// there is no way to skip that.
-	CAFile string
+	// CA file (emailconn's own): a PEM file of certificate authorities to
+	// trust instead of the system roots, for private relays. It is read
+	// only under a directory that Options.References lists, like a "file:"
+	// secret. Certificates are always verified; there is no way to skip
+	// that. Zero means the system roots.
+	CAFile string `json:"caFile,omitempty"`
 
-	// RootCAs are the certificate authorities to trust instead of the
-	// system roots, given in code rather than as a file (a test server's
-	// CA, a bundle embedded in the engine). It cannot be combined with
-	// CAFile. It is not part of the JSON form: MarshalJSON and Config.Save
-	// leave it out, so a connection written and read back trusts the
-	// system roots again (and fails closed on a private CA). Treat the
-	// pool as read-only once it is in a Connection; a Sender works with a
-	// copy taken when it is made. Nil means CAFile, else the system roots.
-	// Certificates are always verified; there is no way to skip that.
-	RootCAs *x509.CertPool
+	// Root CAs (emailconn's own, set in code): the certificate authorities
+	// to trust instead of the system roots, given in code rather than as a
+	// file (a test server's CA, a bundle embedded in the engine). It cannot
+	// be combined with CAFile. It is not part of the JSON form: MarshalJSON
+	// and Config.Save leave it out, so a connection written and read back
+	// trusts the system roots again (and fails closed on a private CA).
+	// Treat the pool as read-only once it is in a Connection; a Sender
+	// works with a copy taken when it is made. Certificates are always
+	// verified; there is no way to skip that. Nil means CAFile, else the
+	// system roots.
+	RootCAs *x509.CertPool `json:"-"`
 
-	// AllowInsecureAuth allows sending credentials over a session that is
-	// not protected by verified TLS. Zero means credentials are only sent
-	// over verified TLS or to a server on a loopback address.
-	AllowInsecureAuth bool
+	// Allow insecure auth (emailconn's own): credentials may be sent over
+	// a session that is not protected by verified TLS. Zero means
+	// credentials are only sent over verified TLS or to a server on a
+	// loopback address.
+	AllowInsecureAuth bool `json:"allowInsecureAuth,omitempty"`
 }
 
+// connectionFields is the field table of Connection.
+var connectionFields = newFieldTable[Connection]("emailconn.Connection")
+
 // Validate reports every problem with c at once, joined with errors.Join;
-// each is a *FieldError naming the Go field. It checks syntax and
-// contradictions and does no I/O: whether Password's reference and CAFile
-// are allowed and resolve depends on the References rule, which NewSender,
-// a Registry and TestConnection apply (Options.References). It does not
-// check references to OAuth2 configurations, which a Registry checks.
+// each is a *FieldError naming the Go field (see FieldError.Field). It
+// checks syntax and contradictions and does no I/O: whether Password's
+// reference and CAFile are allowed and resolve depends on the References
+// rule, which NewSender, a Registry and TestConnection apply
+// (Options.References). It does not check references to OAuth2
+// configurations, which a Registry checks. It is safe for concurrent use.
 func (c *Connection) Validate() error {
 	p := problems{}
 	c.validate(&p, goNames)
 	return p.err()
 }
 
-// field names of a Connection, in Go and in the JSON configuration.
-type fieldNames struct {
-	name, mailServer, enableTLS, tlsMode, connectTimeout, sendTimeout,
-	authType, username, password, oauth2Config, actionsBaseURL, from, to,
-	localName, caFile, allowInsecureAuth string
-}
-
-var goNames = fieldNames{
-	name: "Name", mailServer: "MailServer", enableTLS: "EnableTLS", tlsMode: "TLSMode",
-	connectTimeout: "ConnectTimeout", sendTimeout: "SendTimeout", authType: "AuthType",
-	username: "Username", password: "Password", oauth2Config: "OAuth2Config",
-	actionsBaseURL: "ActionsBaseURL", from: "From", to: "To", localName: "LocalName",
-	caFile: "CAFile", allowInsecureAuth: "AllowInsecureAuth",
-}
-
-var jsonNames = fieldNames{
-	name: "name", mailServer: "mailServer", enableTLS: "enableTLS", tlsMode: "tlsMode",
-	connectTimeout: "smtpConnectionTimeout", sendTimeout: "smtpTimeout", authType: "authType",
-	username: "userName", password: "password", oauth2Config: "oauth2Configuration",
-	actionsBaseURL: "emailActionsBaseURL", from: "from", to: "to", localName: "localName",
-	caFile: "caFile", allowInsecureAuth: "allowInsecureAuth",
-}
+// How problems name a Connection's fields: by Go name, or by JSON name in
+// a Config.
+var (
+	goNames   fieldNames
+	jsonNames = connectionFields.jsonNames
+)
 
 func (c *Connection) validate(p *problems, n fieldNames) {
 	if c.Name != "" {
 		if msg := checkName(c.Name); msg != "" {
-			p.add(n.name, "%s", msg)
+			p.add(n.of("Name"), "%s", msg)
 		}
 	}
-
 	host, port, hostErr := splitMailServer(c.MailServer)
 	if hostErr != "" {
-		p.add(n.mailServer, "%s", hostErr)
+		p.add(n.of("MailServer"), "%s", hostErr)
 	}
+	c.validateTLS(p, n)
+	checkTimeout(p, n.of("ConnectTimeout"), c.ConnectTimeout)
+	checkTimeout(p, n.of("SendTimeout"), c.SendTimeout)
+	c.validateAuth(p, n)
+	if c.usesCredentials() && !c.AllowInsecureAuth && hostErr == "" &&
+		c.tlsMode(port) == TLSNone && !isLoopbackHost(host) {
+		p.add(n.of("TLSMode"), "TLS is off but credentials are configured: they would be sent in plaintext; turn %s on, or set %s if the network is trusted",
+			n.of("EnableTLS"), n.of("AllowInsecureAuth"))
+	}
+	c.validateAddresses(p, n)
+	if c.CAFile != "" && c.RootCAs != nil {
+		p.add(n.of("CAFile"), "cannot be combined with RootCAs: trust one or the other")
+	}
+	if c.LocalName != "" {
+		if msg := checkEHLOName(c.LocalName); msg != "" {
+			p.add(n.of("LocalName"), "%s", msg)
+		}
+	}
+}
 
+// validateTLS checks TLSMode against EnableTLS.
+func (c *Connection) validateTLS(p *problems, n fieldNames) {
 	switch c.TLSMode {
 	case "", TLSStartTLS, TLSImplicit:
 	case TLSOpportunistic, TLSNone:
 		if c.EnableTLS {
-			p.add(n.tlsMode, "%q contradicts %s (TLS is mandatory): use %q or %q, or turn %s off",
-				c.TLSMode, n.enableTLS, TLSStartTLS, TLSImplicit, n.enableTLS)
+			p.add(n.of("TLSMode"), "%q contradicts %s (TLS is mandatory): use %q or %q, or turn %s off",
+				c.TLSMode, n.of("EnableTLS"), TLSStartTLS, TLSImplicit, n.of("EnableTLS"))
 		}
 	default:
-		p.add(n.tlsMode, "%q is not a TLS mode (use %q, %q, %q or %q)",
+		p.add(n.of("TLSMode"), "%q is not a TLS mode (use %q, %q, %q or %q)",
 			c.TLSMode, TLSStartTLS, TLSImplicit, TLSOpportunistic, TLSNone)
 	}
+}
 
-	checkTimeout(p, n.connectTimeout, c.ConnectTimeout)
-	checkTimeout(p, n.sendTimeout, c.SendTimeout)
-
+// validateAuth checks AuthType, Username, Password and OAuth2Config
+// against each other, and the form of Password.
+func (c *Connection) validateAuth(p *problems, n fieldNames) {
+	authType, username, password, oauth2Config := n.of("AuthType"), n.of("Username"), n.of("Password"), n.of("OAuth2Config")
 	if strings.ContainsAny(c.Username, "\r\n\x00") {
-		p.add(n.username, "must not contain CR, LF or NUL")
+		p.add(username, "must not contain CR, LF or NUL")
 	}
 	switch c.AuthType {
 	case "", AuthBasic:
 		if c.OAuth2Config != "" {
-			p.add(n.oauth2Config, "is set but %s is %q: set %s to %q or clear %s",
-				n.authType, AuthBasic, n.authType, AuthOAuth2, n.oauth2Config)
+			p.add(oauth2Config, "is set but %s is %q: set %s to %q or clear %s",
+				authType, AuthBasic, authType, AuthOAuth2, oauth2Config)
 		}
 		if c.Password != "" && c.Username == "" {
-			p.add(n.password, "is set but %s is empty", n.username)
+			p.add(password, "is set but %s is empty", username)
 		}
 	case AuthOAuth2:
 		if c.OAuth2Config == "" {
-			p.add(n.oauth2Config, "is required when %s is %q", n.authType, AuthOAuth2)
+			p.add(oauth2Config, "is required when %s is %q", authType, AuthOAuth2)
 		}
 		if c.Password != "" {
-			p.add(n.password, "is not used with %s %q (the OAuth2 configuration provides the token): clear it",
-				n.authType, AuthOAuth2)
+			p.add(password, "is not used with %s %q (the OAuth2 configuration provides the token): clear it",
+				authType, AuthOAuth2)
 		}
 		if c.Username == "" {
-			p.add(n.username, "is required when %s is %q (the mailbox the token is for)", n.authType, AuthOAuth2)
+			p.add(username, "is required when %s is %q (the mailbox the token is for)", authType, AuthOAuth2)
 		}
 	default:
-		p.add(n.authType, "%q is not an auth type (use %q or %q)", c.AuthType, AuthBasic, AuthOAuth2)
+		p.add(authType, "%q is not an auth type (use %q or %q)", c.AuthType, AuthBasic, AuthOAuth2)
 	}
-	if c.Password != "" {
-		if msg := c.Password.checkForm(); msg != "" {
-			p.add(n.password, "%s", msg)
-		}
-	}
+	connectionFields.checkSecretForms(c, p, n)
+}
 
-	if c.usesCredentials() && !c.AllowInsecureAuth && hostErr == "" &&
-		c.tlsMode(port) == TLSNone && !isLoopbackHost(host) {
-		p.add(n.tlsMode, "TLS is off but credentials are configured: they would be sent in plaintext; turn %s on, or set %s if the network is trusted",
-			n.enableTLS, n.allowInsecureAuth)
-	}
-
+// validateAddresses checks ActionsBaseURL, From and To.
+func (c *Connection) validateAddresses(p *problems, n fieldNames) {
 	if c.ActionsBaseURL != "" {
 		if msg, ok := validateActionsBaseURL(c.ActionsBaseURL); !ok {
-			p.add(n.actionsBaseURL, "%s", msg)
+			p.add(n.of("ActionsBaseURL"), "%s", msg)
 		}
 	}
 	if c.From != "" {
 		if msg := checkAddress(c.From); msg != "" {
-			p.add(n.from, "%s", msg)
+			p.add(n.of("From"), "%s", msg)
 		}
 	}
 	for i, to := range c.To {
 		if msg := checkAddress(to); msg != "" {
-			p.add(fmt.Sprintf("%s[%d]", n.to, i), "%s", msg)
-		}
-	}
-	if c.CAFile != "" && c.RootCAs != nil {
-		p.add(n.caFile, "cannot be combined with RootCAs: trust one or the other")
-	}
-	if c.LocalName != "" {
-		if msg := checkEHLOName(c.LocalName); msg != "" {
-			p.add(n.localName, "%s", msg)
+			p.add(fmt.Sprintf("%s[%d]", n.of("To"), i), "%s", msg)
 		}
 	}
 }
@@ -292,14 +306,10 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 // refs does not allow or that do not resolve. Only a valid form is checked
 // (see validate).
 func (c *Connection) checkRefs(p *problems, n fieldNames, refs *References) {
-	if c.Password != "" && c.Password.checkForm() == "" {
-		if _, msg := c.Password.reveal(refs); msg != "" {
-			p.add(n.password, "%s", msg)
-		}
-	}
+	connectionFields.checkSecretRefs(c, p, n, refs)
 	if c.CAFile != "" {
 		if _, msg := refs.loadCAFile(c.CAFile); msg != "" {
-			p.add(n.caFile, "%s", msg)
+			p.add(n.of("CAFile"), "%s", msg)
 		}
 	}
 }
@@ -490,406 +500,38 @@ var defaultLocalName = func() string {
 	return h
 }()
 
-// String describes the connection without secrets, for logs and errors.
-func (c Connection) String() string {
-	var b strings.Builder
-	b.WriteString("emailconn.Connection{")
-	if c.Name != "" {
-		fmt.Fprintf(&b, "Name: %q, ", c.Name)
-	}
-	fmt.Fprintf(&b, "MailServer: %q", c.MailServer)
-	if c.EnableTLS {
-		b.WriteString(", EnableTLS: true")
-	}
-	if c.TLSMode != "" {
-		fmt.Fprintf(&b, ", TLSMode: %q", c.TLSMode)
-	}
-	if c.ConnectTimeout != 0 {
-		fmt.Fprintf(&b, ", ConnectTimeout: %v", c.ConnectTimeout)
-	}
-	if c.SendTimeout != 0 {
-		fmt.Fprintf(&b, ", SendTimeout: %v", c.SendTimeout)
-	}
-	fmt.Fprintf(&b, ", AuthType: %q", c.authType())
-	if c.Username != "" {
-		fmt.Fprintf(&b, ", Username: %q", c.Username)
-	}
-	if c.Password != "" {
-		fmt.Fprintf(&b, ", Password: %s", c.Password.String())
-	}
-	if c.OAuth2Config != "" {
-		fmt.Fprintf(&b, ", OAuth2Config: %q", c.OAuth2Config)
-	}
-	if c.ActionsBaseURL != "" {
-		fmt.Fprintf(&b, ", ActionsBaseURL: %q", c.ActionsBaseURL)
-	}
-	if c.From != "" {
-		fmt.Fprintf(&b, ", From: %q", c.From)
-	}
-	if len(c.To) > 0 {
-		fmt.Fprintf(&b, ", To: %q", c.To)
-	}
-	if c.LocalName != "" {
-		fmt.Fprintf(&b, ", LocalName: %q", c.LocalName)
-	}
-	if c.CAFile != "" {
-		fmt.Fprintf(&b, ", CAFile: %q", c.CAFile)
-	}
-	if c.RootCAs != nil {
-		b.WriteString(", RootCAs: (set in code)")
-	}
-	if c.AllowInsecureAuth {
-		b.WriteString(", AllowInsecureAuth: true")
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+// String describes the connection in Go syntax without secrets, for logs
+// and errors: the fields that are set, and MailServer and EnableTLS
+// always; a literal password is shown as [redacted], a reference as it is
+// written, RootCAs as "(set in code)". It is safe for concurrent use.
+func (c Connection) String() string { return connectionFields.describe(&c) }
 
-// GoString is String, so that %#v does not print the password either.
-func (c Connection) GoString() string { return c.String() }
+// Format writes String for every verb and flag (%v, %+v, %#v, %s, %q…), so
+// that no verb prints the password.
+func (c Connection) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.String()) }
 
-// Format prints String for every verb, so that no verb prints the password.
-func (c Connection) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(c.String())) }
-
-// LogValue describes the connection for log/slog without secrets.
-func (c Connection) LogValue() slog.Value {
-	attrs := []slog.Attr{
-		slog.String("name", c.Name),
-		slog.String("mailServer", c.MailServer),
-		slog.Bool("enableTLS", c.EnableTLS),
-		slog.String("authType", string(c.authType())),
-	}
-	if c.Username != "" {
-		attrs = append(attrs, slog.String("userName", c.Username))
-	}
-	if c.Password != "" {
-		attrs = append(attrs, slog.String("password", c.Password.String()))
-	}
-	if c.OAuth2Config != "" {
-		attrs = append(attrs, slog.String("oauth2Configuration", c.OAuth2Config))
-	}
-	return slog.GroupValue(attrs...)
-}
-
-// connectionJSON is the JSON form of a Connection (DESIGN.md): the product's
-// labels as field names, timeouts in whole seconds.
-type connectionJSON struct {
-	Name              string   `json:"name,omitempty"`
-	MailServer        string   `json:"mailServer"`
-	EnableTLS         bool     `json:"enableTLS"`
-	TLSMode           TLSMode  `json:"tlsMode,omitempty"`
-	ConnectTimeout    int64    `json:"smtpConnectionTimeout,omitempty"`
-	SendTimeout       int64    `json:"smtpTimeout,omitempty"`
-	AuthType          AuthType `json:"authType,omitempty"`
-	Username          string   `json:"userName,omitempty"`
-	Password          string   `json:"password,omitempty"`
-	OAuth2Config      string   `json:"oauth2Configuration,omitempty"`
-	ActionsBaseURL    string   `json:"emailActionsBaseURL,omitempty"`
-	From              string   `json:"from,omitempty"`
-	To                []string `json:"to,omitempty"`
-	LocalName         string   `json:"localName,omitempty"`
-	CAFile            string   `json:"caFile,omitempty"`
-	AllowInsecureAuth bool     `json:"allowInsecureAuth,omitempty"`
-}
+// LogValue describes the connection for log/slog without secrets: the
+// fields String shows, by their JSON names.
+func (c Connection) LogValue() slog.Value { return connectionFields.logValue(&c) }
 
 // toJSON returns the JSON form; reveal writes literal secrets as they are,
 // otherwise they are redacted.
-func (c *Connection) toJSON(reveal bool) connectionJSON {
-	pw := c.Password.String()
-	if reveal {
-		pw = string(c.Password)
-	}
-	return connectionJSON{
-		Name: c.Name, MailServer: c.MailServer, EnableTLS: c.EnableTLS, TLSMode: c.TLSMode,
-		ConnectTimeout: seconds(c.ConnectTimeout), SendTimeout: seconds(c.SendTimeout),
-		AuthType: c.AuthType, Username: c.Username, Password: pw, OAuth2Config: c.OAuth2Config,
-		ActionsBaseURL: c.ActionsBaseURL, From: c.From, To: c.To, LocalName: c.LocalName,
-		CAFile: c.CAFile, AllowInsecureAuth: c.AllowInsecureAuth,
-	}
-}
+func (c *Connection) toJSON(reveal bool) jsonObject { return connectionFields.jsonForm(c, reveal) }
 
-// seconds converts a timeout to whole seconds, rounding a fraction up so
-// that a short timeout never becomes "none".
-func seconds(d time.Duration) int64 {
-	return int64((d + time.Second - 1) / time.Second)
-}
-
-// MarshalJSON writes the JSON form of the configuration file, with a literal
-// password written as "[redacted]". Config.Save writes it as it is.
+// MarshalJSON writes the JSON form of the configuration file: the fields
+// by their json tags, timeouts in whole seconds (a fraction rounded up),
+// empty optional fields left out, RootCAs never, and a literal password as
+// "[redacted]" (Config.Save writes it as it is). It returns no error.
 func (c Connection) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON(false)) }
 
 // UnmarshalJSON reads the JSON form of the configuration file. Unknown
-// fields, values of the wrong type, fractional or negative timeouts are
-// errors naming the field. It does not validate: call Validate.
+// fields (with the closest known field suggested), a repeated field,
+// values of the wrong type, fractional or negative timeouts are errors
+// naming the field, every problem at once; on error c is left unchanged.
+// It does not validate: call Validate.
 func (c *Connection) UnmarshalJSON(data []byte) error {
 	return unmarshalStrict(c, data, (*Connection).decode)
 }
 
 // decode reads the JSON form into c, reporting every problem to p.
-func (c *Connection) decode(data []byte, p *problems) {
-	fields, ok := decodeObject(data, p)
-	if !ok {
-		return
-	}
-	for _, f := range fields {
-		switch f.key {
-		case "name":
-			decodeString(p, f, &c.Name)
-		case "mailServer":
-			decodeString(p, f, &c.MailServer)
-		case "enableTLS":
-			decodeBool(p, f, &c.EnableTLS)
-		case "tlsMode":
-			decodeString(p, f, (*string)(&c.TLSMode))
-		case "smtpConnectionTimeout":
-			decodeSeconds(p, f, &c.ConnectTimeout)
-		case "smtpTimeout":
-			decodeSeconds(p, f, &c.SendTimeout)
-		case "authType":
-			decodeString(p, f, (*string)(&c.AuthType))
-		case "userName":
-			decodeString(p, f, &c.Username)
-		case "password":
-			decodeString(p, f, (*string)(&c.Password))
-		case "oauth2Configuration":
-			decodeString(p, f, &c.OAuth2Config)
-		case "emailActionsBaseURL":
-			decodeString(p, f, &c.ActionsBaseURL)
-		case "from":
-			decodeString(p, f, &c.From)
-		case "to":
-			decodeStrings(p, f, &c.To)
-		case "localName":
-			decodeString(p, f, &c.LocalName)
-		case "caFile":
-			decodeString(p, f, &c.CAFile)
-		case "allowInsecureAuth":
-			decodeBool(p, f, &c.AllowInsecureAuth)
-		default:
-			unknownField(p, f.key, connectionKeys)
-		}
-	}
-}
-
-// unmarshalStrict decodes data with decode into a fresh value and stores it
-// in dst only when there was no problem.
-func unmarshalStrict[T any](dst *T, data []byte, decode func(*T, []byte, *problems)) error {
-	var p problems
-	var out T
-	decode(&out, data, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	*dst = out
-	return nil
-}
-
-// jsonField is one member of a JSON object, in document order.
-type jsonField struct {
-	key string
-	raw json.RawMessage
-}
-
-// decodeObject splits a JSON object into its members, in order, reporting
-// invalid JSON (data after the object included, with its line and column),
-// a value that is not an object, and a key that appears twice (readers
-// disagree on which one wins, so "enableTLS":true,"enableTLS":false must
-// not load either way).
-func decodeObject(data []byte, p *problems) ([]jsonField, bool) {
-	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
-		// Unmarshal checks the whole document first, with offsets from its
-		// start.
-		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
-		return nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		p.add("", "is not valid JSON: %s", jsonProblem(data, err))
-		return nil, false
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		p.add("", "must be a JSON object")
-		return nil, false
-	}
-	var fields []jsonField
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			p.add("", "is not valid JSON: %s", jsonProblem(data, err))
-			return nil, false
-		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			p.add(key, "is not valid JSON: %s", jsonProblem(data, err))
-			return nil, false
-		}
-		if seen[key] {
-			p.add(key, "appears more than once: keep one")
-			continue
-		}
-		seen[key] = true
-		fields = append(fields, jsonField{key: key, raw: raw})
-	}
-	return fields, true
-}
-
-// jsonProblem describes a decoding error, with the line and column of a
-// syntax error.
-func jsonProblem(data []byte, err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		if se.Offset >= int64(len(data)) {
-			return "it ends before the value is complete"
-		}
-		return fmt.Sprintf("%v (at %s)", se, position(data, se.Offset-1)) // Offset counts the bad byte
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "it ends before the value is complete"
-	}
-	return err.Error()
-}
-
-// position returns "line L, column C" of a byte offset into data; columns
-// count bytes from 1.
-func position(data []byte, offset int64) string {
-	offset = min(max(offset, 0), int64(len(data)))
-	before := data[:offset]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - bytes.LastIndexByte(before, '\n')
-	return fmt.Sprintf("line %d, column %d", line, col)
-}
-
-// unknownField reports a member no field has, suggesting the known field
-// closest to it.
-func unknownField(p *problems, key string, known []string) {
-	if p.full() {
-		p.dropped++
-		return
-	}
-	if c := closest(key, known); c != "" {
-		p.add(key, "unknown field (did you mean %q?)", c)
-		return
-	}
-	p.add(key, "unknown field")
-}
-
-// jsonKeys returns the member names of a JSON form struct, from its tags.
-func jsonKeys(v any) []string {
-	t := reflect.TypeOf(v)
-	keys := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			keys = append(keys, name)
-		}
-	}
-	return keys
-}
-
-var connectionKeys = jsonKeys(connectionJSON{})
-
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
-
-func decodeString(p *problems, f jsonField, dst *string) {
-	if isNull(f.raw) {
-		return
-	}
-	if err := json.Unmarshal(f.raw, dst); err != nil {
-		p.add(f.key, "must be a string")
-	}
-}
-
-func decodeBool(p *problems, f jsonField, dst *bool) {
-	if isNull(f.raw) {
-		return
-	}
-	if err := json.Unmarshal(f.raw, dst); err != nil {
-		p.add(f.key, "must be true or false")
-	}
-}
-
-// decodeStringMap reads an object of string values, such as processes or
-// endpointParams, refusing a repeated key; what describes the object for
-// the problem of a value that is not one.
-func decodeStringMap(p *problems, f jsonField, dst *map[string]string, what string) {
-	if isNull(f.raw) {
-		return
-	}
-	if len(f.raw) == 0 || f.raw[0] != '{' {
-		p.add(f.key, "must be %s", what)
-		return
-	}
-	var sub problems
-	fields, _ := decodeObject(f.raw, &sub)
-	for _, e := range sub.errs {
-		fe := e.(*FieldError)
-		field := f.key
-		if fe.Field != "configuration" {
-			field += "[" + jsonQuote(fe.Field) + "]"
-		}
-		p.add(field, "%s", fe.Problem)
-	}
-	m := make(map[string]string, len(fields))
-	for _, mf := range fields {
-		var v string
-		if err := json.Unmarshal(mf.raw, &v); err != nil {
-			p.add(f.key, "must be %s", what)
-			return
-		}
-		m[mf.key] = v
-	}
-	if len(sub.errs) == 0 {
-		*dst = m
-	}
-}
-
-func decodeStrings(p *problems, f jsonField, dst *[]string) {
-	if isNull(f.raw) {
-		return
-	}
-	if err := json.Unmarshal(f.raw, dst); err != nil {
-		var one string
-		if json.Unmarshal(f.raw, &one) == nil {
-			*dst = []string{one}
-			return
-		}
-		p.add(f.key, "must be a list of strings")
-	}
-}
-
-// decodeSeconds reads a timeout: a whole, non-negative number of seconds,
-// at most one day; absent, null or 0 mean no timeout.
-func decodeSeconds(p *problems, f jsonField, dst *time.Duration) {
-	if isNull(f.raw) {
-		return
-	}
-	if len(f.raw) > 0 && f.raw[0] == '"' {
-		p.add(f.key, "must be a number of seconds, not a string")
-		return
-	}
-	var n json.Number
-	dec := json.NewDecoder(strings.NewReader(string(f.raw)))
-	dec.UseNumber()
-	if err := dec.Decode(&n); err != nil {
-		p.add(f.key, "must be a number of seconds")
-		return
-	}
-	v, err := strconv.ParseInt(string(n), 10, 64)
-	switch {
-	case err != nil && strings.ContainsAny(string(n), ".eE"):
-		if fv, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && fv < 0 {
-			p.add(f.key, "must not be negative")
-		} else {
-			p.add(f.key, "must be a whole number of seconds")
-		}
-	case err != nil, v > int64(maxTimeout/time.Second):
-		p.add(f.key, "must be at most %d seconds (one day)", int(maxTimeout/time.Second))
-	case v < 0:
-		p.add(f.key, "must not be negative")
-	default:
-		*dst = time.Duration(v) * time.Second
-	}
-}
+func (c *Connection) decode(data []byte, p *problems) { connectionFields.decode(c, data, p) }

@@ -38,7 +38,8 @@
 // A [Sender] sends through one connection ([NewSender], [Registry.Sender],
 // [Route.Send]); it keeps SMTP sessions open and reuses them, is safe for
 // concurrent use, and retries only where the server cannot have accepted
-// the message. Messages ([Message]) are composed with go-message, with
+// the message. Messages ([Message]) are written by the package's own MIME
+// composer (internal/compose, whose doc says why not with go-message), with
 // attachments streamed; every header value and address is checked before any
 // network I/O, and nothing on the wire can end the message early. TLS is
 // verified and, when required, fails closed. ConnectTimeout bounds

@@ -2,15 +2,12 @@ package emailconn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/url"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,433 +19,83 @@ import (
 	"github.com/emailconn/emailconn/internal/oauthtoken"
 )
 
-// GrantType is how an OAuth2 configuration obtains access tokens.
-type GrantType string
-
-// The grant types.
-const (
-	// GrantClientCredentials obtains tokens for the application itself
-	// (RFC 6749 §4.4), as Microsoft 365 app-only SMTP does.
-	GrantClientCredentials GrantType = "client_credentials"
-	// GrantRefreshToken obtains tokens with a stored refresh token (RFC 6749
-	// §6), as delegated Microsoft 365 and Google configurations do. When
-	// the server rotates the refresh token, the new one is handed to
-	// Options.OnRefreshToken before the new access token is used.
-	GrantRefreshToken GrantType = "refresh_token"
-)
-
-// ClientAuth is how the client authenticates to the token endpoint.
-type ClientAuth string
-
-// The client authentication methods.
-const (
-	// ClientAuthHeader sends the client ID and secret in an HTTP Basic
-	// Authorization header (client_secret_basic).
-	ClientAuthHeader ClientAuth = "header"
-	// ClientAuthBody sends them as form parameters (client_secret_post).
-	ClientAuthBody ClientAuth = "body"
-)
-
-// Providers whose token endpoint and scopes an OAuth2Config can take from a
-// preset instead of spelling them out.
-const (
-	// ProviderMicrosoft365 presets Microsoft Entra ID for Exchange Online:
-	// TokenURL https://login.microsoftonline.com/<Tenant>/oauth2/v2.0/token
-	// and, for client credentials, the scope
-	// https://outlook.office365.com/.default (the app needs the
-	// SMTP.SendAsApp permission); for a refresh token, the scopes
-	// https://outlook.office.com/SMTP.Send and offline_access.
-	ProviderMicrosoft365 = "microsoft365"
-	// ProviderGoogle presets Google: TokenURL
-	// https://oauth2.googleapis.com/token and the scope
-	// https://mail.google.com/.
-	ProviderGoogle = "google"
-)
-
-// An OAuth2Config is a named OAuth2 configuration. Connections with
-// AuthType AuthOAuth2 name one; every connection naming it shares its
-// cached access token.
-//
-// An OAuth2Config never prints, logs or marshals its client secret or
-// refresh token: see Secret.
-type OAuth2Config struct {
-	// Name identifies the configuration. Required.
-	Name string
-
-	// Provider presets TokenURL and Scopes for a known provider
-	// (ProviderMicrosoft365 or ProviderGoogle); fields that are set win.
-	// Zero means no preset: TokenURL is required.
-	Provider string
-
-	// Tenant is the Microsoft Entra tenant (ID or domain) used to build the
-	// token URL with ProviderMicrosoft365. Zero means TokenURL must be set.
-	Tenant string
-
-	// GrantType is GrantClientCredentials or GrantRefreshToken. Required
-	// unless TokenSource is set.
-	GrantType GrantType
-
-	// TokenURL is the token endpoint: an https URL (http only on a loopback
-	// address). Zero means the provider preset's.
-	TokenURL string
-
-	// ClientID is the application (client) ID. Required unless TokenSource
-	// is set.
-	ClientID string
-
-	// ClientSecret is the client secret: a literal, "env:NAME" or
-	// "file:PATH" (read only where Options.References allows it). Required with GrantClientCredentials; optional with
-	// GrantRefreshToken (public clients have none).
-	ClientSecret Secret
-
-	// RefreshToken is the stored refresh token for GrantRefreshToken: a
-	// literal, "env:NAME" or "file:PATH" (read only where
-	// Options.References allows it). Required with GrantRefreshToken,
-	// not allowed otherwise.
-	RefreshToken Secret
-
-	// Scopes are the scopes to request. Zero means the provider preset's,
-	// or none.
-	Scopes []string
-
-	// EndpointParams are extra form parameters for the token request, for
-	// example {"resource": "…"}. Zero means none.
-	EndpointParams map[string]string
-
-	// ClientAuth is how the client authenticates to the token endpoint.
-	// Zero means try the header first and remember what works.
-	ClientAuth ClientAuth
-
-	// TokenSource supplies tokens instead of the fields above, for grants
-	// this package does not implement (for example a Google service account
-	// with domain-wide delegation from golang.org/x/oauth2/google). It must
-	// be safe for concurrent use; tokens are still cached and refreshed
-	// ahead of expiry here. It is not part of the JSON form. Zero means use
-	// the grant above.
-	TokenSource oauth2.TokenSource
-}
-
-var oauth2GoNames = oauth2FieldNames{
-	name: "Name", provider: "Provider", tenant: "Tenant", grantType: "GrantType",
-	tokenURL: "TokenURL", clientID: "ClientID", clientSecret: "ClientSecret",
-	refreshToken: "RefreshToken", scopes: "Scopes", endpointParams: "EndpointParams",
-	clientAuth: "ClientAuth",
-}
-
-var oauth2JSONNames = oauth2FieldNames{
-	name: "name", provider: "provider", tenant: "tenant", grantType: "grantType",
-	tokenURL: "tokenURL", clientID: "clientID", clientSecret: "clientSecret",
-	refreshToken: "refreshToken", scopes: "scopes", endpointParams: "endpointParams",
-	clientAuth: "clientAuth",
-}
-
-type oauth2FieldNames struct {
-	name, provider, tenant, grantType, tokenURL, clientID, clientSecret,
-	refreshToken, scopes, endpointParams, clientAuth string
-}
-
-// Validate reports every problem with o at once, joined with errors.Join;
-// each is a *FieldError naming the Go field. It does no I/O: whether secret
-// references are allowed and resolve depends on Options.References, which
-// a Registry and TestOAuth2 apply.
-func (o *OAuth2Config) Validate() error {
-	var p problems
-	o.validate(&p, oauth2GoNames)
-	return p.err()
-}
-
-func (o *OAuth2Config) validate(p *problems, n oauth2FieldNames) {
-	if o.Name == "" {
-		p.add(n.name, "is required")
-	} else if msg := checkName(o.Name); msg != "" {
-		p.add(n.name, "%s", msg)
-	}
-	if o.TokenSource != nil {
-		return
-	}
-	switch o.Provider {
-	case "", ProviderGoogle:
-	case ProviderMicrosoft365:
-		if o.Tenant == "" && o.TokenURL == "" {
-			p.add(n.tenant, "is required with provider %q (or set %s)", ProviderMicrosoft365, n.tokenURL)
-		}
-	default:
-		p.add(n.provider, "%q is not a known provider (use %q or %q, or leave it empty and set %s)",
-			o.Provider, ProviderMicrosoft365, ProviderGoogle, n.tokenURL)
-	}
-	if o.Tenant != "" {
-		if o.Provider != ProviderMicrosoft365 {
-			p.add(n.tenant, "is only used with provider %q", ProviderMicrosoft365)
-		} else if msg := checkHostname(o.Tenant); msg != "" {
-			p.add(n.tenant, "must be a tenant ID or domain: %s", msg)
-		}
-	}
-	switch o.GrantType {
-	case GrantClientCredentials:
-		if o.ClientSecret == "" {
-			p.add(n.clientSecret, "is required with grant type %q", GrantClientCredentials)
-		}
-		if o.RefreshToken != "" {
-			p.add(n.refreshToken, "is only used with grant type %q", GrantRefreshToken)
-		}
-	case GrantRefreshToken:
-		if o.RefreshToken == "" {
-			p.add(n.refreshToken, "is required with grant type %q", GrantRefreshToken)
-		}
-	case "":
-		p.add(n.grantType, "is required (%q or %q)", GrantClientCredentials, GrantRefreshToken)
-	default:
-		p.add(n.grantType, "%q is not supported (use %q or %q)", o.GrantType, GrantClientCredentials, GrantRefreshToken)
-	}
-	if o.ClientID == "" {
-		p.add(n.clientID, "is required")
-	}
-	if msg := o.ClientSecret.checkForm(); msg != "" {
-		p.add(n.clientSecret, "%s", msg)
-	}
-	if msg := o.RefreshToken.checkForm(); msg != "" {
-		p.add(n.refreshToken, "%s", msg)
-	}
-	if o.TokenURL == "" {
-		if o.Provider == "" {
-			p.add(n.tokenURL, "is required")
-		}
-	} else if msg := checkTokenURL(o.TokenURL); msg != "" {
-		p.add(n.tokenURL, "%s", msg)
-	}
-	for i, s := range o.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			p.add(fmt.Sprintf("%s[%d]", n.scopes, i), "%q is not a scope (no spaces, quotes or backslashes)", s)
-		}
-	}
-	for _, k := range sortedKeys(o.EndpointParams) {
-		switch k {
-		case "grant_type", "client_id", "client_secret", "refresh_token", "scope":
-			p.add(n.endpointParams, "must not set %q, which the configuration's own fields set", k)
-		}
-	}
-	switch o.ClientAuth {
-	case "", ClientAuthHeader, ClientAuthBody:
-	default:
-		p.add(n.clientAuth, "%q is not a client authentication method (use %q or %q)", o.ClientAuth, ClientAuthHeader, ClientAuthBody)
-	}
-}
-
-func checkTokenURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Sprintf("%q is not a URL", s)
-	}
-	switch {
-	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
-		return fmt.Sprintf("%q must be an absolute https URL", s)
-	case u.User != nil:
-		return "must not contain user info (put the client secret in clientSecret)"
-	case u.Fragment != "":
-		return "must not have a fragment"
-	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
-		return fmt.Sprintf("%q must use https (http is only allowed on a loopback address)", s)
-	}
-	return ""
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// tokenURL returns the effective token endpoint.
-func (o *OAuth2Config) tokenURL() string {
-	switch {
-	case o.TokenURL != "":
-		return o.TokenURL
-	case o.Provider == ProviderMicrosoft365:
-		return "https://login.microsoftonline.com/" + url.PathEscape(o.Tenant) + "/oauth2/v2.0/token"
-	case o.Provider == ProviderGoogle:
-		return "https://oauth2.googleapis.com/token"
-	}
-	return ""
-}
-
-// scopes returns the effective scopes.
-func (o *OAuth2Config) scopes() []string {
-	switch {
-	case len(o.Scopes) > 0:
-		return o.Scopes
-	case o.Provider == ProviderMicrosoft365 && o.GrantType == GrantRefreshToken:
-		return []string{"https://outlook.office.com/SMTP.Send", "offline_access"}
-	case o.Provider == ProviderMicrosoft365:
-		return []string{"https://outlook.office365.com/.default"}
-	case o.Provider == ProviderGoogle:
-		return []string{"https://mail.google.com/"}
-	}
-	return nil
-}
-
-// oauth2ConfigJSON is the JSON form of an OAuth2Config.
-type oauth2ConfigJSON struct {
-	Name           string            `json:"name"`
-	Provider       string            `json:"provider,omitempty"`
-	Tenant         string            `json:"tenant,omitempty"`
-	GrantType      GrantType         `json:"grantType,omitempty"`
-	TokenURL       string            `json:"tokenURL,omitempty"`
-	ClientID       string            `json:"clientID,omitempty"`
-	ClientSecret   string            `json:"clientSecret,omitempty"`
-	RefreshToken   string            `json:"refreshToken,omitempty"`
-	Scopes         []string          `json:"scopes,omitempty"`
-	EndpointParams map[string]string `json:"endpointParams,omitempty"`
-	ClientAuth     ClientAuth        `json:"clientAuth,omitempty"`
-}
-
-func (o *OAuth2Config) toJSON(reveal bool) oauth2ConfigJSON {
-	cs, rt := o.ClientSecret.String(), o.RefreshToken.String()
-	if reveal {
-		cs, rt = string(o.ClientSecret), string(o.RefreshToken)
-	}
-	return oauth2ConfigJSON{
-		Name: o.Name, Provider: o.Provider, Tenant: o.Tenant, GrantType: o.GrantType,
-		TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: cs, RefreshToken: rt,
-		Scopes: o.Scopes, EndpointParams: o.EndpointParams, ClientAuth: o.ClientAuth,
-	}
-}
-
-// MarshalJSON writes the JSON form with literal secrets written as
-// "[redacted]"; Config.Save writes them as they are. TokenSource is not
-// written.
-func (o OAuth2Config) MarshalJSON() ([]byte, error) { return json.Marshal(o.toJSON(false)) }
-
-// UnmarshalJSON reads the JSON form. Unknown fields and values of the wrong
-// type are errors naming the field. It does not validate: call Validate.
-func (o *OAuth2Config) UnmarshalJSON(data []byte) error {
-	return unmarshalStrict(o, data, (*OAuth2Config).decode)
-}
-
-func (o *OAuth2Config) decode(data []byte, p *problems) {
-	fields, ok := decodeObject(data, p)
-	if !ok {
-		return
-	}
-	for _, f := range fields {
-		switch f.key {
-		case "name":
-			decodeString(p, f, &o.Name)
-		case "provider":
-			decodeString(p, f, &o.Provider)
-		case "tenant":
-			decodeString(p, f, &o.Tenant)
-		case "grantType":
-			decodeString(p, f, (*string)(&o.GrantType))
-		case "tokenURL":
-			decodeString(p, f, &o.TokenURL)
-		case "clientID":
-			decodeString(p, f, &o.ClientID)
-		case "clientSecret":
-			decodeString(p, f, (*string)(&o.ClientSecret))
-		case "refreshToken":
-			decodeString(p, f, (*string)(&o.RefreshToken))
-		case "scopes":
-			decodeStrings(p, f, &o.Scopes)
-		case "endpointParams":
-			decodeStringMap(p, f, &o.EndpointParams, "an object of string values")
-		case "clientAuth":
-			decodeString(p, f, (*string)(&o.ClientAuth))
-		default:
-			unknownField(p, f.key, jsonKeys(oauth2ConfigJSON{}))
-		}
-	}
-}
-
-// String describes the configuration without secrets.
-func (o OAuth2Config) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "emailconn.OAuth2Config{Name: %q", o.Name)
-	if o.TokenSource != nil {
-		b.WriteString(", TokenSource: (custom)}")
-		return b.String()
-	}
-	if o.Provider != "" {
-		fmt.Fprintf(&b, ", Provider: %q", o.Provider)
-	}
-	if o.Tenant != "" {
-		fmt.Fprintf(&b, ", Tenant: %q", o.Tenant)
-	}
-	fmt.Fprintf(&b, ", GrantType: %q, TokenURL: %q, ClientID: %q", o.GrantType, o.tokenURL(), o.ClientID)
-	if o.ClientSecret != "" {
-		fmt.Fprintf(&b, ", ClientSecret: %s", o.ClientSecret.String())
-	}
-	if o.RefreshToken != "" {
-		fmt.Fprintf(&b, ", RefreshToken: %s", o.RefreshToken.String())
-	}
-	if s := o.scopes(); len(s) > 0 {
-		fmt.Fprintf(&b, ", Scopes: %q", s)
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// GoString is String, so that %#v prints no secret either.
-func (o OAuth2Config) GoString() string { return o.String() }
-
-// Format prints String for every verb.
-func (o OAuth2Config) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(o.String())) }
-
-// LogValue describes the configuration for log/slog without secrets.
-func (o OAuth2Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("name", o.Name),
-		slog.String("grantType", string(o.GrantType)),
-		slog.String("tokenURL", o.tokenURL()),
-		slog.String("clientID", o.ClientID),
-	)
-}
-
 // oauthEntry is one OAuth2 configuration of a Registry snapshot with its
-// token cache. It is carried into the next snapshot while the
-// configuration does not change, so connections keep the cached token.
+// token cache (or of one test). cfg is the configuration as given and is
+// never modified: the cache owns the current refresh token, and the
+// registry's Config reads it from there (see refreshToken). An entry is
+// carried into the next snapshot while the configuration does not change
+// (see keeps), so connections keep the cached token. It is safe for
+// concurrent use.
 type oauthEntry struct {
-	mu    sync.Mutex // guards cfg.RefreshToken, which a rotation replaces
 	cfg   OAuth2Config
 	refs  References // Options.References, for the secrets' references
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
+
+	// mu guards nothing: cfg is immutable. testconn.go still locks it
+	// around reading cfg; remove both together.
+	mu sync.Mutex
 }
 
 // tokenClock is the clock of the token caches made from now on, for tests
 // of expiry; nil means time.Now.
 var tokenClock func() time.Time
 
-func (e *oauthEntry) refreshToken() (string, error) {
-	e.mu.Lock()
-	rt := e.cfg.RefreshToken
-	e.mu.Unlock()
-	v, msg := rt.reveal(&e.refs)
+// refreshToken returns the refresh token the registry's configuration
+// shows: a reference as configured (persisting a rotated token is then
+// Options.OnRefreshToken's job), a literal as the cache holds it now — the
+// rotated one, once the server rotated it.
+func (e *oauthEntry) refreshToken() Secret {
+	if e.cfg.RefreshToken.IsReference() {
+		return e.cfg.RefreshToken
+	}
+	if rt, ok := e.cache.RefreshToken(); ok {
+		return Secret(rt)
+	}
+	return e.cfg.RefreshToken
+}
+
+// keeps reports whether o is the entry's configuration, so that a new
+// snapshot keeps the entry and its cache: equal in every field, the refresh
+// token either as configured or as the cache holds it now (a configuration
+// read back from Registry.Config after a rotation).
+func (e *oauthEntry) keeps(o *OAuth2Config) bool {
+	x, y := e.cfg, *o
+	if !sameSource(x.TokenSource, y.TokenSource) {
+		return false
+	}
+	x.TokenSource, y.TokenSource = nil, nil
+	if y.RefreshToken == e.refreshToken() {
+		y.RefreshToken = x.RefreshToken
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// sameSource reports whether a and b are the same TokenSource. Sources of
+// a type that cannot be compared (a struct value holding a slice) are
+// different: comparing them would panic.
+func sameSource(a, b oauth2.TokenSource) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// reveal reads one of the configuration's secrets under
+// Options.References.
+func (e *oauthEntry) reveal(s Secret, field string) (string, error) {
+	v, msg := s.reveal(&e.refs)
 	if msg != "" {
-		return "", &FieldError{Field: "RefreshToken", Problem: msg}
+		return "", &FieldError{Field: field, Problem: msg}
 	}
 	return v, nil
 }
 
-// checkRefs reports the secrets of o that refs does not allow or that do
-// not resolve. Only a valid form is checked (see validate).
-func (o *OAuth2Config) checkRefs(p *problems, n oauth2FieldNames, refs *References) {
-	for _, f := range []struct {
-		s     Secret
-		field string
-	}{{o.ClientSecret, n.clientSecret}, {o.RefreshToken, n.refreshToken}} {
-		if f.s != "" && f.s.checkForm() == "" {
-			if _, msg := f.s.reveal(refs); msg != "" {
-				p.add(f.field, "%s", msg)
-			}
-		}
-	}
-}
-
 // newOAuthEntry makes the token cache of cfg. onRotate receives a rotated
-// refresh token before its access token is used.
+// refresh token before its access token is used; nil means rotated, which
+// hands it to opts.OnRefreshToken.
 func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Context, e *oauthEntry, rt string) error) *oauthEntry {
 	e := &oauthEntry{cfg: cfg, refs: opts.References, now: time.Now}
 	if tokenClock != nil {
@@ -479,21 +126,36 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		tc.AuthStyle = oauth2.AuthStyleInParams
 	}
 	if cfg.ClientSecret != "" {
-		secret := cfg.ClientSecret
-		tc.ClientSecret = func() (string, error) {
-			v, msg := secret.reveal(&e.refs)
-			if msg != "" {
-				return "", &FieldError{Field: "ClientSecret", Problem: msg}
-			}
-			return v, nil
-		}
+		tc.ClientSecret = func() (string, error) { return e.reveal(cfg.ClientSecret, "ClientSecret") }
 	}
 	if cfg.GrantType == GrantRefreshToken {
-		tc.RefreshToken = e.refreshToken
+		tc.RefreshToken = func() (string, error) { return e.reveal(cfg.RefreshToken, "RefreshToken") }
+		if onRotate == nil {
+			onRotate = rotated(opts.OnRefreshToken, opts.Logger)
+		}
 		tc.OnRotate = func(ctx context.Context, rt string) error { return onRotate(ctx, e, rt) }
 	}
 	e.cache = oauthtoken.New(tc)
 	return e
+}
+
+// rotated returns the handler of a rotated refresh token: it hands the
+// token to Options.OnRefreshToken (fn). Without one, a configuration that
+// refers to its refresh token keeps the new one in memory only, which is
+// logged; a literal one is shown from the cache by Registry.Config, so
+// Config.Save writes it. Nothing else is rebuilt: the cache already holds
+// the new token.
+func rotated(fn func(context.Context, string, string) error, logger *slog.Logger) func(context.Context, *oauthEntry, string) error {
+	return func(ctx context.Context, e *oauthEntry, rt string) error {
+		if fn != nil {
+			return callOnRefreshToken(ctx, fn, e.cfg.Name, rt)
+		}
+		if e.cfg.RefreshToken.IsReference() && logger != nil {
+			logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
+				slog.String("oauth2Configuration", e.cfg.Name), slog.String("refreshToken", e.cfg.RefreshToken.String()))
+		}
+		return nil
+	}
 }
 
 // errCallbackPanicked is the cause of an Options.OnRefreshToken that
@@ -514,16 +176,6 @@ func callOnRefreshToken(ctx context.Context, fn func(context.Context, string, st
 		return &wrapped{msg: "Options.OnRefreshToken: " + err.Error(), err: err}
 	}
 	return nil
-}
-
-// sameOAuth2 reports whether two configurations are equal in every field.
-func sameOAuth2(a, b *OAuth2Config) bool {
-	x, y := *a, *b
-	if x.TokenSource != y.TokenSource {
-		return false
-	}
-	x.TokenSource, y.TokenSource = nil, nil
-	return reflect.DeepEqual(x, y)
 }
 
 // cacheTokens is the tokenSource of a connection: its configuration's
@@ -648,8 +300,16 @@ type TokenClaims struct {
 	ExpiresAt time.Time `json:"exp"`             // when it expires; zero when absent
 }
 
-// TestOAuth2 tests the named OAuth2 configuration: it obtains a fresh token
-// (which the registry's connections then use) and reports on it.
+// TestOAuth2 tests the named OAuth2 configuration of the registry (the
+// Test button of a saved configuration): it obtains a fresh token with
+// exactly one request through the registry's token cache — so the
+// registry's connections then use that token, and a rotated refresh token
+// is handed to Options.OnRefreshToken once and kept by the cache, its one
+// owner — and reports on it. It never returns nil. An unknown name is
+// reported with an Err matching ErrNotFound (naming the closest known
+// name), and after Close with ErrClosed; see OAuth2Report.Err for the
+// rest. It is safe for concurrent use; a test while a token request is in
+// flight joins it.
 func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: name, GrantedScopes: []string{}, Hints: []string{}}
 	s := r.cur.Load()
@@ -668,31 +328,39 @@ func (r *Registry) TestOAuth2(ctx context.Context, name string) *OAuth2Report {
 	return e.test(ctx, rep)
 }
 
-// TestOAuth2 tests an OAuth2 configuration that need not be saved in a
-// registry. opts may be nil; its HTTPClient is used.
+// check is Validate and checkRefs: every problem of a configuration that
+// is not in a Registry, by Go field name.
+func (o *OAuth2Config) check(refs *References) error {
+	var p problems
+	o.validate(&p, oauth2GoNames)
+	o.checkRefs(&p, oauth2GoNames, refs)
+	return p.err()
+}
+
+// TestOAuth2 tests an OAuth2 configuration that is not saved in a
+// registry (the Test button of a configuration being edited), with a token
+// cache of its own that ends with the call; a saved one is tested with
+// Registry.TestOAuth2, whose cache the connections share. opts may be nil;
+// its References, HTTPClient (else a client of the call's own, closed
+// before it returns, dialling under DialPolicy), OnRefreshToken and Logger
+// are used. It never returns nil. An invalid configuration, or a secret
+// reference that References does not allow, is reported with an Err
+// matching ErrInvalid whose problems name the Go fields; see
+// OAuth2Report.Err for the rest. It is safe for concurrent use.
 func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
-	var o Options
+	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
-	var p problems
-	cfg.validate(&p, oauth2GoNames)
-	cfg.checkRefs(&p, oauth2GoNames, &o.References)
-	if err := p.err(); err != nil {
+	if err := cfg.check(&o.References); err != nil {
 		rep.fail(err)
 		return rep
 	}
 	// A client of its own, closed when the test ends: no keep-alive
 	// connection outlives a one-off test.
 	defer ownTokenClient(&o).close()
-	e := newOAuthEntry(cfg, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
-		if o.OnRefreshToken != nil {
-			return callOnRefreshToken(ctx, o.OnRefreshToken, cfg.Name, rt)
-		}
-		return nil
-	})
-	return e.test(ctx, rep)
+	return newOAuthEntry(cfg, &o, nil).test(ctx, rep)
 }
 
 func (rep *OAuth2Report) fail(err error) {
@@ -709,9 +377,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 		rep.Duration = time.Since(start)
 		rep.DurationMS = rep.Duration.Milliseconds()
 	}()
-	e.mu.Lock()
-	cfg := e.cfg
-	e.mu.Unlock()
+	cfg := &e.cfg
 	rep.TokenURL, rep.GrantType = cfg.tokenURL(), cfg.GrantType
 	if cfg.TokenSource != nil {
 		rep.TokenURL = ""
@@ -721,7 +387,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 	if err != nil && !(tok != nil && errors.Is(err, oauthtoken.ErrRotationNotSaved)) {
 		err = &tokenError{err: err}
 		rep.fail(err)
-		rep.Hints = append(rep.Hints, oauth2Hints(&cfg, err)...)
+		rep.Hints = append(rep.Hints, oauth2Hints(cfg, err)...)
 		return rep
 	}
 	if err != nil {
@@ -738,7 +404,7 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 	if info.JWT {
 		rep.Claims = &TokenClaims{Issuer: info.Issuer, Audience: info.Audience, Scopes: info.Scopes, Roles: info.Roles,
 			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
-		rep.Hints = append(rep.Hints, claimHints(&cfg, rep.Claims)...)
+		rep.Hints = append(rep.Hints, claimHints(cfg, rep.Claims)...)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -240,11 +243,12 @@ func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
 // side.
 type connCounter struct {
 	*httptest.Server
-	open atomic.Int32
+	open    atomic.Int32
+	changed chan struct{} // receives after open changed
 }
 
 func newConnCounter(t *testing.T) *connCounter {
-	cc := &connCounter{}
+	cc := &connCounter{changed: make(chan struct{}, 1)}
 	cc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}`))
@@ -255,6 +259,12 @@ func newConnCounter(t *testing.T) *connCounter {
 			cc.open.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			cc.open.Add(-1)
+		default:
+			return
+		}
+		select {
+		case cc.changed <- struct{}{}:
+		default: // a signal is pending: the waiter reads open anyway
 		}
 	}
 	cc.Start()
@@ -262,16 +272,19 @@ func newConnCounter(t *testing.T) *connCounter {
 	return cc
 }
 
-// waitOpen waits until the server counts want open connections, for at
-// most 5 seconds (the server learns of a close asynchronously).
+// waitOpen waits until the server counts want open connections (the
+// server learns of a close asynchronously), woken by each change, for at
+// most 5 seconds.
 func (cc *connCounter) waitOpen(t *testing.T, want int32, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
 	for cc.open.Load() != want {
-		if time.Now().After(deadline) {
+		select {
+		case <-cc.changed:
+		case <-timeout.C:
 			t.Fatalf("%s: %d connections open at the token endpoint, want %d", what, cc.open.Load(), want)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -434,5 +447,224 @@ func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
 	}
 	if n := te.requests.Load(); n != 0 {
 		t.Errorf("the token endpoint got %d requests, want 0", n)
+	}
+}
+
+// rotatingRegistry returns a registry whose one OAuth2 configuration has
+// the literal refresh token rt-0 at an endpoint that rotates it at every
+// request, the configuration it was made with, and the refresh tokens
+// handed to OnRefreshToken.
+func rotatingRegistry(t *testing.T) (*Registry, *tokenEndpoint, Config, func() []string) {
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	var mu sync.Mutex
+	var persisted []string
+	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		persisted = append(persisted, rt)
+		return nil
+	}})
+	return r, te, r.Config(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(persisted)
+	}
+}
+
+// savedRefreshToken returns the refresh token Config.Save writes for the
+// registry's configuration.
+func savedRefreshToken(t *testing.T, r *Registry) string {
+	t.Helper()
+	var b strings.Builder
+	cfg := r.Config()
+	if err := cfg.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := LoadConfig(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(saved.OAuth2Configs[0].RefreshToken)
+}
+
+// TestIssue12_OAuth2State_RotationBuildsNoSnapshot: the token cache owns
+// the current refresh token. A rotation hands it to OnRefreshToken once
+// and leaves the registry's snapshot alone; Config and Config.Save read
+// the rotated literal from the cache.
+func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
+	r, _, _, persisted := rotatingRegistry(t)
+	before := r.cur.Load()
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := persisted(); !slices.Equal(got, []string{"rt-1"}) {
+		t.Errorf("OnRefreshToken saw %q, want [rt-1]", got)
+	}
+	if r.cur.Load() != before {
+		t.Error("a rotation replaced the registry's snapshot")
+	}
+	if again, _ := r.Resolve("P"); again.entry != rt.entry {
+		t.Error("a rotation replaced the route's connection entry")
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+		t.Errorf("Config refresh token = %q, want the rotated rt-1", string(got))
+	}
+	if got := savedRefreshToken(t, r); got != "rt-1" {
+		t.Errorf("Save wrote refresh token %q, want the rotated rt-1", got)
+	}
+}
+
+// TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache: after a rotation, a
+// Replace with an unchanged OAuth2 configuration — read back from Config
+// (the rotated token) or the one the registry was made with (the original
+// token) — keeps the token cache, its access token and its rotated
+// refresh token. A new literal (the configuration was authorised again)
+// makes a new cache that uses it.
+func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
+	r, te, original, persisted := rotatingRegistry(t)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"read back", r.Config()}, {"original", original}} {
+		c.cfg.Processes = map[string]string{"P": "m365", "Q": "m365"} // a change elsewhere
+		if err := r.Replace(c.cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sendVia(t, r); err != nil {
+			t.Fatalf("send after Replace with the %s configuration: %v", c.name, err)
+		}
+		if n := te.requests.Load(); n != 1 {
+			t.Errorf("after Replace with the %s configuration: %d token requests, want 1 (the cache kept)", c.name, n)
+		}
+		if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+			t.Errorf("after Replace with the %s configuration: refresh token %q, want the rotated rt-1", c.name, string(got))
+		}
+	}
+	te.set(func(te *tokenEndpoint) { te.refresh = "rt-new" })
+	cfg := r.Config()
+	cfg.OAuth2Configs[0].RefreshToken = "rt-new"
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("send with a new refresh token: %v", err)
+	}
+	if n := te.requests.Load(); n != 2 {
+		t.Errorf("after Replace with a new refresh token: %d token requests, want 2", n)
+	}
+	if got := persisted(); !slices.Equal(got, []string{"rt-1", "rt-2"}) {
+		t.Errorf("OnRefreshToken saw %q, want [rt-1 rt-2]", got)
+	}
+	if got := savedRefreshToken(t, r); got != "rt-2" {
+		t.Errorf("Save wrote refresh token %q, want rt-2", got)
+	}
+}
+
+// TestIssue12_OAuth2State_UpdateDuringRotation: a rotation while Update's
+// fn runs does not change the configuration, so fn runs once and its
+// result, which shows the refresh token from before the rotation, keeps
+// the cache and the newer token.
+func TestIssue12_OAuth2State_UpdateDuringRotation(t *testing.T) {
+	r, te, _, _ := rotatingRegistry(t)
+	calls := 0
+	err := r.Update(func(cfg *Config) error {
+		calls++
+		if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK { // rotates rt-0 to rt-1
+			t.Errorf("TestOAuth2 = %+v", rep)
+		}
+		cfg.Processes["Q"] = "m365"
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("Update = %v after %d calls of fn, want nil after 1", err, calls)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := te.requests.Load(); n != 1 {
+		t.Errorf("%d token requests, want 1 (the tested token, cached)", n)
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
+		t.Errorf("refresh token = %q, want the rotated rt-1", string(got))
+	}
+}
+
+// sliceSource is a TokenSource whose values cannot be compared.
+type sliceSource struct{ scopes []string }
+
+func (sliceSource) Token() (*oauth2.Token, error) {
+	return &oauth2.Token{AccessToken: "tok-custom", Expiry: time.Now().Add(time.Hour)}, nil
+}
+
+// TestIssue12_OAuth2State_UncomparableTokenSource: a Replace compares the
+// OAuth2 configurations to keep their caches; a TokenSource that cannot be
+// compared makes a new cache instead of a panic.
+func TestIssue12_OAuth2State_UncomparableTokenSource(t *testing.T) {
+	cfg := Config{OAuth2Configs: []OAuth2Config{{Name: "custom", TokenSource: sliceSource{scopes: []string{"a"}}}}}
+	r, err := NewRegistry(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before := r.cur.Load().oauth["custom"]
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r.cur.Load().oauth["custom"] == before {
+		t.Error("an uncomparable TokenSource was taken for the same one")
+	}
+	if rep := r.TestOAuth2(context.Background(), "custom"); !rep.OK {
+		t.Errorf("TestOAuth2 = %+v", rep)
+	}
+}
+
+// TestIssue12_OAuth2State_ReferenceRefreshToken: a refresh token the
+// configuration refers to ("env:NAME") is shown as the reference after a
+// rotation — persisting the new one is OnRefreshToken's job, and without
+// one a warning says it is kept in memory only — while the cache goes on
+// with the rotated token; a Replace with the configuration read back
+// keeps the cache.
+func TestIssue12_OAuth2State_ReferenceRefreshToken(t *testing.T) {
+	t.Setenv("EMAILCONN_TEST_RT", "rt-0")
+	clock := useTokenClock(t)
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	var logs syncBuffer
+	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{IdleTimeout: -1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), References: References{Env: []string{"EMAILCONN_TEST_RT"}}})
+	cfg := r.Config()
+	cfg.OAuth2Configs[0].RefreshToken = "env:EMAILCONN_TEST_RT"
+	if err := r.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "kept in memory only") || strings.Contains(logs.String(), "rt-1") {
+		t.Errorf("log = %q, want a warning that the rotated token is in memory only, without the token", logs.String())
+	}
+	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "env:EMAILCONN_TEST_RT" {
+		t.Errorf("Config refresh token = %q, want the reference", string(got))
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatalf("send after expiry = %v, want the rotated token from the cache", err)
+	}
+	if err := r.Replace(r.Config()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendVia(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := te.requests.Load(); n != 2 {
+		t.Errorf("%d token requests, want 2 (the cache kept by the Replace)", n)
 	}
 }

@@ -34,12 +34,13 @@ type tokenEndpoint struct {
 	fail     string // "", "500", "invalid_client", "invalid_grant", "hang"
 	refresh  string // the valid refresh token
 	secret   string
-	prefix   string // access token prefix
-	padding  int    // extra length of access tokens
+	prefix   string        // access token prefix
+	padding  int           // extra length of access tokens
+	hung     chan struct{} // receives when a request starts to hang
 }
 
 func newTokenEndpoint(t *testing.T) *tokenEndpoint {
-	te := &tokenEndpoint{refresh: "rt-0", secret: "client-secret-canary-Qx9", prefix: "tok-"}
+	te := &tokenEndpoint{refresh: "rt-0", secret: "client-secret-canary-Qx9", prefix: "tok-", hung: make(chan struct{}, 1)}
 	hang := make(chan struct{})
 	te.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := te.requests.Add(1)
@@ -53,6 +54,10 @@ func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 		}
 		switch fail {
 		case "hang":
+			select {
+			case te.hung <- struct{}{}:
+			default:
+			}
 			select {
 			case <-hang:
 			case <-r.Context().Done():
@@ -370,9 +375,7 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 		_, err := sa.Send(context.Background(), &Message{To: []string{"x@example.com"}})
 		errA <- err
 	}()
-	for hung.requests.Load() == 0 { // the hung request reached the endpoint
-		time.Sleep(time.Millisecond)
-	}
+	<-hung.hung // the hung request reached the endpoint
 	if _, err := sb.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatalf("the other configuration: %v", err)
 	}

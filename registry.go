@@ -1,9 +1,7 @@
 package emailconn
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,366 +9,14 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 )
 
-// A Config is an engine's whole email configuration: its connections, its
-// OAuth2 configurations, the engine-wide ("grid") settings, and which
-// process uses which connection. It is plain data with the JSON form of
-// the configuration file; LoadConfig reads it and Save writes it.
-type Config struct {
-	// Connections are the named Email Connections.
-	Connections []Connection
-	// OAuth2Configs are the named OAuth2 configurations that OAuth2
-	// connections refer to.
-	OAuth2Configs []OAuth2Config
-	// Grid is the engine-wide mail server and addresses, used by processes
-	// without a connection. Its Name must be empty. Nil means there is none:
-	// a process without a connection then cannot send.
-	Grid *Connection
-	// Processes assigns a connection, by name, to each process that has
-	// one. Processes not listed use Grid.
-	Processes map[string]string
-}
-
-// gridName is how errors, logs and tools name the grid settings; no
-// connection may be called so.
-const gridName = "grid"
-
-// maxConfigBytes bounds the size of a configuration file.
-const maxConfigBytes = 4 << 20
-
-// LoadConfig reads a configuration in its JSON form, of at most 4 MiB, and
-// validates it (see Config.Validate: it reads no secret and no CAFile). The
-// error lists the problems, at most 100 and then how many more, each a
-// *FieldError whose Field is the path to the value
-// ("connections[2].smtpTimeout"); it matches ErrInvalid. Unknown fields
-// (with the closest known field suggested), repeated keys and data after
-// the object are errors, so that a misspelt or repeated option cannot
-// silently change behaviour; syntax errors name the line and column. An error reading r is a *FieldError for "configuration" that
-// unwraps to r's error.
-func LoadConfig(r io.Reader) (Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
-	if err != nil {
-		return Config{}, &FieldError{Field: "configuration", Problem: "cannot be read: " + err.Error(), err: err}
-	}
-	if len(data) > maxConfigBytes {
-		return Config{}, &FieldError{Field: "configuration", Problem: fmt.Sprintf("is larger than %d bytes", maxConfigBytes)}
-	}
-	var cfg Config
-	var p problems
-	cfg.decode(data, &p)
-	var v problems
-	cfg.validate(&v)
-	// A field whose value could not be read is reported once, not again by
-	// validation.
-	bad := make(map[string]bool, len(p.errs))
-	for _, e := range p.errs {
-		bad[e.(*FieldError).Field] = true
-	}
-	for _, e := range v.errs {
-		if !bad[e.(*FieldError).Field] {
-			p.merge(&problems{errs: []error{e}})
-		}
-	}
-	p.dropped += v.dropped
-	p.stopped = p.stopped || v.stopped
-	if err := p.err(); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
-}
-
-func (c *Config) decode(data []byte, p *problems) {
-	fields, ok := decodeObject(data, p)
-	if !ok {
-		return
-	}
-	for _, f := range fields {
-		switch f.key {
-		case "connections":
-			for i, raw := range decodeArray(p, f) {
-				if p.full() { // the error is long enough; spare the memory
-					p.stopped = true
-					break
-				}
-				var conn Connection
-				sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
-				conn.decode(raw, &sub)
-				p.merge(&sub)
-				c.Connections = append(c.Connections, conn)
-			}
-		case "oauth2Configurations":
-			for i, raw := range decodeArray(p, f) {
-				if p.full() {
-					p.stopped = true
-					break
-				}
-				var o OAuth2Config
-				sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
-				o.decode(raw, &sub)
-				p.merge(&sub)
-				c.OAuth2Configs = append(c.OAuth2Configs, o)
-			}
-		case "grid":
-			if isNull(f.raw) {
-				continue
-			}
-			var g Connection
-			sub := problems{prefix: "grid."}
-			g.decode(f.raw, &sub)
-			p.merge(&sub)
-			c.Grid = &g
-		case "processes":
-			decodeStringMap(p, f, &c.Processes, "an object mapping process names to connection names")
-		default:
-			unknownField(p, f.key, jsonKeys(configJSON{}))
-		}
-	}
-}
-
-func decodeArray(p *problems, f jsonField) []json.RawMessage {
-	if isNull(f.raw) {
-		return nil
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(f.raw, &list); err != nil {
-		p.add(f.key, "must be a list")
-		return nil
-	}
-	return list
-}
-
-// Validate reports every problem with c at once, joined with errors.Join;
-// each is a *FieldError whose Field is the path in the JSON form. Besides
-// each connection and OAuth2 configuration, it checks that names are unique
-// (no connection may be called "grid") and that every reference — a process
-// to its connection, a connection to its OAuth2 configuration — resolves.
-// It does no I/O: secret references and CAFile are read under
-// Options.References by NewRegistry, Replace and Update.
-func (c *Config) Validate() error {
-	var p problems
-	c.validate(&p)
-	return p.err()
-}
-
-func (c *Config) validate(p *problems) {
-	oauthIndex := make(map[string]int, len(c.OAuth2Configs))
-	for i := range c.OAuth2Configs {
-		o := &c.OAuth2Configs[i]
-		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
-		o.validate(&sub, oauth2JSONNames)
-		p.merge(&sub)
-		if o.Name == "" {
-			continue
-		}
-		if j, dup := oauthIndex[o.Name]; dup {
-			sub.add("name", "%q is also the name of oauth2Configurations[%d]", o.Name, j)
-			p.errs = append(p.errs, sub.errs[len(sub.errs)-1])
-			continue
-		}
-		oauthIndex[o.Name] = i
-	}
-	connIndex := make(map[string]int, len(c.Connections))
-	for i := range c.Connections {
-		conn := &c.Connections[i]
-		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
-		if conn.Name == "" {
-			sub.add("name", "is required")
-		} else if strings.EqualFold(conn.Name, gridName) {
-			sub.add("name", "%q is reserved for the grid settings: choose another name", conn.Name)
-		}
-		c.validateConnection(conn, &sub, oauthIndex)
-		if j, dup := connIndex[conn.Name]; dup && conn.Name != "" {
-			sub.add("name", "%q is also the name of connections[%d]", conn.Name, j)
-		} else if conn.Name != "" {
-			connIndex[conn.Name] = i
-		}
-		p.merge(&sub)
-	}
-	if c.Grid != nil {
-		sub := problems{prefix: "grid."}
-		if c.Grid.Name != "" {
-			sub.add("name", "the grid settings have no name: remove it")
-		}
-		c.validateConnection(c.Grid, &sub, oauthIndex)
-		p.merge(&sub)
-	}
-	for _, proc := range sortedKeys(c.Processes) {
-		field := "processes[" + jsonQuote(proc) + "]"
-		name := c.Processes[proc]
-		switch msg := checkName(proc); {
-		case proc == "":
-			p.add("processes", "has an empty process name")
-		case msg != "":
-			p.add(field, "process name %s", msg)
-		case name == "":
-			p.add(field, "names no connection (remove the entry to use the grid settings)")
-		default:
-			if _, ok := connIndex[name]; !ok {
-				p.add(field, "connection %q does not exist%s", name, suggest(name, slices.Collect(maps.Keys(connIndex))))
-			}
-		}
-	}
-}
-
-func (c *Config) validateConnection(conn *Connection, p *problems, oauthIndex map[string]int) {
-	conn.validate(p, jsonNames)
-	if conn.OAuth2Config != "" && conn.authType() == AuthOAuth2 {
-		if _, ok := oauthIndex[conn.OAuth2Config]; !ok {
-			p.add("oauth2Configuration", "OAuth2 configuration %q does not exist%s",
-				conn.OAuth2Config, suggest(conn.OAuth2Config, slices.Collect(maps.Keys(oauthIndex))))
-		}
-	}
-}
-
-// suggest returns ` (did you mean "x"?)` for the known name closest to name
-// when it is plausibly a typo, or lists the known names when there are few.
-func suggest(name string, known []string) string {
-	sort.Strings(known)
-	switch best := closest(name, known); {
-	case best != "":
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	case len(known) == 0:
-		return " (there are none)"
-	case len(known) <= 5:
-		return fmt.Sprintf(" (known: %s)", strings.Join(quoteAll(known), ", "))
-	}
-	return ""
-}
-
-// closest returns the known name closest to name when it is plausibly a
-// typo of it (a small edit distance, case ignored), or "".
-func closest(name string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if len(name)-len(k) >= bestDist || len(k)-len(name) >= bestDist {
-			continue // the distance is at least the difference in length
-		}
-		d := editDistance(strings.ToLower(name), strings.ToLower(k))
-		if d < bestDist && d*3 <= max(len(name), len(k)) {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-func quoteAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = fmt.Sprintf("%q", v)
-	}
-	return out
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-func jsonQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-// configJSON is the JSON form of a Config.
-type configJSON struct {
-	Connections   []connectionJSON   `json:"connections"`
-	OAuth2Configs []oauth2ConfigJSON `json:"oauth2Configurations,omitempty"`
-	Grid          *connectionJSON    `json:"grid,omitempty"`
-	Processes     map[string]string  `json:"processes,omitempty"`
-}
-
-func (c *Config) toJSON(reveal bool) configJSON {
-	out := configJSON{Connections: []connectionJSON{}, Processes: c.Processes}
-	for i := range c.Connections {
-		out.Connections = append(out.Connections, c.Connections[i].toJSON(reveal))
-	}
-	for i := range c.OAuth2Configs {
-		out.OAuth2Configs = append(out.OAuth2Configs, c.OAuth2Configs[i].toJSON(reveal))
-	}
-	if c.Grid != nil {
-		g := c.Grid.toJSON(reveal)
-		out.Grid = &g
-	}
-	return out
-}
-
-// MarshalJSON writes the JSON form with literal secrets written as
-// "[redacted]", for display and logs. Save writes a configuration that can
-// be loaded again.
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.toJSON(false)) }
-
-// UnmarshalJSON reads the JSON form without validating it; LoadConfig reads
-// and validates.
-func (c *Config) UnmarshalJSON(data []byte) error {
-	return unmarshalStrict(c, data, (*Config).decode)
-}
-
-// Save writes c in its JSON form, indented, so that LoadConfig reads it
-// back unchanged. It is the one way to persist a configuration: unlike
-// json.Marshal, it writes literal secrets as they are. References
-// ("env:NAME", "file:PATH") are written as references, never as the values
-// they refer to. Keep the output as confidential as the secrets in it.
-// An error writing to w is a *FieldError for "configuration" (matching
-// ErrInvalid) that unwraps to w's error.
-func (c *Config) Save(w io.Writer) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c.toJSON(true)); err != nil {
-		return &FieldError{Field: "configuration", Problem: "cannot be encoded: " + err.Error(), err: err}
-	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return &FieldError{Field: "configuration", Problem: "cannot be written: " + err.Error(), err: err}
-	}
-	return nil
-}
-
-// clone returns a deep copy of c.
-func (c *Config) clone() Config {
-	out := Config{
-		Connections:   slices.Clone(c.Connections),
-		OAuth2Configs: slices.Clone(c.OAuth2Configs),
-		Processes:     maps.Clone(c.Processes),
-	}
-	for i := range out.Connections {
-		out.Connections[i].To = slices.Clone(out.Connections[i].To)
-	}
-	for i := range out.OAuth2Configs {
-		o := &out.OAuth2Configs[i]
-		o.Scopes = slices.Clone(o.Scopes)
-		o.EndpointParams = maps.Clone(o.EndpointParams)
-	}
-	if c.Grid != nil {
-		g := *c.Grid
-		g.To = slices.Clone(g.To)
-		out.Grid = &g
-	}
-	return out
-}
-
-// A Source names the layer an effective value came from.
+// A Source names the layer an effective value came from. The zero value
+// is SourceNone.
 type Source uint8
 
 // The layers, from the most specific to the most general.
@@ -400,7 +46,11 @@ func (s Source) String() string {
 }
 
 // A Route is where and how a process's notifications go, as resolved by a
-// Registry, with the layer each value came from. A Route stays valid and
+// Registry, with the layer each value came from: the sender address and the
+// Email Actions Base URL always come from Via (grid values never apply once
+// a connection is specified), the recipients from Via or the activity
+// node (ToSource). The zero value is no route: its Send fails with
+// ErrNoRoute. A Route stays valid and
 // consistent after the registry's configuration is replaced: it keeps the
 // configuration it was resolved from. Its slices are shared and must not
 // be modified.
@@ -416,20 +66,17 @@ type Route struct {
 	// MailServer is the effective mail server, from the connection or the
 	// grid (see Via).
 	MailServer string
-	// From is the effective sender address; FromSource says where it came
-	// from. Grid addresses never apply once a connection is specified.
-	From       string
-	FromSource Source
+	// From is the effective sender address, from Via's layer; "" when
+	// that layer names none.
+	From string
 	// To are the effective recipients; ToSource says where they came from:
 	// the node's recipients win over everything for that node's
 	// notifications.
 	To       []string
 	ToSource Source
-	// ActionsBaseURL is the effective Email Actions Base URL ("" when action
-	// links are left as they are); ActionsBaseURLSource says where it came
-	// from.
-	ActionsBaseURL       string
-	ActionsBaseURLSource Source
+	// ActionsBaseURL is the effective Email Actions Base URL, from Via's
+	// layer; "" when action links are left as they are.
+	ActionsBaseURL string
 
 	entry *connEntry
 }
@@ -451,7 +98,7 @@ func (rt Route) String() string {
 	if rt.From == "" {
 		b.WriteString("(none)")
 	} else {
-		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.FromSource)
+		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.Via)
 	}
 	b.WriteString("; to ")
 	if len(rt.To) == 0 {
@@ -460,7 +107,7 @@ func (rt Route) String() string {
 		fmt.Fprintf(&b, "%s [%s]", strings.Join(rt.To, ", "), rt.ToSource)
 	}
 	if rt.ActionsBaseURL != "" {
-		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.ActionsBaseURLSource)
+		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.Via)
 	}
 	return b.String()
 }
@@ -622,7 +269,7 @@ func (r *Registry) Replace(cfg Config) error {
 // fn runs without the registry's lock, so it may call any method of the
 // registry, Replace, Update and Close included, without deadlocking. When
 // the configuration changes while fn runs (another goroutine's Replace or
-// Update, a rotated refresh token, or fn itself), fn's result is dropped
+// Update, or fn itself), fn's result is dropped
 // and fn is called again on the new configuration, so no change is lost:
 // fn must only change cfg and must be safe to call more than once. After
 // maxUpdateAttempts changes in a row — which in practice means fn changes
@@ -638,10 +285,14 @@ func (r *Registry) Update(fn func(cfg *Config) error) error {
 		}
 		var cfg Config
 		if s != nil {
-			cfg = s.cfg.clone()
+			cfg = s.config()
 		}
+		shown := refreshTokens(&cfg)
 		if err := fn(&cfg); err != nil {
 			return err
+		}
+		if s != nil {
+			s.asConfigured(&cfg, shown)
 		}
 		r.mu.Lock()
 		if r.cur.Load() == s || r.closed.Load() {
@@ -671,43 +322,10 @@ func (r *Registry) replaceLocked(cfg Config) error {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, r, r.rotated)
+	next := newSnapshot(cfg, prev, r)
 	r.cur.Store(next)
 	retire(prev, next)
 	return nil
-}
-
-// rotated keeps a rotated refresh token: it hands it to
-// Options.OnRefreshToken and, when the configuration holds the refresh
-// token as a literal, puts the new one in the registry's configuration.
-func (r *Registry) rotated(ctx context.Context, e *oauthEntry, rt string) error {
-	e.mu.Lock()
-	name, old := e.cfg.Name, e.cfg.RefreshToken
-	e.mu.Unlock()
-	var cbErr error
-	if r.opts.OnRefreshToken != nil {
-		cbErr = callOnRefreshToken(ctx, r.opts.OnRefreshToken, name, rt)
-	} else if old.IsReference() && r.opts.Logger != nil {
-		r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "oauth2 refresh token rotated; the configuration refers to it and no Options.OnRefreshToken persists it, so it is kept in memory only",
-			slog.String("oauth2Configuration", name), slog.String("refreshToken", old.String()))
-	}
-	if !old.IsReference() {
-		r.mu.Lock()
-		e.mu.Lock()
-		e.cfg.RefreshToken = Secret(rt)
-		e.mu.Unlock()
-		if s := r.cur.Load(); s != nil && !r.closed.Load() && s.oauth[name] == e {
-			cfg := s.cfg.clone()
-			for i := range cfg.OAuth2Configs {
-				if cfg.OAuth2Configs[i].Name == name {
-					cfg.OAuth2Configs[i].RefreshToken = Secret(rt)
-				}
-			}
-			r.cur.Store(newSnapshot(cfg, s, r, r.rotated))
-		}
-		r.mu.Unlock()
-	}
-	return cbErr
 }
 
 // checkRefs reports every secret reference and CAFile of c that refs does
@@ -846,17 +464,55 @@ func (r *Registry) Sender(name string) (*Sender, error) {
 }
 
 // Config returns a copy of the current configuration (empty when there is
-// none).
+// none). A literal RefreshToken is the one in use: after the token
+// endpoint rotated it, the new one, so that Config.Save writes a token
+// that still works.
 func (r *Registry) Config() Config {
 	if s := r.cur.Load(); s != nil {
-		return s.cfg.clone()
+		return s.config()
 	}
 	return Config{}
 }
 
+// config returns a copy of the snapshot's configuration with each literal
+// refresh token as its token cache, the one owner of the current refresh
+// token, holds it now.
+func (s *snapshot) config() Config {
+	cfg := s.cfg.clone()
+	for i := range cfg.OAuth2Configs {
+		if e := s.oauth[cfg.OAuth2Configs[i].Name]; e != nil {
+			cfg.OAuth2Configs[i].RefreshToken = e.refreshToken()
+		}
+	}
+	return cfg
+}
+
+// refreshTokens returns the refresh token of each OAuth2 configuration of
+// cfg, by name.
+func refreshTokens(cfg *Config) map[string]Secret {
+	m := make(map[string]Secret, len(cfg.OAuth2Configs))
+	for _, o := range cfg.OAuth2Configs {
+		m[o.Name] = o.RefreshToken
+	}
+	return m
+}
+
+// asConfigured puts back the configured refresh token of every OAuth2
+// configuration of cfg whose refresh token is still the one shown (by
+// config, before Update's fn ran): the token cache may have rotated it
+// again since, and the configuration is not changed by that.
+func (s *snapshot) asConfigured(cfg *Config, shown map[string]Secret) {
+	for i := range cfg.OAuth2Configs {
+		o := &cfg.OAuth2Configs[i]
+		if e := s.oauth[o.Name]; e != nil && o.RefreshToken == shown[o.Name] {
+			o.RefreshToken = e.cfg.RefreshToken
+		}
+	}
+}
+
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.Context, *oauthEntry, string) error) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 	opts := &r.opts
 	s := &snapshot{
 		cfg:    cfg,
@@ -865,19 +521,17 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry, onRotate func(context.
 		oauth:  make(map[string]*oauthEntry, len(cfg.OAuth2Configs)),
 	}
 	for i := range cfg.OAuth2Configs {
-		o := cfg.OAuth2Configs[i]
+		o := &cfg.OAuth2Configs[i]
 		if prev != nil {
-			if old := prev.oauth[o.Name]; old != nil {
-				old.mu.Lock()
-				same := sameOAuth2(&old.cfg, &o)
-				old.mu.Unlock()
-				if same {
-					s.oauth[o.Name] = old
-					continue
-				}
+			if old := prev.oauth[o.Name]; old != nil && old.keeps(o) {
+				// The snapshot holds the configuration as configured; the
+				// cache, kept, holds the current refresh token.
+				o.RefreshToken = old.cfg.RefreshToken
+				s.oauth[o.Name] = old
+				continue
 			}
 		}
-		s.oauth[o.Name] = newOAuthEntry(o, opts, onRotate)
+		s.oauth[o.Name] = newOAuthEntry(*o, opts, nil)
 	}
 	entry := func(c Connection, via Source, old *connEntry) *connEntry {
 		var oe *oauthEntry
@@ -929,14 +583,9 @@ func routeFor(e *connEntry) Route {
 	if e.via == SourceConnection {
 		rt.Connection = e.conn.Name
 	}
-	if e.conn.From != "" {
-		rt.From, rt.FromSource = e.conn.From, e.via
-	}
+	rt.From, rt.ActionsBaseURL = e.conn.From, e.conn.ActionsBaseURL
 	if len(e.conn.To) > 0 {
 		rt.To, rt.ToSource = e.conn.To, e.via
-	}
-	if e.conn.ActionsBaseURL != "" {
-		rt.ActionsBaseURL, rt.ActionsBaseURLSource = e.conn.ActionsBaseURL, e.via
 	}
 	return rt
 }

@@ -219,8 +219,13 @@ func TestResolvePrecedence(t *testing.T) {
 		if got := rt.String(); got != tt.want {
 			t.Errorf("Resolve(%q, %q) = %s\nwant %s", tt.process, tt.node, got, tt.want)
 		}
-		if rt.Via != tt.wantVia || rt.FromSource != tt.wantFrom || rt.ToSource != tt.wantTo {
-			t.Errorf("Resolve(%q) sources = %v/%v/%v, want %v/%v/%v", tt.process, rt.Via, rt.FromSource, rt.ToSource, tt.wantVia, tt.wantFrom, tt.wantTo)
+		// Issue 12: From's layer is Via's (Route.FromSource is gone).
+		fromSource := SourceNone
+		if rt.From != "" {
+			fromSource = rt.Via
+		}
+		if rt.Via != tt.wantVia || fromSource != tt.wantFrom || rt.ToSource != tt.wantTo {
+			t.Errorf("Resolve(%q) sources = %v/%v/%v, want %v/%v/%v", tt.process, rt.Via, fromSource, rt.ToSource, tt.wantVia, tt.wantFrom, tt.wantTo)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package emailconn
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,11 +25,14 @@ import (
 // It is read each time a new session needs it, so rotated files are picked
 // up. A literal cannot start with "env:" or "file:".
 //
-// A Secret never reveals a literal value when printed: String, GoString,
-// every fmt verb, slog (LogValue) and encoding/json (MarshalJSON) show
-// "[redacted]" instead; references are shown as they are, since they hold
-// no secret. Config.Save is the one way to write literal values back.
-// Reveal returns the value.
+// A Secret never reveals a literal value when printed: String, every fmt
+// verb and flag (Format), log/slog (LogValue) and encoding/json and other
+// text encoders (MarshalText) show "[redacted]" instead; references are
+// shown as they are, since they hold no secret. Config.Save is the one way
+// to write literal values back. Reveal returns the value.
+//
+// The zero value is no secret ("" everywhere). A Secret is a string: safe
+// for concurrent use.
 type Secret string
 
 const redacted = "[redacted]"
@@ -261,10 +263,9 @@ func (s Secret) String() string {
 	return redacted
 }
 
-// GoString returns String quoted.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// Format prints String for every verb.
+// Format prints String for every verb and flag, quoted for %q. It is also
+// what %#v prints: fmt prefers Format to GoString, so a Secret has no
+// GoString.
 func (s Secret) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
 		_, _ = f.Write([]byte(strconv.Quote(s.String())))
@@ -276,9 +277,8 @@ func (s Secret) Format(f fmt.State, verb rune) {
 // LogValue returns String for log/slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// MarshalJSON returns String as a JSON string: references are kept,
-// literals are written as "[redacted]". Config.Save writes literals.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalText returns String, for encoders that use encoding.TextMarshaler.
+// MarshalText returns String, for encoding/json (which writes it as a JSON
+// string, and uses it for a Secret map key too) and every other encoder
+// that uses encoding.TextMarshaler: references are kept, literals are
+// written as "[redacted]". Config.Save writes literals. It returns no error.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -236,11 +236,13 @@ func TestTestConnectionHints(t *testing.T) {
 				silent = silent || f.Action == smtptest.Silent
 			}
 			if silent {
+				// Long enough for the phases before the silent one on a
+				// loaded machine under the race detector.
 				switch tc.stage {
 				case StageAuth, StageMail, StageRcpt:
-					c.SendTimeout = 500 * time.Millisecond
+					c.SendTimeout = time.Second
 				default:
-					c.ConnectTimeout = 500 * time.Millisecond
+					c.ConnectTimeout = time.Second
 				}
 			}
 			if tc.srv.Users != nil {

@@ -23,20 +23,8 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/examples/internal/cliflags"
 )
-
-// list is a repeatable flag.
-type list []string
-
-func (l *list) String() string { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -54,11 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		origin     = fs.String("action-origin", "", "the engine's own origin of action links, rewritten with the connection's Email Actions Base URL (scheme://host[:port])")
 		timeout    = fs.Duration("timeout", 2*time.Minute, "give up after this long")
 		verbose    = fs.Bool("v", false, "log the SMTP session (credentials redacted) to standard error")
-		to, attach list
-		refs       emailconn.References
+		to, attach cliflags.List
 	)
-	fs.Var((*list)(&refs.Env), "allow-env", "environment `variable` the configuration's \"env:\" secrets may name (repeatable, comma-separated; PREFIX* for a prefix)")
-	fs.Var((*list)(&refs.Dirs), "allow-dir", "`directory` under which the configuration's \"file:\" secrets and caFile may name files (repeatable, comma-separated)")
+	refs := cliflags.References(fs)
 	fs.Var(&to, "to", "recipient `address` (repeatable, or comma-separated)")
 	fs.Var(&attach, "attach", "attach `file` (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -86,13 +72,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%s:\n%v", *configFile, err)
 	}
-	opts := &emailconn.Options{ActionOrigin: *origin, References: refs}
+	opts := &emailconn.Options{ActionOrigin: *origin, References: *refs}
 	if *verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	reg, err := emailconn.NewRegistry(cfg, opts)
 	if err != nil {
-		return bad("%v%s", err, refsHint(err))
+		return bad("%v%s", err, cliflags.RefsHint(err))
 	}
 	defer reg.Close()
 
@@ -139,39 +125,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	receipt, err = s.Send(ctx, msg)
 	return report(stdout, stderr, receipt, err)
-}
-
-// refsHint names the flags that allow a secret reference or caFile the
-// configuration holds, when err refuses one.
-func refsHint(err error) string {
-	if refusesReference(err) {
-		return "\n(the configuration's \"env:\" and \"file:\" secrets and caFile must be allowed with -allow-env and -allow-dir)"
-	}
-	return ""
-}
-
-// refusesReference reports whether err holds a problem with a field that
-// holds a reference or a file name.
-func refusesReference(err error) bool {
-	var fes []*emailconn.FieldError
-	var one *emailconn.FieldError
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range multi.Unwrap() {
-			if errors.As(e, &one) {
-				fes = append(fes, one)
-			}
-		}
-	} else if errors.As(err, &one) {
-		fes = append(fes, one)
-	}
-	for _, fe := range fes {
-		for _, f := range []string{".password", ".caFile", ".clientSecret", ".refreshToken"} {
-			if strings.HasSuffix(fe.Field, f) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // report prints the outcome and returns the exit status.

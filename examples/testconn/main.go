@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,20 +19,8 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/examples/internal/cliflags"
 )
-
-// list is a repeatable flag.
-type list []string
-
-func (l *list) String() string { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -47,9 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 30*time.Second, "bound the whole test")
 	origin := fs.String("action-origin", "http://engine.invalid", "the engine's own origin of action links, for the Email Actions Base URL preview")
 	restricted := fs.Bool("restricted", false, "report only what a tenant may see: no server texts, resolved addresses or certificate names")
-	var refs emailconn.References
-	fs.Var((*list)(&refs.Env), "allow-env", "environment `variable` the configuration's \"env:\" secrets may name (repeatable, comma-separated; PREFIX* for a prefix)")
-	fs.Var((*list)(&refs.Dirs), "allow-dir", "`directory` under which the configuration's \"file:\" secrets and caFile may name files (repeatable, comma-separated)")
+	refs := cliflags.References(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,9 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%s:\n%v", *configFile, err)
 	}
-	reg, err := emailconn.NewRegistry(cfg, &emailconn.Options{ActionOrigin: *origin, References: refs})
+	reg, err := emailconn.NewRegistry(cfg, &emailconn.Options{ActionOrigin: *origin, References: *refs})
 	if err != nil {
-		return bad("%v%s", err, refsHint(err))
+		return bad("%v%s", err, cliflags.RefsHint(err))
 	}
 	defer reg.Close()
 	conn := *name
@@ -99,39 +84,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// refsHint names the flags that allow a secret reference or caFile the
-// configuration holds, when err refuses one.
-func refsHint(err error) string {
-	if refusesReference(err) {
-		return "\n(the configuration's \"env:\" and \"file:\" secrets and caFile must be allowed with -allow-env and -allow-dir)"
-	}
-	return ""
-}
-
-// refusesReference reports whether err holds a problem with a field that
-// holds a reference or a file name.
-func refusesReference(err error) bool {
-	var fes []*emailconn.FieldError
-	var one *emailconn.FieldError
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range multi.Unwrap() {
-			if errors.As(e, &one) {
-				fes = append(fes, one)
-			}
-		}
-	} else if errors.As(err, &one) {
-		fes = append(fes, one)
-	}
-	for _, fe := range fes {
-		for _, f := range []string{".password", ".caFile", ".clientSecret", ".refreshToken"} {
-			if strings.HasSuffix(fe.Field, f) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 var marks = map[emailconn.Outcome]string{

@@ -225,7 +225,7 @@ func FuzzRewriteBody(f *testing.F) {
 			// whose scheme or authority holds rewritten bytes leads to the
 			// base, with no user info. (The model is quadratic: long bodies
 			// are checked by the fuzzer's shorter inputs.)
-			if len(body) <= 2048 {
+			if len(body) <= 1024 {
 				checkLinks(t, b, body, got, spans)
 			}
 		}

@@ -10,7 +10,6 @@ require (
 )
 
 require (
-	github.com/emersion/go-message v0.18.2 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/text v0.40.0 // indirect

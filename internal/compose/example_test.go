@@ -104,7 +104,7 @@ func ExampleMessage_Validate() {
 	// MessageID: is required
 	// To[0]: address "a@example.com> NOTIFY=SUCCESS": contains ">"
 	// Subject: contains CR or LF
-	// Headers[0].Key: "Bcc" is written by the composer and cannot be set
+	// Headers["Bcc"]: cannot be set: a Bcc field would show the blind copies to every recipient (put them in Bcc, which goes to the envelope only)
 	// first field: MessageID
 	// address: "a@example.com> NOTIFY=SUCCESS"
 }

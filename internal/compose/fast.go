@@ -7,13 +7,11 @@ import (
 	"strings"
 )
 
-// Messages are written here, not with go-message's writer: the header
-// fields are formatted with go-message (headerFields, formatParams) and
-// folded by fold; text parts are encoded by appendQP and attachments by
-// base64Writer. go-message's writer allocates for every encoded line, which
-// cost more than the rest of a send (measured in internal/bench); the MIME
-// structure is the one tree describes, read back with go-message in the
-// tests and fuzz targets.
+// Messages are written here (see the package doc for why not with
+// go-message): the header fields are formatted by headerFields and
+// formatParams and folded by fold; text parts are encoded by appendQP and
+// attachments by base64Writer. The MIME structure is the one tree
+// describes, read back with go-message in the tests and fuzz targets.
 
 const hexUpper = "0123456789ABCDEF"
 

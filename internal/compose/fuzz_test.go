@@ -142,11 +142,14 @@ func FuzzMessage(f *testing.F) {
 // refusals are the reasons FuzzMessage accepts for a refusal.
 var refusals = func() []string {
 	var r []string
-	for _, f := range []string{"Subject", "From.Name", "Headers[0].Value", "Attachments[0].Filename"} {
+	for _, f := range []string{"Subject: ", "From.Name: ", `Headers["X-Fuzz"]: value `, "Attachments[0].Filename: "} {
 		for _, reason := range []string{"contains CR or LF", "contains NUL", "is not valid UTF-8",
 			"contains control character", "contains an RFC 2047 encoded-word", "contains a word of",
 			"is longer than 255 octets"} {
-			r = append(r, f+": "+reason)
+			if f == "Subject: " && reason == "contains a word of" {
+				continue // issue 10-26: a long word in a Subject is encoded
+			}
+			r = append(r, f+reason)
 		}
 	}
 	return append(r, "Text: is not valid UTF-8", "HTML: is not valid UTF-8")

@@ -189,7 +189,7 @@ func (m *Message) EstimatedSize() (size int64, ok bool) {
 	return size, true
 }
 
-// base64WireLen is the length of n octets base64-encoded by go-message:
+// base64WireLen is the length of n octets as base64Writer encodes them:
 // 4 characters per 3 octets, with CRLF between lines of 76 characters and
 // none after the last line.
 func base64WireLen(n int64) int64 {
@@ -483,9 +483,9 @@ type field struct {
 }
 
 // headerFields returns the header fields of m without the MIME ones, in
-// the order they are written: formatted as go-message's mail.Header
-// formats them (RFC 2047 Q encoding, the RFC 5322 date), addresses by
-// formatAddressList, and folded by fold when written.
+// the order they are written: text RFC 2047 Q-encoded by the standard
+// library's mime package (headerValue, subjectValue), the RFC 5322 date,
+// addresses by formatAddressList, and folded by fold when written.
 func (m *Message) headerFields() []field {
 	fs := make([]field, 0, 8+len(m.Headers))
 	if !m.Date.IsZero() {
@@ -500,16 +500,80 @@ func (m *Message) headerFields() []field {
 			fs = append(fs, field{l.key, formatAddressList(normalizeAddresses(l.addrs))})
 		}
 	}
-	// As go-message's SetText, SetSubject and SetMessageID write them.
-	fs = append(fs, field{"Subject", mime.QEncoding.Encode("utf-8", normalizeSpace(m.Subject))})
+	fs = append(fs, field{"Subject", subjectValue(m.Subject)})
 	fs = append(fs, field{"Message-ID", "<" + m.MessageID + ">"})
 	for _, c := range m.Headers {
-		fs = append(fs, field{c.Key, mime.QEncoding.Encode("utf-8", normalizeSpace(c.Value))})
+		fs = append(fs, field{c.Key, headerValue(c.Value)})
 	}
 	return fs
 }
 
-// dateLayout is the Date format of RFC 5322 §3.3, as go-message writes it.
+// headerValue returns the value of a custom header field: whitespace
+// normalised, and RFC 2047 Q-encoded (in encoded-words of at most 75
+// octets) when it is not ASCII.
+func headerValue(v string) string {
+	return mime.QEncoding.Encode("utf-8", normalizeSpace(v))
+}
+
+// subjectValue returns the value of the Subject field: as headerValue,
+// and an ASCII word too long for a line with "Subject: ", which folding
+// cannot break, written as a run of encoded-words of at most 75 octets
+// that a reader joins back into the word (RFC 2047 §6.2: white space
+// between adjacent encoded-words is not displayed). A custom header may
+// be a structured field, where encoded-words are not allowed, so only the
+// Subject gets this.
+func subjectValue(subject string) string {
+	v := headerValue(subject)
+	limit := MaxLineLength - len("Subject: ")
+	if v != normalizeSpace(subject) || len(v) <= limit {
+		return v // encoded already, or no word can be too long
+	}
+	words := strings.Split(v, " ")
+	prevEncoded := false
+	for i, w := range words {
+		if len(w) <= limit {
+			prevEncoded = false
+			continue
+		}
+		words[i] = qWords(w, prevEncoded)
+		prevEncoded = true
+	}
+	return strings.Join(words, " ")
+}
+
+// qWords writes the ASCII word w as Q encoded-words of at most 75 octets
+// separated by spaces; with space, the first one starts with an encoded
+// space, which separates w from the encoded-word before it.
+func qWords(w string, space bool) string {
+	const prefix, suffix = "=?utf-8?q?", "?="
+	const payload = 75 - len(prefix) - len(suffix)
+	var b, cur strings.Builder
+	flush := func() {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(prefix + cur.String() + suffix)
+		cur.Reset()
+	}
+	if space {
+		cur.WriteByte('_')
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		enc := string(c)
+		if c <= ' ' || c >= 0x7f || c == '=' || c == '?' || c == '_' {
+			enc = fmt.Sprintf("=%02X", c)
+		}
+		if cur.Len()+len(enc) > payload {
+			flush()
+		}
+		cur.WriteString(enc)
+	}
+	flush()
+	return b.String()
+}
+
+// dateLayout is the Date format of RFC 5322 §3.3.
 const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // formatAddressList formats addresses for a header field. A display name

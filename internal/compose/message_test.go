@@ -292,14 +292,14 @@ func TestValidate(t *testing.T) {
 		{"subject C1", func(m *Message) { m.Subject = "a\u0085b" }, []string{"Subject: contains control character U+0085"}},
 		{"subject UTF-8", func(m *Message) { m.Subject = "a\xffb" }, []string{"Subject: is not valid UTF-8"}},
 		{"subject encoded", func(m *Message) { m.Subject = "=?utf-8?q?a=0D=0ABcc:_x?=" }, []string{
-			"Subject: contains an RFC 2047 encoded-word (pass decoded text)"}},
-		{"subject unfoldable", func(m *Message) { m.Subject = strings.Repeat("x", 990) }, []string{
-			"Subject: contains a word of 990 octets, too long to fold into a 998-octet line"}},
+			"Subject: contains an RFC 2047 encoded-word (=?…?=): pass the decoded text, which the composer encodes itself"}},
+		// issue10-26: a Subject word too long for a line is encoded, not refused.
+		{"subject long word", func(m *Message) { m.Subject = strings.Repeat("x", 990) }, nil},
 		{"subject longest word", func(m *Message) { m.Subject = "a " + strings.Repeat("x", 989) + " b" }, nil},
 		{"name unfoldable", func(m *Message) { m.To[0].Name = strings.Repeat("n", 1000) }, []string{
-			"To[0].Name: contains a word of 1002 octets, too long to fold into a 998-octet line"}},
+			"To[0].Name: contains a word of 1002 octets, longer than a header line can hold with the field name (998 octets), and a word cannot be folded"}},
 		{"header value unfoldable", func(m *Message) { m.Headers = []Header{{"X-Long", strings.Repeat("v", 991)}} }, []string{
-			"Headers[0].Value: contains a word of 991 octets, too long to fold into a 998-octet line"}},
+			`Headers["X-Long"]: value contains a word of 991 octets, longer than a header line can hold with the field name (998 octets), and a word cannot be folded`}},
 		{"from name", func(m *Message) { m.From.Name = "Evil\r\nBcc: x@example.com" }, []string{"From.Name: contains CR or LF"}},
 		{"from address", func(m *Message) { m.From.Address = "a@x> RET=FULL" }, []string{`From: address "a@x> RET=FULL": contains ">"`}},
 		{"to nil", func(m *Message) { m.To = append(m.To, nil) }, []string{"To[1]: is nil"}},
@@ -317,21 +317,21 @@ func TestValidate(t *testing.T) {
 		{"message-id CRLF", func(m *Message) { m.MessageID = "a@b\r\nBcc: x" }, []string{
 			"MessageID: is not ASCII dot-atom text (letters, digits, !#$%&'*+-/=?^_`{|}~ and single dots)"}},
 		{"header key structural", func(m *Message) { m.Headers = []Header{{"bcc", "x@example.com"}} }, []string{
-			`Headers[0].Key: "bcc" is written by the composer and cannot be set`}},
+			`Headers["bcc"]: cannot be set: a Bcc field would show the blind copies to every recipient (put them in Bcc, which goes to the envelope only)`}},
 		{"header key content", func(m *Message) { m.Headers = []Header{{"Content-Type", "text/html"}} }, []string{
-			`Headers[0].Key: "Content-Type" is written by the composer and cannot be set`}},
+			`Headers["Content-Type"]: cannot be set: the composer writes the Content-Type field itself, from the message's text, HTML and attachments`}},
 		{"header key mime", func(m *Message) { m.Headers = []Header{{"MIME-Version", "2"}} }, []string{
-			`Headers[0].Key: "MIME-Version" is written by the composer and cannot be set`}},
+			`Headers["MIME-Version"]: cannot be set: the composer writes the MIME-Version field itself, from the message's text, HTML and attachments`}},
 		{"header key colon", func(m *Message) { m.Headers = []Header{{"X-A: b\r\nBcc", "x"}} }, []string{
-			`Headers[0].Key: contains ":" (a field name is letters, digits and !#$%&'*+-.^_` + "`|~)"}},
+			`Headers["X-A: b\r\nBcc"]: is not a valid header field name: it contains ":" (a field name is letters, digits and !#$%&'*+-.^_` + "`|~)"}},
 		{"header key space", func(m *Message) { m.Headers = []Header{{"X A", "x"}} }, []string{
-			`Headers[0].Key: contains " " (a field name is letters, digits and !#$%&'*+-.^_` + "`|~)"}},
-		{"header key empty", func(m *Message) { m.Headers = []Header{{"", "x"}} }, []string{"Headers[0].Key: is empty"}},
+			`Headers["X A"]: is not a valid header field name: it contains " " (a field name is letters, digits and !#$%&'*+-.^_` + "`|~)"}},
+		{"header key empty", func(m *Message) { m.Headers = []Header{{"", "x"}} }, []string{`Headers[""]: is not a valid header field name: the name is empty`}},
 		{"header key 64", func(m *Message) {
 			m.Headers = []Header{{"X-" + strings.Repeat("k", 62), "v " + strings.Repeat("w", 100)}}
 		}, nil},
-		{"header key 65", func(m *Message) { m.Headers = []Header{{"X-" + strings.Repeat("k", 63), "v"}} }, []string{"Headers[0].Key: is longer than 64 octets"}},
-		{"header value", func(m *Message) { m.Headers = []Header{{"X-A", "a\r\nBcc: x"}} }, []string{"Headers[0].Value: contains CR or LF"}},
+		{"header key 65", func(m *Message) { m.Headers = []Header{{"X-" + strings.Repeat("k", 63), "v"}} }, []string{`Headers["X-` + strings.Repeat("k", 62) + `"…]: is not a valid header field name: the name is longer than 64 octets`}},
+		{"header value", func(m *Message) { m.Headers = []Header{{"X-A", "a\r\nBcc: x"}} }, []string{`Headers["X-A"]: value contains CR or LF`}},
 		{"text UTF-8", func(m *Message) { m.Text = "\xff" }, []string{"Text: is not valid UTF-8"}},
 		{"html UTF-8", func(m *Message) { m.HTML = "\xc3" }, []string{"HTML: is not valid UTF-8"}},
 		{"text smuggling is fine", func(m *Message) { m.Text = "x\r.\rSMUGGLED\r\x00" }, nil},
@@ -352,7 +352,7 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			"Attachments[0].ContentType: message/* cannot be sent base64-encoded (use application/octet-stream)",
 			`Attachments[1].ContentType: charset "iso-8859-1" is not supported (only utf-8 and us-ascii)`,
-			`Attachments[2].ContentType: "text" is not type/subtype`,
+			`Attachments[2].ContentType: "text" is not a valid media type (write type/subtype, such as application/pdf)`,
 			"Attachments[3].ContentType: contains a control character",
 			`Attachments[4].ContentType: parameter "name" contains a control character`}},
 		{"attachment filename", func(m *Message) {

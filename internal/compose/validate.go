@@ -9,15 +9,13 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	gomail "github.com/emersion/go-message/mail"
 )
 
 // Limits that Validate enforces, in octets.
 const (
 	// maxHeaderKey bounds a custom field name, so that the name and a
 	// word fit the first line of the field. RFC 5322 sets no limit of its
-	// own; go-message's own folding panics on names of 74 octets or more.
+	// own.
 	maxHeaderKey = 64
 	// maxFilename is the usual file system limit of a file name.
 	maxFilename = 255
@@ -28,7 +26,8 @@ const (
 // A FieldError reports a problem with one field of a Message.
 type FieldError struct {
 	// Field names the field as a Go caller knows it: "Subject", "To[1]",
-	// "Attachments[0].Filename", "Headers[2].Key".
+	// "Attachments[0].Filename", and a custom header by its key,
+	// `Headers["X-Workflow-Id"]` (a problem with its value says "value").
 	Field string
 	// Err says what is wrong. It is an *AddressError for an address.
 	Err error
@@ -40,12 +39,25 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 // Unwrap returns Err.
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// structural lists the header fields WriteTo writes itself, by their
-// canonical key; a custom Header may not use them. Any "Content-" field is
-// structural too.
-var structural = map[string]bool{
-	"From": true, "To": true, "Cc": true, "Bcc": true, "Reply-To": true,
-	"Subject": true, "Date": true, "Message-Id": true, "Mime-Version": true,
+// ownFields are the header fields the composer writes itself, by
+// canonical key, with their usual spelling and the Message field that sets
+// each ("" for the MIME fields, which follow from the bodies and
+// attachments). A custom Header may use none of them, and no Bcc: it
+// would show the blind copies to every recipient. Any other field,
+// Content-Language or Content-Description for example, may be set.
+var ownFields = map[string][2]string{
+	"From":                      {"From", "From"},
+	"To":                        {"To", "To"},
+	"Cc":                        {"Cc", "Cc"},
+	"Reply-To":                  {"Reply-To", "ReplyTo"},
+	"Subject":                   {"Subject", "Subject"},
+	"Date":                      {"Date", "Date"},
+	"Message-Id":                {"Message-ID", "MessageID"},
+	"Mime-Version":              {"MIME-Version", ""},
+	"Content-Type":              {"Content-Type", ""},
+	"Content-Transfer-Encoding": {"Content-Transfer-Encoding", ""},
+	"Content-Disposition":       {"Content-Disposition", ""},
+	"Content-Id":                {"Content-ID", ""},
 }
 
 // Validate reports every problem that would stop WriteTo, joined with
@@ -59,14 +71,17 @@ var structural = map[string]bool{
 //     refused.
 //   - Header text (Subject, display names, Header values, Filename) must be
 //     valid UTF-8 without CR, LF, NUL or any other control character but
-//     tab, must not already contain RFC 2047 encoded-words (pass decoded
-//     text: WriteTo encodes), and must not hold a word (a run without
-//     spaces or tabs) that, formatted and with the field name, exceeds
-//     998 octets, because it could not be folded.
+//     tab, and must not already contain RFC 2047 encoded-words (pass decoded
+//     text: WriteTo encodes). A display name or Header value must not hold
+//     a word (a run without spaces or tabs) that, formatted and with the
+//     field name, exceeds 998 octets, because it could not be folded; a
+//     Subject may, since WriteTo writes such a word as encoded-words.
 //   - A Header Key must be 1 to 64 RFC 9110 token characters (the part of
 //     RFC 5322's ftext that net/textproto accepts) and not a field WriteTo
-//     writes: From, To, Cc, Bcc, Reply-To, Subject, Date, Message-ID,
-//     MIME-Version or any Content-* field.
+//     writes itself: From, To, Cc, Reply-To, Subject, Date, Message-ID,
+//     MIME-Version, Content-Type, Content-Transfer-Encoding,
+//     Content-Disposition or Content-ID; nor Bcc, which would show the
+//     blind copies. Other fields, Content-Language for one, may be set.
 //   - Text and HTML must be valid UTF-8; any line endings are fine.
 //   - An attachment needs Content; a Filename of at most 255 octets; a
 //     ContentType that parses, is not multipart/* or message/*, and has no
@@ -102,13 +117,13 @@ func (m *Message) Validate() error {
 	if p := textProblem(m.Subject); p != "" {
 		badf("Subject", "%s", p)
 	}
-	for i, h := range m.Headers {
-		field := indexed("Headers", i)
+	for _, h := range m.Headers {
+		field := headerField(h.Key)
 		if p := headerKeyProblem(h.Key); p != "" {
-			badf(field+".Key", "%s", p)
+			badf(field, "%s", p)
 		}
 		if p := textProblem(h.Value); p != "" {
-			badf(field+".Value", "%s", p)
+			badf(field, "value %s", p)
 		}
 	}
 	if !utf8.ValidString(m.Text) {
@@ -158,9 +173,7 @@ func (m *Message) Validate() error {
 				badf(field, "%s", p)
 			}
 		}
-		var h gomail.Header
-		h.SetSubject(normalizeSpace(m.Subject))
-		foldCheck("Subject", "Subject", h.Get("Subject"))
+		foldCheck("Subject", "Subject", subjectValue(m.Subject))
 		for _, l := range m.addressFields() {
 			for i, a := range normalizeAddresses(l.addrs) {
 				field := l.name
@@ -170,9 +183,10 @@ func (m *Message) Validate() error {
 				foldCheck(field+".Name", l.key, a.String()+",")
 			}
 		}
-		for i, c := range m.Headers {
-			h.SetText(c.Key, normalizeSpace(c.Value))
-			foldCheck(indexed("Headers", i)+".Value", c.Key, h.Get(c.Key))
+		for _, c := range m.Headers {
+			if p := foldProblem(c.Key, headerValue(c.Value)); p != "" {
+				badf(headerField(c.Key), "value %s", p)
+			}
 		}
 		for i := range m.Attachments {
 			for _, f := range attachmentPart(&m.Attachments[i]).fields {
@@ -207,6 +221,16 @@ func (m *Message) validateAddresses(field string, addrs []*mail.Address, list bo
 	}
 }
 
+// headerField names a custom header as a caller knows it, by its key:
+// Headers["X-Workflow-Id"]. A very long key is cut.
+func headerField(key string) string {
+	const show = 64
+	if len(key) > show {
+		return "Headers[" + strconv.Quote(key[:show]) + "…]"
+	}
+	return "Headers[" + strconv.Quote(key) + "]"
+}
+
 // indexed returns "name[i]".
 func indexed(name string, i int) string {
 	return name + "[" + strconv.Itoa(i) + "]"
@@ -231,7 +255,7 @@ func textProblem(s string) string {
 	if strings.Contains(s, "=?") {
 		n := normalizeSpace(s)
 		if dec, err := new(mime.WordDecoder).DecodeHeader(n); err != nil || dec != n {
-			return "contains an RFC 2047 encoded-word (pass decoded text)"
+			return "contains an RFC 2047 encoded-word (=?…?=): pass the decoded text, which the composer encodes itself"
 		}
 	}
 	return ""
@@ -239,20 +263,27 @@ func textProblem(s string) string {
 
 // headerKeyProblem says what makes k unusable as a custom field name, or "".
 func headerKeyProblem(k string) string {
+	const notName = "is not a valid header field name: "
 	if k == "" {
-		return "is empty"
+		return notName + "the name is empty"
 	}
 	if len(k) > maxHeaderKey {
-		return fmt.Sprintf("is longer than %d octets", maxHeaderKey)
+		return fmt.Sprintf(notName+"the name is longer than %d octets", maxHeaderKey)
 	}
 	for i := 0; i < len(k); i++ {
 		if c := k[i]; !isTchar(c) {
-			return fmt.Sprintf("contains %q (a field name is letters, digits and !#$%%&'*+-.^_`|~)", string(c))
+			return fmt.Sprintf(notName+"it contains %q (a field name is letters, digits and !#$%%&'*+-.^_`|~)", string(c))
 		}
 	}
 	ck := canonicalKey(k)
-	if structural[ck] || strings.HasPrefix(ck, "Content-") {
-		return fmt.Sprintf("%q is written by the composer and cannot be set", k)
+	if ck == "Bcc" {
+		return "cannot be set: a Bcc field would show the blind copies to every recipient (put them in Bcc, which goes to the envelope only)"
+	}
+	if f, ok := ownFields[ck]; ok {
+		if f[1] == "" {
+			return fmt.Sprintf("cannot be set: the composer writes the %s field itself, from the message's text, HTML and attachments", f[0])
+		}
+		return fmt.Sprintf("cannot be set: the composer writes the %s field itself (set %s instead)", f[0], f[1])
 	}
 	return ""
 }
@@ -324,11 +355,11 @@ func mediaTypeProblem(t string) string {
 	}
 	mt, params, err := mime.ParseMediaType(t)
 	if err != nil {
-		return fmt.Sprintf("%q does not parse: %v", t, err)
+		return fmt.Sprintf("%q is not a valid media type (write type/subtype, such as application/pdf): %v", t, err)
 	}
 	typ, sub, ok := strings.Cut(mt, "/")
 	if !ok || typ == "" || sub == "" {
-		return fmt.Sprintf("%q is not type/subtype", t)
+		return fmt.Sprintf("%q is not a valid media type (write type/subtype, such as application/pdf)", t)
 	}
 	if typ == "multipart" || typ == "message" {
 		return fmt.Sprintf("%s/* cannot be sent base64-encoded (use application/octet-stream)", typ)
@@ -349,9 +380,9 @@ func mediaTypeProblem(t string) string {
 }
 
 // foldProblem says why the field key: value cannot be folded into lines of
-// at most MaxLineLength octets, or "". go-message folds at spaces and tabs
-// and, when a word does not fit, inserts a space into it, which changes the
-// value; so every word must fit a line with the field name.
+// at most MaxLineLength octets, or "". fold breaks lines only at spaces,
+// because breaking inside a word would change the value; so every word
+// must fit a line with the field name.
 func foldProblem(key, value string) string {
 	limit := MaxLineLength - len(key) - len(": ")
 	longest := 0
@@ -359,7 +390,7 @@ func foldProblem(key, value string) string {
 		longest = max(longest, len(w))
 	}
 	if longest > limit {
-		return fmt.Sprintf("contains a word of %d octets, too long to fold into a %d-octet line", longest, MaxLineLength)
+		return fmt.Sprintf("contains a word of %d octets, longer than a header line can hold with the field name (%d octets), and a word cannot be folded", longest, MaxLineLength)
 	}
 	return ""
 }

@@ -267,10 +267,10 @@ func leafParts(t *testing.T, h textproto.MIMEHeader, body io.Reader) []leaf {
 			t.Errorf("raw: Content-Disposition %q: %v", cd, err)
 		}
 		l.disposition, l.filename = disp, dparams["filename"]
-		// emailconn (through go-message) writes a non-ASCII file name as
-		// an RFC 2047 encoded-word inside the quoted string, as most mail
-		// programs do and read, rather than RFC 2231's filename*=, which
-		// mime.ParseMediaType would have decoded.
+		// emailconn writes a non-ASCII file name as RFC 2231's filename*=
+		// (which mime.ParseMediaType decodes) after a plain ASCII
+		// fallback; a name in the RFC 2047 form other programs write is
+		// decoded too.
 		if name, err := new(mime.WordDecoder).DecodeHeader(l.filename); err == nil {
 			l.filename = name
 		}

@@ -35,14 +35,29 @@ type cache struct {
 	cur     *entry    // the cached token; nil when none
 	flight  *flight   // the token request in progress; nil when none
 	retryAt time.Time // no proactive refresh before this
+	rec     record    // the refresh-token record: see load and commit
+
+	// onWait, set by tests before use, is called by every caller about
+	// to wait for a token request, so that a test knows when callers
+	// have piled up. Nil in production.
+	onWait func()
 
 	// Owned by the one refresh in progress (handed over through mu).
-	rt            string // current refresh token
-	rtLoaded      bool   // rt was read from Config.RefreshToken
-	rotatePending bool   // rt has not been saved by OnRotate yet
 	// detected is the client authentication style AutoDetect found to
 	// work; AutoDetect while none has yet.
 	detected oauth2.AuthStyle
+}
+
+// A record is the refresh-token state of a Cache: the one place the
+// current refresh token lives. Only the request in flight changes it: it
+// loads the record when it starts and commits the new one, both under mu;
+// RefreshToken reads it. A store shared by several processes would sit
+// behind exactly these two steps, commit becoming a compare-and-swap
+// against the record loaded.
+type record struct {
+	rt      string // the current refresh token; "" until one was read
+	loaded  bool   // rt is usable; false at first and after invalid_grant, when Config.RefreshToken is read again
+	pending bool   // rt was rotated and OnRotate has not saved it yet
 }
 
 // An entry is a fetched token, never modified.
@@ -107,10 +122,12 @@ func (c *Cache) Token(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil || c.c == nil {
 		return nil, errNotNew
 	}
-	return c.c.token(ctx)
+	return c.c.get(ctx, false)
 }
 
-func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
+// get returns the cached token when it is good and fresh is false, and
+// otherwise the token of a request, joined or started.
+func (c *cache) get(ctx context.Context, fresh bool) (*oauth2.Token, error) {
 	if c.cfgErr != nil {
 		return nil, c.cfgErr
 	}
@@ -120,7 +137,7 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 	c.mu.Lock()
 	now := c.cfg.now()
 	var fallback *entry // the cached token, valid, inside the refresh window
-	if e := c.cur; e != nil && e.usable(now) {
+	if e := c.cur; e != nil && e.usable(now) && !fresh {
 		if !e.due(now, c.cfg.refreshWindow()) || c.flight != nil || now.Before(c.retryAt) {
 			c.mu.Unlock()
 			return copyToken(e.tok), nil
@@ -138,6 +155,9 @@ func (c *cache) token(ctx context.Context) (*oauth2.Token, error) {
 // wait waits for f as long as ctx allows. When f failed, a fallback still
 // usable is returned instead of the error.
 func (c *cache) wait(ctx context.Context, f *flight, fallback *entry) (*oauth2.Token, error) {
+	if c.onWait != nil {
+		c.onWait()
+	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
@@ -168,23 +188,7 @@ func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil || c.c == nil {
 		return nil, errNotNew
 	}
-	return c.c.refresh(ctx)
-}
-
-func (c *cache) refresh(ctx context.Context) (*oauth2.Token, error) {
-	if c.cfgErr != nil {
-		return nil, c.cfgErr
-	}
-	if ctx.Err() != nil {
-		return nil, ctxError(c.cfg.Name, ctx)
-	}
-	c.mu.Lock()
-	f := c.flight
-	if f == nil {
-		f = c.start()
-	}
-	c.mu.Unlock()
-	return c.wait(ctx, f, nil)
+	return c.c.get(ctx, true)
 }
 
 // start starts a token request. c.mu must be held.
@@ -230,6 +234,51 @@ func (c *Cache) Invalidate(accessToken string) {
 		c.c.cur = nil
 		c.c.retryAt = time.Time{}
 	}
+}
+
+// RefreshToken returns the refresh token the Cache holds: the one the
+// server returned last (rotated), else the one read from
+// Config.RefreshToken. ok is false while the Cache has read none (before
+// its first token request with GrantRefreshToken). After the server
+// answered invalid_grant it is the refused token until the next request
+// reads Config.RefreshToken again. The Cache is the one owner of the
+// current refresh token: whoever shows or saves the configuration reads it
+// here. It is safe for concurrent use.
+func (c *Cache) RefreshToken() (rt string, ok bool) {
+	if c == nil || c.c == nil {
+		return "", false
+	}
+	c.c.mu.Lock()
+	defer c.c.mu.Unlock()
+	return c.c.rec.rt, c.c.rec.rt != ""
+}
+
+// load returns the refresh-token record for a request, reading
+// Config.RefreshToken first when the record holds no usable token.
+func (c *cache) load() (record, error) {
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	if rec.loaded {
+		return rec, nil
+	}
+	rt, err := c.cfg.RefreshToken()
+	if err != nil {
+		return rec, fmt.Errorf("oauth2 configuration %q: refresh token: %w", c.cfg.Name, err)
+	}
+	if rt == "" {
+		return rec, fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", c.cfg.Name, ErrInvalidGrant)
+	}
+	rec = record{rt: rt, loaded: true}
+	c.commit(rec)
+	return rec, nil
+}
+
+// commit makes rec the Cache's refresh-token record.
+func (c *cache) commit(rec record) {
+	c.mu.Lock()
+	c.rec = rec
+	c.mu.Unlock()
 }
 
 // Expiry returns the expiry of the cached token on Config.Now's clock. It

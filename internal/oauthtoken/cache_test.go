@@ -159,6 +159,7 @@ func TestSingleFlight(t *testing.T) {
 				want = "at-2"
 			}
 			before := s.count()
+			piled := waiters(t, c)
 
 			const callers = 50
 			var wg sync.WaitGroup
@@ -173,7 +174,7 @@ func TestSingleFlight(t *testing.T) {
 					errs[i] = err
 				})
 			}
-			time.Sleep(50 * time.Millisecond) // let the callers pile up
+			piled(callers) // all wait for the one request
 			close(gate)
 			wg.Wait()
 			for i := range callers {
@@ -195,6 +196,7 @@ func TestWaiterWhoseContextEndsLeavesOthersServed(t *testing.T) {
 		writeToken(w, "at-1", 3600, "")
 	})
 	c := New(ccConfig(s, newClock()))
+	piled := waiters(t, c)
 
 	var wg sync.WaitGroup
 	results := make(chan error, 5)
@@ -210,7 +212,7 @@ func TestWaiterWhoseContextEndsLeavesOthersServed(t *testing.T) {
 		_, err := c.Token(ctx)
 		errc <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	piled(6) // the five and the one with ctx wait for the request
 	cancel()
 	select {
 	case err := <-errc:
@@ -240,9 +242,10 @@ func TestWaiterWhoseContextEndsLeavesOthersServed(t *testing.T) {
 }
 
 func TestRefreshDoesNotRunOnCallersContext(t *testing.T) {
+	gate := make(chan struct{}) // holds the first request until the caller gave up
 	s := newTokenServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
-			time.Sleep(80 * time.Millisecond)
+			<-gate
 		}
 		writeToken(w, fmt.Sprintf("at-%d", n), 3600, "")
 	})
@@ -252,8 +255,10 @@ func TestRefreshDoesNotRunOnCallersContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if _, err := c.Token(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		close(gate)
 		t.Fatalf("Token with a short ctx: err = %v, want context.DeadlineExceeded", err)
 	}
+	close(gate)
 	// The fetch went on and its token is served without a new request.
 	if got := mustToken(t, c); got != "at-1" {
 		t.Errorf("Token after the caller gave up = %q, want at-1", got)
@@ -286,9 +291,7 @@ func TestHungTokenEndpoint(t *testing.T) {
 		_, err := hungCache.Token(context.Background())
 		errc <- err
 	}()
-	for hung.count() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	hung.awaitRequests(t, 1)
 	// Another configuration is served while this one hangs.
 	if got := mustToken(t, other); got != "at-1" {
 		t.Errorf("other Cache: Token = %q, want at-1", got)
@@ -417,9 +420,7 @@ func TestProactiveRefreshSuccessAndConcurrentCallers(t *testing.T) {
 
 	got := make(chan string, 1)
 	go func() { got <- tokenOrError(c) }()
-	for s.count() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	s.awaitRequests(t, 2) // the first fetch and the refresh
 	// While the refresh is in flight (held by gate), others get the
 	// still-valid token without waiting for it.
 	other := make(chan string, 1)

@@ -50,6 +50,9 @@
 // with each access token (Microsoft Entra ID does). The Cache then uses the
 // new refresh token from then on and hands it to Config.OnRotate before
 // the new access token is returned to anyone, so that it can be saved.
+// The Cache is the one owner of the current refresh token: whoever shows
+// or saves the configuration reads it with Cache.RefreshToken instead of
+// keeping a copy.
 //
 // # Errors
 //
@@ -68,6 +71,7 @@
 // client secret, refresh token or access token; in particular the response
 // body of a failed request, which golang.org/x/oauth2's RetrieveError
 // prints, is never included. Tokens returned by Cache.Token carry the access
-// token only: the refresh token stays inside the Cache. Inspect decodes the
+// token only: the refresh token leaves the Cache only through
+// Config.OnRotate and Cache.RefreshToken, for its owner to save. Inspect decodes the
 // claims of a JWT access token for diagnosis without including the token.
 package oauthtoken

@@ -37,24 +37,19 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 		params.Set(k, v)
 	}
 	refresh := c.cfg.GrantType == GrantRefreshToken
+	var rec record
 	if refresh {
-		if !c.rtLoaded {
-			rt, err := c.cfg.RefreshToken()
-			if err != nil {
-				return nil, nil, fmt.Errorf("oauth2 configuration %q: refresh token: %w", name, err)
-			}
-			if rt == "" {
-				return nil, nil, fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", name, ErrInvalidGrant)
-			}
-			c.rt, c.rtLoaded, c.rotatePending = rt, true, false
+		var err error
+		if rec, err = c.load(); err != nil {
+			return nil, nil, err
 		}
 		// clientcredentials lets grant_type be overridden; unlike
 		// oauth2.Config's refresh, it sends the scopes and the endpoint
 		// parameters too (Microsoft's v2.0 endpoint wants scope).
 		params.Set("grant_type", GrantRefreshToken)
-		params.Set("refresh_token", c.rt)
+		params.Set("refresh_token", rec.rt)
 	}
-	secrets := []string{secret, c.rt}
+	secrets := []string{secret, rec.rt}
 
 	c.cc.ClientSecret, c.cc.EndpointParams = secret, params
 	tok, err := c.request(ctx)
@@ -64,14 +59,15 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 		if refresh && errors.Is(e, ErrInvalidGrant) {
 			// Read the stored one again next time: it may have been
 			// re-authorised.
-			c.rt, c.rtLoaded = "", false
+			rec.loaded, rec.pending = false, false
+			c.commit(rec)
 		}
 		return nil, nil, e
 	}
 
 	var rotErr error
 	if refresh {
-		rotErr = c.rotate(tok.RefreshToken, append(secrets, tok.AccessToken, tok.RefreshToken))
+		rotErr = c.rotate(rec, tok.RefreshToken, append(secrets, tok.AccessToken, tok.RefreshToken))
 	}
 	t := *tok
 	t.RefreshToken = ""
@@ -113,26 +109,27 @@ func (c *cache) request(ctx context.Context) (*oauth2.Token, error) {
 	return tok, err
 }
 
-// rotate takes newRT, the refresh token of a response, and has OnRotate
-// save it if it differs from the current one (or an earlier one was not
-// saved).
-func (c *cache) rotate(newRT string, secrets []string) error {
-	if newRT != "" && newRT != c.rt {
-		c.rt, c.rotatePending = newRT, true
+// rotate takes newRT, the refresh token of a response, into rec and has
+// OnRotate save it if it differs from the current one (or an earlier one
+// was not saved). The new token is committed before OnRotate runs: it is
+// the current one whatever OnRotate does.
+func (c *cache) rotate(rec record, newRT string, secrets []string) error {
+	if newRT != "" && newRT != rec.rt {
+		rec.rt, rec.pending = newRT, true
+		c.commit(rec)
 	}
-	if !c.rotatePending {
+	if !rec.pending {
 		return nil
 	}
-	if c.cfg.OnRotate == nil {
-		c.rotatePending = false
-		return nil
+	if c.cfg.OnRotate != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
+		defer cancel()
+		if err := c.callOnRotate(ctx, rec.rt); err != nil {
+			return &rotateError{config: c.cfg.Name, msg: clean(err.Error(), maxDetail, secrets), err: err}
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
-	defer cancel()
-	if err := c.callOnRotate(ctx); err != nil {
-		return &rotateError{config: c.cfg.Name, msg: clean(err.Error(), maxDetail, secrets), err: err}
-	}
-	c.rotatePending = false
+	rec.pending = false
+	c.commit(rec)
 	return nil
 }
 
@@ -142,13 +139,13 @@ var errOnRotatePanicked = errors.New("the callback panicked")
 
 // callOnRotate calls OnRotate, turning a panic into an error: it runs on
 // the Cache's own goroutine, where no caller could recover it.
-func (c *cache) callOnRotate(ctx context.Context) (err error) {
+func (c *cache) callOnRotate(ctx context.Context, rt string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errOnRotatePanicked
 		}
 	}()
-	return c.cfg.OnRotate(ctx, c.rt)
+	return c.cfg.OnRotate(ctx, rt)
 }
 
 // fromSource calls the Source, waiting no longer than ctx allows.

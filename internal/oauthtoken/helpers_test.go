@@ -55,6 +55,7 @@ type tokenServer struct {
 	n        atomic.Int32
 	mu       sync.Mutex
 	requests []request
+	arrived  chan struct{} // receives as each request reaches the handler
 }
 
 // handleFunc answers the n-th request (from 1).
@@ -62,7 +63,7 @@ type handleFunc func(w http.ResponseWriter, r *http.Request, n int)
 
 func newTokenServer(t *testing.T, handle handleFunc) *tokenServer {
 	t.Helper()
-	s := &tokenServer{}
+	s := &tokenServer{arrived: make(chan struct{}, 100)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "bad form", http.StatusBadRequest)
@@ -75,13 +76,48 @@ func newTokenServer(t *testing.T, handle handleFunc) *tokenServer {
 			authorizationFound: r.Header.Get("Authorization") != "",
 		})
 		s.mu.Unlock()
-		handle(w, r, int(s.n.Add(1)))
+		n := int(s.n.Add(1))
+		select {
+		case s.arrived <- struct{}{}:
+		default:
+		}
+		handle(w, r, n)
 	}))
 	t.Cleanup(s.Close)
 	return s
 }
 
 func (s *tokenServer) count() int { return int(s.n.Load()) }
+
+// awaitRequests waits until n more requests have reached the handler.
+func (s *tokenServer) awaitRequests(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-s.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no token request arrived")
+		}
+	}
+}
+
+// waiters makes c report the callers that wait for a token request and
+// returns a function that waits until n more have started waiting. Call it
+// before c is used concurrently.
+func waiters(t *testing.T, c *Cache) func(n int) {
+	ch := make(chan struct{}, 1000)
+	c.c.onWait = func() { ch <- struct{}{} }
+	return func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the callers did not pile up")
+			}
+		}
+	}
+}
 
 func (s *tokenServer) request(i int) request {
 	s.mu.Lock()

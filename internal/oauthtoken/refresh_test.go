@@ -81,9 +81,7 @@ func TestRefreshJoinsRequestInFlight(t *testing.T) {
 	c := New(ccConfig(s, newClock()))
 	got := make(chan string, 1)
 	go func() { got <- tokenOrError(c) }()
-	for s.count() == 0 { // the request reached the server
-		time.Sleep(time.Millisecond)
-	}
+	s.awaitRequests(t, 1)
 	refreshed := make(chan string, 1)
 	go func() {
 		tok, err := c.Refresh(context.Background())
@@ -192,5 +190,60 @@ func TestIssue11_11_AutoDetectNoSecondRequestAfterTimeout(t *testing.T) {
 	}
 	if n := hung.count(); n != 1 {
 		t.Errorf("token requests = %d, want 1", n)
+	}
+}
+
+// TestIssue12_OAuth2State_CacheOwnsRefreshToken: the Cache is the one
+// owner of the current refresh token. RefreshToken reports none before the
+// first request, then the stored one, the rotated one as soon as the
+// server returned it (already inside OnRotate, and whatever OnRotate
+// returns), and after invalid_grant the refused one until the stored one is
+// read again.
+func TestIssue12_OAuth2State_CacheOwnsRefreshToken(t *testing.T) {
+	s := rotatingServer(t)
+	clock := newClock()
+	var c *Cache
+	var during []string
+	stored := "rt-0"
+	c = New(Config{
+		Name: "contoso", GrantType: GrantRefreshToken, TokenURL: s.tokenURL(), ClientID: "client-id",
+		RefreshToken: func() (string, error) { return stored, nil },
+		OnRotate: func(_ context.Context, rt string) error {
+			cur, _ := c.RefreshToken()
+			during = append(during, cur)
+			return errors.New("read-only store")
+		},
+		Now: clock.Now,
+	})
+	if rt, ok := c.RefreshToken(); ok || rt != "" {
+		t.Errorf("RefreshToken before any request = %q, %v; want none", rt, ok)
+	}
+	if _, err := c.Token(context.Background()); !errors.Is(err, ErrRotationNotSaved) {
+		t.Fatalf("Token = %v, want ErrRotationNotSaved with the token", err)
+	}
+	if rt, ok := c.RefreshToken(); !ok || rt != "rt-1" {
+		t.Errorf("RefreshToken after a rotation = %q, %v; want rt-1", rt, ok)
+	}
+	if fmt.Sprint(during) != "[rt-1]" {
+		t.Errorf("RefreshToken inside OnRotate = %q, want [rt-1]: the new token is current before it is saved", during)
+	}
+	// Another process used rt-1: the server refuses it.
+	s2 := rotatingServer(t)
+	c2 := New(Config{Name: "contoso", GrantType: GrantRefreshToken, TokenURL: s2.tokenURL(), ClientID: "client-id",
+		RefreshToken: func() (string, error) { return stored, nil }, Now: clock.Now})
+	stored = "rt-9"
+	if _, err := c2.Token(context.Background()); !errors.Is(err, ErrInvalidGrant) {
+		t.Fatalf("Token with a refused refresh token = %v, want ErrInvalidGrant", err)
+	}
+	if rt, ok := c2.RefreshToken(); !ok || rt != "rt-9" {
+		t.Errorf("RefreshToken after invalid_grant = %q, %v; want the refused rt-9", rt, ok)
+	}
+	stored = "rt-0" // authorised again
+	clock.Advance(time.Minute)
+	if _, err := c2.Token(context.Background()); err != nil {
+		t.Fatalf("Token after the store was authorised again = %v", err)
+	}
+	if rt, _ := c2.RefreshToken(); rt != "rt-2" {
+		t.Errorf("RefreshToken after the stored one was read again = %q, want rt-2 (the second request's)", rt)
 	}
 }

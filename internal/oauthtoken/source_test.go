@@ -48,6 +48,7 @@ func TestCustomSource(t *testing.T) {
 	clock := newClock()
 	src := &countingSource{clock: clock, gate: make(chan struct{})}
 	c := New(Config{Name: "google-sa", Source: src, Now: clock.Now})
+	piled := waiters(t, c)
 
 	var wg sync.WaitGroup
 	for range 50 {
@@ -61,7 +62,7 @@ func TestCustomSource(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(30 * time.Millisecond)
+	piled(50)
 	close(src.gate)
 	wg.Wait()
 	if src.n.Load() != 1 {

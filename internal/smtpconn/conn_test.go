@@ -149,7 +149,9 @@ func TestWriteProgressTimeout(t *testing.T) {
 
 func TestWriteSlowButMoving(t *testing.T) {
 	raw, srv := pair(t)
-	const timeout = 300 * time.Millisecond
+	// The upload takes at least 1.3 s, longer than the timeout; no stretch
+	// of it comes near the timeout, even on a loaded machine.
+	const timeout = 750 * time.Millisecond
 	c := New(raw, Options{SendTimeout: timeout})
 	done := make(chan struct{})
 	go func() { // read 128 KiB every 10 ms
@@ -181,15 +183,13 @@ func TestIdle(t *testing.T) {
 		t.Fatal("Idle() = false on a quiet connection")
 	}
 	srv.Write([]byte("421 4.4.2 idle timeout\r\n"))
-	time.Sleep(50 * time.Millisecond)
-	if c.Idle() {
+	if !waitFor(func() bool { return !c.Idle() }) {
 		t.Error("Idle() = true with unread data from the server")
 	}
 	raw2, srv2 := pair(t)
 	c2 := New(raw2, Options{})
 	srv2.Close()
-	time.Sleep(50 * time.Millisecond)
-	if c2.Idle() {
+	if !waitFor(func() bool { return !c2.Idle() }) {
 		t.Error("Idle() = true after the server closed")
 	}
 }
@@ -216,4 +216,16 @@ func TestTapPrefixAndAbort(t *testing.T) {
 	if string(b[:n]) != "EHLO x\r\n" || string(client) != "EHLO x\r\n" {
 		t.Errorf("server read %q, client bytes %q", b[:n], client)
 	}
+}
+
+// waitFor polls cond until it holds or 5 s have passed: data written on
+// loopback arrives within microseconds, but a loaded machine may take
+// longer, and a fixed sleep would only hope.
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

@@ -60,12 +60,14 @@ const (
 	Silent
 	// Stall stops reading and writing and keeps the connection open until
 	// the Server is closed, so the client's writes eventually block once the
-	// socket buffers are full (a few MiB on Linux loopback). At DataBody it
-	// first reads Fault.Bytes body octets.
+	// socket buffers are full (a few MiB on Linux loopback; see
+	// Options.ReadBuffer). At DataBody it first reads Fault.Bytes body
+	// octets.
 	Stall
 	// Drop closes the connection (FIN) without replying. At DataBody it first
-	// reads Fault.Bytes body octets; at AfterDot it is "the connection broke
-	// after the final dot, delivery state unknown".
+	// reads Fault.Bytes body octets, then closes at once, so a client still
+	// uploading sees a reset; at AfterDot it is "the connection broke after
+	// the final dot, delivery state unknown".
 	Drop
 	// Reset aborts the connection with a TCP RST (SO_LINGER 0, then close)
 	// without replying. At DataBody it first reads Fault.Bytes body octets.

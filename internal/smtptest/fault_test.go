@@ -552,7 +552,10 @@ func TestIdleTimesAndTLS(t *testing.T) {
 	// A spent Idle fault stops firing even while a session waits on it; TLS
 	// reads survive the deadline.
 	spent := make(chan struct{}, 1)
-	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: Idle, Delay: 100 * time.Millisecond, Times: 1}},
+	// The delay leaves room for both sessions to be waiting before the
+	// fault fires, even under the race detector on a loaded machine (a
+	// session that starts waiting after the fault is spent arms no timer).
+	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: Idle, Delay: time.Second, Times: 1}},
 		Logf: func(format string, args ...any) {
 			if strings.Contains(fmt.Sprintf(format, args...), "the Idle fault is spent") {
 				select {

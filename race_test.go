@@ -1,0 +1,7 @@
+//go:build race
+
+package emailconn
+
+// slowdown scales the bounds of tests that assert how fast a failure is
+// reported: the race detector makes TLS and goroutines several times slower.
+const slowdown = 5
