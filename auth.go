@@ -1,6 +1,7 @@
 package emailconn
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/session"
 )
 
 // The SASL mechanisms this package speaks.
@@ -63,13 +68,15 @@ func (c *loginClient) Next(challenge []byte) ([]byte, error) {
 	return nil, errUnexpectedChallenge
 }
 
-// offeredMechanisms returns the AUTH mechanisms of an EHLO reply, upper
-// case, in the server's order.
-func offeredMechanisms(ext map[string]string) []string {
-	v, ok := ext["AUTH"]
-	if !ok {
-		return nil
-	}
+// offeredMechanisms returns the AUTH mechanisms the session's server
+// offered, upper case, in the server's order.
+func offeredMechanisms(sess *session.Session) []string {
+	v, _ := sess.Extension("AUTH")
+	return mechanismsIn(v)
+}
+
+// mechanismsIn returns the mechanisms of an AUTH extension's parameters.
+func mechanismsIn(v string) []string {
 	var out []string
 	for _, m := range strings.Fields(v) {
 		m = strings.ToUpper(m)
@@ -251,22 +258,73 @@ func (e *tokenRejectedError) Error() string {
 
 func (e *tokenRejectedError) Unwrap() error { return e.reply }
 
-// recordingClient is a SASL client that remembers every response it gives,
-// so that the session can redact them, and the secrets behind them, in
-// whatever the server says back.
-type recordingClient struct {
-	sasl.Client
-	sess *session
+// authenticate runs AUTH on sess with the connection's credentials.
+// retry says that the server rejected the access token fetched before.
+func (o *opener) authenticate(ctx context.Context, sess *session.Session, retry bool) error {
+	s := o.s
+	t := time.Now()
+	refuse := func(cause error) error {
+		e := &session.Error{Stage: session.StageAuth, Err: cause, Remote: sess.Remote, Usable: true}
+		sess.Stage(ctx, session.StageAuth, t, e)
+		return e
+	}
+	if !credentialsAllowed(&s.conn, sess.TLS != nil, sess.Conn.RemoteAddr()) {
+		return refuse(errCleartextAuth)
+	}
+	offered := offeredMechanisms(sess)
+	mech, err := chooseMechanism(s.conn.authType(), offered)
+	if err != nil {
+		return refuse(err)
+	}
+	var client sasl.Client
+	var secret string
+	var bearer *bearerClient
+	if s.conn.authType() == AuthOAuth2 {
+		tok, err := o.token(ctx, sess, retry)
+		if err != nil {
+			return err
+		}
+		t = time.Now()
+		bearer = newBearerClient(mech, s.conn.Username, tok, s.ep.host, s.ep.port)
+		client, secret = bearer, tok
+	} else {
+		pw, msg := s.conn.Password.reveal(&s.opts.References)
+		if msg != "" {
+			return refuse(&FieldError{Field: "Password", Problem: msg})
+		}
+		client, secret = basicClient(mech, s.conn.Username, pw), pw
+	}
+	if err := sess.Auth(mech, client, secret); err != nil {
+		e := sess.Fail(session.StageAuth, err)
+		var se *smtp.SMTPError
+		if bearer != nil && errors.As(e.Err, &se) && se.Code != 530 && se.Code != 538 && (bearer.failure != nil || se.Code == 535) {
+			e.Err = &tokenRejectedError{reply: newSMTPError(se), failure: bearer.failure, token: secret}
+		}
+		sess.Stage(ctx, session.StageAuth, t, e)
+		return e
+	}
+	if o.trace != nil && o.trace.Authenticated != nil {
+		o.trace.Authenticated(mech)
+	}
+	sess.Stage(ctx, session.StageAuth, t, nil)
+	return nil
 }
 
-func (c recordingClient) Start() (string, []byte, error) {
-	mech, ir, err := c.Client.Start()
-	c.sess.sent(ir)
-	return mech, ir, err
-}
-
-func (c recordingClient) Next(challenge []byte) ([]byte, error) {
-	resp, err := c.Client.Next(challenge)
-	c.sess.sent(resp)
-	return resp, err
+// token obtains an access token from the connection's token cache.
+func (o *opener) token(ctx context.Context, sess *session.Session, retry bool) (string, error) {
+	t := time.Now()
+	tok, err := o.s.tokens.token(ctx)
+	var e error
+	if err != nil {
+		e = &session.Error{Stage: session.StageToken, Err: err, Remote: sess.Remote, Usable: true}
+	}
+	if o.trace != nil && o.trace.TokenFetched != nil {
+		info := TokenInfo{OAuth2Config: o.s.conn.OAuth2Config, Duration: time.Since(t), Retry: retry}
+		if e != nil {
+			info.Err = o.s.classify(ctx, e)
+		}
+		o.trace.TokenFetched(info)
+	}
+	sess.Stage(ctx, session.StageToken, t, e)
+	return tok, e
 }

@@ -121,7 +121,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		}
 		b, _ := json.Marshal(rc)
 		seen.Write(b)
-		fmt.Fprintf(&seen, "%v %+v %#v %s\n", c, c, c, s.Connection())
+		fmt.Fprintf(&seen, "%v %+v %#v %s\n", c, c, c, s)
 		s.Close()
 		t.Logf("%s: %v", p.name, err)
 	}

@@ -70,6 +70,15 @@
 // [TestOptions].Restricted keeps a tenant's report from telling what the
 // engine's position on the network reveals.
 //
+// # Observation
+//
+// [Options].Trace is a [Trace]: optional hooks, in the manner of
+// net/http/httptrace, called as each stage of a session ends, with what the
+// server offered, the TLS state, the AUTH mechanism, the OAuth2 token fetch
+// and the outcome of each transaction. Logging, metrics and tracing
+// adapters listen there; Test Connection builds its report from the same
+// events. Without a Trace a send pays nothing for it.
+//
 // # Action links
 //
 // An Email Actions Base URL replaces the scheme, host and port of the action

@@ -28,8 +28,10 @@ var (
 	// ErrConnect reports that the connection failed: no usable SMTP session
 	// could be established (the host was not found, the connection was
 	// refused, the greeting was refused, or the peer does not speak SMTP —
-	// often a TLS mode that does not match the port), or the connection
-	// broke before the message was complete, so it was not delivered. At
+	// often a TLS mode that does not match the port, or a reply larger
+	// than the client accepts, after which the connection is closed), or
+	// the connection broke before the message was complete, so it was not
+	// delivered. At
 	// StageToken it reports that the OAuth2 token endpoint could not be
 	// reached (connection refused or reset, host not found, TLS failure)
 	// or answered that it is unavailable (HTTP 408, 429 or 5xx,
@@ -88,10 +90,6 @@ var (
 	// server announced with the SIZE extension. It is returned before the
 	// message is transferred.
 	ErrMessageTooLarge = errors.New("emailconn: message too large for the server")
-
-	// ErrReplyTooLarge reports that a server reply exceeded the size limit
-	// the client accepts for one reply. The connection was closed.
-	ErrReplyTooLarge = errors.New("emailconn: server reply too large")
 
 	// ErrBlocked reports that the dial policy refused the destination.
 	ErrBlocked = errors.New("emailconn: destination not allowed")
@@ -457,5 +455,6 @@ func isPermanentConnect(err error) bool {
 	var recErr tls.RecordHeaderError
 	var protoErr textproto.ProtocolError
 	var notSMTP *smtpconn.NotSMTPError
-	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.As(err, &notSMTP) || errors.Is(err, smtp.ErrTooLongLine)
+	return errors.As(err, &recErr) || errors.As(err, &protoErr) || errors.As(err, &notSMTP) ||
+		errors.Is(err, smtp.ErrTooLongLine) || errors.Is(err, errReplyTooLarge)
 }

@@ -137,9 +137,9 @@ func TestSendFaults(t *testing.T) {
 		{name: "F09 5000-byte greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.LongLine}}},
 			wantErr: ErrConnect, temp: no},
 		{name: "F10 endless greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Endless}}},
-			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: ErrReplyTooLarge, within: 5 * time.Second},
+			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: errReplyTooLarge, within: 5 * time.Second},
 		{name: "F10 endless EHLO reply", srv: smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}},
-			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: ErrReplyTooLarge, within: 5 * time.Second},
+			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: errReplyTooLarge, within: 5 * time.Second},
 
 		// EHLO and STARTTLS (F11–F21).
 		{name: "F11 EHLO 502, HELO fallback", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: "502 5.5.1 Command not implemented"}}}},
@@ -501,8 +501,8 @@ func TestEndlessReplyMemory(t *testing.T) {
 	defer cancel()
 	_, err := s.Send(ctx, basicMessage())
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrReplyTooLarge) {
-		t.Fatalf("Send = %v, want ErrReplyTooLarge", err)
+	if !errors.Is(err, errReplyTooLarge) || !errors.Is(err, ErrConnect) {
+		t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
 	}
 	if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
 		t.Errorf("allocated %d bytes reading an endless reply, want < 8 MiB", grew)

@@ -3,6 +3,7 @@ package emailconn
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,8 +136,8 @@ func TestZeroSender(t *testing.T) {
 	if _, err := s.SendRaw(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("x")); !errors.Is(err, ErrInvalid) {
 		t.Errorf("zero Sender SendRaw = %v", err)
 	}
-	if rep := s.Test(context.Background(), nil); rep.OK || !errors.Is(rep.Err, ErrInvalid) {
-		t.Errorf("zero Sender Test = %+v", rep)
+	if _, err := s.Render(io.Discard, basicMessage()); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Sender Render = %v, want ErrInvalid", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("zero Sender Close = %v", err)

@@ -50,14 +50,14 @@ func TestTestConnectionPasses(t *testing.T) {
 		say   string
 	}{
 		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, TLSStartTLS, true, "ops@example.com",
-			map[Stage]Outcome{StageResolve: Skipped, StageConnect: Passed, StageTLS: Skipped, StageGreeting: Passed, StageEHLO: Passed, StageSTARTTLS: Passed,
-				StageToken: Skipped, StageAuth: Passed, StageMail: Passed, StageRcpt: Passed, StageReset: Passed, StageQuit: Passed},
+			map[Stage]Outcome{StageResolve: OutcomeSkipped, StageConnect: OutcomePassed, StageTLS: OutcomeSkipped, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomePassed,
+				StageToken: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomePassed, StageRcpt: OutcomePassed, StageReset: OutcomePassed, StageQuit: OutcomePassed},
 			"STARTTLS (TLS 1.3), authenticated as alice with PLAIN, and the server accepts mail from engine@example.com to the probe recipient in"},
 		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, TLSImplicit, true, "",
-			map[Stage]Outcome{StageTLS: Passed, StageGreeting: Passed, StageEHLO: Passed, StageSTARTTLS: Skipped, StageAuth: Passed, StageMail: Skipped, StageQuit: Passed},
+			map[Stage]Outcome{StageTLS: OutcomePassed, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomeSkipped, StageQuit: OutcomePassed},
 			"implicit TLS (TLS 1.3), authenticated as alice with PLAIN in"},
 		{"plaintext without auth", smtptest.Options{}, TLSNone, false, "",
-			map[Stage]Outcome{StageTLS: Skipped, StageSTARTTLS: Skipped, StageAuth: Skipped, StageQuit: Passed},
+			map[Stage]Outcome{StageTLS: OutcomeSkipped, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomeSkipped, StageQuit: OutcomePassed},
 			", without TLS in"},
 	}
 	for _, tt := range tests {
@@ -69,7 +69,7 @@ func TestTestConnectionPasses(t *testing.T) {
 			}
 			rep := runTest(c, &TestOptions{ProbeRecipient: tt.probe})
 			if !rep.OK || rep.Err != nil {
-				t.Fatalf("report not OK: %s", rep.JSON())
+				t.Fatalf("report not OK: %s", reportJSON(rep))
 			}
 			got := outcomes(rep)
 			for st, o := range tt.want {
@@ -107,7 +107,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 	c.Username, c.Password, c.ActionsBaseURL = "alice", "s3cret", "https://approvals.example.com"
 	rep := runTest(c, &TestOptions{Options: &Options{ActionOrigin: "http://engine.internal:8080"}})
 	if !rep.OK {
-		t.Fatalf("%s", rep.JSON())
+		t.Fatalf("%s", reportJSON(rep))
 	}
 	s := rep.Server
 	if s.TLSVersion != "TLS 1.3" || s.CipherSuite == "" || s.Mechanism != "PLAIN" || s.MaxMessageSize != 10<<20 || s.Address != srv.Addr() ||
@@ -125,7 +125,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 	}
 	// The JSON form is stable: every field is present.
 	var m map[string]any
-	if err := json.Unmarshal(rep.JSON(), &m); err != nil {
+	if err := json.Unmarshal(reportJSON(rep), &m); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"connection", "ok", "sentence", "stages", "server", "certificate", "hints", "warnings", "notProven", "actionLinkPreview", "durationMs"} {
@@ -133,7 +133,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 			t.Errorf("JSON lacks %q", k)
 		}
 	}
-	if strings.Contains(string(rep.JSON()), "s3cret") {
+	if strings.Contains(string(reportJSON(rep)), "s3cret") {
 		t.Error("the report contains the password")
 	}
 }
@@ -144,7 +144,7 @@ func TestTestConnectionWarnings(t *testing.T) {
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	rep := runTest(c, nil)
 	if !rep.OK {
-		t.Fatalf("%s", rep.JSON())
+		t.Fatalf("%s", reportJSON(rep))
 	}
 	// Implicit TLS on a port that is not well known: no port warning
 	// (issue 10-19; the port warning is asserted on port 587 in
@@ -260,15 +260,15 @@ func TestTestConnectionHints(t *testing.T) {
 func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
 	t.Helper()
 	if rep.OK || rep.Err == nil {
-		t.Fatalf("report OK, want a failure at %s: %s", stage, rep.JSON())
+		t.Fatalf("report OK, want a failure at %s: %s", stage, reportJSON(rep))
 	}
 	got := outcomes(rep)
-	if got[stage] != Failed {
-		t.Errorf("stage %s = %s, want failed\n%s", stage, got[stage], rep.JSON())
+	if got[stage] != OutcomeFailed {
+		t.Errorf("stage %s = %s, want failed\n%s", stage, got[stage], reportJSON(rep))
 	}
 	after := false
 	for _, s := range rep.Stages {
-		if after && s.Outcome != NotRun {
+		if after && s.Outcome != OutcomeNotRun {
 			t.Errorf("stage %s after the failure = %s, want not run", s.Stage, s.Outcome)
 		}
 		if s.Stage == stage {
@@ -334,10 +334,10 @@ func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 func TestTestConnectionInvalid(t *testing.T) {
 	rep := runTest(Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
 	if rep.OK || !errors.Is(rep.Err, ErrInvalid) || !strings.Contains(rep.Sentence, "not valid") || !strings.Contains(rep.Sentence, "SendTimeout") {
-		t.Errorf("report %s", rep.JSON())
+		t.Errorf("report %s", reportJSON(rep))
 	}
 	for _, s := range rep.Stages {
-		if s.Outcome != NotRun {
+		if s.Outcome != OutcomeNotRun {
 			t.Errorf("stage %s = %s for an invalid connection", s.Stage, s.Outcome)
 		}
 	}
@@ -406,7 +406,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 	// Allowed explicitly, loopback connects.
 	opts := &Options{DialPolicy: &DialPolicy{AllowLoopback: true}}
 	rep := runTest(Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &TestOptions{Options: opts})
-	if got := outcomes(rep)[StageConnect]; got != Passed {
+	if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
 		t.Errorf("with AllowLoopback, connect = %s: %v", got, rep.Err)
 	}
 }
@@ -421,23 +421,23 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	// The first token is rejected; like a send, the test drops it and
 	// authenticates with a fresh one, and says so.
 	if !rep.OK || rep.Server.Mechanism != "XOAUTH2" || !strings.Contains(rep.Sentence, "authenticated as robot@contoso.com with XOAUTH2") {
-		t.Errorf("test: %s", rep.JSON())
+		t.Errorf("test: %s", reportJSON(rep))
 	}
 	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "rejected the cached OAuth2 access token (535 5.7.8 Username and Password not accepted (token rejected: status 401") {
 		t.Errorf("warnings = %q", rep.Warnings)
 	}
-	if outcomes(rep)[StageToken] != Passed {
+	if outcomes(rep)[StageToken] != OutcomePassed {
 		t.Errorf("token stage = %s", outcomes(rep)[StageToken])
 	}
 	// Every token rejected: the failure names the decoded challenge.
 	srv2 := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return false }})
 	r2 := oauthRegistry(t, srv2, te, GrantClientCredentials, nil)
 	checkFailure(t, r2.TestConnection(context.Background(), "m365", nil), StageAuth, "rejected the OAuth2 access token for robot@contoso.com (status 401, scope https://mail.google.com/")
-	if strings.Contains(string(rep.JSON()), "tok-") {
+	if strings.Contains(string(reportJSON(rep)), "tok-") {
 		t.Error("the report contains a token")
 	}
 	if rep := r.TestConnection(context.Background(), "nope", nil); rep.OK || !errors.Is(rep.Err, ErrNotFound) {
-		t.Errorf("unknown connection: %s", rep.JSON())
+		t.Errorf("unknown connection: %s", reportJSON(rep))
 	}
 }
 
@@ -465,7 +465,7 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 	for _, restricted := range []bool{false, true} {
 		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: restricted})
 		checkFailure(t, rep, StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
-		if got := outcomes(rep)[StageConnect]; got != Passed {
+		if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
 			t.Errorf("connect = %s, want passed", got)
 		}
 		for _, h := range rep.Hints {
@@ -473,7 +473,7 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 				t.Errorf("hint about the mail server's port: %q", h)
 			}
 		}
-		if strings.Contains(string(rep.JSON()), "client-secret-canary") {
+		if strings.Contains(string(reportJSON(rep)), "client-secret-canary") {
 			t.Error("the report contains the client secret")
 		}
 	}
@@ -604,7 +604,7 @@ func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 		if !errors.Is(rep.Err, ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
 			t.Errorf("err = %v: want ErrTimeout and not context.DeadlineExceeded", rep.Err)
 		}
-		if j := string(rep.JSON()); strings.Contains(j, "context deadline exceeded") || !strings.Contains(rep.Sentence, "stopped at the greeting stage: no reply within the test's time limit (300ms).") {
+		if j := string(reportJSON(rep)); strings.Contains(j, "context deadline exceeded") || !strings.Contains(rep.Sentence, "stopped at the greeting stage: no reply within the test's time limit (300ms).") {
 			t.Errorf("report: %s", j)
 		}
 		if len(rep.Hints) != 2 || !strings.Contains(rep.Hints[1], "sent no greeting: if port") {
@@ -649,12 +649,30 @@ func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
 // normalized is a report's JSON without durations, to compare reports.
 func normalized(rep *TestReport) string {
 	r := *rep
-	r.Duration, r.DurationMS = 0, 0
+	r.Duration = 0
 	r.Stages = slices.Clone(rep.Stages)
 	for i := range r.Stages {
-		r.Stages[i].Duration, r.Stages[i].DurationMS = 0, 0
+		r.Stages[i].Duration = 0
 	}
-	return string(r.JSON())
+	return string(reportJSON(&r))
+}
+
+// reportJSON is the report's JSON, indented, as an engine's UI gets it.
+func reportJSON(rep *TestReport) []byte {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// jsonError is the "error" member of the report's JSON.
+func jsonError(rep *TestReport) string {
+	var m struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(reportJSON(rep), &m)
+	return m.Error
 }
 
 // TestIssue11_13_RestrictedReport: a restricted report tells a tenant what
@@ -665,7 +683,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 	secret := []string{"internal-relay-7", "corp.local", "Postfix", "Debian", "10.1.2.3"}
 	leaks := func(t *testing.T, rep *TestReport, words ...string) {
 		t.Helper()
-		j := string(rep.JSON())
+		j := string(reportJSON(rep))
 		for _, w := range words {
 			if strings.Contains(j, w) || rep.Err != nil && strings.Contains(rep.Err.Error(), w) {
 				t.Errorf("restricted report reveals %q:\n%s\nerr: %v", w, j, rep.Err)
@@ -682,8 +700,8 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		}
 		rep := runTest(c, &TestOptions{Restricted: true})
 		leaks(t, rep, secret...)
-		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the server replied 554.") || rep.Error != rep.Err.Error() {
-			t.Errorf("sentence %q, error %q", rep.Sentence, rep.Error)
+		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the server replied 554.") || jsonError(rep) != rep.Err.Error() {
+			t.Errorf("sentence %q, error %q", rep.Sentence, jsonError(rep))
 		}
 		// The engine still has the whole error, and the sentinels.
 		if !errors.Is(rep.Err, ErrConnect) || !strings.Contains(errors.Unwrap(rep.Err).Error(), banner) {
@@ -707,7 +725,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: ehlo}}})
 		rep := runTest(connFor(t, srv, TLSNone), &TestOptions{Restricted: true})
 		if !rep.OK {
-			t.Fatalf("%s", rep.JSON())
+			t.Fatalf("%s", reportJSON(rep))
 		}
 		leaks(t, rep, append(secret, "X-DB")...)
 		if got := strings.Join(rep.Server.Extensions, ", "); got != "SIZE 1000, AUTH PLAIN LOGIN, PIPELINING" {
@@ -734,7 +752,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		srv = smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available on internal-relay-7.corp.local"}}})
 		rep = runTest(connFor(t, srv, TLSOpportunistic), &TestOptions{Restricted: true})
 		if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "Opportunistic TLS fell back to plaintext: the server refused STARTTLS") {
-			t.Errorf("opportunistic: %s", rep.JSON())
+			t.Errorf("opportunistic: %s", reportJSON(rep))
 		}
 		leaks(t, rep, secret...)
 	})
@@ -769,7 +787,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 				t.Errorf("%s: sentence = %q", name, rep.Sentence)
 			}
 			leaks(t, rep, "10.255.255.53", "10.1.2.3", "169.254", "127.0.0.1", "no such host", "misbehaving")
-			if got := outcomes(rep)[StageConnect]; got != NotRun {
+			if got := outcomes(rep)[StageConnect]; got != OutcomeNotRun {
 				t.Errorf("%s: connect = %s, want not run", name, got)
 			}
 			if n := normalized(rep); first == "" {
@@ -791,7 +809,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		ok := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
 		rep = runTest(connFor(t, ok, TLSStartTLS), &TestOptions{Restricted: true})
 		if !rep.OK || rep.Certificate == nil || !rep.Certificate.Verified || rep.Server.TLSVersion == "" {
-			t.Errorf("verified certificate: %s", rep.JSON())
+			t.Errorf("verified certificate: %s", reportJSON(rep))
 		}
 		leaks(t, rep, "smtptest CA", "mail.test")
 	})
@@ -827,11 +845,11 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 			t.Errorf("full: %q, want the suggestion", rep.Sentence)
 		}
 		rep := r.TestConnection(context.Background(), "billing-e", &TestOptions{Restricted: true})
-		if strings.Contains(string(rep.JSON()), "billing-eu") || rep.OK || !errors.Is(rep.Err, ErrNotFound) {
-			t.Errorf("restricted: %s", rep.JSON())
+		if strings.Contains(string(reportJSON(rep)), "billing-eu") || rep.OK || !errors.Is(rep.Err, ErrNotFound) {
+			t.Errorf("restricted: %s", reportJSON(rep))
 		}
 		if rep := r.TestConnection(context.Background(), "billing-eu", &TestOptions{Restricted: true}); !rep.OK {
-			t.Errorf("restricted test of an existing connection: %s", rep.JSON())
+			t.Errorf("restricted test of an existing connection: %s", reportJSON(rep))
 		}
 	})
 }

@@ -28,7 +28,7 @@ type tokenClient struct {
 
 func newTokenClient(o *Options) *tokenClient {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	if g := o.DialPolicy.guard(); g != nil {
+	if g := o.guard(); g != nil {
 		t.Proxy = nil // the policy must judge the endpoint itself, not a proxy
 		t.DialContext = g.DialContext(&net.Dialer{Timeout: tokenRequestTimeout})
 	}

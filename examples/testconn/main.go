@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -30,7 +31,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("connection", "", "the connection to test (\"grid\" for the grid settings)")
 	probe := fs.String("probe-to", "", "also probe MAIL FROM / RCPT TO with this recipient `address` (no message is sent)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	timeout := fs.Duration("timeout", emailconn.DefaultTestTimeout, "bound the whole test")
+	timeout := fs.Duration("timeout", 30*time.Second, "bound the whole test")
 	origin := fs.String("action-origin", "http://engine.invalid", "the engine's own origin of action links, for the Email Actions Base URL preview")
 	restricted := fs.Bool("restricted", false, "report only what a tenant may see: no server texts, resolved addresses or certificate names")
 	refs := cliflags.References(fs)
@@ -73,7 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	rep := reg.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: *probe, Timeout: *timeout, Restricted: *restricted})
 	if *asJSON {
-		stdout.Write(rep.JSON())
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		stdout.Write(b)
 		fmt.Fprintln(stdout)
 	} else {
 		printReport(stdout, rep)
@@ -85,15 +87,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 var marks = map[emailconn.Outcome]string{
-	emailconn.Passed: "✓", emailconn.Failed: "✗", emailconn.Skipped: "–", emailconn.NotRun: "·",
+	emailconn.OutcomePassed: "✓", emailconn.OutcomeFailed: "✗", emailconn.OutcomeSkipped: "–", emailconn.OutcomeNotRun: "·",
 }
 
 func printReport(w io.Writer, rep *emailconn.TestReport) {
 	fmt.Fprintf(w, "Test Connection %q (%s:%d, TLS mode %s)\n\n", rep.Connection, rep.Server.Host, rep.Server.Port, rep.Server.TLSMode)
 	for _, s := range rep.Stages {
 		dur := ""
-		if s.Outcome == emailconn.Passed || s.Outcome == emailconn.Failed {
-			dur = (time.Duration(s.DurationMS*1000) * time.Microsecond).Round(10 * time.Microsecond).String()
+		if s.Outcome == emailconn.OutcomePassed || s.Outcome == emailconn.OutcomeFailed {
+			dur = s.Duration.Round(10 * time.Microsecond).String()
 		}
 		line := fmt.Sprintf("  %s %-13s %9s", marks[s.Outcome], s.Stage, dur)
 		if s.Detail != "" {

@@ -19,7 +19,7 @@ var ladderLine = regexp.MustCompile(`(?m)^  ([✓✗–·]) (oauth2 token|\S+)`)
 // spec (see outcomes): every stage, in order, with its mark.
 func checkPrintedLadder(t *testing.T, out, spec string) {
 	t.Helper()
-	marks := map[emailconn.Outcome]string{emailconn.Passed: "✓", emailconn.Failed: "✗", emailconn.Skipped: "–", emailconn.NotRun: "·"}
+	marks := map[emailconn.Outcome]string{emailconn.OutcomePassed: "✓", emailconn.OutcomeFailed: "✗", emailconn.OutcomeSkipped: "–", emailconn.OutcomeNotRun: "·"}
 	var got, want []string
 	for _, m := range ladderLine.FindAllStringSubmatch(out, -1) {
 		got = append(got, m[1]+" "+m[2])
@@ -75,7 +75,8 @@ func TestTestconnExample(t *testing.T) {
 
 	type jsonReport struct {
 		emailconn.TestReport
-		Raw map[string]any `json:"-"`
+		Error string         // the "error" member
+		Raw   map[string]any // every member
 	}
 	parse := func(t *testing.T, out string) *jsonReport {
 		t.Helper()
@@ -86,6 +87,7 @@ func TestTestconnExample(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep.Raw); err != nil {
 			t.Fatalf("-json output does not parse: %v\n%s", err, out)
 		}
+		rep.Error, _ = rep.Raw["error"].(string)
 		if got := []byte(strings.TrimSpace(out)); !json.Valid(got) {
 			t.Fatalf("-json output is not one JSON value:\n%s", out)
 		}

@@ -1,0 +1,77 @@
+package emailconn_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"strings"
+	"sync"
+
+	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/emailconntest"
+)
+
+// This example observes a send with a Trace: each stage of opening the
+// session, what the server offered (AUTH only on the encrypted session,
+// after the EHLO that ends the STARTTLS stage), the AUTH mechanism and the
+// outcome of the transaction. A logging or metrics adapter is built the
+// same way.
+func ExampleTrace() {
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	defer srv.Close()
+
+	var mu sync.Mutex // hooks are called from every send's goroutine
+	var events []string
+	note := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, fmt.Sprintf(format, a...))
+	}
+	trace := &emailconn.Trace{
+		StageDone: func(i emailconn.StageInfo) {
+			switch {
+			case i.Skipped != "":
+				note("%s skipped", i.Stage)
+			case i.Err != nil:
+				note("%s failed", i.Stage)
+			default:
+				note("%s", i.Stage)
+			}
+		},
+		Capabilities: func(ext []string) {
+			for _, e := range ext {
+				if strings.HasPrefix(e, "AUTH ") {
+					note("offers %s", e)
+				}
+			}
+		},
+		Authenticated: func(mech string) { note("authenticated with %s", mech) },
+		TransactionDone: func(t emailconn.TransactionInfo) {
+			note("accepted by %d recipient(s), error %v", t.Accepted, t.Err)
+		},
+	}
+	s, err := emailconn.NewSender(emailconn.Connection{
+		Name: "workunit-alerts", MailServer: srv.Addr(), EnableTLS: true, RootCAs: srv.Connection("").RootCAs,
+		Username: "alerts", Password: "s3cret", From: "alerts@example.com",
+	}, &emailconn.Options{Trace: trace})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Subject: "Hello", Text: "Hi."}); err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range events {
+		fmt.Println(e)
+	}
+	// Output:
+	// resolve skipped
+	// connect
+	// greeting
+	// ehlo
+	// offers AUTH PLAIN LOGIN
+	// starttls
+	// authenticated with PLAIN
+	// auth
+	// accepted by 1 recipient(s), error <nil>
+}

@@ -1,0 +1,166 @@
+package emailconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// RetryPolicy says how often and how fast a send is retried after a
+// transient failure: the connection was refused or reset, a timeout
+// expired, or the server replied 4xx — but only where the server cannot
+// have accepted the message. A message whose delivery is unknown
+// (ErrDeliveryUnknown), or that the server refused permanently, is never
+// retried. Waits are exponential with full jitter and end with the caller's
+// context.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts, the first one included. Zero
+	// means 3; 1 means no retry.
+	MaxAttempts int
+	// InitialBackoff is the longest wait before the second attempt; each
+	// further wait doubles it. Zero means 500 milliseconds.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the wait. Zero means 10 seconds.
+	MaxBackoff time.Duration
+}
+
+func (p RetryPolicy) attempts() int {
+	if p.MaxAttempts <= 0 {
+		return 3
+	}
+	return p.MaxAttempts
+}
+
+// backoff returns the wait before attempt n (n ≥ 2): a uniformly random
+// duration up to min(MaxBackoff, InitialBackoff·2^(n-2)).
+func (p RetryPolicy) backoff(n int) time.Duration {
+	base, maxB := p.InitialBackoff, p.MaxBackoff
+	if base <= 0 {
+		base = 500 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 10 * time.Second
+	}
+	d := base
+	for i := 2; i < n && d < maxB; i++ {
+		d *= 2
+	}
+	d = min(d, maxB)
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// attemptResult is the outcome of one attempt.
+type attemptResult struct {
+	receipt     *Receipt
+	err         error
+	retry       bool // the server cannot have accepted the message, and a later attempt may succeed
+	bodyStarted bool // the message's readers were read
+}
+
+// deliver runs attempts under the retry policy.
+func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*Receipt, error) {
+	maxAttempts := s.opts.Retry.attempts()
+	for n := 1; ; n++ {
+		res := s.attempt(ctx, pr)
+		if res.receipt != nil {
+			res.receipt.Attempts = n
+			res.receipt.Duration = time.Since(start)
+		}
+		if res.err == nil {
+			s.logSent(ctx, pr, res.receipt)
+			return res.receipt, nil
+		}
+		canRetry := res.retry && n < maxAttempts && ctx.Err() == nil
+		if canRetry && res.bodyStarted {
+			canRetry = pr.replay && pr.rewind() == nil
+		}
+		if !canRetry {
+			return s.gaveUp(ctx, pr, res, n, start)
+		}
+		wait := s.opts.Retry.backoff(n + 1)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+			return s.gaveUp(ctx, pr, res, n, start)
+		}
+		s.logFailed(ctx, pr, res.err, n, true)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, s.ctxError(ctx, "", fmt.Errorf("while waiting to retry after: %w", res.err))
+		}
+	}
+}
+
+// gaveUp ends a send that failed after n attempts: the error says how
+// many attempts were made and how long they took in all.
+func (s *Sender) gaveUp(ctx context.Context, pr *prepared, res attemptResult, n int, start time.Time) (*Receipt, error) {
+	var e *Error
+	if n > 1 && errors.As(res.err, &e) {
+		e.attempts, e.elapsed = n, time.Since(start)
+	}
+	s.logFailed(ctx, pr, res.err, n, false)
+	return res.receipt, res.err
+}
+
+// attempt makes one attempt on a pooled or new session. A pooled session
+// that turns out dead before MAIL is replaced by a new one, once, without
+// counting an attempt.
+func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
+	for redial := true; ; redial = false {
+		sess, err := s.acquire(ctx)
+		if err != nil {
+			return attemptResult{err: err, retry: isRetryable(err)}
+		}
+		res, stale := s.transactOn(ctx, sess, pr)
+		if stale && sess.reused && redial {
+			continue
+		}
+		return res.attemptResult
+	}
+}
+
+// isStale reports whether an error on a reused session means the server
+// had closed it: EOF, reset, broken pipe, or 421.
+func isStale(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &ne) && !ne.Timeout()) || isConnReset(err)
+}
+
+// isRetryable reports whether a failed attempt may succeed later without a
+// change of configuration and the server cannot have accepted the message.
+func isRetryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch {
+	case e.Stage == StageToken && errors.Is(err, ErrTimeout):
+		// The token request already waited its own timeout (30 s by
+		// default); a send does not wait it again and again.
+		return false
+	case errors.Is(err, ErrDeliveryUnknown), errors.Is(err, ErrInvalid), errors.Is(err, ErrInsecureAuth),
+		errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrBlocked), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrMessageTooLarge), errors.Is(err, ErrReauthorize),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	return e.Temporary()
+}
+
+// isConnReset reports a connection reset or a write to a closed one.
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}

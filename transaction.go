@@ -1,0 +1,234 @@
+package emailconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/session"
+)
+
+// txResult is an attempt's result plus whether the session may be kept.
+type txResult struct {
+	attemptResult
+	keep bool // the session is in a known, idle state despite the error
+}
+
+// A tx is one mail transaction on a session, run as its steps: MAIL, RCPT,
+// DATA, and the outcome. The message is passed to each step rather than
+// kept here, so that escape analysis can leave it on the caller's stack.
+type tx struct {
+	s        *Sender
+	ctx      context.Context
+	sess     *pconn
+	accepted []string
+	rejected []RecipientError
+}
+
+// transact runs one mail transaction. stale reports a reused session that
+// failed before MAIL was accepted, which a new session may fix.
+func (s *Sender) transact(ctx context.Context, sess *pconn, pr *prepared) (res txResult, stale bool) {
+	t := tx{s: s, ctx: ctx, sess: sess}
+	start := time.Now()
+	res, stale = t.run(pr)
+	if tr := s.opts.Trace; tr != nil && tr.TransactionDone != nil {
+		info := TransactionInfo{Server: sess.Remote, MessageID: pr.messageID(), Accepted: len(t.accepted),
+			Rejected: len(t.rejected), Duration: time.Since(start), Err: res.err}
+		if res.receipt != nil {
+			info.Reply = res.receipt.Reply
+		}
+		tr.TransactionDone(info)
+	}
+	return res, stale
+}
+
+func (t *tx) run(pr *prepared) (txResult, bool) {
+	if res, stale, ok := t.mail(pr); !ok {
+		return res, stale
+	}
+	if res, ok := t.rcpts(pr); !ok {
+		return res, false
+	}
+	return t.data(pr), false
+}
+
+// fail ends the transaction with err at stage; keep says whether the
+// session may be used again.
+func (t *tx) fail(stage Stage, err error, keep bool) txResult {
+	e := t.s.classify(t.ctx, t.sess.Fail(string(stage), err))
+	return txResult{attemptResult: attemptResult{err: e, retry: isRetryable(e)}, keep: keep}
+}
+
+// mail resets a session left in a transaction, checks what the server
+// announced, and says MAIL FROM.
+func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
+	sess := t.sess
+	if sess.dirty {
+		if err := sess.Client.Reset(); err != nil {
+			return t.fail(StageReset, err, false), true, false
+		}
+		sess.dirty = false
+	}
+	if pr.utf8 && !sess.Has("SMTPUTF8") {
+		return t.fail(StageMail, errNeedsSMTPUTF8, true), false, false
+	}
+	if limit := maxSize(sess.Session); limit > 0 && pr.size > limit {
+		return t.fail(StageMail, &sizeError{size: pr.size, limit: limit}, true), false, false
+	}
+	opts := &smtp.MailOptions{UTF8: pr.utf8}
+	if pr.size > 0 && sess.Has("SIZE") {
+		opts.Size = pr.size
+	}
+	sess.dirty = true
+	if err := sess.Client.Mail(pr.envFrom, opts); err != nil {
+		return t.fail(StageMail, err, session.KeepAfterReply(err)), isStale(err), false
+	}
+	return txResult{}, false, true
+}
+
+// rcpts says RCPT TO for every recipient. It goes on unless every
+// recipient was refused, or one was and the message requires them all.
+func (t *tx) rcpts(pr *prepared) (txResult, bool) {
+	for _, rcpt := range pr.rcpts {
+		err := t.sess.Client.Rcpt(rcpt, nil)
+		if err == nil {
+			t.accepted = append(t.accepted, rcpt)
+			continue
+		}
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code == 421 {
+			return t.fail(StageRcpt, err, false), false
+		}
+		t.rejected = append(t.rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
+	}
+	if len(t.rejected) == 0 || len(t.accepted) > 0 && !pr.allOrNot {
+		return txResult{}, true
+	}
+	rerr := &RecipientsError{Rejected: t.rejected}
+	if pr.allOrNot {
+		rerr.Accepted = len(t.accepted)
+	}
+	keep := t.sess.Client.Reset() == nil
+	if keep {
+		t.sess.dirty = false
+	}
+	res := t.fail(StageRcpt, rerr, keep)
+	res.retry = rerr.Temporary() && len(t.accepted) == 0
+	return res, false
+}
+
+// data uploads the message and reads the server's verdict.
+func (t *tx) data(pr *prepared) txResult {
+	sess := t.sess
+	w, err := sess.Client.Data()
+	if err != nil {
+		return t.fail(StageData, err, session.KeepAfterReply(err))
+	}
+	var res txResult
+	if err := writeMessage(w, pr); err != nil {
+		// The terminating dot was not sent: the server cannot accept a
+		// partial message. The session is closed.
+		if sess.Conn.WriteErr() == nil && sess.Conn.Err() == nil {
+			err = &readError{err: err}
+		}
+		res = t.fail(StageData, err, false)
+	} else if resp, err := w.CloseWithResponse(); err != nil {
+		res = t.closeFailed(pr, err)
+	} else {
+		res = t.delivered(pr, resp)
+	}
+	res.bodyStarted = true
+	return res
+}
+
+// closeFailed classifies a failure after the whole message was written.
+func (t *tx) closeFailed(pr *prepared, err error) txResult {
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+		// The server refused the message. The session stays usable, but
+		// some servers keep the transaction open after such a refusal
+		// (RFC 5321 §4.1.1.4 says they must not): RSET before the next.
+		return t.fail(StageData, err, session.KeepAfterReply(err))
+	case t.sess.Conn.WriteErr() != nil:
+		// The final dot did not reach the server.
+		return t.fail(StageData, err, false)
+	}
+	return t.fail(StageData, &unknownError{messageID: pr.messageID(), err: err}, false)
+}
+
+// delivered makes the receipt of a message the server accepted.
+func (t *tx) delivered(pr *prepared, resp *smtp.DataResponse) txResult {
+	sess := t.sess
+	sess.dirty = false
+	sess.msgs++
+	rc := &Receipt{
+		MessageID: pr.messageID(), Reply: resp.StatusText, QueueID: queueID(resp.StatusText),
+		Accepted: t.accepted, Rejected: t.rejected, Server: sess.Remote,
+		TLSVersion: tlsVersion(sess.TLS), Mechanism: sess.Mechanism,
+	}
+	res := txResult{attemptResult: attemptResult{receipt: rc}, keep: true}
+	if len(t.rejected) > 0 {
+		res.err = t.s.classify(t.ctx, sess.Fail(string(StageRcpt), &RecipientsError{Rejected: t.rejected, Accepted: len(t.accepted)}))
+	}
+	return res
+}
+
+// writeMessage writes the message through the canonicalising writer.
+func writeMessage(w io.Writer, pr *prepared) error {
+	cw := compose.NewCanonicalWriter(w)
+	var err error
+	switch {
+	case pr.body != nil:
+		_, err = cw.Write(pr.body)
+	case pr.msg != nil:
+		_, err = pr.msg.WriteTo(cw)
+	default:
+		_, err = io.Copy(cw, pr.raw)
+	}
+	if cerr := cw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// queueID finds a queue identifier in a final reply ("queued as X").
+func queueID(reply string) string {
+	i := strings.Index(strings.ToLower(reply), "queued as ")
+	if i < 0 {
+		return ""
+	}
+	id := reply[i+len("queued as "):]
+	if j := strings.IndexAny(id, " \t\r\n;,"); j >= 0 {
+		id = id[:j]
+	}
+	return strings.Trim(id, "<>[]()")
+}
+
+// maxSize is the SIZE the server announced; zero when none.
+func maxSize(sess *session.Session) int64 {
+	v, ok := sess.Extension("SIZE")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// tlsVersion is "TLS 1.2" or "TLS 1.3", or "" without TLS.
+func tlsVersion(st *tls.ConnectionState) string {
+	if st == nil {
+		return ""
+	}
+	return tls.VersionName(st.Version)
+}
