@@ -1,8 +1,10 @@
-package emailconn
+package emailconn_test
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 )
 
 func TestRewriteActionURL(t *testing.T) {
@@ -16,7 +18,7 @@ func TestRewriteActionURL(t *testing.T) {
 		{"https://approvals.example.com", "http://engine?wu=42", "https://approvals.example.com/?wu=42"},
 	}
 	for _, tt := range tests {
-		got, err := RewriteActionURL(tt.base, tt.link)
+		got, err := emailconn.RewriteActionURL(tt.base, tt.link)
 		if err != nil || got != tt.want {
 			t.Errorf("RewriteActionURL(%q, %q) = %q, %v, want %q", tt.base, tt.link, got, err, tt.want)
 		}
@@ -36,13 +38,13 @@ func TestRewriteActionURLRefused(t *testing.T) {
 		{"https://approvals.example.com", "https://engine@evil.example/?sig=secret", "emailconn: link: user info is not allowed"},
 	}
 	for _, tt := range tests {
-		got, err := RewriteActionURL(tt.base, tt.link)
+		got, err := emailconn.RewriteActionURL(tt.base, tt.link)
 		if err == nil {
 			t.Errorf("RewriteActionURL(%q, %q) = %q, want error %q", tt.base, tt.link, got, tt.want)
 			continue
 		}
-		var fe *FieldError
-		if err.Error() != tt.want || !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+		var fe *emailconn.FieldError
+		if err.Error() != tt.want || !errors.Is(err, emailconn.ErrInvalid) || !errors.As(err, &fe) {
 			t.Errorf("RewriteActionURL(%q, %q) error = %q, want %q matching ErrInvalid", tt.base, tt.link, err, tt.want)
 		}
 	}
@@ -51,37 +53,17 @@ func TestRewriteActionURLRefused(t *testing.T) {
 func TestRewriteActionLinks(t *testing.T) {
 	body := `<a href="http://engine.internal:8080/a?wu=1&amp;s=x">ok</a> http://engine.internal:8080.evil.example/ HTTP://ENGINE.INTERNAL:8080#f`
 	want := `<a href="https://approvals.example.com/a?wu=1&amp;s=x">ok</a> http://engine.internal:8080.evil.example/ https://approvals.example.com#f`
-	got, err := RewriteActionLinks("https://approvals.example.com/", "http://engine.internal:8080", body)
+	got, err := emailconn.RewriteActionLinks("https://approvals.example.com/", "http://engine.internal:8080", body)
 	if err != nil || got != want {
 		t.Errorf("RewriteActionLinks(…, %q) = %q, %v, want %q", body, got, err, want)
 	}
 
-	_, err = RewriteActionLinks("https://approvals.example.com", "http://engine.internal:8080/lpa", body)
-	if want := `emailconn: origin: path "/lpa" is not allowed (only scheme, host and port)`; err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
+	_, err = emailconn.RewriteActionLinks("https://approvals.example.com", "http://engine.internal:8080/lpa", body)
+	if want := `emailconn: origin: path "/lpa" is not allowed (only scheme, host and port)`; err == nil || err.Error() != want || !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("RewriteActionLinks with an origin path: error = %v, want %q", err, want)
 	}
-	_, err = RewriteActionLinks("ftp://approvals.example.com", "http://engine.internal:8080", body)
+	_, err = emailconn.RewriteActionLinks("ftp://approvals.example.com", "http://engine.internal:8080", body)
 	if want := `emailconn: base: scheme "ftp" is not allowed (use http or https)`; err == nil || err.Error() != want {
 		t.Errorf("RewriteActionLinks with an ftp base: error = %v, want %q", err, want)
-	}
-}
-
-func TestValidateActionsBaseURL(t *testing.T) {
-	tests := []struct {
-		in, problem string
-		ok          bool
-	}{
-		{"", "", true},
-		{"https://approvals.example.com", "", true},
-		{"https://approvals.example.com:8443/", "", true},
-		{"https://approvals.example.com/#", "fragment is not allowed", false},
-		{"https://approvals.example.com:99999", `port "99999" is out of range`, false},
-		{"approvals.example.com", "scheme is missing (write an absolute url such as https://approvals.example.com)", false},
-	}
-	for _, tt := range tests {
-		problem, ok := validateActionsBaseURL(tt.in)
-		if problem != tt.problem || ok != tt.ok {
-			t.Errorf("validateActionsBaseURL(%q) = %q, %v, want %q, %v", tt.in, problem, ok, tt.problem, tt.ok)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -72,25 +74,25 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	type path struct {
 		name  string
 		srv   smtptest.Options
-		mode  TLSMode
-		patch func(*Connection)
+		mode  emailconn.TLSMode
+		patch func(*emailconn.Connection)
 	}
 	good := map[string]string{user: pw}
 	wrong := map[string]string{user: "something-else"}
 	paths := []path{
-		{"plain success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"PLAIN"}}, TLSStartTLS, nil},
-		{"login success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"LOGIN"}}, TLSStartTLS, nil},
-		{"implicit success", smtptest.Options{TLS: smtptest.Implicit, Users: good}, TLSImplicit, nil},
-		{"plain rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"PLAIN"}}, TLSStartTLS, nil},
-		{"login rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"LOGIN"}}, TLSStartTLS, nil},
-		{"5.7.139", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"}}}, TLSStartTLS, nil},
-		{"auth silent", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, TLSStartTLS, nil},
-		{"auth drop", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Action: smtptest.Drop}}}, TLSStartTLS, nil},
-		{"insecure refused", smtptest.Options{Users: good}, TLSNone, func(c *Connection) { c.Name = "fake-remote" }},
-		{"no mechanism", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"CRAM-MD5"}}, TLSStartTLS, nil},
-		{"tls failure", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Cert: smtptest.CertWrongName}, TLSStartTLS, nil},
-		{"refused after auth", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no"}}}, TLSStartTLS, nil},
-		{"unknown delivery", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}}, TLSStartTLS, nil},
+		{"plain success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"PLAIN"}}, emailconn.TLSStartTLS, nil},
+		{"login success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"LOGIN"}}, emailconn.TLSStartTLS, nil},
+		{"implicit success", smtptest.Options{TLS: smtptest.Implicit, Users: good}, emailconn.TLSImplicit, nil},
+		{"plain rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"PLAIN"}}, emailconn.TLSStartTLS, nil},
+		{"login rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"LOGIN"}}, emailconn.TLSStartTLS, nil},
+		{"5.7.139", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"}}}, emailconn.TLSStartTLS, nil},
+		{"auth silent", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil},
+		{"auth drop", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Action: smtptest.Drop}}}, emailconn.TLSStartTLS, nil},
+		{"insecure refused", smtptest.Options{Users: good}, emailconn.TLSNone, func(c *emailconn.Connection) { c.Name = "fake-remote" }},
+		{"no mechanism", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"CRAM-MD5"}}, emailconn.TLSStartTLS, nil},
+		{"tls failure", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, nil},
+		{"refused after auth", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no"}}}, emailconn.TLSStartTLS, nil},
+		{"unknown delivery", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}}, emailconn.TLSStartTLS, nil},
 	}
 	for _, p := range paths {
 		srv := smtptest.NewServer(t, p.srv)
@@ -100,17 +102,17 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		if p.patch != nil {
 			p.patch(&c)
 		}
-		opts := &Options{Logger: logger, Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}}
+		opts := &emailconn.Options{Logger: logger, Retry: emailconn.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}}
 		if c.Name == "fake-remote" { // the server looks like it is not on loopback
-			opts.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			emailconn.WithDial(opts, func(ctx context.Context, network, addr string) (net.Conn, error) {
 				conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				if err != nil {
 					return nil, err
 				}
 				return fakeRemote{conn}, nil
-			}
+			})
 		}
-		s, err := NewSender(c, allowCA(c, opts))
+		s, err := emailconn.NewSender(c, allowCA(c, opts))
 		if err != nil {
 			t.Fatalf("%s: NewSender: %v", p.name, err)
 		}

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -12,114 +12,44 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 )
-
-func TestSplitMailServer(t *testing.T) {
-	tests := []struct {
-		in       string
-		host     string
-		port     int
-		wantProb string // substring of the problem; "" = valid
-	}{
-		{"smtp.example.com", "smtp.example.com", 0, ""},
-		{"smtp.example.com:587", "smtp.example.com", 587, ""},
-		{"SMTP.Example.COM:25", "smtp.example.com", 25, ""},
-		{"127.0.0.1:2525", "127.0.0.1", 2525, ""},
-		{"[::1]:25", "::1", 25, ""},
-		{"[2001:db8::1]", "2001:db8::1", 0, ""},
-		{"relay.internal.:25", "relay.internal.", 25, ""},
-		{"", "", 0, "is required"},
-		{"smtp://smtp.example.com", "", 0, "not a URL"},
-		{" smtp.example.com", "", 0, "spaces"},
-		{"smtp.example.com:", "", 0, "empty port"},
-		{"smtp.example.com:0", "", 0, "1 to 65535"},
-		{"smtp.example.com:65536", "", 0, "1 to 65535"},
-		{"smtp.example.com:+25", "", 0, "1 to 65535"},
-		{"smtp.example.com:025", "", 0, "1 to 65535"},
-		{"smtp.example.com:smtp", "", 0, "1 to 65535"},
-		{"::1", "", 0, "in brackets"},
-		{"2001:db8::1:25", "", 0, "in brackets"},
-		{"[::1", "", 0, "unclosed"},
-		{"[::1]25", "", 0, "not a port"},
-		{"[127.0.0.1]:25", "", 0, "only IPv6"},
-		{"[::1]:", "", 0, "empty port"},
-		{":25", "", 0, "no host"},
-		{"smtp_ex..com", "", 0, "empty label"},
-		{"-smtp.example.com", "", 0, "starts or ends"},
-		{"smtp.exämple.com", "", 0, "punycode"},
-		{"smtp.example.com/x", "", 0, "not allowed in a host name"},
-	}
-	for _, tt := range tests {
-		host, port, prob := splitMailServer(tt.in)
-		if tt.wantProb == "" {
-			if prob != "" || host != tt.host || port != tt.port {
-				t.Errorf("splitMailServer(%q) = %q, %d, %q; want %q, %d, valid", tt.in, host, port, prob, tt.host, tt.port)
-			}
-			continue
-		}
-		if !strings.Contains(prob, tt.wantProb) {
-			t.Errorf("splitMailServer(%q) problem = %q, want it to contain %q", tt.in, prob, tt.wantProb)
-		}
-	}
-}
-
-func TestEndpointDefaults(t *testing.T) {
-	tests := []struct {
-		conn Connection
-		addr string
-		mode TLSMode
-	}{
-		{Connection{MailServer: "mx.example.com"}, "mx.example.com:25", TLSNone},
-		{Connection{MailServer: "mx.example.com", EnableTLS: true}, "mx.example.com:587", TLSStartTLS},
-		{Connection{MailServer: "mx.example.com:465", EnableTLS: true}, "mx.example.com:465", TLSImplicit},
-		{Connection{MailServer: "mx.example.com:2525", EnableTLS: true}, "mx.example.com:2525", TLSStartTLS},
-		{Connection{MailServer: "mx.example.com", TLSMode: TLSImplicit}, "mx.example.com:465", TLSImplicit},
-		{Connection{MailServer: "mx.example.com:587", EnableTLS: true, TLSMode: TLSImplicit}, "mx.example.com:587", TLSImplicit},
-		{Connection{MailServer: "mx.example.com", TLSMode: TLSOpportunistic}, "mx.example.com:25", TLSOpportunistic},
-		{Connection{MailServer: "[::1]", EnableTLS: true}, "[::1]:587", TLSStartTLS},
-	}
-	for _, tt := range tests {
-		ep := tt.conn.endpoint()
-		if ep.addr() != tt.addr || ep.mode != tt.mode {
-			t.Errorf("%v endpoint = %s %s, want %s %s", tt.conn, ep.addr(), ep.mode, tt.addr, tt.mode)
-		}
-	}
-}
 
 func TestConnectionValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		conn Connection
+		conn emailconn.Connection
 		want []string // substrings, one per expected problem; nil = valid
 	}{
-		{"minimal", Connection{MailServer: "smtp.example.com"}, nil},
-		{"basic over starttls", Connection{MailServer: "smtp.example.com", EnableTLS: true, Username: "u", Password: "p"}, nil},
-		{"oauth2", Connection{MailServer: "smtp.office365.com", EnableTLS: true, AuthType: AuthOAuth2, Username: "robot@contoso.com", OAuth2Config: "contoso"}, nil},
-		{"loopback plaintext auth", Connection{MailServer: "127.0.0.1:2525", Username: "u", Password: "p"}, nil},
-		{"localhost plaintext auth", Connection{MailServer: "localhost:2525", Username: "u", Password: "p"}, nil},
-		{"insecure auth allowed", Connection{MailServer: "relay.internal", Username: "u", Password: "p", AllowInsecureAuth: true}, nil},
-		{"missing server", Connection{}, []string{"MailServer: is required"}},
-		{"negative timeouts", Connection{MailServer: "m.example", ConnectTimeout: -time.Second, SendTimeout: -1}, []string{"ConnectTimeout: must not be negative", "SendTimeout: must not be negative"}},
-		{"absurd timeout", Connection{MailServer: "m.example", SendTimeout: 48 * time.Hour}, []string{"SendTimeout: must be at most 86400 seconds"}},
-		{"tls downgrade", Connection{MailServer: "m.example", EnableTLS: true, TLSMode: TLSNone}, []string{"TLSMode: \"none\" contradicts EnableTLS"}},
-		{"opportunistic with EnableTLS", Connection{MailServer: "m.example", EnableTLS: true, TLSMode: TLSOpportunistic}, []string{"TLSMode: \"opportunistic\" contradicts"}},
-		{"bad tls mode", Connection{MailServer: "m.example", TLSMode: "ssl"}, []string{"TLSMode: \"ssl\" is not a TLS mode"}},
-		{"bad auth type", Connection{MailServer: "m.example", AuthType: "ntlm"}, []string{"AuthType: \"ntlm\" is not an auth type"}},
-		{"oauth2 without config", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, Username: "u@x.example"}, []string{"OAuth2Config: is required"}},
-		{"oauth2 with password", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, Username: "u@x.example", OAuth2Config: "o", Password: "p"}, []string{"Password: is not used with AuthType"}},
-		{"oauth2 without user", Connection{MailServer: "m.example", EnableTLS: true, AuthType: AuthOAuth2, OAuth2Config: "o"}, []string{"Username: is required when AuthType"}},
-		{"basic with oauth2 config", Connection{MailServer: "m.example", OAuth2Config: "o"}, []string{"OAuth2Config: is set but AuthType is \"basic\""}},
-		{"password without user", Connection{MailServer: "m.example", EnableTLS: true, Password: "p"}, []string{"Password: is set but Username is empty"}},
-		{"plaintext credentials", Connection{MailServer: "relay.internal", Username: "u", Password: "p"}, []string{"TLSMode: TLS is off but credentials are configured"}},
-		{"plaintext oauth2", Connection{MailServer: "relay.internal", AuthType: AuthOAuth2, Username: "u@x.example", OAuth2Config: "o"}, []string{"TLS is off but credentials"}},
-		{"bad base url", Connection{MailServer: "m.example", ActionsBaseURL: "https://approvals.example.com/x?y=1"}, []string{"ActionsBaseURL: "}},
-		{"bad from", Connection{MailServer: "m.example", From: "not an address"}, []string{"From: \"not an address\" is not an email address"}},
-		{"smuggling from", Connection{MailServer: "m.example", From: "<a@x.example> RET=FULL"}, []string{"From: "}},
-		{"crlf from", Connection{MailServer: "m.example", From: "a@x.example\r\nBcc: b@y.example"}, []string{"From: must not contain CR, LF or NUL"}},
-		{"bad to", Connection{MailServer: "m.example", To: []string{"ok@x.example", "nope"}}, []string{"To[1]: \"nope\" is not an email address"}},
-		{"bad local name", Connection{MailServer: "m.example", LocalName: "bad name"}, []string{"LocalName: "}},
-		{"redaction marker", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "[redacted]"}, []string{"Password: holds the redaction marker"}},
-		{"bad name", Connection{Name: " x", MailServer: "m.example"}, []string{"Name: must not start or end with spaces"}},
+		{"minimal", emailconn.Connection{MailServer: "smtp.example.com"}, nil},
+		{"basic over starttls", emailconn.Connection{MailServer: "smtp.example.com", EnableTLS: true, Username: "u", Password: "p"}, nil},
+		{"oauth2", emailconn.Connection{MailServer: "smtp.office365.com", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "robot@contoso.com", OAuth2Config: "contoso"}, nil},
+		{"loopback plaintext auth", emailconn.Connection{MailServer: "127.0.0.1:2525", Username: "u", Password: "p"}, nil},
+		{"localhost plaintext auth", emailconn.Connection{MailServer: "localhost:2525", Username: "u", Password: "p"}, nil},
+		{"insecure auth allowed", emailconn.Connection{MailServer: "relay.internal", Username: "u", Password: "p", AllowInsecureAuth: true}, nil},
+		{"missing server", emailconn.Connection{}, []string{"MailServer: is required"}},
+		{"negative timeouts", emailconn.Connection{MailServer: "m.example", ConnectTimeout: -time.Second, SendTimeout: -1}, []string{"ConnectTimeout: must not be negative", "SendTimeout: must not be negative"}},
+		{"absurd timeout", emailconn.Connection{MailServer: "m.example", SendTimeout: 48 * time.Hour}, []string{"SendTimeout: must be at most 86400 seconds"}},
+		{"tls downgrade", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: emailconn.TLSNone}, []string{"TLSMode: \"none\" contradicts EnableTLS"}},
+		{"opportunistic with EnableTLS", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: emailconn.TLSOpportunistic}, []string{"TLSMode: \"opportunistic\" contradicts"}},
+		{"bad tls mode", emailconn.Connection{MailServer: "m.example", TLSMode: "ssl"}, []string{"TLSMode: \"ssl\" is not a TLS mode"}},
+		{"bad auth type", emailconn.Connection{MailServer: "m.example", AuthType: "ntlm"}, []string{"AuthType: \"ntlm\" is not an auth type"}},
+		{"oauth2 without config", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "u@x.example"}, []string{"OAuth2Config: is required"}},
+		{"oauth2 with password", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "u@x.example", OAuth2Config: "o", Password: "p"}, []string{"Password: is not used with AuthType"}},
+		{"oauth2 without user", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, OAuth2Config: "o"}, []string{"Username: is required when AuthType"}},
+		{"basic with oauth2 config", emailconn.Connection{MailServer: "m.example", OAuth2Config: "o"}, []string{"OAuth2Config: is set but AuthType is \"basic\""}},
+		{"password without user", emailconn.Connection{MailServer: "m.example", EnableTLS: true, Password: "p"}, []string{"Password: is set but Username is empty"}},
+		{"plaintext credentials", emailconn.Connection{MailServer: "relay.internal", Username: "u", Password: "p"}, []string{"TLSMode: TLS is off but credentials are configured"}},
+		{"plaintext oauth2", emailconn.Connection{MailServer: "relay.internal", AuthType: emailconn.AuthOAuth2, Username: "u@x.example", OAuth2Config: "o"}, []string{"TLS is off but credentials"}},
+		{"bad base url", emailconn.Connection{MailServer: "m.example", ActionsBaseURL: "https://approvals.example.com/x?y=1"}, []string{"ActionsBaseURL: "}},
+		{"bad from", emailconn.Connection{MailServer: "m.example", From: "not an address"}, []string{"From: \"not an address\" is not an email address"}},
+		{"smuggling from", emailconn.Connection{MailServer: "m.example", From: "<a@x.example> RET=FULL"}, []string{"From: "}},
+		{"crlf from", emailconn.Connection{MailServer: "m.example", From: "a@x.example\r\nBcc: b@y.example"}, []string{"From: must not contain CR, LF or NUL"}},
+		{"bad to", emailconn.Connection{MailServer: "m.example", To: []string{"ok@x.example", "nope"}}, []string{"To[1]: \"nope\" is not an email address"}},
+		{"bad local name", emailconn.Connection{MailServer: "m.example", LocalName: "bad name"}, []string{"LocalName: "}},
+		{"redaction marker", emailconn.Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "[redacted]"}, []string{"Password: holds the redaction marker"}},
+		{"bad name", emailconn.Connection{Name: " x", MailServer: "m.example"}, []string{"Name: must not start or end with spaces"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +63,7 @@ func TestConnectionValidate(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Validate() = nil, want %q", tt.want)
 			}
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, emailconn.ErrInvalid) {
 				t.Errorf("errors.Is(%v, ErrInvalid) = false", err)
 			}
 			for _, w := range tt.want {
@@ -141,7 +71,7 @@ func TestConnectionValidate(t *testing.T) {
 					t.Errorf("Validate() = %q, want it to contain %q", err, w)
 				}
 			}
-			var fe *FieldError
+			var fe *emailconn.FieldError
 			if !errors.As(err, &fe) || fe.Field == "" || fe.Problem == "" {
 				t.Errorf("errors.As(%v, *FieldError) gave %+v", err, fe)
 			}
@@ -161,26 +91,26 @@ func TestReferencesResolve(t *testing.T) {
 	if err := os.WriteFile(badPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	refs := References{Env: []string{"EMAILCONN_TEST_*"}, Dirs: []string{dir}}
+	refs := emailconn.References{Env: []string{"EMAILCONN_TEST_*"}, Dirs: []string{dir}}
 	tests := []struct {
 		name string
-		conn Connection
+		conn emailconn.Connection
 		want []string
 	}{
-		{"missing ca file", Connection{MailServer: "m.example", CAFile: filepath.Join(dir, "nope.pem")}, []string{"CAFile: CA file", "does not exist"}},
-		{"bad ca file", Connection{MailServer: "m.example", CAFile: badPEM}, []string{"CAFile: CA file", "holds no PEM certificate"}},
-		{"missing env secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "env:EMAILCONN_TEST_UNSET_VARIABLE"}, []string{"Password: environment variable EMAILCONN_TEST_UNSET_VARIABLE is not set"}},
-		{"missing file secret", Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: Secret("file:" + filepath.Join(dir, "nope"))}, []string{"Password: file", "does not exist"}},
+		{"missing ca file", emailconn.Connection{MailServer: "m.example", CAFile: filepath.Join(dir, "nope.pem")}, []string{"CAFile: CA file", "does not exist"}},
+		{"bad ca file", emailconn.Connection{MailServer: "m.example", CAFile: badPEM}, []string{"CAFile: CA file", "holds no PEM certificate"}},
+		{"missing env secret", emailconn.Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: "env:EMAILCONN_TEST_UNSET_VARIABLE"}, []string{"Password: environment variable EMAILCONN_TEST_UNSET_VARIABLE is not set"}},
+		{"missing file secret", emailconn.Connection{MailServer: "m.example", EnableTLS: true, Username: "u", Password: emailconn.Secret("file:" + filepath.Join(dir, "nope"))}, []string{"Password: file", "does not exist"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.conn.Validate(); err != nil {
 				t.Errorf("Validate() = %v, want nil: Validate does no I/O", err)
 			}
-			_, err := NewSender(tt.conn, &Options{References: refs})
-			rep := TestConnection(context.Background(), tt.conn, &TestOptions{Options: &Options{References: refs}})
+			_, err := emailconn.NewSender(tt.conn, &emailconn.Options{References: refs})
+			rep := emailconn.TestConnection(context.Background(), tt.conn, &emailconn.TestOptions{Options: &emailconn.Options{References: refs}})
 			for _, e := range []error{err, rep.Err} {
-				if !errors.Is(e, ErrInvalid) {
+				if !errors.Is(e, emailconn.ErrInvalid) {
 					t.Errorf("error %v does not match ErrInvalid", e)
 				}
 				for _, w := range tt.want {
@@ -194,7 +124,7 @@ func TestReferencesResolve(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	c := Connection{
+	c := emailconn.Connection{
 		MailServer: "smtp://x", ConnectTimeout: -1, SendTimeout: -1, AuthType: "x",
 		From: "nope", LocalName: "a b",
 	}
@@ -216,21 +146,21 @@ func TestSecretReveal(t *testing.T) {
 	}
 	t.Setenv("EMAILCONN_TEST_SECRET", "from-env")
 	tests := []struct {
-		s    Secret
+		s    emailconn.Secret
 		want string
 	}{
 		{"literal", "literal"},
 		{"env:EMAILCONN_TEST_SECRET", "from-env"},
-		{Secret("file:" + file), "from-file"},
+		{emailconn.Secret("file:" + file), "from-file"},
 	}
-	refs := References{Env: []string{"EMAILCONN_TEST_SECRET", "EMAILCONN_TEST_NOPE"}, Dirs: []string{dir}}
+	refs := emailconn.References{Env: []string{"EMAILCONN_TEST_SECRET", "EMAILCONN_TEST_NOPE"}, Dirs: []string{dir}}
 	for _, tt := range tests {
 		got, err := tt.s.Reveal(refs)
 		if err != nil || got != tt.want {
 			t.Errorf("Secret(%q).Reveal() = %q, %v; want %q", string(tt.s), got, err, tt.want)
 		}
 	}
-	if _, err := Secret("env:EMAILCONN_TEST_NOPE").Reveal(refs); err == nil || !strings.Contains(err.Error(), "EMAILCONN_TEST_NOPE is not set") {
+	if _, err := emailconn.Secret("env:EMAILCONN_TEST_NOPE").Reveal(refs); err == nil || !strings.Contains(err.Error(), "EMAILCONN_TEST_NOPE is not set") {
 		t.Errorf("Reveal of an unset variable = %v", err)
 	}
 }
@@ -239,9 +169,9 @@ func TestSecretReveal(t *testing.T) {
 // for the canary secrets.
 func TestSecretsNeverPrinted(t *testing.T) {
 	const pw, cs, rt = "canary-password-Zq81", "canary-client-secret-Xw42", "canary-refresh-token-Pk77"
-	conn := Connection{Name: "c", MailServer: "m.example", EnableTLS: true, Username: "u", Password: pw}
-	oc := OAuth2Config{Name: "o", GrantType: GrantRefreshToken, TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
-	cfg := Config{Connections: []Connection{conn}, OAuth2Configs: []OAuth2Config{oc}, Grid: &Connection{MailServer: "g.example", EnableTLS: true, Username: "g", Password: pw}}
+	conn := emailconn.Connection{Name: "c", MailServer: "m.example", EnableTLS: true, Username: "u", Password: pw}
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantRefreshToken, TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
+	cfg := emailconn.Config{Connections: []emailconn.Connection{conn}, OAuth2Configs: []emailconn.OAuth2Config{oc}, Grid: &emailconn.Connection{MailServer: "g.example", EnableTLS: true, Username: "g", Password: pw}}
 
 	var out bytes.Buffer
 	for _, v := range []any{conn, &conn, oc, &oc, cfg, &cfg, conn.Password, oc.ClientSecret, oc.RefreshToken} {
@@ -267,7 +197,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Errorf("output does not show [redacted]:\n%s", out.String())
 	}
 	// References hold no secret and are shown as they are.
-	ref := Secret("env:SMTP_PASSWORD")
+	ref := emailconn.Secret("env:SMTP_PASSWORD")
 	if got := fmt.Sprint(ref); got != "env:SMTP_PASSWORD" {
 		t.Errorf("fmt.Sprint(%q) = %q, want the reference", string(ref), got)
 	}
@@ -277,19 +207,19 @@ func TestConnectionJSON(t *testing.T) {
 	in := `{"name":"a","mailServer":"smtp.example.com:587","enableTLS":true,"smtpConnectionTimeout":10,"smtpTimeout":60,
 	"authType":"basic","userName":"alerts@example.com","password":"env:PW","from":"alerts@example.com","to":["ops@example.com"],
 	"emailActionsBaseURL":"https://approvals.example.com","tlsMode":"starttls","localName":"engine.example.com","allowInsecureAuth":false}`
-	var c Connection
+	var c emailconn.Connection
 	if err := json.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	want := Connection{Name: "a", MailServer: "smtp.example.com:587", EnableTLS: true, ConnectTimeout: 10 * time.Second,
-		SendTimeout: time.Minute, AuthType: AuthBasic, Username: "alerts@example.com", Password: "env:PW",
+	want := emailconn.Connection{Name: "a", MailServer: "smtp.example.com:587", EnableTLS: true, ConnectTimeout: 10 * time.Second,
+		SendTimeout: time.Minute, AuthType: emailconn.AuthBasic, Username: "alerts@example.com", Password: "env:PW",
 		From: "alerts@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://approvals.example.com",
-		TLSMode: TLSStartTLS, LocalName: "engine.example.com"}
+		TLSMode: emailconn.TLSStartTLS, LocalName: "engine.example.com"}
 	if c.String() != want.String() || c.Password != want.Password {
 		t.Errorf("Unmarshal = %v, want %v", c, want)
 	}
 	b, _ := json.Marshal(c)
-	var back Connection
+	var back emailconn.Connection
 	if err := json.Unmarshal(b, &back); err != nil || back.String() != c.String() {
 		t.Errorf("round trip = %v, %v; want %v", back, err, c)
 	}
@@ -308,7 +238,7 @@ func TestConnectionJSON(t *testing.T) {
 		{`[]`, "must be a JSON object"},
 	}
 	for _, tt := range bad {
-		var c Connection
+		var c emailconn.Connection
 		err := json.Unmarshal([]byte(tt.in), &c)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Unmarshal(%s) = %v, want %q", tt.in, err, tt.want)
@@ -316,7 +246,7 @@ func TestConnectionJSON(t *testing.T) {
 	}
 	// Absent, null and 0 all mean no timeout.
 	for _, in := range []string{`{"mailServer":"x"}`, `{"mailServer":"x","smtpTimeout":null}`, `{"mailServer":"x","smtpTimeout":0}`} {
-		var c Connection
+		var c emailconn.Connection
 		if err := json.Unmarshal([]byte(in), &c); err != nil || c.SendTimeout != 0 {
 			t.Errorf("Unmarshal(%s) = %v, SendTimeout %v; want no timeout", in, err, c.SendTimeout)
 		}
@@ -324,19 +254,19 @@ func TestConnectionJSON(t *testing.T) {
 }
 
 func TestSecretFileRefusesDevices(t *testing.T) {
-	all := References{Dirs: []string{"/"}}
+	all := emailconn.References{Dirs: []string{"/"}}
 	for _, path := range []string{"/dev/zero", "/dev/stdin", "/dev/null", os.TempDir()} {
-		if _, err := Secret("file:" + path).Reveal(all); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		if _, err := emailconn.Secret("file:" + path).Reveal(all); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("Reveal(file:%s) = %v, want a refusal", path, err)
 		}
-		c := Connection{MailServer: "m.example", CAFile: path}
-		if _, err := NewSender(c, &Options{References: all}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		c := emailconn.Connection{MailServer: "m.example", CAFile: path}
+		if _, err := emailconn.NewSender(c, &emailconn.Options{References: all}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("CAFile %s: NewSender() = %v", path, err)
 		}
 	}
 	big := filepath.Join(t.TempDir(), "big")
 	os.WriteFile(big, make([]byte, 100<<10), 0o600)
-	if _, err := Secret("file:" + big).Reveal(all); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := emailconn.Secret("file:" + big).Reveal(all); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("Reveal of a 100 KiB file = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 // Regression tests for the sending-core items of issues 10 and 11, named
 // TestIssueNN_MM_… after the issue and item.
@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emailconn/emailconn"
+
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
@@ -47,9 +49,9 @@ func TestIssue10_03_RcptReplyKeptAsSent(t *testing.T) {
 				}
 				return nil
 			}})
-			s := mustSender(t, connFor(t, srv, TLSNone), nil)
-			rc, err := s.Send(context.Background(), &Message{To: []string{"a@example.com", "b@example.com"}, Subject: "s", Text: "t"})
-			var re *RecipientsError
+			s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+			rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com", "b@example.com"}, Subject: "s", Text: "t"})
+			var re *emailconn.RecipientsError
 			if rc == nil || !errors.As(err, &re) || len(re.Rejected) != 1 {
 				t.Fatalf("Send = %v, %v; want a receipt and one refused recipient", rc, err)
 			}
@@ -81,14 +83,14 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 	}
 	for mask := 0; mask < 64; mask++ {
 		msgTo, node, connTo, cc, bcc, grid := mask&1 != 0, mask&2 != 0, mask&4 != 0, mask&8 != 0, mask&16 != 0, mask&32 != 0
-		c := Connection{Name: "c", MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}
-		cfg := Config{Connections: []Connection{c}, Processes: map[string]string{"P": "c"}}
+		c := emailconn.Connection{Name: "c", MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}
+		cfg := emailconn.Config{Connections: []emailconn.Connection{c}, Processes: map[string]string{"P": "c"}}
 		process := "P"
 		if grid {
-			cfg = Config{Grid: &Connection{MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}}
+			cfg = emailconn.Config{Grid: &emailconn.Connection{MailServer: srv.Addr(), From: "engine@example.com", To: some(connTo, "conn@example.com")}}
 			process = "Unassigned"
 		}
-		r, err := NewRegistry(cfg, nil)
+		r, err := emailconn.NewRegistry(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +98,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg := &Message{To: some(msgTo, "msg@example.com"), Cc: some(cc, "cc@example.com"), Bcc: some(bcc, "bcc@example.com"), Subject: "s", Text: "t"}
+		msg := &emailconn.Message{To: some(msgTo, "msg@example.com"), Cc: some(cc, "cc@example.com"), Bcc: some(bcc, "bcc@example.com"), Subject: "s", Text: "t"}
 		var wantTo []string
 		switch {
 		case msgTo:
@@ -112,7 +114,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 		_, err = rt.Send(context.Background(), msg)
 		r.Close()
 		if len(want) == 0 {
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no recipient") {
+			if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "no recipient") {
 				t.Errorf("%s: Send = %v, want ErrInvalid naming the missing recipients", name, err)
 			}
 			continue
@@ -147,8 +149,8 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 
 func TestIssue10_10_NoRecipientSentence(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, TLSNone), nil)
-	_, err := s.Send(context.Background(), &Message{Subject: "s"})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+	_, err := s.Send(context.Background(), &emailconn.Message{Subject: "s"})
 	const want = "emailconn: To: no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)"
 	if err == nil || err.Error() != want {
 		t.Errorf("Send error = %v, want %q", err, want)
@@ -161,11 +163,11 @@ func TestIssue10_10_NoRecipientSentence(t *testing.T) {
 // replacement or not.
 func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	cfg := Config{
-		Connections: []Connection{{Name: "used", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "unused", MailServer: srv.Addr(), From: "b@example.com"}},
+	cfg := emailconn.Config{
+		Connections: []emailconn.Connection{{Name: "used", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "unused", MailServer: srv.Addr(), From: "b@example.com"}},
 		Processes:   map[string]string{"U": "used", "N": "unused"},
 	}
-	r, err := NewRegistry(cfg, nil)
+	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Replace both connections: their entries are retired.
-	if err := r.Update(func(c *Config) error {
+	if err := r.Update(func(c *emailconn.Config) error {
 		for i := range c.Connections {
 			c.Connections[i].From = "new-" + c.Connections[i].From
 		}
@@ -189,8 +191,8 @@ func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
 	}
 	r.Close()
 	sessions := srv.Sessions()
-	for name, rt := range map[string]Route{"used": used, "unused": unused} {
-		if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, ErrClosed) {
+	for name, rt := range map[string]emailconn.Route{"used": used, "unused": unused} {
+		if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrClosed) {
 			t.Errorf("%s: Send after Close = %v, want ErrClosed", name, err)
 		}
 	}
@@ -277,14 +279,14 @@ func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
 		io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
 		io.Copy(io.Discard, r)
 	})
-	for _, mode := range []TLSMode{TLSNone, TLSStartTLS, TLSOpportunistic} {
-		c := Connection{Name: "x", MailServer: addr, TLSMode: mode, From: "a@example.com", ConnectTimeout: time.Minute}
+	for _, mode := range []emailconn.TLSMode{emailconn.TLSNone, emailconn.TLSStartTLS, emailconn.TLSOpportunistic} {
+		c := emailconn.Connection{Name: "x", MailServer: addr, TLSMode: mode, From: "a@example.com", ConnectTimeout: time.Minute}
 		s := mustSender(t, c, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		_, err := s.Send(ctx, basicMessage())
 		cancel()
-		var e *Error
-		if !errors.Is(err, ErrConnect) || !errors.As(err, &e) || e.Stage != StageGreeting || e.Temporary() || !strings.Contains(err.Error(), "does not speak SMTP") {
+		var e *emailconn.Error
+		if !errors.Is(err, emailconn.ErrConnect) || !errors.As(err, &e) || e.Stage != emailconn.StageGreeting || e.Temporary() || !strings.Contains(err.Error(), "does not speak SMTP") {
 			t.Errorf("%s: Send = %v, want a permanent ErrConnect at the greeting saying the service does not speak SMTP", mode, err)
 		}
 		rep := runTest(c, nil)
@@ -308,11 +310,11 @@ func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
 				<-tick.C
 			}
 		})
-		c := Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: time.Second}
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		c := emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: time.Second}
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 		_, err := s.Send(context.Background(), basicMessage())
-		var e *Error
-		if !errors.Is(err, ErrTimeout) || !errors.As(err, &e) || e.Stage != StageGreeting {
+		var e *emailconn.Error
+		if !errors.Is(err, emailconn.ErrTimeout) || !errors.As(err, &e) || e.Stage != emailconn.StageGreeting {
 			t.Errorf("Send = %v, want ErrTimeout at the greeting", err)
 		}
 	})
@@ -324,10 +326,10 @@ func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
 			addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { datas.Add(1); script(c, r) })
 			// Room for the exchanges before the dot on a loaded machine;
 			// the stall after the partial reply is what runs into it.
-			c := Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 1500 * time.Millisecond}
+			c := emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 1500 * time.Millisecond}
 			s := mustSender(t, c, nil)
 			rc, err := s.Send(context.Background(), basicMessage())
-			if rc != nil || !errors.Is(err, ErrDeliveryUnknown) {
+			if rc != nil || !errors.Is(err, emailconn.ErrDeliveryUnknown) {
 				t.Errorf("Send = %v, %v; want ErrDeliveryUnknown", rc, err)
 			}
 			if n := datas.Load(); n != 1 {
@@ -345,7 +347,7 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 	}
 	ehlo.WriteString("250 AUTH PLAIN\r\n")
 	addr := scriptServer(t, scriptSession(ehlo.String(), "250 2.0.0 queued\r\n"))
-	c := Connection{Name: "x", MailServer: addr, From: "a@example.com", Username: "u", Password: "p", SendTimeout: 5 * time.Second}
+	c := emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com", Username: "u", Password: "p", SendTimeout: 5 * time.Second}
 	s := mustSender(t, c, nil)
 	rc, err := s.Send(context.Background(), basicMessage())
 	if err != nil || rc.Mechanism != "PLAIN" {
@@ -359,7 +361,7 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 
 func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, TLSOpportunistic)
+	c := connFor(t, srv, emailconn.TLSOpportunistic)
 	c.EnableTLS = false
 	s := mustSender(t, c, nil)
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
@@ -394,17 +396,17 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 	}
 	t.Run("failed AUTH", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "right"}})
-		c := connFor(t, srv, TLSStartTLS)
+		c := connFor(t, srv, emailconn.TLSStartTLS)
 		c.Username, c.Password = "alice", "wrong"
 		s := mustSender(t, c, nil)
-		if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrAuthFailed) {
+		if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrAuthFailed) {
 			t.Fatalf("Send = %v, want ErrAuthFailed", err)
 		}
 		lastIsQuit(t, srv, "AUTH")
 	})
 	t.Run("mechanism not offered", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		c.Username, c.Password = "alice", "pw"
 		s := mustSender(t, c, nil)
 		if _, err := s.Send(context.Background(), basicMessage()); err == nil {
@@ -416,7 +418,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 		}})
-		rep := runTest(connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "nobody@example.com"})
+		rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{ProbeRecipient: "nobody@example.com"})
 		if rep.OK {
 			t.Fatal("Test Connection passed with a refused probe recipient")
 		}
@@ -427,23 +429,23 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 func TestIssue10_22_TimeoutSentences(t *testing.T) {
 	t.Run("upload stall", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		// Long enough for the greeting and EHLO on a loaded machine under
 		// the race detector; the stall itself is what runs into it.
 		c.SendTimeout = 1500 * time.Millisecond
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 		_, err := s.Send(context.Background(), bigMessage(16<<20)())
-		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "the upload made no progress within the send timeout (1.5s)") {
+		if !errors.Is(err, emailconn.ErrTimeout) || !strings.Contains(err.Error(), "the upload made no progress within the send timeout (1.5s)") {
 			t.Errorf("Send = %v, want ErrTimeout saying the upload made no progress", err)
 		}
 	})
 	t.Run("connect timeout over retries", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		c.ConnectTimeout = 200 * time.Millisecond
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 		_, err := s.Send(context.Background(), basicMessage())
-		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "connect timeout (200ms) expired (gave up after 3 attempts in ") {
+		if !errors.Is(err, emailconn.ErrTimeout) || !strings.Contains(err.Error(), "connect timeout (200ms) expired (gave up after 3 attempts in ") {
 			t.Errorf("Send = %v, want ErrTimeout naming the 3 attempts and their total time", err)
 		}
 	})
@@ -455,18 +457,18 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
 	const pw, clientSecret, refresh = "canaryPW-5f3e9a1c", "canaryCS-0b1d2e3f", "canaryRT-9a8b7c6d"
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	basic := Connection{Name: "basic", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", Password: pw}
-	oauth := Connection{Name: "oauth", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", AuthType: AuthOAuth2, OAuth2Config: "o"}
-	oc := OAuth2Config{Name: "o", GrantType: GrantRefreshToken, TokenURL: "https://login.example.com/token", ClientID: "id", ClientSecret: clientSecret, RefreshToken: refresh, Scopes: []string{"s"}}
+	basic := emailconn.Connection{Name: "basic", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", Password: pw}
+	oauth := emailconn.Connection{Name: "oauth", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", AuthType: emailconn.AuthOAuth2, OAuth2Config: "o"}
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantRefreshToken, TokenURL: "https://login.example.com/token", ClientID: "id", ClientSecret: clientSecret, RefreshToken: refresh, Scopes: []string{"s"}}
 	grid := basic
 	grid.Name = ""
-	cfg := Config{Connections: []Connection{basic, oauth}, OAuth2Configs: []OAuth2Config{oc}, Grid: &grid, Processes: map[string]string{"P": "oauth"}}
-	r, err := NewRegistry(cfg, nil)
+	cfg := emailconn.Config{Connections: []emailconn.Connection{basic, oauth}, OAuth2Configs: []emailconn.OAuth2Config{oc}, Grid: &grid, Processes: map[string]string{"P": "oauth"}}
+	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	sb, err := NewSender(basic, nil)
+	sb, err := emailconn.NewSender(basic, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +481,7 @@ func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := &Options{}
+	opts := &emailconn.Options{}
 	values := []any{sb, so, r, rt, &rt, cfg, &cfg, basic, &basic, oc, &oc, basic.Password, oc.ClientSecret, opts}
 	var out bytes.Buffer
 	for _, v := range values {
@@ -508,32 +510,32 @@ func TestIssue11_F01_DNSFailures(t *testing.T) {
 		temp    bool
 		lookups int32
 	}{
-		{"NXDOMAIN", &net.DNSError{Err: "no such host", Name: "mx.example.com", IsNotFound: true}, false, ErrConnect, false, 1},
-		{"SERVFAIL", &net.DNSError{Err: "server misbehaving", Name: "mx.example.com", IsTemporary: true}, false, ErrConnect, true, 3},
-		{"timeout", nil, true, ErrTimeout, true, 3},
+		{"NXDOMAIN", &net.DNSError{Err: "no such host", Name: "mx.example.com", IsNotFound: true}, false, emailconn.ErrConnect, false, 1},
+		{"SERVFAIL", &net.DNSError{Err: "server misbehaving", Name: "mx.example.com", IsTemporary: true}, false, emailconn.ErrConnect, true, 3},
+		{"timeout", nil, true, emailconn.ErrTimeout, true, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var lookups atomic.Int32
-			opts := &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond},
-				lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
-					lookups.Add(1)
-					if tt.block {
-						<-ctx.Done()
-						return nil, ctx.Err()
-					}
-					return nil, tt.err
-				},
-				dial: func(context.Context, string, string) (net.Conn, error) {
-					t.Error("dialled after a failed lookup")
-					return nil, errors.New("no dial")
-				}}
-			c := Connection{Name: "dns", MailServer: "mx.example.com", From: "a@example.com", ConnectTimeout: 100 * time.Millisecond}
+			opts := &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}}
+			emailconn.WithLookup(opts, func(ctx context.Context, host string) ([]netip.Addr, error) {
+				lookups.Add(1)
+				if tt.block {
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				return nil, tt.err
+			})
+			emailconn.WithDial(opts, func(context.Context, string, string) (net.Conn, error) {
+				t.Error("dialled after a failed lookup")
+				return nil, errors.New("no dial")
+			})
+			c := emailconn.Connection{Name: "dns", MailServer: "mx.example.com", From: "a@example.com", ConnectTimeout: 100 * time.Millisecond}
 			s := mustSender(t, c, opts)
 			start := time.Now()
 			_, err := s.Send(context.Background(), basicMessage())
-			var e *Error
-			if !errors.Is(err, tt.want) || !errors.As(err, &e) || e.Stage != StageResolve || e.Temporary() != tt.temp {
+			var e *emailconn.Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &e) || e.Stage != emailconn.StageResolve || e.Temporary() != tt.temp {
 				t.Errorf("Send = %v, want %v at the resolve stage with Temporary() = %v", err, tt.want, tt.temp)
 			}
 			if n := lookups.Load(); n != tt.lookups {
@@ -553,11 +555,11 @@ func TestIssue11_F02_RefusedQuickly(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: connections are refused
-	s := mustSender(t, Connection{Name: "x", MailServer: addr, From: "a@example.com"}, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"}, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
 	_, err = s.Send(context.Background(), basicMessage())
-	var e *Error
-	if !errors.Is(err, ErrConnect) || !errors.As(err, &e) || !e.Temporary() || e.Stage != StageConnect {
+	var e *emailconn.Error
+	if !errors.Is(err, emailconn.ErrConnect) || !errors.As(err, &e) || !e.Temporary() || e.Stage != emailconn.StageConnect {
 		t.Errorf("Send = %v, want a temporary ErrConnect at the connect stage", err)
 	}
 	if d := time.Since(start); d > slowdown*100*time.Millisecond {
@@ -579,17 +581,17 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 		io.WriteString(c, "220 go ahead\r\n")
 		closeAfterHello(c, r)
 	})
-	for mode, addr := range map[TLSMode]string{TLSImplicit: implicit, TLSStartTLS: starttls} {
+	for mode, addr := range map[emailconn.TLSMode]string{emailconn.TLSImplicit: implicit, emailconn.TLSStartTLS: starttls} {
 		var sessions atomic.Int32
-		opts := &Options{Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond},
-			dial: func(ctx context.Context, network, a string) (net.Conn, error) {
+		opts := emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
+			func(ctx context.Context, network, a string) (net.Conn, error) {
 				sessions.Add(1)
 				return (&net.Dialer{}).DialContext(ctx, network, a)
-			}}
-		s := mustSender(t, Connection{Name: "x", MailServer: addr, TLSMode: mode, EnableTLS: true, From: "a@example.com", SendTimeout: 5 * time.Second}, opts)
+			})
+		s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, TLSMode: mode, EnableTLS: true, From: "a@example.com", SendTimeout: 5 * time.Second}, opts)
 		_, err := s.Send(context.Background(), basicMessage())
-		var e *Error
-		if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || !e.Temporary() {
+		var e *emailconn.Error
+		if !errors.Is(err, emailconn.ErrTLSUnavailable) || !errors.As(err, &e) || !e.Temporary() {
 			t.Errorf("%s: Send = %v, want a temporary ErrTLSUnavailable", mode, err)
 		}
 		if n := sessions.Load(); n != 2 {
@@ -600,12 +602,12 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 
 func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, TLSImplicit)
-	s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	c := connFor(t, srv, emailconn.TLSImplicit)
+	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
 	_, err := s.Send(context.Background(), basicMessage())
-	var e *Error
-	if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != StageTLS || e.Temporary() {
+	var e *emailconn.Error
+	if !errors.Is(err, emailconn.ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != emailconn.StageTLS || e.Temporary() {
 		t.Errorf("Send = %v, want a permanent ErrTLSUnavailable at the tls stage", err)
 	}
 	if d := time.Since(start); d > slowdown*100*time.Millisecond {
@@ -615,11 +617,11 @@ func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
 
 func TestIssue11_04_ImplicitHandshakeBoundedBySendTimeout(t *testing.T) {
 	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }) // accepts, never answers
-	s := mustSender(t, Connection{Name: "x", MailServer: addr, TLSMode: TLSImplicit, EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
-		&Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, TLSMode: emailconn.TLSImplicit, EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
+		&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
 	_, err := s.Send(context.Background(), basicMessage())
-	if !errors.Is(err, ErrTimeout) {
+	if !errors.Is(err, emailconn.ErrTimeout) {
 		t.Errorf("Send = %v, want ErrTimeout", err)
 	}
 	if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
@@ -633,13 +635,13 @@ func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		srv  smtptest.Options
-		mode TLSMode
+		mode emailconn.TLSMode
 		ca   bool
 	}{
-		{"self-signed implicit", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, TLSImplicit, true},
-		{"wrong name starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, TLSStartTLS, true},
-		{"expired starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, TLSStartTLS, true},
-		{"unknown authority implicit", smtptest.Options{TLS: smtptest.Implicit}, TLSImplicit, false},
+		{"self-signed implicit", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, emailconn.TLSImplicit, true},
+		{"wrong name starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, true},
+		{"expired starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, emailconn.TLSStartTLS, true},
+		{"unknown authority implicit", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.srv.Users = map[string]string{"alice": "pw"}
@@ -649,12 +651,12 @@ func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
 			if !tc.ca {
 				c.CAFile = ""
 			}
-			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			_, err := s.Send(context.Background(), basicMessage())
-			want := map[TLSMode]Stage{TLSImplicit: StageTLS, TLSStartTLS: StageSTARTTLS}[tc.mode]
-			var e *Error
+			want := map[emailconn.TLSMode]emailconn.Stage{emailconn.TLSImplicit: emailconn.StageTLS, emailconn.TLSStartTLS: emailconn.StageSTARTTLS}[tc.mode]
+			var e *emailconn.Error
 			var cv *tls.CertificateVerificationError
-			if !errors.Is(err, ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != want || !errors.As(err, &cv) {
+			if !errors.Is(err, emailconn.ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != want || !errors.As(err, &cv) {
 				t.Errorf("Send = %v, want a certificate verification error at the %s stage", err, want)
 			}
 			srv.Close()
@@ -683,10 +685,10 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 				<-tick.C
 			}
 		})
-		s := mustSender(t, Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 500 * time.Millisecond}, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com", SendTimeout: 500 * time.Millisecond}, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 		start := time.Now()
 		_, err := s.Send(context.Background(), basicMessage())
-		if !errors.Is(err, ErrTimeout) {
+		if !errors.Is(err, emailconn.ErrTimeout) {
 			t.Errorf("Send = %v, want ErrTimeout", err)
 		}
 		if d := time.Since(start); d > 500*time.Millisecond+ftSlack {
@@ -695,9 +697,9 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 	})
 	t.Run("endless EHLO memory", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		c.ConnectTimeout, c.SendTimeout = 0, 0
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -705,7 +707,7 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 		defer cancel()
 		_, err := s.Send(ctx, basicMessage())
 		runtime.ReadMemStats(&after)
-		if !errors.Is(err, errReplyTooLarge) || !errors.Is(err, ErrConnect) {
+		if !errors.Is(err, emailconn.ErrReplyTooLarge) || !errors.Is(err, emailconn.ErrConnect) {
 			t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
 		}
 		if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
@@ -723,7 +725,7 @@ func (panicReader) Read([]byte) (int, error) { panic("attachment reader failed")
 // closed and its slot freed.
 func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{MaxSessions: 2})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{MaxSessions: 2})
 	for range 3 {
 		func() {
 			defer func() {
@@ -732,7 +734,7 @@ func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
 				}
 			}()
 			m := basicMessage()
-			m.Attachments = []Attachment{{Filename: "a.bin", Content: panicReader{}}}
+			m.Attachments = []emailconn.Attachment{{Filename: "a.bin", Content: panicReader{}}}
 			s.Send(context.Background(), m)
 		}()
 	}
@@ -752,18 +754,18 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 	reply := "535 5.7.8 rejected: AUTH PLAIN " + blob + " (password " + pw + ")"
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{user: pw}, Mechanisms: []string{"PLAIN"},
 		Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}})
-	c := connFor(t, srv, TLSStartTLS)
+	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password = user, pw
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := mustSender(t, c, &Options{Logger: logger})
+	s := mustSender(t, c, &emailconn.Options{Logger: logger})
 	_, err := s.Send(context.Background(), basicMessage())
-	if !errors.Is(err, ErrAuthFailed) {
+	if !errors.Is(err, emailconn.ErrAuthFailed) {
 		t.Fatalf("Send = %v, want ErrAuthFailed", err)
 	}
 	var se *smtp.SMTPError
 	errors.As(err, &se)
-	rep := runTest(c, &TestOptions{})
+	rep := runTest(c, &emailconn.TestOptions{})
 	out := fmt.Sprintf("%v\n%+v\n%v\n%s\n%s\n%s", err, err, se, rep.Sentence, reportJSON(rep), logs.String())
 	if !strings.Contains(out, "[redacted]") {
 		t.Errorf("the echoed credentials were not replaced by [redacted]:\n%s", err)
@@ -780,12 +782,12 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 func TestIssue10_02_HungTokenEndpointNotRetried(t *testing.T) {
 	shortTokenTimeout(t, 300*time.Millisecond)
 	hung, requests := hungEndpoint(t)
-	r := oauthRegistryAt(t, xoauth2Server(t), hung.URL+"/token", &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	r := oauthRegistryAt(t, xoauth2Server(t), hung.URL+"/token", &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 	rt, err := r.Resolve("P")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, ErrTimeout) {
+	if _, err := rt.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrTimeout) {
 		t.Fatalf("Send = %v, want ErrTimeout", err)
 	}
 	if n := requests.Load(); n != 1 {

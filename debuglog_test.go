@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -34,11 +36,11 @@ func TestIssue11_6_DebugLogPipelinedLogin(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		srv   smtptest.Options
-		mode  TLSMode
+		mode  emailconn.TLSMode
 		mechs string
 	}{
-		{"issue11-6/starttls", smtptest.Options{TLS: smtptest.StartTLS}, TLSStartTLS, "LOGIN"},
-		{"issue11-6/implicit", smtptest.Options{TLS: smtptest.Implicit}, TLSImplicit, "LOGIN"},
+		{"issue11-6/starttls", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, "LOGIN"},
+		{"issue11-6/implicit", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, "LOGIN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.srv
@@ -51,7 +53,7 @@ func TestIssue11_6_DebugLogPipelinedLogin(t *testing.T) {
 			c.Username, c.Password = "alice", pw
 			var logs bytes.Buffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			s := mustSender(t, c, &Options{Logger: logger, Retry: RetryPolicy{MaxAttempts: 1}})
+			s := mustSender(t, c, &emailconn.Options{Logger: logger, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 				t.Fatalf("Send = %v", err)
 			}

@@ -1,13 +1,14 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 )
 
 // FuzzLoadConfig feeds arbitrary bytes to the configuration loader: it never
@@ -22,7 +23,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte(`{"connections":[]} {"grid":{"mailServer":"x"}}`))
 	f.Add([]byte(`{"connections":[]}garbage`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := LoadConfig(bytes.NewReader(data))
+		cfg, err := emailconn.LoadConfig(bytes.NewReader(data))
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "emailconn: ") {
 				t.Fatalf("error without prefix: %q", err)
@@ -45,7 +46,7 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatal(err)
 		}
 		saved := buf.String()
-		back, err := LoadConfig(&buf)
+		back, err := emailconn.LoadConfig(&buf)
 		if err != nil {
 			t.Fatalf("LoadConfig(Save(cfg)) = %v\n%s", err, saved)
 		}
@@ -53,30 +54,6 @@ func FuzzLoadConfig(f *testing.F) {
 		back.Save(&again)
 		if again.String() != saved {
 			t.Fatalf("round trip changed the configuration:\n%s\n%s", saved, again.String())
-		}
-	})
-}
-
-// FuzzSplitMailServer: a mail server that validates yields a host and port
-// that net.JoinHostPort and net.SplitHostPort agree on, and no host with
-// characters a URL or command line could misread.
-func FuzzSplitMailServer(f *testing.F) {
-	for _, s := range []string{"smtp.example.com", "smtp.example.com:587", "[::1]:25", "[2001:db8::1]", "127.0.0.1:2525", "a:b:c", "[::1", "x:0", "host:+25", "exä.com", "a..b"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		host, port, prob := splitMailServer(s)
-		if prob != "" {
-			return
-		}
-		if host == "" || port < 0 || port > 65535 || strings.ContainsAny(host, " /\\@?#\r\n\x00") {
-			t.Fatalf("splitMailServer(%q) = %q, %d", s, host, port)
-		}
-		c := Connection{MailServer: s}
-		ep := c.endpoint()
-		h, p, err := net.SplitHostPort(ep.addr())
-		if err != nil || h != host || p != strconv.Itoa(ep.port) {
-			t.Fatalf("endpoint(%q) = %q: %v", s, ep.addr(), err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 // Tests against go-smtp's own server, a strict and independent receiver
 // (it accepts only CRLF.CRLF as the end of data), for the paths every
@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
@@ -128,8 +130,8 @@ func (s *goSMTPSession) Data(r io.Reader) error {
 func (s *goSMTPSession) Reset()        {}
 func (s *goSMTPSession) Logout() error { return nil }
 
-func goSMTPConn(t *testing.T, g *goSMTPServer, mode TLSMode) Connection {
-	return Connection{Name: "gosmtp", MailServer: g.addr, TLSMode: mode, EnableTLS: mode != TLSNone,
+func goSMTPConn(t *testing.T, g *goSMTPServer, mode emailconn.TLSMode) emailconn.Connection {
+	return emailconn.Connection{Name: "gosmtp", MailServer: g.addr, TLSMode: mode, EnableTLS: mode != emailconn.TLSNone,
 		CAFile: caFile(t), Username: "alice", Password: "s3cret", From: "engine@example.com"}
 }
 
@@ -195,22 +197,22 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 	for _, implicit := range []bool{false, true} {
 		t.Run(fmt.Sprintf("implicit=%v", implicit), func(t *testing.T) {
 			g := startGoSMTP(t, implicit, nil)
-			mode := TLSStartTLS
+			mode := emailconn.TLSStartTLS
 			if implicit {
-				mode = TLSImplicit
+				mode = emailconn.TLSImplicit
 			}
-			s := mustSender(t, goSMTPConn(t, g, mode), &Options{ActionOrigin: "http://engine.internal:8080"})
+			s := mustSender(t, goSMTPConn(t, g, mode), &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 			big := make([]byte, 3<<20)
 			_, _ = rand.Read(big)
 			png := []byte("\x89PNG\r\n\x1a\n fake image bytes \r\n.\r\n")
 			subject := "Genehmigung erforderlich: Überstunden für Jürgen"
 			text := "Hallo Jürgen,\nbitte genehmigen.\r\n.\nEine Zeile mit nur einem Punkt steht darüber.\n"
 			html := `<p>山田太郎 さん</p><img src="cid:logo@engine">`
-			msg := &Message{
+			msg := &emailconn.Message{
 				From: "Workflow Engine <engine@example.com>", To: []string{"山田太郎 <yamada@example.com>", "Jürgen Groß <juergen@example.com>"},
 				Bcc: []string{"audit@example.com"}, Subject: subject, Text: text, HTML: html,
 				Headers: map[string]string{"X-Workunit": "4711"},
-				Attachments: []Attachment{
+				Attachments: []emailconn.Attachment{
 					{Filename: "Bericht für März.bin", Content: bytes.NewReader(big)},
 					{Filename: "logo.png", ContentType: "image/png", Content: bytes.NewReader(png), Inline: true, ContentID: "logo@engine"},
 				},
@@ -262,7 +264,7 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 
 func TestGoSMTPServerConcurrentSends(t *testing.T) {
 	g := startGoSMTP(t, false, nil)
-	s := mustSender(t, goSMTPConn(t, g, TLSStartTLS), &Options{MaxSessions: 4})
+	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{MaxSessions: 4})
 	const n, workers = 200, 16
 	ids := make(chan string, n)
 	var wg sync.WaitGroup
@@ -270,7 +272,7 @@ func TestGoSMTPServerConcurrentSends(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				rc, err := s.Send(context.Background(), &Message{To: []string{fmt.Sprintf("u%d@example.com", i)}, Subject: fmt.Sprint(i), Text: "x"})
+				rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{fmt.Sprintf("u%d@example.com", i)}, Subject: fmt.Sprint(i), Text: "x"})
 				if err != nil {
 					t.Error(err)
 					continue
@@ -320,8 +322,8 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 	for _, enabled := range []bool{true, false} {
 		t.Run(fmt.Sprintf("offered=%v", enabled), func(t *testing.T) {
 			g := startGoSMTP(t, false, func(s *smtp.Server) { s.EnableSMTPUTF8 = enabled })
-			s := mustSender(t, goSMTPConn(t, g, TLSStartTLS), nil)
-			_, err := s.Send(context.Background(), &Message{To: []string{"jürgen@bücher.example"}, Subject: "x", Text: "y"})
+			s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), nil)
+			_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"jürgen@bücher.example"}, Subject: "x", Text: "y"})
 			if enabled {
 				if err != nil {
 					t.Fatal(err)
@@ -332,7 +334,7 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "SMTPUTF8") {
+			if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "SMTPUTF8") {
 				t.Errorf("Send = %v, want a clear ErrInvalid about SMTPUTF8", err)
 			}
 			if len(g.messages()) != 0 {
@@ -344,15 +346,15 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 
 func TestGoSMTPServerSize(t *testing.T) {
 	g := startGoSMTP(t, false, func(s *smtp.Server) { s.MaxMessageBytes = 20000 })
-	s := mustSender(t, goSMTPConn(t, g, TLSStartTLS), &Options{Retry: RetryPolicy{MaxAttempts: 1}})
-	known := &Message{To: []string{"a@example.com"}, Attachments: []Attachment{{Filename: "a", Content: bytes.NewReader(make([]byte, 50000))}}}
-	if _, err := s.Send(context.Background(), known); !errors.Is(err, ErrMessageTooLarge) {
+	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	known := &emailconn.Message{To: []string{"a@example.com"}, Attachments: []emailconn.Attachment{{Filename: "a", Content: bytes.NewReader(make([]byte, 50000))}}}
+	if _, err := s.Send(context.Background(), known); !errors.Is(err, emailconn.ErrMessageTooLarge) {
 		t.Errorf("known size: Send = %v, want ErrMessageTooLarge", err)
 	}
-	unknown := &Message{To: []string{"a@example.com"}, Attachments: []Attachment{{Filename: "a", Content: io.LimitReader(zeroReader{}, 50000)}}}
+	unknown := &emailconn.Message{To: []string{"a@example.com"}, Attachments: []emailconn.Attachment{{Filename: "a", Content: io.LimitReader(zeroReader{}, 50000)}}}
 	_, err := s.Send(context.Background(), unknown)
-	var se *SMTPError
-	if !errors.Is(err, ErrRefused) || !errors.As(err, &se) || se.Code != 552 {
+	var se *emailconn.SMTPError
+	if !errors.Is(err, emailconn.ErrRefused) || !errors.As(err, &se) || se.Code != 552 {
 		t.Errorf("unknown size: Send = %v, want the server's 552", err)
 	}
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 	"github.com/emersion/go-smtp"
@@ -29,16 +31,18 @@ func (l *traceLog) add(err error, format string, a ...any) {
 	}
 }
 
-func (l *traceLog) trace() *Trace {
-	return &Trace{
-		StageDone: func(i StageInfo) { l.add(i.Err, "stage %s %v %q %v", i.Stage, i.Err, i.Skipped, i.Duration >= 0) },
+func (l *traceLog) trace() *emailconn.Trace {
+	return &emailconn.Trace{
+		StageDone: func(i emailconn.StageInfo) {
+			l.add(i.Err, "stage %s %v %q %v", i.Stage, i.Err, i.Skipped, i.Duration >= 0)
+		},
 		Connected: func(a string) { l.add(nil, "connected %s", a) },
 		Greeting:  func(t string) { l.add(nil, "greeting %s", t) },
 		Capabilities: func(ext []string) {
 			l.add(nil, "ext %v", ext)
 		},
 		Authenticated:   func(m string) { l.add(nil, "auth %s", m) },
-		TransactionDone: func(t TransactionInfo) { l.add(t.Err, "tx %+v", t) },
+		TransactionDone: func(t emailconn.TransactionInfo) { l.add(t.Err, "tx %+v", t) },
 	}
 }
 
@@ -54,12 +58,12 @@ func TestIssue12_TraceSeam(t *testing.T) {
 				}
 				return nil
 			}})
-		c := connFor(t, srv, TLSStartTLS)
+		c := connFor(t, srv, emailconn.TLSStartTLS)
 		c.Username, c.Password = "u", "pw-canary-123"
 		l := &traceLog{}
-		s := mustSender(t, c, &Options{Trace: l.trace()})
-		rc, err := s.Send(context.Background(), &Message{To: []string{"ok@example.com", "bad@example.com"}, Subject: "s", Text: "t"})
-		if rc == nil || !errors.Is(err, ErrRecipientRejected) {
+		s := mustSender(t, c, &emailconn.Options{Trace: l.trace()})
+		rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ok@example.com", "bad@example.com"}, Subject: "s", Text: "t"})
+		if rc == nil || !errors.Is(err, emailconn.ErrRecipientRejected) {
 			t.Fatalf("Send = %v, %v; want a receipt and ErrRecipientRejected", rc, err)
 		}
 		all := strings.Join(l.events, "\n")
@@ -73,7 +77,7 @@ func TestIssue12_TraceSeam(t *testing.T) {
 			t.Errorf("trace shows the password:\n%s", all)
 		}
 		for _, e := range l.errs {
-			var ee *Error
+			var ee *emailconn.Error
 			if !errors.As(e, &ee) {
 				t.Errorf("hook error %T %v is not an *Error", e, e)
 			}
@@ -87,27 +91,14 @@ func TestIssue12_TraceSeam(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens: connection refused
 		l := &traceLog{}
-		s := mustSender(t, Connection{Name: "x", MailServer: addr, From: "a@example.com"},
-			&Options{Trace: l.trace(), Retry: RetryPolicy{MaxAttempts: 1}})
-		_, err = s.Send(context.Background(), &Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"})
-		if !errors.Is(err, ErrConnect) {
+		s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"},
+			&emailconn.Options{Trace: l.trace(), Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+		_, err = s.Send(context.Background(), &emailconn.Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"})
+		if !errors.Is(err, emailconn.ErrConnect) {
 			t.Fatalf("Send = %v, want ErrConnect", err)
 		}
-		if len(l.errs) != 1 || !errors.Is(l.errs[0], ErrConnect) || l.errs[0].Error() != err.Error() {
+		if len(l.errs) != 1 || !errors.Is(l.errs[0], emailconn.ErrConnect) || l.errs[0].Error() != err.Error() {
 			t.Errorf("hook errors %v, want the send's own %v", l.errs, err)
 		}
 	})
-}
-
-// TestIssue12_NilTraceAllocatesNothing: a Sender without a Trace has no
-// session hooks, so a send pays one nil check per event.
-func TestIssue12_NilTraceAllocatesNothing(t *testing.T) {
-	s, err := NewSender(Connection{MailServer: "127.0.0.1:25", From: "a@example.com"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.open.cfg.Hooks != nil || s.open.trace != nil {
-		t.Errorf("hooks %v, trace %v for a Sender without a Trace", s.open.cfg.Hooks, s.open.trace)
-	}
 }

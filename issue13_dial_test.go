@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -87,9 +89,9 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		h := &hookRecorder{dial: func(ctx context.Context) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}
-		c := Connection{Name: "relay", MailServer: "127.0.0.1:25", From: "engine@example.com", SendTimeout: 5 * time.Second}
-		s := mustSender(t, c, &Options{DialContext: h.DialContext})
-		rc, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
+		c := emailconn.Connection{Name: "relay", MailServer: "127.0.0.1:25", From: "engine@example.com", SendTimeout: 5 * time.Second}
+		s := mustSender(t, c, &emailconn.Options{DialContext: h.DialContext})
+		rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 		if err != nil {
 			t.Fatalf("Send through a Unix socket: %v", err)
 		}
@@ -106,21 +108,21 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		h := &hookRecorder{dial: func(ctx context.Context) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr())
 		}}
-		c := Connection{Name: "tls", MailServer: "127.0.0.1:587", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool(),
+		c := emailconn.Connection{Name: "tls", MailServer: "127.0.0.1:587", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool(),
 			Username: "u", Password: "p", From: "engine@example.com", SendTimeout: 5 * time.Second}
-		rc, err := mustSender(t, c, &Options{DialContext: h.DialContext}).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
+		rc, err := mustSender(t, c, &emailconn.Options{DialContext: h.DialContext}).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 		if err != nil || rc.TLSVersion == "" || rc.Mechanism != "PLAIN" {
 			t.Fatalf("Send = %+v, %v; want TLS and PLAIN", rc, err)
 		}
 		// The certificate is checked against the configured name, not
 		// whatever the hook reached.
 		c.MailServer = "localhost.invalid:587"
-		s := mustSender(t, c, &Options{DialContext: h.DialContext, Retry: RetryPolicy{MaxAttempts: 1},
-			lookup: func(context.Context, string) ([]netip.Addr, error) {
+		s := mustSender(t, c, emailconn.WithLookup(&emailconn.Options{DialContext: h.DialContext, Retry: emailconn.RetryPolicy{MaxAttempts: 1}},
+			func(context.Context, string) ([]netip.Addr, error) {
 				return []netip.Addr{netip.MustParseAddr("192.0.2.7")}, nil
-			}})
-		_, err = s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrTLSUnavailable) {
+			}))
+		_, err = s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrTLSUnavailable) {
 			t.Errorf("Send to a name the certificate does not hold = %v, want ErrTLSUnavailable", err)
 		}
 		if got := h.calls(); got[len(got)-1] != "tcp 192.0.2.7:587" {
@@ -136,10 +138,10 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		h := &hookRecorder{dial: func(ctx context.Context) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr())
 		}}
-		c := Connection{Name: "plain", MailServer: "127.0.0.1:25", Username: "u", Password: "p", From: "engine@example.com", SendTimeout: 5 * time.Second}
-		opts := &Options{DialContext: h.DialContext, Retry: RetryPolicy{MaxAttempts: 1}}
-		_, err := mustSender(t, c, opts).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrInsecureAuth) {
+		c := emailconn.Connection{Name: "plain", MailServer: "127.0.0.1:25", Username: "u", Password: "p", From: "engine@example.com", SendTimeout: 5 * time.Second}
+		opts := &emailconn.Options{DialContext: h.DialContext, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}
+		_, err := mustSender(t, c, opts).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrInsecureAuth) {
 			t.Fatalf("plaintext AUTH through a hook = %v, want ErrInsecureAuth", err)
 		}
 		for _, l := range srv.Transcript() {
@@ -150,11 +152,11 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		// The same server dialled directly keeps the loopback exception,
 		// and AllowInsecureAuth lets the hook's session authenticate.
 		c.MailServer = srv.Addr()
-		if _, err := mustSender(t, c, nil).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"}); err != nil {
+		if _, err := mustSender(t, c, nil).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"}); err != nil {
 			t.Errorf("direct plaintext AUTH on loopback: %v", err)
 		}
 		c.MailServer, c.AllowInsecureAuth = "127.0.0.1:25", true
-		if _, err := mustSender(t, c, opts).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"}); err != nil {
+		if _, err := mustSender(t, c, opts).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"}); err != nil {
 			t.Errorf("AllowInsecureAuth through a hook: %v", err)
 		}
 	})
@@ -170,9 +172,9 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		lookup := func(context.Context, string) ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3")}, nil
 		}
-		c := Connection{Name: "tenant", MailServer: "smtp.tenant.example:2525", From: "engine@example.com", SendTimeout: 5 * time.Second}
-		opts := &Options{DialContext: h.DialContext, DialPolicy: &DialPolicy{AllowPrivate: true}, lookup: lookup, Retry: RetryPolicy{MaxAttempts: 1}}
-		rc, err := mustSender(t, c, opts).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
+		c := emailconn.Connection{Name: "tenant", MailServer: "smtp.tenant.example:2525", From: "engine@example.com", SendTimeout: 5 * time.Second}
+		opts := emailconn.WithLookup(&emailconn.Options{DialContext: h.DialContext, DialPolicy: &emailconn.DialPolicy{AllowPrivate: true}, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}, lookup)
+		rc, err := mustSender(t, c, opts).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 		if err != nil {
 			t.Fatalf("Send: %v", err)
 		}
@@ -180,26 +182,26 @@ func TestIssue13_4_DialContext(t *testing.T) {
 			t.Errorf("hook asked %q, Receipt.Server %q; want only tcp 10.1.2.3:2525", got, rc.Server)
 		}
 		// Nothing allowed: the hook is never called.
-		opts.DialPolicy = &DialPolicy{}
+		opts.DialPolicy = &emailconn.DialPolicy{}
 		h2 := &hookRecorder{dial: h.dial}
 		opts.DialContext = h2.DialContext
-		_, err = mustSender(t, c, opts).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrBlocked) || len(h2.calls()) != 0 {
+		_, err = mustSender(t, c, opts).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrBlocked) || len(h2.calls()) != 0 {
 			t.Errorf("Send = %v, hook asked %q; want ErrBlocked and no call", err, h2.calls())
 		}
 	})
 
 	t.Run("issue13-4/hook-errors", func(t *testing.T) {
-		c := Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"}
+		c := emailconn.Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"}
 		proxyErr := errors.New("proxy: connection refused by upstream")
 		h := &hookRecorder{dial: func(context.Context) (net.Conn, error) { return nil, proxyErr }}
-		_, err := mustSender(t, c, &Options{DialContext: h.DialContext, Retry: RetryPolicy{MaxAttempts: 1}}).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrConnect) || !errors.Is(err, proxyErr) {
+		_, err := mustSender(t, c, &emailconn.Options{DialContext: h.DialContext, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrConnect) || !errors.Is(err, proxyErr) {
 			t.Errorf("Send with a failing hook = %v, want ErrConnect wrapping the hook's error", err)
 		}
 		h = &hookRecorder{dial: func(context.Context) (net.Conn, error) { return nil, nil }}
-		_, err = mustSender(t, c, &Options{DialContext: h.DialContext, Retry: RetryPolicy{MaxAttempts: 1}}).Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "DialContext returned neither") {
+		_, err = mustSender(t, c, &emailconn.Options{DialContext: h.DialContext, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}).Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrConnect) || !strings.Contains(err.Error(), "DialContext returned neither") {
 			t.Errorf("Send with a hook returning nil, nil = %v", err)
 		}
 		// The hook gets the caller's context: cancelling the send ends it.
@@ -209,7 +211,7 @@ func TestIssue13_4_DialContext(t *testing.T) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}}
-		_, err = mustSender(t, c, &Options{DialContext: h.DialContext}).Send(ctx, &Message{To: []string{"ops@example.com"}, Text: "x"})
+		_, err = mustSender(t, c, &emailconn.Options{DialContext: h.DialContext}).Send(ctx, &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Send cancelled in the hook = %v, want context.Canceled", err)
 		}
@@ -220,8 +222,8 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		h := &hookRecorder{dial: func(ctx context.Context) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr())
 		}}
-		rep := TestConnection(context.Background(), Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"},
-			&TestOptions{Options: &Options{DialContext: h.DialContext}})
+		rep := emailconn.TestConnection(context.Background(), emailconn.Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"},
+			&emailconn.TestOptions{Options: &emailconn.Options{DialContext: h.DialContext}})
 		if !rep.OK || rep.Server.Address != "127.0.0.1:25" {
 			t.Errorf("TestConnection through a hook: OK %v, address %q, %s", rep.OK, rep.Server.Address, rep.Sentence)
 		}

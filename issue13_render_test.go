@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -10,18 +10,20 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/emailconn/emailconn"
+
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
 // renderMsg is a notification with every kind of content; its Date and
 // Message-ID are fixed, as a golden file needs.
-func renderMsg() *Message {
-	return &Message{
+func renderMsg() *emailconn.Message {
+	return &emailconn.Message{
 		Subject: "Workunit 42 — approval needed",
 		Text:    "Approve: http://engine.internal:8080/actions/approve?wu=42\nbare\rCR and a " + strings.Repeat("long line ", 30),
 		HTML:    `<a href="http://engine.internal:8080/actions/approve?wu=42">Approve</a>`,
 		Headers: map[string]string{"X-Workunit": "42"},
-		Attachments: []Attachment{
+		Attachments: []emailconn.Attachment{
 			{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte{0, 1, 2, 0xff}, 100))},
 			{Filename: "logo.png", ContentType: "image/png", Content: strings.NewReader("png"), Inline: true, ContentID: "logo@x"},
 		},
@@ -35,10 +37,10 @@ func renderMsg() *Message {
 // they were so the message can be sent afterwards.
 func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.ActionsBaseURL = "https://approvals.example.com"
 	c.To = []string{"ops@example.com"}
-	s := mustSender(t, c, &Options{ActionOrigin: "http://engine.internal:8080"})
+	s := mustSender(t, c, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 
 	msg := renderMsg()
 	var golden bytes.Buffer
@@ -70,7 +72,7 @@ func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 	}
 
 	// Without attachments (composed in advance), the same holds.
-	plain := &Message{Subject: "s", Text: "no final newline", Date: msg.Date, MessageID: "p@example.com"}
+	plain := &emailconn.Message{Subject: "s", Text: "no final newline", Date: msg.Date, MessageID: "p@example.com"}
 	var pb bytes.Buffer
 	if _, err := s.Render(&pb, plain); err != nil {
 		t.Fatal(err)
@@ -87,16 +89,16 @@ func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 // Route.Send sends.
 func TestIssue13_2_RouteRender(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.To = []string{"ops@example.com"}
-	reg, err := NewRegistry(Config{Connections: []Connection{c}, Processes: map[string]string{"Payroll": "test"}}, allowCA(c, nil))
+	reg, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, Processes: map[string]string{"Payroll": "test"}}, allowCA(c, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
 	node := []string{"approver@example.com"}
 	rt, _ := reg.Resolve("Payroll", node...)
-	msg := &Message{Subject: "s", Text: "t", Date: time.Unix(0, 0), MessageID: "r@example.com"}
+	msg := &emailconn.Message{Subject: "s", Text: "t", Date: time.Unix(0, 0), MessageID: "r@example.com"}
 	var b bytes.Buffer
 	if _, err := rt.Render(&b, msg); err != nil {
 		t.Fatalf("Route.Render: %v", err)
@@ -108,34 +110,34 @@ func TestIssue13_2_RouteRender(t *testing.T) {
 	if !bytes.Equal(m.Data, b.Bytes()) || !strings.Contains(b.String(), "To: <approver@example.com>") {
 		t.Errorf("Route.Render wrote\n%s\nthe server received\n%s", b.Bytes(), m.Data)
 	}
-	if _, err := (Route{Process: "x"}).Render(io.Discard, msg); !errors.Is(err, ErrNoRoute) {
+	if _, err := (emailconn.Route{Process: "x"}).Render(io.Discard, msg); !errors.Is(err, emailconn.ErrNoRoute) {
 		t.Errorf("zero Route: Render = %v, want ErrNoRoute", err)
 	}
 }
 
 func TestIssue13_2_RenderErrors(t *testing.T) {
-	s := mustSender(t, Connection{MailServer: "smtp.example.com", From: "a@example.com"}, nil)
-	if _, err := s.Render(io.Discard, &Message{Subject: "x\r\nBcc: evil@example.com", To: []string{"b@example.com"}}); !errors.Is(err, ErrInvalid) {
+	s := mustSender(t, emailconn.Connection{MailServer: "smtp.example.com", From: "a@example.com"}, nil)
+	if _, err := s.Render(io.Discard, &emailconn.Message{Subject: "x\r\nBcc: evil@example.com", To: []string{"b@example.com"}}); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("Render of a header injection = %v, want ErrInvalid", err)
 	}
-	if _, err := s.Render(io.Discard, nil); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Render(io.Discard, nil); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("Render(nil) = %v, want ErrInvalid", err)
 	}
-	if _, err := new(Sender).Render(io.Discard, &Message{}); !errors.Is(err, ErrInvalid) {
+	if _, err := new(emailconn.Sender).Render(io.Discard, &emailconn.Message{}); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("zero Sender: Render = %v, want ErrInvalid", err)
 	}
 	werr := errors.New("disk full")
-	if _, err := s.Render(failWriter{werr}, &Message{To: []string{"b@example.com"}, Text: "x"}); err != werr {
+	if _, err := s.Render(failWriter{werr}, &emailconn.Message{To: []string{"b@example.com"}, Text: "x"}); err != werr {
 		t.Errorf("Render to a failing writer = %v, want the writer's error as it is", err)
 	}
 	rerr := errors.New("read failed")
-	_, err := s.Render(io.Discard, &Message{To: []string{"b@example.com"}, Text: "x",
-		Attachments: []Attachment{{Filename: "a", Content: iotest.ErrReader(rerr)}}})
+	_, err := s.Render(io.Discard, &emailconn.Message{To: []string{"b@example.com"}, Text: "x",
+		Attachments: []emailconn.Attachment{{Filename: "a", Content: iotest.ErrReader(rerr)}}})
 	if !errors.Is(err, rerr) || !strings.HasPrefix(err.Error(), "emailconn: render: ") {
 		t.Errorf("Render with a failing attachment = %v, want it wrapped", err)
 	}
 	s.Close()
-	if _, err := s.Render(io.Discard, &Message{To: []string{"b@example.com"}, Text: "x"}); err != nil {
+	if _, err := s.Render(io.Discard, &emailconn.Message{To: []string{"b@example.com"}, Text: "x"}); err != nil {
 		t.Errorf("Render on a closed Sender = %v, want it to work", err)
 	}
 }

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emailconn/emailconn"
+
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
@@ -17,14 +19,14 @@ import (
 // no CA file is written; it never disables verification.
 func TestIssue13_3_RootCAs(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, RequireAuth: true})
-	base := Connection{
+	base := emailconn.Connection{
 		Name: "pool", MailServer: srv.Addr(), EnableTLS: true, From: "engine@example.com",
 		Username: "alice", Password: "s3cret", ConnectTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
 	}
-	send := func(t *testing.T, c Connection) error {
+	send := func(t *testing.T, c emailconn.Connection) error {
 		t.Helper()
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
-		_, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+		_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
 		return err
 	}
 
@@ -38,19 +40,19 @@ func TestIssue13_3_RootCAs(t *testing.T) {
 	t.Run("issue13-3/other-ca-fails", func(t *testing.T) {
 		c := base
 		c.RootCAs = smtptest.NewCA().Pool()
-		if err := send(t, c); !errors.Is(err, ErrTLSUnavailable) {
+		if err := send(t, c); !errors.Is(err, emailconn.ErrTLSUnavailable) {
 			t.Fatalf("Send with a pool of another CA = %v, want ErrTLSUnavailable", err)
 		}
 	})
 	t.Run("issue13-3/empty-pool-trusts-nothing", func(t *testing.T) {
 		c := base
 		c.RootCAs = x509.NewCertPool()
-		if err := send(t, c); !errors.Is(err, ErrTLSUnavailable) {
+		if err := send(t, c); !errors.Is(err, emailconn.ErrTLSUnavailable) {
 			t.Fatalf("Send = %v, want ErrTLSUnavailable", err)
 		}
 	})
 	t.Run("issue13-3/nil-means-system-roots", func(t *testing.T) {
-		if err := send(t, base); !errors.Is(err, ErrTLSUnavailable) {
+		if err := send(t, base); !errors.Is(err, emailconn.ErrTLSUnavailable) {
 			t.Fatalf("Send without RootCAs = %v, want ErrTLSUnavailable (system roots do not know the test CA)", err)
 		}
 	})
@@ -59,10 +61,10 @@ func TestIssue13_3_RootCAs(t *testing.T) {
 		// nothing, so a pool cannot be widened under a running Sender.
 		c := base
 		c.RootCAs = smtptest.NewCA().Pool()
-		s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 		c.RootCAs.AddCert(smtptest.SharedCA().Certificate())
-		_, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-		if !errors.Is(err, ErrTLSUnavailable) {
+		_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+		if !errors.Is(err, emailconn.ErrTLSUnavailable) {
 			t.Fatalf("Send = %v, want ErrTLSUnavailable", err)
 		}
 	})
@@ -71,7 +73,7 @@ func TestIssue13_3_RootCAs(t *testing.T) {
 		c.RootCAs = smtptest.SharedCA().Pool()
 		c.CAFile = caFile(t)
 		err := c.Validate()
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "CAFile: cannot be combined with RootCAs") {
+		if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "CAFile: cannot be combined with RootCAs") {
 			t.Fatalf("Validate() = %v, want a CAFile error naming RootCAs", err)
 		}
 	})
@@ -80,7 +82,7 @@ func TestIssue13_3_RootCAs(t *testing.T) {
 // TestIssue13_3_RootCAsCodeOnly: RootCAs is left out of the JSON form and
 // printed as a mark, never as the pool's internals.
 func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
-	c := Connection{Name: "pool", MailServer: "smtp.example.com", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool()}
+	c := emailconn.Connection{Name: "pool", MailServer: "smtp.example.com", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool()}
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
 	if strings.Contains(strings.ToLower(string(b)), "rootca") {
 		t.Errorf("json.Marshal = %s, want no RootCAs", b)
 	}
-	var back Connection
+	var back emailconn.Connection
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("Unmarshal(%s): %v", b, err)
 	}
@@ -96,7 +98,7 @@ func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
 		t.Errorf("round trip kept RootCAs")
 	}
 	back.RootCAs = c.RootCAs
-	if !sameConnection(&back, &c) {
+	if !emailconn.SameConnection(&back, &c) {
 		t.Errorf("round trip changed another field: %v != %v", back, c)
 	}
 	if err := json.Unmarshal([]byte(`{"mailServer": "x", "rootCAs": "a"}`), &back); err == nil {
@@ -113,7 +115,7 @@ func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
 // across Replace when its pool holds the same certificates, and replaces
 // it when they differ.
 func TestIssue13_3_SameConnectionRootCAs(t *testing.T) {
-	a := Connection{Name: "x", MailServer: "smtp.example.com", RootCAs: smtptest.SharedCA().Pool()}
+	a := emailconn.Connection{Name: "x", MailServer: "smtp.example.com", RootCAs: smtptest.SharedCA().Pool()}
 	b := a
 	b.RootCAs = smtptest.SharedCA().Pool() // another pointer, same certificates
 	other := a
@@ -122,7 +124,7 @@ func TestIssue13_3_SameConnectionRootCAs(t *testing.T) {
 	none.RootCAs = nil
 	for _, tt := range []struct {
 		name string
-		x, y Connection
+		x, y emailconn.Connection
 		want bool
 	}{
 		{"equal pools", a, b, true},
@@ -131,22 +133,22 @@ func TestIssue13_3_SameConnectionRootCAs(t *testing.T) {
 		{"pool and none", a, none, false},
 		{"none and none", none, none, true},
 	} {
-		if got := sameConnection(&tt.x, &tt.y); got != tt.want {
+		if got := emailconn.SameConnection(&tt.x, &tt.y); got != tt.want {
 			t.Errorf("%s: sameConnection = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 
-	reg, err := NewRegistry(Config{Connections: []Connection{a}}, nil)
+	reg, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{a}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
 	s1, _ := reg.Sender("x")
-	if err := reg.Replace(Config{Connections: []Connection{b}}); err != nil {
+	if err := reg.Replace(emailconn.Config{Connections: []emailconn.Connection{b}}); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := reg.Sender("x")
-	if err := reg.Replace(Config{Connections: []Connection{other}}); err != nil {
+	if err := reg.Replace(emailconn.Config{Connections: []emailconn.Connection{other}}); err != nil {
 		t.Fatal(err)
 	}
 	s3, _ := reg.Sender("x")

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"golang.org/x/oauth2"
 
@@ -43,17 +45,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 // clock. Tests using it must not be parallel.
 func useTokenClock(t *testing.T) *fakeClock {
 	c := &fakeClock{now: time.Now()}
-	tokenClock = c.Now
-	t.Cleanup(func() { tokenClock = nil })
+	emailconn.SetTokenClock(t, c.Now)
 	return c
 }
 
 // shortTokenTimeout shortens the request timeout of the HTTP clients the
 // registry makes for token requests. Tests using it must not be parallel.
 func shortTokenTimeout(t *testing.T, d time.Duration) {
-	old := tokenRequestTimeout
-	tokenRequestTimeout = d
-	t.Cleanup(func() { tokenRequestTimeout = old })
+	emailconn.SetTokenRequestTimeout(t, d)
 }
 
 // oneEmailconnPrefix fails the test unless msg starts with "emailconn: "
@@ -78,13 +77,13 @@ func closedPort(t *testing.T) string {
 
 // oauthRegistryAt builds a registry with one client-credentials OAuth2
 // connection to srv, whose token endpoint is tokenURL.
-func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *Options) *Registry {
+func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *emailconn.Options) *emailconn.Registry {
 	t.Helper()
-	c := connFor(t, srv, TLSStartTLS)
-	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", AuthOAuth2, "robot@contoso.com", "down"
-	r, err := NewRegistry(Config{
-		Connections:   []Connection{c},
-		OAuth2Configs: []OAuth2Config{{Name: "down", GrantType: GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
+	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", emailconn.AuthOAuth2, "robot@contoso.com", "down"
+	r, err := emailconn.NewRegistry(emailconn.Config{
+		Connections:   []emailconn.Connection{c},
+		OAuth2Configs: []emailconn.OAuth2Config{{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
 		Processes:     map[string]string{"P": "m365"},
 	}, allowCA(c, opts))
 	if err != nil {
@@ -105,13 +104,13 @@ func xoauth2Server(t *testing.T) *smtptest.Server {
 func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
 	tokenURL := "http://" + closedPort(t) + "/token"
 	srv := xoauth2Server(t)
-	r := oauthRegistryAt(t, srv, tokenURL, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	r := oauthRegistryAt(t, srv, tokenURL, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	_, err := sendVia(t, r)
-	var e *Error
-	if !errors.As(err, &e) || e.Stage != StageToken {
+	var e *emailconn.Error
+	if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
 		t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
 	}
-	if !errors.Is(err, ErrConnect) || errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrTimeout) || !e.Temporary() {
+	if !errors.Is(err, emailconn.ErrConnect) || errors.Is(err, emailconn.ErrAuthFailed) || errors.Is(err, emailconn.ErrTimeout) || !e.Temporary() {
 		t.Errorf("Send = %v (Temporary %v), want ErrConnect only, temporary", err, e.Temporary())
 	}
 	oneEmailconnPrefix(t, "Send error", err.Error())
@@ -120,7 +119,7 @@ func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
 	}
 
 	rep := r.TestOAuth2(context.Background(), "down")
-	if rep.OK || !errors.Is(rep.Err, ErrConnect) {
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrConnect) {
 		t.Fatalf("TestOAuth2 = %+v, want ErrConnect", rep)
 	}
 	oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
@@ -156,14 +155,14 @@ func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	for _, tt := range []struct {
 		name string
-		opts func(t *testing.T) *Options
+		opts func(t *testing.T) *emailconn.Options
 	}{
-		{"registry's client", func(t *testing.T) *Options {
+		{"registry's client", func(t *testing.T) *emailconn.Options {
 			shortTokenTimeout(t, timeout)
-			return &Options{Retry: RetryPolicy{MaxAttempts: 1}}
+			return &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}
 		}},
-		{"caller's client", func(*testing.T) *Options {
-			return &Options{Retry: RetryPolicy{MaxAttempts: 1}, HTTPClient: &http.Client{Timeout: timeout}}
+		{"caller's client", func(*testing.T) *emailconn.Options {
+			return &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}, HTTPClient: &http.Client{Timeout: timeout}}
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,11 +176,11 @@ func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = rt.Send(ctx, basicMessage())
-			var e *Error
-			if !errors.As(err, &e) || e.Stage != StageToken {
+			var e *emailconn.Error
+			if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
 				t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
 			}
-			if !errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConnect) || !e.Temporary() {
+			if !errors.Is(err, emailconn.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, emailconn.ErrConnect) || !e.Temporary() {
 				t.Errorf("Send = %v, want ErrTimeout (temporary), not context.DeadlineExceeded", err)
 			}
 			if ctx.Err() != nil {
@@ -193,7 +192,7 @@ func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
 			start := time.Now()
 			rep := r.TestOAuth2(ctx, "down")
 			el := time.Since(start)
-			if rep.OK || !errors.Is(rep.Err, ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
+			if rep.OK || !errors.Is(rep.Err, emailconn.ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
 				t.Errorf("TestOAuth2 = %+v, want ErrTimeout", rep)
 			}
 			oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
@@ -213,7 +212,7 @@ func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
 	srv := xoauth2Server(t)
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		persisted = append(persisted, rt)
@@ -294,15 +293,15 @@ func (cc *connCounter) waitOpen(t *testing.T, want int32, what string) {
 // caller's HTTPClient is left alone. A one-off TestOAuth2 leaves no
 // connection open either.
 func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
-	for _, policy := range []*DialPolicy{nil, {AllowLoopback: true}} {
+	for _, policy := range []*emailconn.DialPolicy{nil, {AllowLoopback: true}} {
 		name := "no dial policy"
 		if policy != nil {
 			name = "dial policy"
 		}
 		t.Run(name, func(t *testing.T) {
 			cc := newConnCounter(t)
-			r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
-				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &Options{DialPolicy: policy})
+			r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
+				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &emailconn.Options{DialPolicy: policy})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -313,7 +312,7 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 			r.Close()
 			cc.waitOpen(t, 0, "after Registry.Close")
 			rep := r.TestOAuth2(context.Background(), "contoso")
-			if rep.OK || !errors.Is(rep.Err, ErrClosed) {
+			if rep.OK || !errors.Is(rep.Err, emailconn.ErrClosed) {
 				t.Errorf("TestOAuth2 after Close = %+v, want ErrClosed", rep)
 			}
 			oneEmailconnPrefix(t, "TestOAuth2 after Close", rep.Error)
@@ -321,8 +320,8 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 				t.Errorf("TestOAuth2 after Close opened %d connections", n)
 			}
 
-			if rep := TestOAuth2(context.Background(), OAuth2Config{Name: "once", GrantType: GrantClientCredentials,
-				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}, &Options{DialPolicy: policy}); !rep.OK {
+			if rep := emailconn.TestOAuth2(context.Background(), emailconn.OAuth2Config{Name: "once", GrantType: emailconn.GrantClientCredentials,
+				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}, &emailconn.Options{DialPolicy: policy}); !rep.OK {
 				t.Fatalf("package TestOAuth2 = %+v", rep)
 			}
 			cc.waitOpen(t, 0, "after the package TestOAuth2")
@@ -338,12 +337,12 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 			<-release
 			inner.ServeHTTP(w, r)
 		})
-		r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
+		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
 			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan *OAuth2Report)
+		done := make(chan *emailconn.OAuth2Report)
 		go func() { done <- r.TestOAuth2(context.Background(), "contoso") }()
 		<-arrived
 		r.Close()
@@ -357,8 +356,8 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 		cc := newConnCounter(t)
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
-		r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials,
-			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &Options{HTTPClient: &http.Client{Transport: tr}})
+		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
+			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &emailconn.Options{HTTPClient: &http.Client{Transport: tr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +386,7 @@ func TestIssue11_08_OnRefreshTokenPanics(t *testing.T) {
 	var logs syncBuffer
 	var mu sync.Mutex
 	var calls []string
-	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{
+	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{
 		IdleTimeout: -1,
 		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 		OnRefreshToken: func(_ context.Context, _, rt string) error {
@@ -430,15 +429,15 @@ func TestIssue11_08_OnRefreshTokenPanics(t *testing.T) {
 func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := xoauth2Server(t)
-	policy := &DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{srv.Port()}}
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{DialPolicy: policy, Retry: RetryPolicy{MaxAttempts: 1}})
+	policy := &emailconn.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{srv.Port()}}
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	_, err := sendVia(t, r)
-	var e *Error
-	if !errors.As(err, &e) || e.Stage != StageToken || !errors.Is(err, ErrBlocked) || errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrConnect) || e.Temporary() {
+	var e *emailconn.Error
+	if !errors.As(err, &e) || e.Stage != emailconn.StageToken || !errors.Is(err, emailconn.ErrBlocked) || errors.Is(err, emailconn.ErrAuthFailed) || errors.Is(err, emailconn.ErrConnect) || e.Temporary() {
 		t.Errorf("Send = %v, want ErrBlocked at the token stage, not temporary", err)
 	}
 	rep := r.TestOAuth2(context.Background(), "contoso")
-	if rep.OK || !errors.Is(rep.Err, ErrBlocked) || errors.Is(rep.Err, ErrConnect) {
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrBlocked) || errors.Is(rep.Err, emailconn.ErrConnect) {
 		t.Fatalf("TestOAuth2 = %+v, want ErrBlocked", rep)
 	}
 	oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
@@ -454,12 +453,12 @@ func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
 // the literal refresh token rt-0 at an endpoint that rotates it at every
 // request, the configuration it was made with, and the refresh tokens
 // handed to OnRefreshToken.
-func rotatingRegistry(t *testing.T) (*Registry, *tokenEndpoint, Config, func() []string) {
+func rotatingRegistry(t *testing.T) (*emailconn.Registry, *tokenEndpoint, emailconn.Config, func() []string) {
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.rotate = true })
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+	r := oauthRegistry(t, xoauth2Server(t), te, emailconn.GrantRefreshToken, &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		persisted = append(persisted, rt)
@@ -474,14 +473,14 @@ func rotatingRegistry(t *testing.T) (*Registry, *tokenEndpoint, Config, func() [
 
 // savedRefreshToken returns the refresh token Config.Save writes for the
 // registry's configuration.
-func savedRefreshToken(t *testing.T, r *Registry) string {
+func savedRefreshToken(t *testing.T, r *emailconn.Registry) string {
 	t.Helper()
 	var b strings.Builder
 	cfg := r.Config()
 	if err := cfg.Save(&b); err != nil {
 		t.Fatal(err)
 	}
-	saved, err := LoadConfig(strings.NewReader(b.String()))
+	saved, err := emailconn.LoadConfig(strings.NewReader(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +493,7 @@ func savedRefreshToken(t *testing.T, r *Registry) string {
 // the rotated literal from the cache.
 func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
 	r, _, _, persisted := rotatingRegistry(t)
-	before := r.cur.Load()
+	before := emailconn.SnapshotOf(r)
 	rt, err := r.Resolve("P")
 	if err != nil {
 		t.Fatal(err)
@@ -505,10 +504,10 @@ func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
 	if got := persisted(); !slices.Equal(got, []string{"rt-1"}) {
 		t.Errorf("OnRefreshToken saw %q, want [rt-1]", got)
 	}
-	if r.cur.Load() != before {
+	if emailconn.SnapshotOf(r) != before {
 		t.Error("a rotation replaced the registry's snapshot")
 	}
-	if again, _ := r.Resolve("P"); again.entry != rt.entry {
+	if again, _ := r.Resolve("P"); emailconn.RouteEntry(again) != emailconn.RouteEntry(rt) {
 		t.Error("a rotation replaced the route's connection entry")
 	}
 	if got := r.Config().OAuth2Configs[0].RefreshToken; got != "rt-1" {
@@ -532,7 +531,7 @@ func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		cfg  Config
+		cfg  emailconn.Config
 	}{{"read back", r.Config()}, {"original", original}} {
 		c.cfg.Processes = map[string]string{"P": "m365", "Q": "m365"} // a change elsewhere
 		if err := r.Replace(c.cfg); err != nil {
@@ -575,7 +574,7 @@ func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
 func TestIssue12_OAuth2State_UpdateDuringRotation(t *testing.T) {
 	r, te, _, _ := rotatingRegistry(t)
 	calls := 0
-	err := r.Update(func(cfg *Config) error {
+	err := r.Update(func(cfg *emailconn.Config) error {
 		calls++
 		if rep := r.TestOAuth2(context.Background(), "contoso"); !rep.OK { // rotates rt-0 to rt-1
 			t.Errorf("TestOAuth2 = %+v", rep)
@@ -608,17 +607,17 @@ func (sliceSource) Token() (*oauth2.Token, error) {
 // OAuth2 configurations to keep their caches; a TokenSource that cannot be
 // compared makes a new cache instead of a panic.
 func TestIssue12_OAuth2State_UncomparableTokenSource(t *testing.T) {
-	cfg := Config{OAuth2Configs: []OAuth2Config{{Name: "custom", TokenSource: sliceSource{scopes: []string{"a"}}}}}
-	r, err := NewRegistry(cfg, nil)
+	cfg := emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "custom", TokenSource: sliceSource{scopes: []string{"a"}}}}}
+	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	before := r.cur.Load().oauth["custom"]
+	before := emailconn.TokenCacheOf(r, "custom")
 	if err := r.Replace(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if r.cur.Load().oauth["custom"] == before {
+	if emailconn.TokenCacheOf(r, "custom") == before {
 		t.Error("an uncomparable TokenSource was taken for the same one")
 	}
 	if rep := r.TestOAuth2(context.Background(), "custom"); !rep.OK {
@@ -638,8 +637,8 @@ func TestIssue12_OAuth2State_ReferenceRefreshToken(t *testing.T) {
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.rotate = true })
 	var logs syncBuffer
-	r := oauthRegistry(t, xoauth2Server(t), te, GrantRefreshToken, &Options{IdleTimeout: -1,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), References: References{Env: []string{"EMAILCONN_TEST_RT"}}})
+	r := oauthRegistry(t, xoauth2Server(t), te, emailconn.GrantRefreshToken, &emailconn.Options{IdleTimeout: -1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), References: emailconn.References{Env: []string{"EMAILCONN_TEST_RT"}}})
 	cfg := r.Config()
 	cfg.OAuth2Configs[0].RefreshToken = "env:EMAILCONN_TEST_RT"
 	if err := r.Replace(cfg); err != nil {

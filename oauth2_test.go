@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/dialguard"
 	"github.com/emailconn/emailconn/internal/smtptest"
@@ -118,18 +120,18 @@ func (te *tokenEndpoint) set(f func(te *tokenEndpoint)) {
 }
 
 // oauthRegistry builds a registry with one OAuth2 connection to srv.
-func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant GrantType, opts *Options) *Registry {
+func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant emailconn.GrantType, opts *emailconn.Options) *emailconn.Registry {
 	t.Helper()
-	oc := OAuth2Config{Name: "contoso", GrantType: grant, TokenURL: te.URL + "/token", ClientID: "app", ClientSecret: Secret(te.secret), Scopes: []string{"https://outlook.office365.com/.default"}}
-	if grant == GrantRefreshToken {
+	oc := emailconn.OAuth2Config{Name: "contoso", GrantType: grant, TokenURL: te.URL + "/token", ClientID: "app", ClientSecret: emailconn.Secret(te.secret), Scopes: []string{"https://outlook.office365.com/.default"}}
+	if grant == emailconn.GrantRefreshToken {
 		oc.RefreshToken = "rt-0"
 	}
-	c := connFor(t, srv, TLSStartTLS)
-	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", AuthOAuth2, "robot@contoso.com", "contoso"
+	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
 	if opts == nil {
-		opts = &Options{}
+		opts = &emailconn.Options{}
 	}
-	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}, Processes: map[string]string{"P": "m365"}}, allowCA(c, opts))
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{oc}, Processes: map[string]string{"P": "m365"}}, allowCA(c, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +139,13 @@ func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant 
 	return r
 }
 
-func sendVia(t *testing.T, r *Registry) (*Receipt, error) {
+func sendVia(t *testing.T, r *emailconn.Registry) (*emailconn.Receipt, error) {
 	t.Helper()
 	rt, err := r.Resolve("P")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rt.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "s", Text: "t"})
+	return rt.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Subject: "s", Text: "t"})
 }
 
 // acceptTokens returns a validator accepting the listed tokens and counting
@@ -162,7 +164,7 @@ func TestOAuth2Mechanisms(t *testing.T) {
 			var auths atomic.Int32
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"LOGIN", mech}, RequireAuth: true,
 				ValidateToken: acceptTokens(&auths, func(tok string) bool { return strings.HasPrefix(tok, "tok-") })})
-			r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+			r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
 			for range 5 {
 				rc, err := sendVia(t, r)
 				if err != nil {
@@ -190,7 +192,7 @@ func TestOAuth2RejectedTokenRefreshedOnce(t *testing.T) {
 			// The server rejects the first token (revoked early) and accepts later ones.
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{mech},
 				ValidateToken: acceptTokens(&auths, func(tok string) bool { return tok != "tok-1" })})
-			r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+			r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
 			if _, err := sendVia(t, r); err != nil {
 				t.Fatalf("Send = %v, want success after one refresh", err)
 			}
@@ -206,12 +208,12 @@ func TestOAuth2RejectedTwice(t *testing.T) {
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return false })})
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
 	_, err := sendVia(t, r)
-	if !errors.Is(err, ErrAuthFailed) {
+	if !errors.Is(err, emailconn.ErrAuthFailed) {
 		t.Fatalf("Send = %v, want ErrAuthFailed", err)
 	}
-	var se *SMTPError
+	var se *emailconn.SMTPError
 	if !errors.As(err, &se) || se.Code != 535 {
 		t.Errorf("Send = %v, want the server's 535", err)
 	}
@@ -233,7 +235,7 @@ func TestOAuth2ConcurrentSendsOneRefresh(t *testing.T) {
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{MaxSessions: 50})
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{MaxSessions: 50})
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -256,7 +258,7 @@ func TestOAuth2ExpiryMidRun(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
 	// New sessions every time, so each send authenticates.
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{IdleTimeout: -1})
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{IdleTimeout: -1})
 	for range 4 {
 		if _, err := sendVia(t, r); err != nil {
 			t.Fatal(err)
@@ -278,7 +280,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{IdleTimeout: -1, OnRefreshToken: func(_ context.Context, name, rt string) error {
+	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{IdleTimeout: -1, OnRefreshToken: func(_ context.Context, name, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if name != "contoso" {
@@ -314,19 +316,19 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 		want error
 		temp bool
 	}{
-		{"invalid_grant", ErrReauthorize, false},
-		{"invalid_client", ErrAuthFailed, false},
-		{"500", ErrConnect, true}, // issue10-1: the endpoint is unavailable
+		{"invalid_grant", emailconn.ErrReauthorize, false},
+		{"invalid_client", emailconn.ErrAuthFailed, false},
+		{"500", emailconn.ErrConnect, true}, // issue10-1: the endpoint is unavailable
 	}
 	for _, tt := range tests {
 		t.Run(tt.fail, func(t *testing.T) {
 			te := newTokenEndpoint(t)
 			te.set(func(te *tokenEndpoint) { te.fail = tt.fail })
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-			r := oauthRegistry(t, srv, te, GrantRefreshToken, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+			r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			_, err := sendVia(t, r)
-			var e *Error
-			if !errors.As(err, &e) || e.Stage != StageToken {
+			var e *emailconn.Error
+			if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
 				t.Fatalf("Send = %v, want a failure at the token stage", err)
 			}
 			if tt.want != nil && !errors.Is(err, tt.want) {
@@ -352,17 +354,17 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 	hung.set(func(te *tokenEndpoint) { te.fail = "hang" })
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	ca := caFile(t)
-	conn := func(name, oauth string) Connection {
-		return Connection{Name: name, MailServer: srv.Addr(), EnableTLS: true, CAFile: ca, AuthType: AuthOAuth2,
+	conn := func(name, oauth string) emailconn.Connection {
+		return emailconn.Connection{Name: name, MailServer: srv.Addr(), EnableTLS: true, CAFile: ca, AuthType: emailconn.AuthOAuth2,
 			Username: "robot@contoso.com", OAuth2Config: oauth, From: "robot@contoso.com"}
 	}
-	r, err := NewRegistry(Config{
-		Connections: []Connection{conn("a", "hung"), conn("b", "ok")},
-		OAuth2Configs: []OAuth2Config{
-			{Name: "hung", GrantType: GrantClientCredentials, TokenURL: hung.URL, ClientID: "app", ClientSecret: Secret(hung.secret)},
-			{Name: "ok", GrantType: GrantClientCredentials, TokenURL: ok.URL, ClientID: "app", ClientSecret: Secret(ok.secret)},
+	r, err := emailconn.NewRegistry(emailconn.Config{
+		Connections: []emailconn.Connection{conn("a", "hung"), conn("b", "ok")},
+		OAuth2Configs: []emailconn.OAuth2Config{
+			{Name: "hung", GrantType: emailconn.GrantClientCredentials, TokenURL: hung.URL, ClientID: "app", ClientSecret: emailconn.Secret(hung.secret)},
+			{Name: "ok", GrantType: emailconn.GrantClientCredentials, TokenURL: ok.URL, ClientID: "app", ClientSecret: emailconn.Secret(ok.secret)},
 		},
-	}, allowCA(conn("a", "hung"), &Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: RetryPolicy{MaxAttempts: 1}}))
+	}, allowCA(conn("a", "hung"), &emailconn.Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,11 +374,11 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 	errA := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		_, err := sa.Send(context.Background(), &Message{To: []string{"x@example.com"}})
+		_, err := sa.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}})
 		errA <- err
 	}()
 	<-hung.hung // the hung request reached the endpoint
-	if _, err := sb.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
+	if _, err := sb.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatalf("the other configuration: %v", err)
 	}
 	if d := time.Since(start); d > 400*time.Millisecond {
@@ -398,7 +400,7 @@ func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
 	te.set(func(te *tokenEndpoint) { te.padding = 1500 }) // a 1.5 kB token, like Entra's
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, MaxLineLength: 512,
 		ValidateToken: func(_, tok string) bool { return len(tok) > 1500 }})
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
 	if _, err := sendVia(t, r); err != nil {
 		t.Fatalf("Send = %v", err)
 	}
@@ -416,22 +418,22 @@ func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
 func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-	c := connFor(t, srv, TLSNone)
-	c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "contoso"
-	r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: Secret(te.secret)}}},
-		&Options{dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	c := connFor(t, srv, emailconn.TLSNone)
+	c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret)}}},
+		emailconn.WithDial(&emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(c.CAFile)}}}, func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
 			return fakeRemote{conn}, nil
-		}, References: References{Dirs: []string{filepath.Dir(c.CAFile)}}})
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	s, _ := r.Sender("test")
-	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrInsecureAuth) {
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrInsecureAuth) {
 		t.Fatalf("Send = %v, want ErrInsecureAuth", err)
 	}
 	for _, l := range srv.Transcript() {
@@ -462,10 +464,10 @@ func TestOAuth2CanaryNeverLeaks(t *testing.T) {
 				te.fail = scenario
 			}
 		})
-		oc := OAuth2Config{Name: "contoso", GrantType: GrantRefreshToken, TokenURL: te.URL, ClientID: "app", ClientSecret: Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
-		c := connFor(t, srv, TLSStartTLS)
-		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "contoso"
-		r, err := NewRegistry(Config{Connections: []Connection{c}, OAuth2Configs: []OAuth2Config{oc}}, allowCA(c, &Options{Logger: logger}))
+		oc := emailconn.OAuth2Config{Name: "contoso", GrantType: emailconn.GrantRefreshToken, TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
+		c := connFor(t, srv, emailconn.TLSStartTLS)
+		c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
+		r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{oc}}, allowCA(c, &emailconn.Options{Logger: logger}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +507,7 @@ func TestOAuth2Report(t *testing.T) {
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3599,"scope":"https://graph.microsoft.com/.default"}`, token)
 	}))
 	defer srv.Close()
-	r, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: srv.URL, ClientID: "app", ClientSecret: "s"}}}, nil)
+	r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: srv.URL, ClientID: "app", ClientSecret: "s"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,11 +529,11 @@ func TestOAuth2Report(t *testing.T) {
 
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.fail = "invalid_client" })
-	rep = TestOAuth2(context.Background(), OAuth2Config{Name: "x", GrantType: GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}, nil)
+	rep = emailconn.TestOAuth2(context.Background(), emailconn.OAuth2Config{Name: "x", GrantType: emailconn.GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}, nil)
 	if rep.OK || !strings.Contains(rep.Sentence, "invalid_client") || len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "client secret") {
 		t.Errorf("report %+v", rep)
 	}
-	if !errors.Is(rep.Err, ErrAuthFailed) || errors.Is(rep.Err, ErrConnect) {
+	if !errors.Is(rep.Err, emailconn.ErrAuthFailed) || errors.Is(rep.Err, emailconn.ErrConnect) {
 		t.Errorf("report error %v, want ErrAuthFailed as a send would get", rep.Err)
 	}
 	if rep := r.TestOAuth2(context.Background(), "contso"); rep.OK || !strings.Contains(rep.Error, `did you mean "contoso"`) {
@@ -546,10 +548,10 @@ func TestOAuth2TokenEndpointUnderDialPolicy(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	smtpPort := srv.Port()
-	policy := &DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{smtpPort}}
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, &Options{DialPolicy: policy, Retry: RetryPolicy{MaxAttempts: 1}})
+	policy := &emailconn.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{smtpPort}}
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	_, err := sendVia(t, r)
-	if !errors.Is(err, ErrBlocked) {
+	if !errors.Is(err, emailconn.ErrBlocked) {
 		t.Fatalf("Send = %v, want ErrBlocked for the token endpoint", err)
 	}
 	if n := te.requests.Load(); n != 0 {

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emailconn/emailconn"
+
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
 func TestRouteSendUsesLayers(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	grid := smtptest.NewServer(t, smtptest.Options{})
-	r, err := NewRegistry(Config{
-		Connections: []Connection{{Name: "alerts", MailServer: srv.Addr(), From: "alerts@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://approvals.example.com"}},
-		Grid:        &Connection{MailServer: grid.Addr(), From: "engine@example.com", To: []string{"grid-ops@example.com"}},
+	r, err := emailconn.NewRegistry(emailconn.Config{
+		Connections: []emailconn.Connection{{Name: "alerts", MailServer: srv.Addr(), From: "alerts@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://approvals.example.com"}},
+		Grid:        &emailconn.Connection{MailServer: grid.Addr(), From: "engine@example.com", To: []string{"grid-ops@example.com"}},
 		Processes:   map[string]string{"Payroll": "alerts"},
-	}, &Options{ActionOrigin: "http://engine.internal:8080"})
+	}, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestRouteSendUsesLayers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rt.Send(context.Background(), &Message{Subject: "s", Text: "approve: http://engine.internal:8080/a?x=1"}); err != nil {
+		if _, err := rt.Send(context.Background(), &emailconn.Message{Subject: "s", Text: "approve: http://engine.internal:8080/a?x=1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,11 +56,11 @@ func TestRouteSendUsesLayers(t *testing.T) {
 func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	other := smtptest.NewServer(t, smtptest.Options{})
-	cfg := Config{
-		Connections: []Connection{{Name: "a", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "b", MailServer: srv.Addr(), From: "b@example.com"}},
+	cfg := emailconn.Config{
+		Connections: []emailconn.Connection{{Name: "a", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "b", MailServer: srv.Addr(), From: "b@example.com"}},
 		Processes:   map[string]string{"P": "a", "Q": "b"},
 	}
-	r, err := NewRegistry(cfg, nil)
+	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 	before, _ := r.Resolve("Q")
 	sa1, _ := r.Sender("a")
 	sb1, _ := r.Sender("b")
-	if _, err := before.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
+	if _, err := before.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Connections[1].MailServer = other.Addr()
@@ -82,11 +84,11 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 		t.Error("a changed connection kept its old Sender")
 	}
 	// A route held from before the change still sends with its configuration.
-	if _, err := before.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
+	if _, err := before.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatalf("a route resolved before Replace: %v", err)
 	}
 	after, _ := r.Resolve("Q")
-	if _, err := after.Send(context.Background(), &Message{To: []string{"x@example.com"}}); err != nil {
+	if _, err := after.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(srv.Messages()) != 2 || len(other.Messages()) != 1 {
@@ -95,10 +97,10 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := after.Send(context.Background(), &Message{To: []string{"x@example.com"}}); !errors.Is(err, ErrClosed) {
+	if _, err := after.Send(context.Background(), &emailconn.Message{To: []string{"x@example.com"}}); !errors.Is(err, emailconn.ErrClosed) {
 		t.Errorf("Send after Registry.Close = %v, want ErrClosed", err)
 	}
-	if err := r.Replace(cfg); !errors.Is(err, ErrClosed) {
+	if err := r.Replace(cfg); !errors.Is(err, emailconn.ErrClosed) {
 		t.Errorf("Replace after Close = %v, want ErrClosed", err)
 	}
 }
@@ -109,18 +111,18 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 // connection made NewRegistry fail for all of them.
 func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	withBase, plain := c, c
 	withBase.Name, withBase.ActionsBaseURL = "approvals", "https://x.example"
 	plain.Name = "plain"
 	grid := c
 	grid.Name = ""
-	r, err := NewRegistry(Config{Connections: []Connection{withBase, plain}, Grid: &grid, Processes: map[string]string{"P": "approvals"}}, allowCA(c, nil))
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{withBase, plain}, Grid: &grid, Processes: map[string]string{"P": "approvals"}}, allowCA(c, nil))
 	if err != nil {
 		t.Fatalf("NewRegistry without ActionOrigin = %v, want nil", err)
 	}
 	defer r.Close()
-	msg := &Message{To: []string{"ops@example.com"}, Subject: "s", Text: "see http://engine:8080/a"}
+	msg := &emailconn.Message{To: []string{"ops@example.com"}, Subject: "s", Text: "see http://engine:8080/a"}
 	for _, name := range []string{"plain", ""} {
 		s, err := r.Sender(name)
 		if err != nil {
@@ -135,19 +137,19 @@ func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = rt.Send(context.Background(), msg)
-	var fe *FieldError
-	if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "Options.ActionOrigin" || !strings.Contains(err.Error(), `connection "approvals"`) {
+	var fe *emailconn.FieldError
+	if !errors.Is(err, emailconn.ErrInvalid) || !errors.As(err, &fe) || fe.Field != "Options.ActionOrigin" || !strings.Contains(err.Error(), `connection "approvals"`) {
 		t.Errorf("Send with a body through a connection with a base URL = %v, want ErrInvalid naming Options.ActionOrigin", err)
 	}
 	// A message without a body has no links to rewrite.
-	if _, err := rt.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "s",
-		Attachments: []Attachment{{Filename: "a.txt", Content: strings.NewReader("x")}}}); err != nil {
+	if _, err := rt.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Subject: "s",
+		Attachments: []emailconn.Attachment{{Filename: "a.txt", Content: strings.NewReader("x")}}}); err != nil {
 		t.Errorf("Send without a body = %v, want nil", err)
 	}
 	if n := len(srv.Messages()); n != 3 {
 		t.Errorf("server got %d messages, want 3", n)
 	}
-	if _, err := NewSender(withBase, allowCA(c, nil)); err != nil {
+	if _, err := emailconn.NewSender(withBase, allowCA(c, nil)); err != nil {
 		t.Errorf("NewSender without ActionOrigin = %v, want nil", err)
 	}
 }
@@ -155,7 +157,7 @@ func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
 func TestSendLogs(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	var buf syncBuffer
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/emailconn/emailconn"
 )
 
 const designConfig = `{
@@ -40,7 +42,7 @@ const designConfig = `{
 
 // loadDesignConfig loads the configuration of DESIGN.md with its secret
 // references pointing at a test environment variable and file.
-func loadDesignConfig(t testing.TB) Config {
+func loadDesignConfig(t testing.TB) emailconn.Config {
 	t.Helper()
 	secretFile := filepath.Join(t.TempDir(), "contoso")
 	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
@@ -48,7 +50,7 @@ func loadDesignConfig(t testing.TB) Config {
 	}
 	t.Setenv("ALERTS_SMTP_PASSWORD", "hunter2")
 	in := strings.Replace(designConfig, "FILE_REF", "file:"+filepath.ToSlash(secretFile), 1)
-	cfg, err := LoadConfig(strings.NewReader(in))
+	cfg, err := emailconn.LoadConfig(strings.NewReader(in))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}
@@ -72,7 +74,7 @@ func TestLoadDesignConfig(t *testing.T) {
 	if strings.Contains(buf.String(), "hunter2") || strings.Contains(buf.String(), "s3cret") {
 		t.Errorf("Save resolved a reference:\n%s", buf.String())
 	}
-	back, err := LoadConfig(&buf)
+	back, err := emailconn.LoadConfig(&buf)
 	if err != nil {
 		t.Fatalf("LoadConfig(Save()) = %v", err)
 	}
@@ -82,7 +84,7 @@ func TestLoadDesignConfig(t *testing.T) {
 }
 
 func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
-	cfg := Config{Connections: []Connection{{Name: "a", MailServer: "m.example", EnableTLS: true, Username: "u", Password: "literal-pw"}}}
+	cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: "a", MailServer: "m.example", EnableTLS: true, Username: "u", Password: "literal-pw"}}}
 	var saved bytes.Buffer
 	if err := cfg.Save(&saved); err != nil {
 		t.Fatal(err)
@@ -90,7 +92,7 @@ func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
 	if !strings.Contains(saved.String(), `"password": "literal-pw"`) {
 		t.Errorf("Save did not write the literal:\n%s", saved.String())
 	}
-	back, err := LoadConfig(&saved)
+	back, err := emailconn.LoadConfig(&saved)
 	if err != nil || back.Connections[0].Password != "literal-pw" {
 		t.Errorf("LoadConfig(Save()) = %v, %v", back, err)
 	}
@@ -99,7 +101,7 @@ func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
 		t.Errorf("MarshalJSON wrote the literal: %s", marshalled)
 	}
 	// A configuration written without secrets cannot be loaded as if it had them.
-	if _, err := LoadConfig(bytes.NewReader(marshalled)); err == nil || !strings.Contains(err.Error(), "redaction marker") {
+	if _, err := emailconn.LoadConfig(bytes.NewReader(marshalled)); err == nil || !strings.Contains(err.Error(), "redaction marker") {
 		t.Errorf("LoadConfig(MarshalJSON()) = %v, want the redaction marker refused", err)
 	}
 }
@@ -122,7 +124,7 @@ func TestTenMistakes(t *testing.T) {
   "grid": {"mailServer": "relay.internal", "from": "not-an-address"},
   "processes": {"Payroll": "workunit"}
 }`
-	_, err := LoadConfig(strings.NewReader(in))
+	_, err := emailconn.LoadConfig(strings.NewReader(in))
 	if err == nil {
 		t.Fatal("LoadConfig = nil error, want ten problems")
 	}
@@ -146,7 +148,7 @@ func TestTenMistakes(t *testing.T) {
 	}
 	var lines []string
 	for _, e := range multi.Unwrap() {
-		var fe *FieldError
+		var fe *emailconn.FieldError
 		if !errors.As(e, &fe) {
 			t.Errorf("problem %v is not a *FieldError", e)
 		}
@@ -160,33 +162,33 @@ func TestTenMistakes(t *testing.T) {
 	if len(lines) != len(want) {
 		t.Errorf("LoadConfig reported %d problems, want %d:\n%s", len(lines), len(want), strings.Join(lines, "\n"))
 	}
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("errors.Is(err, ErrInvalid) = false")
 	}
 }
 
 func TestLoadConfigRejectsUnknownTopLevel(t *testing.T) {
-	_, err := LoadConfig(strings.NewReader(`{"connection": []}`))
+	_, err := emailconn.LoadConfig(strings.NewReader(`{"connection": []}`))
 	if err == nil || !strings.Contains(err.Error(), "connection: unknown field") {
 		t.Errorf("LoadConfig = %v, want unknown field", err)
 	}
-	_, err = LoadConfig(strings.NewReader(`{"connections": [`))
+	_, err = emailconn.LoadConfig(strings.NewReader(`{"connections": [`))
 	if err == nil || !strings.Contains(err.Error(), "not valid JSON") {
 		t.Errorf("LoadConfig(truncated) = %v, want a JSON error", err)
 	}
 }
 
-func testRegistry(t testing.TB) *Registry {
+func testRegistry(t testing.TB) *emailconn.Registry {
 	t.Helper()
-	r, err := NewRegistry(Config{
-		Connections: []Connection{
+	r, err := emailconn.NewRegistry(emailconn.Config{
+		Connections: []emailconn.Connection{
 			{Name: "alerts", MailServer: "smtp.example.com", EnableTLS: true, From: "alerts@example.com", ActionsBaseURL: "https://approvals.example.com"},
 			{Name: "bare", MailServer: "relay2.example.com"},
 			{Name: "team", MailServer: "smtp.example.com", EnableTLS: true, From: "team@example.com", To: []string{"team-leads@example.com"}},
 		},
-		Grid:      &Connection{MailServer: "relay.internal", From: "engine@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://engine.example.com"},
+		Grid:      &emailconn.Connection{MailServer: "relay.internal", From: "engine@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://engine.example.com"},
 		Processes: map[string]string{"Payroll": "alerts", "Legacy": "bare", "Hiring": "team"},
-	}, &Options{ActionOrigin: "http://engine.internal:8080"})
+	}, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,17 +201,17 @@ func TestResolvePrecedence(t *testing.T) {
 		process  string
 		node     []string
 		want     string
-		wantVia  Source
-		wantFrom Source
-		wantTo   Source
+		wantVia  emailconn.Source
+		wantFrom emailconn.Source
+		wantTo   emailconn.Source
 	}{
-		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNone},
-		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNode},
+		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceNone},
+		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceNode},
 		// A connection without addresses does not inherit the grid's.
-		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, SourceConnection, SourceNone, SourceNone},
-		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, SourceConnection, SourceConnection, SourceConnection},
-		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceGrid},
-		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceNode},
+		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, emailconn.SourceConnection, emailconn.SourceNone, emailconn.SourceNone},
+		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceConnection},
+		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, emailconn.SourceGrid, emailconn.SourceGrid, emailconn.SourceGrid},
+		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, emailconn.SourceGrid, emailconn.SourceGrid, emailconn.SourceNode},
 	}
 	for _, tt := range tests {
 		rt, err := r.Resolve(tt.process, tt.node...)
@@ -220,7 +222,7 @@ func TestResolvePrecedence(t *testing.T) {
 			t.Errorf("Resolve(%q, %q) = %s\nwant %s", tt.process, tt.node, got, tt.want)
 		}
 		// Issue 12: From's layer is Via's (Route.FromSource is gone).
-		fromSource := SourceNone
+		fromSource := emailconn.SourceNone
 		if rt.From != "" {
 			fromSource = rt.Via
 		}
@@ -231,36 +233,36 @@ func TestResolvePrecedence(t *testing.T) {
 }
 
 func TestResolveWithoutGrid(t *testing.T) {
-	r, err := NewRegistry(Config{Connections: []Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}}, nil)
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Resolve("P"); err != nil {
 		t.Errorf("Resolve(P) = %v", err)
 	}
-	if _, err := r.Resolve("Q"); !errors.Is(err, ErrNoRoute) || !strings.Contains(err.Error(), `process "Q"`) {
+	if _, err := r.Resolve("Q"); !errors.Is(err, emailconn.ErrNoRoute) || !strings.Contains(err.Error(), `process "Q"`) {
 		t.Errorf("Resolve(Q) = %v, want ErrNoRoute naming the process", err)
 	}
-	var zero Registry
-	if _, err := zero.Resolve("P"); !errors.Is(err, ErrNoRoute) {
+	var zero emailconn.Registry
+	if _, err := zero.Resolve("P"); !errors.Is(err, emailconn.ErrNoRoute) {
 		t.Errorf("zero Registry Resolve = %v, want ErrNoRoute", err)
 	}
 }
 
 func TestRegistryUpdateValidates(t *testing.T) {
 	r := testRegistry(t)
-	err := r.Update(func(c *Config) error {
+	err := r.Update(func(c *emailconn.Config) error {
 		c.Processes["Payroll"] = "missing"
 		return nil
 	})
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, emailconn.ErrInvalid) {
 		t.Fatalf("Update to a missing connection = %v, want ErrInvalid", err)
 	}
 	if rt, _ := r.Resolve("Payroll"); rt.Connection != "alerts" {
 		t.Errorf("after a failed Update, Payroll uses %q, want the old %q", rt.Connection, "alerts")
 	}
-	if err := r.Update(func(c *Config) error {
-		c.Connections = append(c.Connections, Connection{Name: "new", MailServer: "new.example"})
+	if err := r.Update(func(c *emailconn.Config) error {
+		c.Connections = append(c.Connections, emailconn.Connection{Name: "new", MailServer: "new.example"})
 		c.Processes["Payroll"] = "new"
 		return nil
 	}); err != nil {
@@ -280,7 +282,7 @@ func TestRegistryUpdateValidates(t *testing.T) {
 		t.Errorf("modifying Config() changed the registry: %v", rt)
 	}
 	sentinel := errors.New("stop")
-	if err := r.Update(func(*Config) error { return sentinel }); err != sentinel {
+	if err := r.Update(func(*emailconn.Config) error { return sentinel }); err != sentinel {
 		t.Errorf("Update returned %v, want the function's error", err)
 	}
 }
@@ -288,14 +290,14 @@ func TestRegistryUpdateValidates(t *testing.T) {
 // TestReplaceIsAtomic resolves from many goroutines while the configuration
 // flips between two versions: every route must be wholly one version.
 func TestReplaceIsAtomic(t *testing.T) {
-	mk := func(v string) Config {
-		return Config{
-			Connections: []Connection{{Name: "c", MailServer: v + ".example", From: v + "@example.com", To: []string{v + "-ops@example.com"}}},
-			Grid:        &Connection{MailServer: "grid-" + v + ".example", From: "grid-" + v + "@example.com"},
+	mk := func(v string) emailconn.Config {
+		return emailconn.Config{
+			Connections: []emailconn.Connection{{Name: "c", MailServer: v + ".example", From: v + "@example.com", To: []string{v + "-ops@example.com"}}},
+			Grid:        &emailconn.Connection{MailServer: "grid-" + v + ".example", From: "grid-" + v + "@example.com"},
 			Processes:   map[string]string{"P": "c"},
 		}
 	}
-	r, err := NewRegistry(mk("v1"), nil)
+	r, err := emailconn.NewRegistry(mk("v1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +345,7 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		rt, _ := r.Resolve("Payroll")
 		rt2, _ := r.Resolve("Unassigned", node...)
-		if rt.Connection == "" || rt2.Via != SourceGrid {
+		if rt.Connection == "" || rt2.Via != emailconn.SourceGrid {
 			panic("bad route")
 		}
 	})
@@ -353,10 +355,10 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 }
 
 // benchRegistry builds a registry of 10,000 processes over 100 connections.
-func benchRegistry(b *testing.B) (*Registry, []string) {
-	cfg := Config{Processes: make(map[string]string, 10000), Grid: &Connection{MailServer: "relay.internal", From: "engine@example.com"}}
+func benchRegistry(b *testing.B) (*emailconn.Registry, []string) {
+	cfg := emailconn.Config{Processes: make(map[string]string, 10000), Grid: &emailconn.Connection{MailServer: "relay.internal", From: "engine@example.com"}}
 	for i := range 100 {
-		cfg.Connections = append(cfg.Connections, Connection{Name: fmt.Sprintf("conn-%d", i), MailServer: fmt.Sprintf("smtp%d.example.com", i), EnableTLS: true, From: fmt.Sprintf("n%d@example.com", i)})
+		cfg.Connections = append(cfg.Connections, emailconn.Connection{Name: fmt.Sprintf("conn-%d", i), MailServer: fmt.Sprintf("smtp%d.example.com", i), EnableTLS: true, From: fmt.Sprintf("n%d@example.com", i)})
 	}
 	procs := make([]string, 0, 10000)
 	for i := range 10000 {
@@ -366,7 +368,7 @@ func benchRegistry(b *testing.B) (*Registry, []string) {
 			cfg.Processes[p] = fmt.Sprintf("conn-%d", i%100)
 		}
 	}
-	r, err := NewRegistry(cfg, nil)
+	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -404,41 +406,41 @@ func BenchmarkResolveParallel(b *testing.B) {
 // and that reading and writing errors of a configuration start with
 // "emailconn: ", match ErrInvalid and keep their cause.
 func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
-	r, err := NewRegistry(Config{
-		Connections:   []Connection{{Name: "alerts", MailServer: "m.example"}},
-		OAuth2Configs: []OAuth2Config{{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
+	r, err := emailconn.NewRegistry(emailconn.Config{
+		Connections:   []emailconn.Connection{{Name: "alerts", MailServer: "m.example"}},
+		OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if _, err := r.Sender("alrets"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || err.Error() != `emailconn: connection "alrets" does not exist (did you mean "alerts"?)` {
+	if _, err := r.Sender("alrets"); !errors.Is(err, emailconn.ErrNotFound) || errors.Is(err, emailconn.ErrInvalid) || err.Error() != `emailconn: connection "alrets" does not exist (did you mean "alerts"?)` {
 		t.Errorf("Sender(unknown) = %v, want ErrNotFound with a suggestion", err)
 	}
-	if rep := r.TestConnection(context.Background(), "nope", nil); !errors.Is(rep.Err, ErrNotFound) || strings.Contains(rep.Sentence, "not valid") {
+	if rep := r.TestConnection(context.Background(), "nope", nil); !errors.Is(rep.Err, emailconn.ErrNotFound) || strings.Contains(rep.Sentence, "not valid") {
 		t.Errorf("TestConnection(unknown) = %v, %q", rep.Err, rep.Sentence)
 	}
-	if rep := r.TestOAuth2(context.Background(), "contso"); !errors.Is(rep.Err, ErrNotFound) || !strings.Contains(rep.Error, `did you mean "contoso"`) {
+	if rep := r.TestOAuth2(context.Background(), "contso"); !errors.Is(rep.Err, emailconn.ErrNotFound) || !strings.Contains(rep.Error, `did you mean "contoso"`) {
 		t.Errorf("TestOAuth2(unknown) = %v", rep.Err)
 	}
 	_, err = r.Sender("")
-	if !errors.Is(err, ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
+	if !errors.Is(err, emailconn.ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
 		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNoRoute", err)
 	}
-	if _, err := new(Registry).Sender("x"); !errors.Is(err, ErrNotFound) {
+	if _, err := new(emailconn.Registry).Sender("x"); !errors.Is(err, emailconn.ErrNotFound) {
 		t.Errorf("empty registry Sender(x) = %v, want ErrNotFound", err)
 	}
 
 	cause := errors.New("disk on fire")
-	_, err = LoadConfig(iotest.ErrReader(cause))
-	if !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+	_, err = emailconn.LoadConfig(iotest.ErrReader(cause))
+	if !errors.Is(err, emailconn.ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
 		t.Errorf("LoadConfig(failing reader) = %v, want ErrInvalid wrapping the cause", err)
 	}
-	cfg := Config{}
-	if err := cfg.Save(failingWriter{cause}); !errors.Is(err, ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+	cfg := emailconn.Config{}
+	if err := cfg.Save(failingWriter{cause}); !errors.Is(err, emailconn.ErrInvalid) || !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), "emailconn: ") {
 		t.Errorf("Save(failing writer) = %v, want ErrInvalid wrapping the cause", err)
 	}
-	if _, err := Secret("env:X").Reveal(References{}); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+	if _, err := emailconn.Secret("env:X").Reveal(emailconn.References{}); !errors.Is(err, emailconn.ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
 		t.Errorf("Reveal = %v", err)
 	}
 }
@@ -451,16 +453,16 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 // "grid", so that a tool's "grid" can only mean the grid settings.
 func TestIssue10_08_GridNameReserved(t *testing.T) {
 	for _, name := range []string{"grid", "Grid", "GRID"} {
-		cfg := Config{Connections: []Connection{{Name: name, MailServer: "m.example"}}}
+		cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: name, MailServer: "m.example"}}}
 		err := cfg.Validate()
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `connections[0].name: "`+name+`" is reserved for the grid settings`) {
+		if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), `connections[0].name: "`+name+`" is reserved for the grid settings`) {
 			t.Errorf("connection named %q: Validate() = %v, want a refusal", name, err)
 		}
 	}
-	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"grid","mailServer":"m.example"}]}`)); err == nil {
+	if _, err := emailconn.LoadConfig(strings.NewReader(`{"connections":[{"name":"grid","mailServer":"m.example"}]}`)); err == nil {
 		t.Error("LoadConfig accepted a connection named grid")
 	}
-	cfg := Config{Connections: []Connection{{Name: "gridlock", MailServer: "m.example"}}}
+	cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: "gridlock", MailServer: "m.example"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("gridlock: %v", err)
 	}
@@ -479,19 +481,19 @@ func TestIssue11_12_LoadConfigStrict(t *testing.T) {
 		{"{\"connections\":[]}\ngarbage", `after top-level value (at line 2, column 1)`},
 	}
 	for _, tt := range bad {
-		_, err := LoadConfig(strings.NewReader(tt.in))
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+		_, err := emailconn.LoadConfig(strings.NewReader(tt.in))
+		if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadConfig(%s) = %v, want %q", tt.in, err, tt.want)
 		}
 	}
-	if _, err := LoadConfig(strings.NewReader(`{"connections":[]}` + "\n\t ")); err != nil {
+	if _, err := emailconn.LoadConfig(strings.NewReader(`{"connections":[]}` + "\n\t ")); err != nil {
 		t.Errorf("trailing white space: %v", err)
 	}
 
 	// A file of many invalid connections, near the size limit.
 	var b strings.Builder
 	b.WriteString(`{"connections":[`)
-	for i := 0; b.Len() < maxConfigBytes-100; i++ {
+	for i := 0; b.Len() < emailconn.MaxConfigBytes-100; i++ {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -501,7 +503,7 @@ func TestIssue11_12_LoadConfigStrict(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := LoadConfig(strings.NewReader(b.String()))
+	_, err := emailconn.LoadConfig(strings.NewReader(b.String()))
 	runtime.ReadMemStats(&after)
 	if err == nil {
 		t.Fatal("LoadConfig accepted it")
@@ -512,11 +514,11 @@ func TestIssue11_12_LoadConfigStrict(t *testing.T) {
 	if !strings.Contains(err.Error(), "more problems, not listed") {
 		t.Errorf("the error does not say problems were left out:\n%.500s", err)
 	}
-	if got := after.TotalAlloc - before.TotalAlloc; got > 30*maxConfigBytes {
+	if got := after.TotalAlloc - before.TotalAlloc; got > 30*emailconn.MaxConfigBytes {
 		t.Errorf("LoadConfig of a %d-byte file allocated %d bytes", b.Len(), got)
 	}
 	t.Logf("%d-byte file: %d-byte error, %d bytes allocated", b.Len(), len(err.Error()), after.TotalAlloc-before.TotalAlloc)
-	if _, err := LoadConfig(strings.NewReader(strings.Repeat(" ", maxConfigBytes+1))); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := emailconn.LoadConfig(strings.NewReader(strings.Repeat(" ", emailconn.MaxConfigBytes+1))); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("oversized file: %v", err)
 	}
 }
@@ -534,12 +536,12 @@ func TestIssue10_09_JSONProblems(t *testing.T) {
 		{`{"connections":[`, `is not valid JSON: it ends before the value is complete`},
 	}
 	for _, tt := range tests {
-		_, err := LoadConfig(strings.NewReader(tt.in))
+		_, err := emailconn.LoadConfig(strings.NewReader(tt.in))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadConfig(%q) = %v, want %q", tt.in, err, tt.want)
 		}
 	}
-	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`)); strings.Contains(err.Error(), "did you mean") {
+	if _, err := emailconn.LoadConfig(strings.NewReader(`{"connections":[{"name":"a","mailServer":"m.example","zzzzzz":1}]}`)); strings.Contains(err.Error(), "did you mean") {
 		t.Errorf("a far name got a suggestion: %v", err)
 	}
 }
@@ -549,16 +551,16 @@ func TestIssue10_09_JSONProblems(t *testing.T) {
 // function arguments — never prose.
 func TestIssue10_09_FieldNames(t *testing.T) {
 	field := func(err error) string {
-		var fe *FieldError
+		var fe *emailconn.FieldError
 		if !errors.As(err, &fe) {
 			t.Fatalf("%v holds no *FieldError", err)
 		}
 		return fe.Field
 	}
-	c := Connection{MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}
-	_, rewriteErr := RewriteActionURL("https://x.example/path", "/a")
-	_, linksErr := RewriteActionLinks("https://x.example", "http://engine/x", "")
-	cfg := Config{Connections: []Connection{{Name: "a", MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}}}
+	c := emailconn.Connection{MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}
+	_, rewriteErr := emailconn.RewriteActionURL("https://x.example/path", "/a")
+	_, linksErr := emailconn.RewriteActionLinks("https://x.example", "http://engine/x", "")
+	cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: "a", MailServer: "m.example", ActionsBaseURL: "https://x.example/path"}}}
 	for _, tt := range []struct {
 		err  error
 		want string
@@ -593,13 +595,13 @@ func TestIssue10_07_READMEPrecedenceSnippet(t *testing.T) {
 	jsonBlock = strings.ReplaceAll(jsonBlock, "file:/run/secrets/", "file:"+filepath.ToSlash(dir)+"/")
 	t.Setenv("ALERTS_SMTP_PASSWORD", "pw")
 
-	cfg, err := LoadConfig(strings.NewReader(jsonBlock))
+	cfg, err := emailconn.LoadConfig(strings.NewReader(jsonBlock))
 	if err != nil {
 		t.Fatalf("LoadConfig(README) = %v", err)
 	}
-	reg, err := NewRegistry(cfg, &Options{
+	reg, err := emailconn.NewRegistry(cfg, &emailconn.Options{
 		ActionOrigin: "http://engine.internal:8080",
-		References:   References{Env: []string{"ALERTS_SMTP_PASSWORD", "GOOGLE_*"}, Dirs: []string{dir, "/etc/engine/ca"}},
+		References:   emailconn.References{Env: []string{"ALERTS_SMTP_PASSWORD", "GOOGLE_*"}, Dirs: []string{dir, "/etc/engine/ca"}},
 	})
 	if err != nil {
 		t.Fatalf("NewRegistry(README) = %v", err)
@@ -615,7 +617,7 @@ func TestIssue10_07_READMEPrecedenceSnippet(t *testing.T) {
 		t.Errorf("Resolve(PayrollApproval) = %q, the README says %q", got, want)
 	}
 	// Without References, the same configuration is refused, not resolved.
-	if _, err := NewRegistry(cfg, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
+	if _, err := emailconn.NewRegistry(cfg, nil); !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
 		t.Errorf("NewRegistry(README, nil) = %v, want the references refused", err)
 	}
 }
@@ -636,21 +638,23 @@ func TestIssue10_14_UpdateReentry(t *testing.T) {
 			t.Fatalf("%s: deadlocked", name)
 		}
 	}
-	conn := func(name string) Connection { return Connection{Name: name, MailServer: name + ".example"} }
-	has := func(cfg Config, name string) bool {
-		return slices.ContainsFunc(cfg.Connections, func(c Connection) bool { return c.Name == name })
+	conn := func(name string) emailconn.Connection {
+		return emailconn.Connection{Name: name, MailServer: name + ".example"}
+	}
+	has := func(cfg emailconn.Config, name string) bool {
+		return slices.ContainsFunc(cfg.Connections, func(c emailconn.Connection) bool { return c.Name == name })
 	}
 
-	r, err := NewRegistry(Config{Connections: []Connection{conn("a")}}, nil)
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{conn("a")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
 	within("Replace from fn", func() {
-		err = r.Update(func(cfg *Config) error {
+		err = r.Update(func(cfg *emailconn.Config) error {
 			calls++
 			if calls == 1 {
-				if err := r.Replace(Config{Connections: []Connection{conn("a"), conn("replaced")}}); err != nil {
+				if err := r.Replace(emailconn.Config{Connections: []emailconn.Connection{conn("a"), conn("replaced")}}); err != nil {
 					t.Errorf("Replace from fn = %v", err)
 				}
 			}
@@ -663,9 +667,9 @@ func TestIssue10_14_UpdateReentry(t *testing.T) {
 	}
 
 	within("Update from fn", func() {
-		err = r.Update(func(cfg *Config) error {
+		err = r.Update(func(cfg *emailconn.Config) error {
 			if !has(*cfg, "inner") {
-				if err := r.Update(func(in *Config) error { in.Connections = append(in.Connections, conn("inner")); return nil }); err != nil {
+				if err := r.Update(func(in *emailconn.Config) error { in.Connections = append(in.Connections, conn("inner")); return nil }); err != nil {
 					return err
 				}
 			}
@@ -678,18 +682,18 @@ func TestIssue10_14_UpdateReentry(t *testing.T) {
 	}
 
 	within("fn that always changes the registry", func() {
-		err = r.Update(func(cfg *Config) error {
+		err = r.Update(func(cfg *emailconn.Config) error {
 			return r.Replace(r.Config())
 		})
 	})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "fn must not change the registry itself") {
+	if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "fn must not change the registry itself") {
 		t.Errorf("Update whose fn always replaces = %v, want an error saying so", err)
 	}
 
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			if err := r.Update(func(cfg *Config) error {
+			if err := r.Update(func(cfg *emailconn.Config) error {
 				cfg.Connections = append(cfg.Connections, conn(fmt.Sprintf("c%d", i)))
 				return nil
 			}); err != nil {
@@ -705,16 +709,16 @@ func TestIssue10_14_UpdateReentry(t *testing.T) {
 	}
 
 	within("Close from fn", func() {
-		err = r.Update(func(cfg *Config) error {
+		err = r.Update(func(cfg *emailconn.Config) error {
 			r.Close()
 			cfg.Connections = append(cfg.Connections, conn("late"))
 			return nil
 		})
 	})
-	if !errors.Is(err, ErrClosed) {
+	if !errors.Is(err, emailconn.ErrClosed) {
 		t.Errorf("Update after Close from fn = %v, want ErrClosed", err)
 	}
-	if err := r.Update(func(*Config) error { return nil }); !errors.Is(err, ErrClosed) {
+	if err := r.Update(func(*emailconn.Config) error { return nil }); !errors.Is(err, emailconn.ErrClosed) {
 		t.Errorf("Update after Close = %v, want ErrClosed", err)
 	}
 }

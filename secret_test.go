@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -33,19 +35,19 @@ func TestIssue11_01_ReferencesRefusedByDefault(t *testing.T) {
 		}
 		return s
 	}
-	probes := map[string]func(c Connection) error{
-		"NewSender": func(c Connection) error { _, err := NewSender(c, nil); return err },
-		"NewRegistry": func(c Connection) error {
+	probes := map[string]func(c emailconn.Connection) error{
+		"NewSender": func(c emailconn.Connection) error { _, err := emailconn.NewSender(c, nil); return err },
+		"NewRegistry": func(c emailconn.Connection) error {
 			c.Name = "tenant"
-			_, err := NewRegistry(Config{Connections: []Connection{c}}, nil)
+			_, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}}, nil)
 			return err
 		},
-		"TestConnection": func(c Connection) error { return TestConnection(context.Background(), c, nil).Err },
+		"TestConnection": func(c emailconn.Connection) error { return emailconn.TestConnection(context.Background(), c, nil).Err },
 	}
-	type pair struct{ present, absent Connection }
-	base := Connection{MailServer: srv.Addr(), Username: "u", From: "a@example.com"}
-	withPW := func(s string) Connection { c := base; c.Password = Secret(s); return c }
-	withCA := func(p string) Connection { c := base; c.CAFile = p; return c }
+	type pair struct{ present, absent emailconn.Connection }
+	base := emailconn.Connection{MailServer: srv.Addr(), Username: "u", From: "a@example.com"}
+	withPW := func(s string) emailconn.Connection { c := base; c.Password = emailconn.Secret(s); return c }
+	withCA := func(p string) emailconn.Connection { c := base; c.CAFile = p; return c }
 	cases := map[string]pair{
 		"env":       {withPW("env:EMAILCONN_TEST_ENGINE_DB_PASSWORD"), withPW("env:EMAILCONN_TEST_NOT_SET_AT_ALL")},
 		"file":      {withPW("file:" + existing), withPW("file:" + missing)},
@@ -61,7 +63,7 @@ func TestIssue11_01_ReferencesRefusedByDefault(t *testing.T) {
 			t.Run("issue11-1/"+name+"/"+probe, func(t *testing.T) {
 				ep, ea := run(tc.present), run(tc.absent)
 				for _, err := range []error{ep, ea} {
-					if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
+					if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), "is not allowed") {
 						t.Fatalf("error = %v, want a refusal matching ErrInvalid", err)
 					}
 					for _, canary := range []string{"canary-db-password-4417", "canary-file-secret-9931"} {
@@ -88,18 +90,18 @@ func TestIssue11_01_ReferencesRefusedByDefault(t *testing.T) {
 	}
 
 	// Secrets of an OAuth2 configuration follow the same rule.
-	oc := OAuth2Config{Name: "o", GrantType: GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "env:EMAILCONN_TEST_ENGINE_DB_PASSWORD"}
-	if rep := TestOAuth2(context.Background(), oc, nil); !errors.Is(rep.Err, ErrInvalid) || !strings.Contains(rep.Error, "ClientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "env:EMAILCONN_TEST_ENGINE_DB_PASSWORD"}
+	if rep := emailconn.TestOAuth2(context.Background(), oc, nil); !errors.Is(rep.Err, emailconn.ErrInvalid) || !strings.Contains(rep.Error, "ClientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
 		t.Errorf("TestOAuth2 with an env: client secret = %v, want a refusal", rep.Err)
 	}
-	if _, err := NewRegistry(Config{OAuth2Configs: []OAuth2Config{oc}}, nil); err == nil || !strings.Contains(err.Error(), "oauth2Configurations[0].clientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
+	if _, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{oc}}, nil); err == nil || !strings.Contains(err.Error(), "oauth2Configurations[0].clientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
 		t.Errorf("NewRegistry with an env: client secret = %v, want a refusal", err)
 	}
 	// Reveal with the zero rule refuses too; literals pass.
-	if _, err := Secret("env:EMAILCONN_TEST_ENGINE_DB_PASSWORD").Reveal(References{}); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
+	if _, err := emailconn.Secret("env:EMAILCONN_TEST_ENGINE_DB_PASSWORD").Reveal(emailconn.References{}); !errors.Is(err, emailconn.ErrInvalid) || !strings.HasPrefix(err.Error(), "emailconn: ") {
 		t.Errorf("Reveal(zero rule) = %v, want an emailconn: error matching ErrInvalid", err)
 	}
-	if v, err := Secret("literal").Reveal(References{}); v != "literal" || err != nil {
+	if v, err := emailconn.Secret("literal").Reveal(emailconn.References{}); v != "literal" || err != nil {
 		t.Errorf("Reveal(literal) = %q, %v", v, err)
 	}
 	// Validate does no I/O and accepts the form; the rule applies where
@@ -127,33 +129,33 @@ func TestIssue11_01_ReferencesAllowed(t *testing.T) {
 	if err := os.Symlink(outside, dirLink); err != nil {
 		t.Fatal(err)
 	}
-	refs := References{Env: []string{"EMAILCONN_TEST_SMTP_*"}, Dirs: []string{allowed}}
-	for s, want := range map[Secret]string{"env:EMAILCONN_TEST_SMTP_PW": "from-env", Secret("file:" + inside): "from-file"} {
+	refs := emailconn.References{Env: []string{"EMAILCONN_TEST_SMTP_*"}, Dirs: []string{allowed}}
+	for s, want := range map[emailconn.Secret]string{"env:EMAILCONN_TEST_SMTP_PW": "from-env", emailconn.Secret("file:" + inside): "from-file"} {
 		if got, err := s.Reveal(refs); got != want || err != nil {
 			t.Errorf("Reveal(%s) = %q, %v; want %q", s, got, err, want)
 		}
 	}
 	for _, p := range []string{link, filepath.Join(dirLink, "secret")} {
-		_, err := Secret("file:" + p).Reveal(refs)
+		_, err := emailconn.Secret("file:" + p).Reveal(refs)
 		if err == nil || !strings.Contains(err.Error(), "is not allowed: it is not under a directory that Options.References.Dirs lists") || strings.Contains(err.Error(), "outside-canary") {
 			t.Errorf("Reveal(file:%s through a link out of the rule) = %v, want the refusal", p, err)
 		}
 	}
-	if _, err := Secret("env:EMAILCONN_TEST_OTHER").Reveal(refs); err == nil || !strings.Contains(err.Error(), "Options.References.Env does not list EMAILCONN_TEST_OTHER") {
+	if _, err := emailconn.Secret("env:EMAILCONN_TEST_OTHER").Reveal(refs); err == nil || !strings.Contains(err.Error(), "Options.References.Env does not list EMAILCONN_TEST_OTHER") {
 		t.Errorf("Reveal of an unlisted variable = %v", err)
 	}
 	// A tenant's connection added to a registry whose rule the engine set is
 	// held to the same rule.
-	r, err := NewRegistry(Config{}, &Options{References: refs})
+	r, err := emailconn.NewRegistry(emailconn.Config{}, &emailconn.Options{References: refs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	err = r.Update(func(cfg *Config) error {
-		cfg.Connections = append(cfg.Connections, Connection{Name: "tenant", MailServer: "127.0.0.1:1", Username: "u", Password: "file:/etc/passwd"})
+	err = r.Update(func(cfg *emailconn.Config) error {
+		cfg.Connections = append(cfg.Connections, emailconn.Connection{Name: "tenant", MailServer: "127.0.0.1:1", Username: "u", Password: "file:/etc/passwd"})
 		return nil
 	})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `connections[0].password: file "/etc/passwd" is not allowed`) {
+	if !errors.Is(err, emailconn.ErrInvalid) || !strings.Contains(err.Error(), `connections[0].password: file "/etc/passwd" is not allowed`) {
 		t.Errorf("Update with a tenant's file: reference = %v, want a refusal", err)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -22,25 +24,25 @@ func TestIssue11_05_FIFONeverBlocks(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	refs := References{Dirs: []string{dir}}
+	refs := emailconn.References{Dirs: []string{dir}}
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	pw := Connection{MailServer: srv.Addr(), Username: "u", Password: Secret("file:" + fifo)}
-	ca := Connection{MailServer: srv.Addr(), CAFile: fifo}
+	pw := emailconn.Connection{MailServer: srv.Addr(), Username: "u", Password: emailconn.Secret("file:" + fifo)}
+	ca := emailconn.Connection{MailServer: srv.Addr(), CAFile: fifo}
 	calls := map[string]func() error{
-		"Reveal":             func() error { _, err := Secret("file:" + fifo).Reveal(refs); return err },
-		"NewSender password": func() error { _, err := NewSender(pw, &Options{References: refs}); return err },
-		"NewSender CAFile":   func() error { _, err := NewSender(ca, &Options{References: refs}); return err },
+		"Reveal":             func() error { _, err := emailconn.Secret("file:" + fifo).Reveal(refs); return err },
+		"NewSender password": func() error { _, err := emailconn.NewSender(pw, &emailconn.Options{References: refs}); return err },
+		"NewSender CAFile":   func() error { _, err := emailconn.NewSender(ca, &emailconn.Options{References: refs}); return err },
 		"TestConnection": func() error {
-			return TestConnection(context.Background(), ca, &TestOptions{Options: &Options{References: refs}}).Err
+			return emailconn.TestConnection(context.Background(), ca, &emailconn.TestOptions{Options: &emailconn.Options{References: refs}}).Err
 		},
 		"NewRegistry": func() error {
 			pw.Name = "p"
-			_, err := NewRegistry(Config{Connections: []Connection{pw}}, &Options{References: refs})
+			_, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{pw}}, &emailconn.Options{References: refs})
 			return err
 		},
 	}
 	// LoadConfig and Validate do no I/O: they return at once.
-	if _, err := LoadConfig(strings.NewReader(`{"connections":[{"name":"c","mailServer":"m.example","caFile":` + jsonQuote(fifo) + `}]}`)); err != nil {
+	if _, err := emailconn.LoadConfig(strings.NewReader(`{"connections":[{"name":"c","mailServer":"m.example","caFile":` + emailconn.JSONQuote(fifo) + `}]}`)); err != nil {
 		t.Errorf("LoadConfig = %v", err)
 	}
 	if err := ca.Validate(); err != nil {

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emersion/go-smtp"
 
@@ -27,16 +29,16 @@ const (
 type faultCase struct {
 	name     string
 	srv      smtptest.Options
-	mode     TLSMode
-	conn     func(*Connection)
-	opts     *Options
-	msg      func() *Message
+	mode     emailconn.TLSMode
+	conn     func(*emailconn.Connection)
+	opts     *emailconn.Options
+	msg      func() *emailconn.Message
 	wantErr  error         // sentinel the error must match; nil = success
 	wantCode int           // SMTP code in the chain, 0 = not checked
 	temp     *bool         // Temporary() of the *Error, nil = not checked
 	within   time.Duration // the call must return within this; 0 = not checked
 	absent   []string      // transcript must have no line starting with these
-	check    func(t *testing.T, rc *Receipt, err error, srv *smtptest.Server)
+	check    func(t *testing.T, rc *emailconn.Receipt, err error, srv *smtptest.Server)
 }
 
 var (
@@ -44,8 +46,8 @@ var (
 	no  = func() *bool { b := false; return &b }()
 )
 
-func basicMessage() *Message {
-	return &Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "The workunit failed."}
+func basicMessage() *emailconn.Message {
+	return &emailconn.Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "The workunit failed."}
 }
 
 func runFaultCase(t *testing.T, tc faultCase) {
@@ -53,10 +55,10 @@ func runFaultCase(t *testing.T, tc faultCase) {
 	srv := smtptest.NewServer(t, tc.srv)
 	mode := tc.mode
 	if mode == "" {
-		mode = map[smtptest.Mode]TLSMode{smtptest.Plain: TLSNone, smtptest.StartTLS: TLSStartTLS, smtptest.Implicit: TLSImplicit}[tc.srv.TLS]
+		mode = map[smtptest.Mode]emailconn.TLSMode{smtptest.Plain: emailconn.TLSNone, smtptest.StartTLS: emailconn.TLSStartTLS, smtptest.Implicit: emailconn.TLSImplicit}[tc.srv.TLS]
 	}
 	c := connFor(t, srv, mode)
-	if tc.within != 0 || tc.wantErr == ErrTimeout {
+	if tc.within != 0 || tc.wantErr == emailconn.ErrTimeout {
 		c.ConnectTimeout, c.SendTimeout = ftC, ftS // the case is about them
 	} else {
 		// Room for a loaded machine: nothing in the case should wait on them.
@@ -70,7 +72,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 	}
 	opts := tc.opts
 	if opts == nil {
-		opts = &Options{Retry: RetryPolicy{MaxAttempts: 1}}
+		opts = &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}
 	}
 	s := mustSender(t, c, opts)
 	msg := basicMessage()
@@ -88,13 +90,13 @@ func runFaultCase(t *testing.T, tc faultCase) {
 		t.Fatalf("Send = %v, want %v", err, tc.wantErr)
 	}
 	if tc.wantCode != 0 {
-		var se *SMTPError
+		var se *emailconn.SMTPError
 		if !errors.As(err, &se) || se.Code != tc.wantCode {
 			t.Errorf("Send error %v: SMTP code %v, want %d", err, se, tc.wantCode)
 		}
 	}
 	if tc.temp != nil {
-		var e *Error
+		var e *emailconn.Error
 		if !errors.As(err, &e) || e.Temporary() != *tc.temp {
 			t.Errorf("Send error %v: Temporary() = %v, want %v", err, e != nil && e.Temporary(), *tc.temp)
 		}
@@ -125,102 +127,102 @@ func TestSendFaults(t *testing.T) {
 	tests := []faultCase{
 		// Greeting (F05–F10).
 		{name: "F05 silent greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}},
-			wantErr: ErrTimeout, temp: yes, within: ftC + ftSlack, absent: []string{"MAIL"}},
+			wantErr: emailconn.ErrTimeout, temp: yes, within: ftC + ftSlack, absent: []string{"MAIL"}},
 		{name: "F05 silent greeting, only SendTimeout", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}},
-			conn: func(c *Connection) { c.ConnectTimeout = 0 }, wantErr: ErrTimeout, within: ftS + ftSlack},
+			conn: func(c *emailconn.Connection) { c.ConnectTimeout = 0 }, wantErr: emailconn.ErrTimeout, within: ftS + ftSlack},
 		{name: "F06 421 greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "421 4.3.2 Service not available", Close: true}}},
-			wantErr: ErrConnect, wantCode: 421, temp: yes},
+			wantErr: emailconn.ErrConnect, wantCode: 421, temp: yes},
 		{name: "F07 554 greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "554 5.3.2 No SMTP service here"}}},
-			wantErr: ErrConnect, wantCode: 554, temp: no},
+			wantErr: emailconn.ErrConnect, wantCode: 554, temp: no},
 		{name: "F08 not SMTP", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n", Close: true}}},
-			wantErr: ErrConnect, temp: no},
+			wantErr: emailconn.ErrConnect, temp: no},
 		{name: "F09 5000-byte greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.LongLine}}},
-			wantErr: ErrConnect, temp: no},
+			wantErr: emailconn.ErrConnect, temp: no},
 		{name: "F10 endless greeting", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Endless}}},
-			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: errReplyTooLarge, within: 5 * time.Second},
+			conn: func(c *emailconn.Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: emailconn.ErrReplyTooLarge, within: 5 * time.Second},
 		{name: "F10 endless EHLO reply", srv: smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}},
-			conn: func(c *Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: errReplyTooLarge, within: 5 * time.Second},
+			conn: func(c *emailconn.Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 }, wantErr: emailconn.ErrReplyTooLarge, within: 5 * time.Second},
 
 		// EHLO and STARTTLS (F11–F21).
 		{name: "F11 EHLO 502, HELO fallback", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: "502 5.5.1 Command not implemented"}}}},
 		{name: "F11 EHLO 502 with TLS required", srv: smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Reply: "502 5.5.1 Command not implemented"}}},
-			wantErr: ErrTLSUnavailable, absent: []string{"MAIL", "AUTH"}},
+			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"MAIL", "AUTH"}},
 		{name: "F12 EHLO 421", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: "421 4.3.2 Shutting down", Close: true}}},
-			wantErr: ErrConnect, wantCode: 421, temp: yes, absent: []string{"HELO"}},
+			wantErr: emailconn.ErrConnect, wantCode: 421, temp: yes, absent: []string{"HELO"}},
 		{name: "F13 STARTTLS stripped", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.StripStartTLS}}},
-			wantErr: ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL", "STARTTLS"}},
+			wantErr: emailconn.ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL", "STARTTLS"}},
 		{name: "F14 STARTTLS 454", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available due to temporary reason"}}},
-			wantErr: ErrTLSUnavailable, wantCode: 454, temp: yes, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, wantCode: 454, temp: yes, absent: []string{"AUTH", "MAIL"}},
 		{name: "F14 STARTTLS 502", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "502 5.5.1 Not implemented"}}},
-			wantErr: ErrTLSUnavailable, wantCode: 502, temp: no, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, wantCode: 502, temp: no, absent: []string{"AUTH", "MAIL"}},
 		{name: "F14 opportunistic continues after 454", srv: smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 Try later"}}},
-			mode: TLSOpportunistic},
+			mode: emailconn.TLSOpportunistic},
 		{name: "F15 injection after 220", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Inject, Reply: "250-INJECTED\r\n250 AUTH PLAIN"}}},
-			wantErr: ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
 		{name: "F16 injection in a later segment", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Inject, Reply: "250 AUTH PLAIN", Delay: 50 * time.Millisecond}}},
-			wantErr: ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
 		{name: "F17 wrong name", srv: smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName, Users: users},
-			wantErr: ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL"}},
 		{name: "F17 expired", srv: smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired, Users: users},
-			wantErr: ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL"}},
 		{name: "F17 self-signed", srv: smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned, Users: users},
-			wantErr: ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL", "EHLO"}},
+			wantErr: emailconn.ErrTLSUnavailable, temp: no, absent: []string{"AUTH", "MAIL", "EHLO"}},
 		{name: "F17 unknown authority", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users},
-			conn: func(c *Connection) { c.CAFile = "" }, wantErr: ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
+			conn: func(c *emailconn.Connection) { c.CAFile = "" }, wantErr: emailconn.ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
 		{name: "F19 TLS 1.1 only", srv: smtptest.Options{TLS: smtptest.Implicit, MaxTLSVersion: 0x0302},
-			wantErr: ErrTLSUnavailable, absent: []string{"MAIL"}},
+			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"MAIL"}},
 		{name: "F20 implicit TLS to a plaintext port", srv: smtptest.Options{},
-			mode: TLSImplicit, wantErr: ErrTLSUnavailable, within: ftSlack},
+			mode: emailconn.TLSImplicit, wantErr: emailconn.ErrTLSUnavailable, within: ftSlack},
 		{name: "F21 plaintext to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
-			mode: TLSNone, wantErr: ErrTimeout, within: ftC + ftSlack},
+			mode: emailconn.TLSNone, wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
 		{name: "F21 STARTTLS to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
-			mode: TLSStartTLS, wantErr: ErrTimeout, within: ftC + ftSlack},
+			mode: emailconn.TLSStartTLS, wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
 
 		// AUTH (F22–F27).
 		{name: "F23 535", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}},
-			wantErr: ErrAuthFailed, wantCode: 535, temp: no, absent: []string{"MAIL", "*"},
-			check: func(t *testing.T, _ *Receipt, _ error, srv *smtptest.Server) {
+			wantErr: emailconn.ErrAuthFailed, wantCode: 535, temp: no, absent: []string{"MAIL", "*"},
+			check: func(t *testing.T, _ *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if n := srv.Sessions(); n != 1 {
 					t.Errorf("sessions = %d, want 1 (no retry with the same password)", n)
 				}
 			}},
 		{name: "F24 535 does not wait for a reply to an abort", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}},
-			conn: func(c *Connection) { c.SendTimeout, c.ConnectTimeout = 0, 0 }, wantErr: ErrAuthFailed, within: time.Second, absent: []string{"*"}},
+			conn: func(c *emailconn.Connection) { c.SendTimeout, c.ConnectTimeout = 0, 0 }, wantErr: emailconn.ErrAuthFailed, within: time.Second, absent: []string{"*"}},
 		{name: "F25 454 in AUTH", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "454 4.7.0 Temporary authentication failure"}}},
-			wantErr: ErrAuthFailed, wantCode: 454, temp: yes},
+			wantErr: emailconn.ErrAuthFailed, wantCode: 454, temp: yes},
 		{name: "F26 AUTH not offered", srv: smtptest.Options{TLS: smtptest.StartTLS},
-			conn: func(c *Connection) { c.Username, c.Password = "alice", "s3cret" }, wantErr: ErrAuthUnsupported, absent: []string{"AUTH", "MAIL"}},
+			conn: func(c *emailconn.Connection) { c.Username, c.Password = "alice", "s3cret" }, wantErr: emailconn.ErrAuthUnsupported, absent: []string{"AUTH", "MAIL"}},
 		{name: "F26 mechanism not offered", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5"}},
-			wantErr: ErrAuthUnsupported, absent: []string{"AUTH", "MAIL"}},
+			wantErr: emailconn.ErrAuthUnsupported, absent: []string{"AUTH", "MAIL"}},
 		{name: "F27 LOGIN lower-case prompts", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"LOGIN"}, LoginPrompts: [2]string{"username:", "password:"}}},
 		{name: "F27 LOGIN other prompts", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"LOGIN"}, LoginPrompts: [2]string{"User Name", "Passwort"}}},
 
 		// MAIL and RCPT (F34–F39).
 		{name: "F34 421 to MAIL", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "MAIL", Reply: "421 4.3.2 Shutting down", Close: true}}},
-			wantErr: ErrRefused, wantCode: 421, temp: yes},
+			wantErr: emailconn.ErrRefused, wantCode: 421, temp: yes},
 		{name: "F34 421 to MAIL, retried", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "MAIL", Reply: "421 4.3.2 Shutting down", Close: true, Times: 1}}},
-			opts: &Options{Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
-			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+			opts: &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
+			check: func(t *testing.T, rc *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if rc.Attempts != 2 || len(srv.Messages()) != 1 {
 					t.Errorf("attempts %d, messages %d; want 2, 1", rc.Attempts, len(srv.Messages()))
 				}
 			}},
 		{name: "F35 550 to MAIL", srv: smtptest.Options{MailHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender not allowed"}
-		}}, wantErr: ErrRefused, wantCode: 550, temp: no, absent: []string{"RCPT", "DATA"}},
+		}}, wantErr: emailconn.ErrRefused, wantCode: 550, temp: no, absent: []string{"RCPT", "DATA"}},
 		{name: "F36 SIZE exceeded before DATA", srv: smtptest.Options{MaxMessageBytes: 10000},
-			msg: func() *Message {
+			msg: func() *emailconn.Message {
 				m := basicMessage()
-				m.Attachments = []Attachment{{Filename: "big.bin", Content: bytes.NewReader(make([]byte, 50000))}}
+				m.Attachments = []emailconn.Attachment{{Filename: "big.bin", Content: bytes.NewReader(make([]byte, 50000))}}
 				return m
-			}, wantErr: ErrMessageTooLarge, absent: []string{"MAIL", "DATA"}},
+			}, wantErr: emailconn.ErrMessageTooLarge, absent: []string{"MAIL", "DATA"}},
 		{name: "F36 SIZE declared", srv: smtptest.Options{MaxMessageBytes: 1 << 20},
-			msg: func() *Message {
+			msg: func() *emailconn.Message {
 				m := basicMessage()
-				m.Attachments = []Attachment{{Filename: "small.bin", Content: bytes.NewReader(make([]byte, 5000))}}
+				m.Attachments = []emailconn.Attachment{{Filename: "small.bin", Content: bytes.NewReader(make([]byte, 5000))}}
 				return m
 			},
-			check: func(t *testing.T, _ *Receipt, _ error, srv *smtptest.Server) {
+			check: func(t *testing.T, _ *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				m := srv.Messages()[0]
 				if m.MailOptions.Size < int64(len(m.Data)) {
 					t.Errorf("SIZE=%d, message is %d bytes: SIZE must not be below the real size", m.MailOptions.Size, len(m.Data))
@@ -228,18 +230,18 @@ func TestSendFaults(t *testing.T) {
 			}},
 		{name: "F37 greylisted", srv: smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "Greylisted"}
-		}}, wantErr: ErrRecipientRejected, wantCode: 450, temp: yes, absent: []string{"DATA"}},
+		}}, wantErr: emailconn.ErrRecipientRejected, wantCode: 450, temp: yes, absent: []string{"DATA"}},
 		{name: "F38 mixed recipients", srv: smtptest.Options{RcptHook: rcptMix},
-			msg: func() *Message {
+			msg: func() *emailconn.Message {
 				m := basicMessage()
 				m.To = []string{"a@example.com", "nouser@example.com", "b@example.com", "grey@example.com"}
 				return m
-			}, wantErr: ErrRecipientRejected,
-			check: func(t *testing.T, rc *Receipt, err error, srv *smtptest.Server) {
+			}, wantErr: emailconn.ErrRecipientRejected,
+			check: func(t *testing.T, rc *emailconn.Receipt, err error, srv *smtptest.Server) {
 				if rc == nil || len(rc.Accepted) != 2 || len(rc.Rejected) != 2 {
 					t.Fatalf("receipt %+v, want 2 accepted and 2 rejected", rc)
 				}
-				var re *RecipientsError
+				var re *emailconn.RecipientsError
 				if !errors.As(err, &re) || re.Accepted != 2 || re.Rejected[0].Address != "nouser@example.com" || re.Rejected[0].Err.Code != 550 || re.Rejected[1].Err.Code != 451 {
 					t.Errorf("RecipientsError = %+v", re)
 				}
@@ -248,31 +250,31 @@ func TestSendFaults(t *testing.T) {
 				}
 			}},
 		{name: "F38 all or nothing", srv: smtptest.Options{RcptHook: rcptMix},
-			msg: func() *Message {
+			msg: func() *emailconn.Message {
 				m := basicMessage()
 				m.To = []string{"a@example.com", "nouser@example.com"}
 				m.RequireAllRecipients = true
 				return m
-			}, wantErr: ErrRecipientRejected, absent: []string{"DATA"},
-			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+			}, wantErr: emailconn.ErrRecipientRejected, absent: []string{"DATA"},
+			check: func(t *testing.T, rc *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if rc != nil || len(srv.Messages()) != 0 {
 					t.Errorf("receipt %+v, messages %d; want nothing sent", rc, len(srv.Messages()))
 				}
 			}},
 		{name: "F39 552 too many recipients is temporary", srv: smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "Too many recipients"}
-		}}, wantErr: ErrRecipientRejected, wantCode: 552, temp: yes}, // issue 10-3: the server's own code, treated as temporary
+		}}, wantErr: emailconn.ErrRecipientRejected, wantCode: 552, temp: yes}, // issue 10-3: the server's own code, treated as temporary
 
 		// DATA (F40–F46).
 		{name: "F40 554 to DATA", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "DATA", Reply: "554 5.5.1 No valid recipients"}}},
-			wantErr: ErrRefused, wantCode: 554, temp: no},
+			wantErr: emailconn.ErrRefused, wantCode: 554, temp: no},
 		{name: "F41 server stops reading", srv: smtptest.Options{ReadBuffer: 64 << 10, Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}},
 			// The bound includes filling the socket buffers before the
 			// stall: small ones on both sides, so that 2 MiB fill them
 			// without composing the many MiB (slow under the race detector)
 			// that Linux's default buffers hold.
-			opts: &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer},
-			msg:  bigMessage(2 << 20), wantErr: ErrTimeout, temp: yes, within: ftS + 4*time.Second},
+			opts: emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}, smallWriteBuffer),
+			msg:  bigMessage(2 << 20), wantErr: emailconn.ErrTimeout, temp: yes, within: ftS + 4*time.Second},
 		// 512 KiB every 200 ms: the whole upload takes several send
 		// timeouts, but no stretch of it (even on a loaded machine) one.
 		// 6 MiB are 8.2 MiB in base64: 16 pauses, at least 3.2 s.
@@ -280,8 +282,8 @@ func TestSendFaults(t *testing.T) {
 			// SendTimeout 2 s also covers the test server's own work after
 			// the last byte (under the race detector on a loaded machine)
 			// before it replies.
-			conn: func(c *Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(6 << 20),
-			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+			conn: func(c *emailconn.Connection) { c.SendTimeout = 2 * time.Second }, msg: bigMessage(6 << 20),
+			check: func(t *testing.T, rc *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if rc.Duration < 3*time.Second {
 					t.Errorf("upload took %v; the test wants it well over the send timeout", rc.Duration)
 				}
@@ -291,17 +293,17 @@ func TestSendFaults(t *testing.T) {
 		// reset after every byte was handed to the kernel is reported as
 		// ErrDeliveryUnknown: the client cannot tell what the server read.)
 		{name: "F42 reset mid-body", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Reset, Bytes: 64 << 10}}},
-			msg: bigMessage(24 << 20), wantErr: ErrConnect, temp: yes},
+			msg: bigMessage(24 << 20), wantErr: emailconn.ErrConnect, temp: yes},
 		{name: "F42 reset mid-body, retried", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Reset, Bytes: 64 << 10, Times: 1}}},
-			msg: bigMessage(24 << 20), opts: &Options{Retry: RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
-			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+			msg: bigMessage(24 << 20), opts: &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
+			check: func(t *testing.T, rc *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if rc.Attempts != 2 || len(srv.Messages()) != 1 || len(srv.Messages()[0].Data) < 24<<20 {
 					t.Errorf("attempts %d, messages %d", rc.Attempts, len(srv.Messages()))
 				}
 			}},
 		{name: "F43 close after the final dot", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}},
-			opts: &Options{}, wantErr: ErrDeliveryUnknown, temp: no,
-			check: func(t *testing.T, _ *Receipt, err error, srv *smtptest.Server) {
+			opts: &emailconn.Options{}, wantErr: emailconn.ErrDeliveryUnknown, temp: no,
+			check: func(t *testing.T, _ *emailconn.Receipt, err error, srv *smtptest.Server) {
 				if srv.Sessions() != 1 {
 					t.Errorf("sessions = %d: a message of unknown delivery state was sent again", srv.Sessions())
 				}
@@ -310,27 +312,27 @@ func TestSendFaults(t *testing.T) {
 				}
 			}},
 		{name: "F44 no reply after the final dot", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Silent}}},
-			opts: &Options{}, wantErr: ErrDeliveryUnknown, within: ftS + ftSlack,
-			check: func(t *testing.T, _ *Receipt, err error, srv *smtptest.Server) {
+			opts: &emailconn.Options{}, wantErr: emailconn.ErrDeliveryUnknown, within: ftS + ftSlack,
+			check: func(t *testing.T, _ *emailconn.Receipt, err error, srv *smtptest.Server) {
 				if srv.Sessions() != 1 {
 					t.Errorf("sessions = %d: sent again", srv.Sessions())
 				}
 			}},
 		{name: "F45 552 after the dot", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "552 5.3.4 Message too big"}}},
-			wantErr: ErrRefused, wantCode: 552, temp: no},
+			wantErr: emailconn.ErrRefused, wantCode: 552, temp: no},
 		{name: "F45 554 after the dot", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 Rejected as spam"}}},
-			wantErr: ErrRefused, wantCode: 554, temp: no},
+			wantErr: emailconn.ErrRefused, wantCode: 554, temp: no},
 		{name: "F46 451 after the dot, retried", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "451 4.3.0 Try again", Times: 1}}},
-			opts: &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}},
-			check: func(t *testing.T, rc *Receipt, _ error, srv *smtptest.Server) {
+			opts: &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}},
+			check: func(t *testing.T, rc *emailconn.Receipt, _ error, srv *smtptest.Server) {
 				if rc.Attempts != 2 || len(srv.Messages()) != 1 {
 					t.Errorf("attempts %d, messages %d; want 2, 1", rc.Attempts, len(srv.Messages()))
 				}
 			}},
 		{name: "F46 451 after the dot", srv: smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "451 4.3.0 Try again"}}},
-			wantErr: ErrRefused, wantCode: 451, temp: yes},
+			wantErr: emailconn.ErrRefused, wantCode: 451, temp: yes},
 		{name: "F47 QUIT unanswered", srv: smtptest.Options{Faults: []smtptest.Fault{{At: "QUIT", Action: smtptest.Silent}}},
-			opts: &Options{IdleTimeout: -1}, within: ftS + ftSlack},
+			opts: &emailconn.Options{IdleTimeout: -1}, within: ftS + ftSlack},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -352,10 +354,10 @@ func rcptMix(to string) *smtp.SMTPError {
 
 // bigMessage returns a message with an attachment of n bytes, seekable so
 // that it can be retried.
-func bigMessage(n int) func() *Message {
-	return func() *Message {
+func bigMessage(n int) func() *emailconn.Message {
+	return func() *emailconn.Message {
 		m := basicMessage()
-		m.Attachments = []Attachment{{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte("0123456789abcdef"), n/16))}}
+		m.Attachments = []emailconn.Attachment{{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte("0123456789abcdef"), n/16))}}
 		return m
 	}
 }
@@ -379,18 +381,18 @@ func (fakeRemote) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP("1
 
 func TestInsecureAuthRefused(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Mechanisms: []string{"PLAIN", "LOGIN", "XOAUTH2"}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.Username, c.Password, c.AllowInsecureAuth = "alice", "s3cret", false
-	opts := &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	opts := emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}, func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		return fakeRemote{conn}, nil
-	}}
+	})
 	s := mustSender(t, c, opts)
 	_, err := s.Send(context.Background(), basicMessage())
-	if !errors.Is(err, ErrInsecureAuth) {
+	if !errors.Is(err, emailconn.ErrInsecureAuth) {
 		t.Fatalf("Send = %v, want ErrInsecureAuth", err)
 	}
 	s.Close()
@@ -403,15 +405,15 @@ func TestInsecureAuthRefused(t *testing.T) {
 
 	// With AllowInsecureAuth the same session authenticates.
 	srv2 := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, RequireAuth: true})
-	c2 := connFor(t, srv2, TLSNone)
+	c2 := connFor(t, srv2, emailconn.TLSNone)
 	c2.Username, c2.Password, c2.AllowInsecureAuth = "alice", "s3cret", true
-	opts.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	emailconn.WithDial(opts, func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		return fakeRemote{conn}, nil
-	}
+	})
 	if _, err := mustSender(t, c2, opts).Send(context.Background(), basicMessage()); err != nil {
 		t.Fatalf("Send with AllowInsecureAuth = %v", err)
 	}
@@ -421,28 +423,28 @@ func TestInsecureAuthRefused(t *testing.T) {
 // network: the server sees no session at all.
 func TestHostileInputRefusedBeforeIO(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	hostile := []struct {
 		name  string
-		msg   *Message
+		msg   *emailconn.Message
 		field string
 	}{
-		{"crlf subject", &Message{To: []string{"a@example.com"}, Subject: "x\r\nBcc: victim@example.com"}, "Subject"},
-		{"lf in header", &Message{To: []string{"a@example.com"}, Headers: map[string]string{"X-Id": "1\nBcc: v@example.com"}}, "Headers"},
-		{"structural header", &Message{To: []string{"a@example.com"}, Headers: map[string]string{"Bcc": "v@example.com"}}, "Headers"},
-		{"smuggled rcpt", &Message{To: []string{"a@example.com> NOTIFY=SUCCESS ORCPT=rfc822;x@evil.example"}}, "To[0]"},
-		{"smuggled from", &Message{From: "a@example.com> RET=FULL", To: []string{"b@example.com"}}, "From"},
-		{"quoted smuggling", &Message{To: []string{`"x> ORCPT=rfc822;a@evil.test"@example.com`}}, "To[0]"},
-		{"crlf in address", &Message{To: []string{"a@example.com\r\nRCPT TO:<b@example.com>"}}, "To[0]"},
-		{"nul", &Message{To: []string{"a@example.com"}, Subject: "a\x00b"}, "Subject"},
-		{"no recipient", &Message{Subject: "x"}, "To"},
-		{"crlf filename", &Message{To: []string{"a@example.com"}, Attachments: []Attachment{{Filename: "a\r\nb", Content: strings.NewReader("x")}}}, "Attachments[0]"},
-		{"long address", &Message{To: []string{strings.Repeat("a", 300) + "@example.com"}}, "To[0]"},
+		{"crlf subject", &emailconn.Message{To: []string{"a@example.com"}, Subject: "x\r\nBcc: victim@example.com"}, "Subject"},
+		{"lf in header", &emailconn.Message{To: []string{"a@example.com"}, Headers: map[string]string{"X-Id": "1\nBcc: v@example.com"}}, "Headers"},
+		{"structural header", &emailconn.Message{To: []string{"a@example.com"}, Headers: map[string]string{"Bcc": "v@example.com"}}, "Headers"},
+		{"smuggled rcpt", &emailconn.Message{To: []string{"a@example.com> NOTIFY=SUCCESS ORCPT=rfc822;x@evil.example"}}, "To[0]"},
+		{"smuggled from", &emailconn.Message{From: "a@example.com> RET=FULL", To: []string{"b@example.com"}}, "From"},
+		{"quoted smuggling", &emailconn.Message{To: []string{`"x> ORCPT=rfc822;a@evil.test"@example.com`}}, "To[0]"},
+		{"crlf in address", &emailconn.Message{To: []string{"a@example.com\r\nRCPT TO:<b@example.com>"}}, "To[0]"},
+		{"nul", &emailconn.Message{To: []string{"a@example.com"}, Subject: "a\x00b"}, "Subject"},
+		{"no recipient", &emailconn.Message{Subject: "x"}, "To"},
+		{"crlf filename", &emailconn.Message{To: []string{"a@example.com"}, Attachments: []emailconn.Attachment{{Filename: "a\r\nb", Content: strings.NewReader("x")}}}, "Attachments[0]"},
+		{"long address", &emailconn.Message{To: []string{strings.Repeat("a", 300) + "@example.com"}}, "To[0]"},
 	}
 	for _, h := range hostile {
 		_, err := s.Send(context.Background(), h.msg)
-		var fe *FieldError
-		if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, h.field) {
+		var fe *emailconn.FieldError
+		if !errors.Is(err, emailconn.ErrInvalid) || !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, h.field) {
 			t.Errorf("%s: Send = %v, want ErrInvalid naming %s", h.name, err, h.field)
 		}
 	}
@@ -455,11 +457,11 @@ func TestHostileInputRefusedBeforeIO(t *testing.T) {
 // every path and checks what the server received.
 func TestNoBareCROrLFOnTheWire(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	seqs := []string{"x\r.\rSMUGGLED\r", "x\r.\r\nSMUGGLED\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n", "x\n.\nSMUGGLED\n", "\r\r\n", "trailing\r", ".leading\r\n"}
 	for _, seq := range seqs {
-		if _, err := s.Send(context.Background(), &Message{To: []string{"a@example.com"}, Text: seq, HTML: "<p>" + seq + "</p>",
-			Attachments: []Attachment{{Filename: "a.txt", Content: strings.NewReader(seq)}}}); err != nil {
+		if _, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com"}, Text: seq, HTML: "<p>" + seq + "</p>",
+			Attachments: []emailconn.Attachment{{Filename: "a.txt", Content: strings.NewReader(seq)}}}); err != nil {
 			t.Fatalf("Send(%q) = %v", seq, err)
 		}
 		raw := "From: a@example.com\r\nTo: b@example.com\r\nSubject: raw\r\n\r\n" + seq
@@ -491,9 +493,9 @@ func TestNoBareCROrLFOnTheWire(t *testing.T) {
 // heap (F10, T15).
 func TestEndlessReplyMemory(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Endless}}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
-	s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -501,7 +503,7 @@ func TestEndlessReplyMemory(t *testing.T) {
 	defer cancel()
 	_, err := s.Send(ctx, basicMessage())
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, errReplyTooLarge) || !errors.Is(err, ErrConnect) {
+	if !errors.Is(err, emailconn.ErrReplyTooLarge) || !errors.Is(err, emailconn.ErrConnect) {
 		t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
 	}
 	if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
@@ -511,11 +513,11 @@ func TestEndlessReplyMemory(t *testing.T) {
 
 func TestPoolReusesSessions(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, TLSStartTLS)
+	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password = "alice", "s3cret"
 	s := mustSender(t, c, nil)
 	for i := range 20 {
-		if _, err := s.Send(context.Background(), &Message{To: []string{"a@example.com"}, Subject: fmt.Sprint(i), Text: "x"}); err != nil {
+		if _, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com"}, Subject: fmt.Sprint(i), Text: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -544,7 +546,7 @@ func TestPoolRedialsDeadIdleSession(t *testing.T) {
 	// by the clock, and under load also cut a new session between its
 	// greeting and EHLO.)
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "250 2.0.0 Queued\n421 4.4.2 Idle timeout", Close: true}}})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	for i := range 3 {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
@@ -568,7 +570,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 	// The server answers the first command after each message with 421
 	// and closes: the stale session is replaced without failing the send.
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterMessage, Reply: "421 4.4.2 Closing", Close: true}}})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Retry: RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	for i := range 3 {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
@@ -582,7 +584,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 func TestMaxSessionsBound(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Delay: 50 * time.Millisecond}}})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{MaxSessions: 2})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{MaxSessions: 2})
 	errc := make(chan error, 10)
 	for range 10 {
 		go func() {
@@ -609,7 +611,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 	phases := []struct {
 		name  string
 		fault smtptest.Fault
-		msg   func() *Message
+		msg   func() *emailconn.Message
 		mode  smtptest.Mode
 	}{
 		{"greeting", smtptest.Fault{At: smtptest.Greeting, Action: smtptest.Silent}, nil, smtptest.Plain},
@@ -630,19 +632,19 @@ func TestCancelInEveryPhase(t *testing.T) {
 				opts.Users = map[string]string{"alice": "s3cret"}
 			}
 			srv := smtptest.NewServer(t, opts)
-			mode := TLSNone
+			mode := emailconn.TLSNone
 			if ph.mode == smtptest.StartTLS {
-				mode = TLSStartTLS
+				mode = emailconn.TLSStartTLS
 			}
 			if ph.name == "tls handshake" {
-				mode = TLSImplicit // the server never answers the ClientHello
+				mode = emailconn.TLSImplicit // the server never answers the ClientHello
 			}
 			c := connFor(t, srv, mode)
 			c.ConnectTimeout, c.SendTimeout = 0, 0 // only the context can end it
 			if ph.name == "auth" {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			s := mustSender(t, c, &Options{Retry: RetryPolicy{MaxAttempts: 1}, dial: smallWriteBuffer})
+			s := mustSender(t, c, emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}, smallWriteBuffer))
 			msg := basicMessage()
 			if ph.msg != nil {
 				msg = ph.msg()
@@ -685,7 +687,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	s := mustSender(t, c, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -702,23 +704,23 @@ func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 
 func TestSendAfterClose(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrClosed) {
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrClosed) {
 		t.Errorf("Send after Close = %v, want ErrClosed", err)
 	}
 }
 
 func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "451 4.3.0 Try again", Times: 1}}})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 	m := basicMessage()
-	m.Attachments = []Attachment{{Filename: "a.bin", Content: io.LimitReader(zeroReader{}, 1000)}}
+	m.Attachments = []emailconn.Attachment{{Filename: "a.bin", Content: io.LimitReader(zeroReader{}, 1000)}}
 	_, err := s.Send(context.Background(), m)
-	if !errors.Is(err, ErrRefused) || len(srv.Messages()) != 0 {
+	if !errors.Is(err, emailconn.ErrRefused) || len(srv.Messages()) != 0 {
 		t.Errorf("Send = %v with %d messages; want the 451 returned, not a retry with a consumed reader", err, len(srv.Messages()))
 	}
 }
@@ -735,8 +737,8 @@ func (zeroReader) Read(p []byte) (int, error) {
 // servers that keep the transaction open (found with Mailpit).
 func TestRSETAfterRefusedMessage(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "552 5.3.4 Message too big", Times: 1}}})
-	s := mustSender(t, connFor(t, srv, TLSNone), &Options{Retry: RetryPolicy{MaxAttempts: 1}})
-	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrRefused) {
+	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrRefused) {
 		t.Fatalf("first Send = %v, want ErrRefused", err)
 	}
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
@@ -755,10 +757,10 @@ func TestRSETAfterRefusedMessage(t *testing.T) {
 
 func TestAuthRefusedBeforeTLSIsNotBadCredentials(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.Username, c.Password = "alice", "s3cret"
 	_, err := mustSender(t, c, nil).Send(context.Background(), basicMessage())
-	if !errors.Is(err, ErrAuthUnsupported) || errors.Is(err, ErrAuthFailed) {
+	if !errors.Is(err, emailconn.ErrAuthUnsupported) || errors.Is(err, emailconn.ErrAuthFailed) {
 		t.Errorf("Send = %v, want ErrAuthUnsupported (the credentials were never checked)", err)
 	}
 }

@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -25,10 +27,10 @@ func caFile(t testing.TB) string {
 }
 
 // connFor returns a connection to srv in the given TLS mode.
-func connFor(t testing.TB, srv *smtptest.Server, mode TLSMode) Connection {
-	return Connection{
+func connFor(t testing.TB, srv *smtptest.Server, mode emailconn.TLSMode) emailconn.Connection {
+	return emailconn.Connection{
 		Name: "test", MailServer: srv.Addr(), TLSMode: mode,
-		EnableTLS: mode == TLSStartTLS || mode == TLSImplicit,
+		EnableTLS: mode == emailconn.TLSStartTLS || mode == emailconn.TLSImplicit,
 		CAFile:    caFile(t), From: "engine@example.com",
 		ConnectTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
 	}
@@ -37,8 +39,8 @@ func connFor(t testing.TB, srv *smtptest.Server, mode TLSMode) Connection {
 // allowCA returns opts (nil for the defaults) with the directory of c's
 // CAFile added to Options.References, as an engine lists where its own
 // configuration's files are.
-func allowCA(c Connection, opts *Options) *Options {
-	var o Options
+func allowCA(c emailconn.Connection, opts *emailconn.Options) *emailconn.Options {
+	var o emailconn.Options
 	if opts != nil {
 		o = *opts
 	}
@@ -48,9 +50,9 @@ func allowCA(c Connection, opts *Options) *Options {
 	return &o
 }
 
-func mustSender(t testing.TB, c Connection, opts *Options) *Sender {
+func mustSender(t testing.TB, c emailconn.Connection, opts *emailconn.Options) *emailconn.Sender {
 	t.Helper()
-	s, err := NewSender(c, allowCA(c, opts))
+	s, err := emailconn.NewSender(c, allowCA(c, opts))
 	if err != nil {
 		t.Fatalf("NewSender: %v", err)
 	}
@@ -62,16 +64,16 @@ func TestSendModes(t *testing.T) {
 	tests := []struct {
 		name   string
 		srv    smtptest.Mode
-		mode   TLSMode
+		mode   emailconn.TLSMode
 		mechs  []string
 		tlsVer bool
 	}{
-		{"plain", smtptest.Plain, TLSNone, nil, false},
-		{"starttls plain auth", smtptest.StartTLS, TLSStartTLS, []string{"PLAIN", "LOGIN"}, true},
-		{"starttls login auth", smtptest.StartTLS, TLSStartTLS, []string{"LOGIN"}, true},
-		{"implicit", smtptest.Implicit, TLSImplicit, []string{"PLAIN"}, true},
-		{"opportunistic with starttls", smtptest.StartTLS, TLSOpportunistic, []string{"PLAIN"}, true},
-		{"opportunistic without", smtptest.Plain, TLSOpportunistic, nil, false},
+		{"plain", smtptest.Plain, emailconn.TLSNone, nil, false},
+		{"starttls plain auth", smtptest.StartTLS, emailconn.TLSStartTLS, []string{"PLAIN", "LOGIN"}, true},
+		{"starttls login auth", smtptest.StartTLS, emailconn.TLSStartTLS, []string{"LOGIN"}, true},
+		{"implicit", smtptest.Implicit, emailconn.TLSImplicit, []string{"PLAIN"}, true},
+		{"opportunistic with starttls", smtptest.StartTLS, emailconn.TLSOpportunistic, []string{"PLAIN"}, true},
+		{"opportunistic without", smtptest.Plain, emailconn.TLSOpportunistic, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +89,7 @@ func TestSendModes(t *testing.T) {
 				c.Username, c.Password = "alice", "s3cret"
 			}
 			s := mustSender(t, c, nil)
-			rc, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "hello"})
+			rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "hello"})
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -113,11 +115,11 @@ func TestSendModes(t *testing.T) {
 
 func TestStartTLSRequiredButNotOffered(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Plain, Users: map[string]string{"alice": "pw"}})
-	c := connFor(t, srv, TLSStartTLS)
+	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password = "alice", "pw"
 	s := mustSender(t, c, nil)
-	_, err := s.Send(context.Background(), &Message{To: []string{"ops@example.com"}, Text: "x"})
-	if !errors.Is(err, ErrTLSUnavailable) {
+	_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})
+	if !errors.Is(err, emailconn.ErrTLSUnavailable) {
 		t.Fatalf("Send = %v, want ErrTLSUnavailable", err)
 	}
 	for _, l := range srv.Transcript() {
@@ -129,14 +131,14 @@ func TestStartTLSRequiredButNotOffered(t *testing.T) {
 }
 
 func TestZeroSender(t *testing.T) {
-	var s Sender
-	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, ErrInvalid) {
+	var s emailconn.Sender
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("zero Sender Send = %v, want ErrInvalid", err)
 	}
-	if _, err := s.SendRaw(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("x")); !errors.Is(err, ErrInvalid) {
+	if _, err := s.SendRaw(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("x")); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("zero Sender SendRaw = %v", err)
 	}
-	if _, err := s.Render(io.Discard, basicMessage()); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Render(io.Discard, basicMessage()); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("zero Sender Render = %v, want ErrInvalid", err)
 	}
 	if err := s.Close(); err != nil {

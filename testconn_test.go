@@ -1,4 +1,4 @@
-package emailconn
+package emailconn_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emailconn/emailconn"
+
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
@@ -22,17 +24,17 @@ import (
 
 // runTest runs the package's TestConnection with the directory of c's
 // CAFile allowed (see allowCA).
-func runTest(c Connection, to *TestOptions) *TestReport {
-	var o TestOptions
+func runTest(c emailconn.Connection, to *emailconn.TestOptions) *emailconn.TestReport {
+	var o emailconn.TestOptions
 	if to != nil {
 		o = *to
 	}
 	o.Options = allowCA(c, o.Options)
-	return TestConnection(context.Background(), c, &o)
+	return emailconn.TestConnection(context.Background(), c, &o)
 }
 
-func outcomes(rep *TestReport) map[Stage]Outcome {
-	m := map[Stage]Outcome{}
+func outcomes(rep *emailconn.TestReport) map[emailconn.Stage]emailconn.Outcome {
+	m := map[emailconn.Stage]emailconn.Outcome{}
 	for _, s := range rep.Stages {
 		m[s.Stage] = s.Outcome
 	}
@@ -43,21 +45,21 @@ func TestTestConnectionPasses(t *testing.T) {
 	tests := []struct {
 		name  string
 		srv   smtptest.Options
-		mode  TLSMode
+		mode  emailconn.TLSMode
 		auth  bool
 		probe string
-		want  map[Stage]Outcome
+		want  map[emailconn.Stage]emailconn.Outcome
 		say   string
 	}{
-		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, TLSStartTLS, true, "ops@example.com",
-			map[Stage]Outcome{StageResolve: OutcomeSkipped, StageConnect: OutcomePassed, StageTLS: OutcomeSkipped, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomePassed,
-				StageToken: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomePassed, StageRcpt: OutcomePassed, StageReset: OutcomePassed, StageQuit: OutcomePassed},
+		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSStartTLS, true, "ops@example.com",
+			map[emailconn.Stage]emailconn.Outcome{emailconn.StageResolve: emailconn.OutcomeSkipped, emailconn.StageConnect: emailconn.OutcomePassed, emailconn.StageTLS: emailconn.OutcomeSkipped, emailconn.StageGreeting: emailconn.OutcomePassed, emailconn.StageEHLO: emailconn.OutcomePassed, emailconn.StageSTARTTLS: emailconn.OutcomePassed,
+				emailconn.StageToken: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomePassed, emailconn.StageMail: emailconn.OutcomePassed, emailconn.StageRcpt: emailconn.OutcomePassed, emailconn.StageReset: emailconn.OutcomePassed, emailconn.StageQuit: emailconn.OutcomePassed},
 			"STARTTLS (TLS 1.3), authenticated as alice with PLAIN, and the server accepts mail from engine@example.com to the probe recipient in"},
-		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, TLSImplicit, true, "",
-			map[Stage]Outcome{StageTLS: OutcomePassed, StageGreeting: OutcomePassed, StageEHLO: OutcomePassed, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomePassed, StageMail: OutcomeSkipped, StageQuit: OutcomePassed},
+		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSImplicit, true, "",
+			map[emailconn.Stage]emailconn.Outcome{emailconn.StageTLS: emailconn.OutcomePassed, emailconn.StageGreeting: emailconn.OutcomePassed, emailconn.StageEHLO: emailconn.OutcomePassed, emailconn.StageSTARTTLS: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomePassed, emailconn.StageMail: emailconn.OutcomeSkipped, emailconn.StageQuit: emailconn.OutcomePassed},
 			"implicit TLS (TLS 1.3), authenticated as alice with PLAIN in"},
-		{"plaintext without auth", smtptest.Options{}, TLSNone, false, "",
-			map[Stage]Outcome{StageTLS: OutcomeSkipped, StageSTARTTLS: OutcomeSkipped, StageAuth: OutcomeSkipped, StageQuit: OutcomePassed},
+		{"plaintext without auth", smtptest.Options{}, emailconn.TLSNone, false, "",
+			map[emailconn.Stage]emailconn.Outcome{emailconn.StageTLS: emailconn.OutcomeSkipped, emailconn.StageSTARTTLS: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomeSkipped, emailconn.StageQuit: emailconn.OutcomePassed},
 			", without TLS in"},
 	}
 	for _, tt := range tests {
@@ -67,7 +69,7 @@ func TestTestConnectionPasses(t *testing.T) {
 			if tt.auth {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			rep := runTest(c, &TestOptions{ProbeRecipient: tt.probe})
+			rep := runTest(c, &emailconn.TestOptions{ProbeRecipient: tt.probe})
 			if !rep.OK || rep.Err != nil {
 				t.Fatalf("report not OK: %s", reportJSON(rep))
 			}
@@ -86,8 +88,8 @@ func TestTestConnectionPasses(t *testing.T) {
 					t.Errorf("success sentence %q contains %q", rep.Sentence, word)
 				}
 			}
-			if len(rep.Stages) != len(ladder) {
-				t.Errorf("%d stages, want %d", len(rep.Stages), len(ladder))
+			if len(rep.Stages) != emailconn.LadderLen() {
+				t.Errorf("%d stages, want %d", len(rep.Stages), emailconn.LadderLen())
 			}
 			for _, l := range srv.Transcript() {
 				if strings.HasPrefix(l, "DATA") {
@@ -103,9 +105,9 @@ func TestTestConnectionPasses(t *testing.T) {
 
 func TestTestConnectionReportsServer(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, MaxMessageBytes: 10 << 20, Mechanisms: []string{"PLAIN", "LOGIN", "CRAM-MD5"}})
-	c := connFor(t, srv, TLSStartTLS)
+	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password, c.ActionsBaseURL = "alice", "s3cret", "https://approvals.example.com"
-	rep := runTest(c, &TestOptions{Options: &Options{ActionOrigin: "http://engine.internal:8080"}})
+	rep := runTest(c, &emailconn.TestOptions{Options: &emailconn.Options{ActionOrigin: "http://engine.internal:8080"}})
 	if !rep.OK {
 		t.Fatalf("%s", reportJSON(rep))
 	}
@@ -140,7 +142,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 
 func TestTestConnectionWarnings(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertExpiresSoon})
-	c := connFor(t, srv, TLSImplicit)
+	c := connFor(t, srv, emailconn.TLSImplicit)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	rep := runTest(c, nil)
 	if !rep.OK {
@@ -160,13 +162,13 @@ func TestTestConnectionWarnings(t *testing.T) {
 	}
 
 	plain := smtptest.NewServer(t, smtptest.Options{})
-	rep = runTest(connFor(t, plain, TLSNone), nil)
+	rep = runTest(connFor(t, plain, emailconn.TLSNone), nil)
 	if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "messages travel in plaintext") {
 		t.Errorf("plaintext warnings = %q", rep.Warnings)
 	}
 
 	// STARTTLS on 465: a warning even though nothing listens there.
-	c = Connection{Name: "x", MailServer: "127.0.0.1:465", TLSMode: TLSStartTLS, EnableTLS: true, ConnectTimeout: time.Second, SendTimeout: time.Second}
+	c = emailconn.Connection{Name: "x", MailServer: "127.0.0.1:465", TLSMode: emailconn.TLSStartTLS, EnableTLS: true, ConnectTimeout: time.Second, SendTimeout: time.Second}
 	rep = runTest(c, nil)
 	if rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "STARTTLS on port 465") {
 		t.Errorf("465 warnings = %q", rep.Warnings)
@@ -177,9 +179,9 @@ func TestTestConnectionWarnings(t *testing.T) {
 type hintCase struct {
 	name  string
 	srv   smtptest.Options
-	mode  TLSMode
-	patch func(*Connection, *TestOptions)
-	stage Stage
+	mode  emailconn.TLSMode
+	patch func(*emailconn.Connection, *emailconn.TestOptions)
+	stage emailconn.Stage
 	hint  string // substring of the first hint
 }
 
@@ -189,38 +191,40 @@ func TestTestConnectionHints(t *testing.T) {
 	authReply := func(reply string) smtptest.Options {
 		return smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}}
 	}
-	probe := func(c *Connection, o *TestOptions) { o.ProbeRecipient = "someone@elsewhere.example" }
+	probe := func(c *emailconn.Connection, o *emailconn.TestOptions) {
+		o.ProbeRecipient = "someone@elsewhere.example"
+	}
 	tests := []hintCase{
-		{"plaintext to implicit TLS port", smtptest.Options{TLS: smtptest.Implicit}, TLSNone, nil, StageGreeting, "expects implicit TLS"},
-		{"TLS to a plaintext port", smtptest.Options{}, TLSImplicit, nil, StageTLS, "does not speak TLS on port"},
-		{"STARTTLS not offered", smtptest.Options{}, TLSStartTLS, nil, StageSTARTTLS, "does not offer STARTTLS on port"},
-		{"certificate name mismatch", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, TLSStartTLS, nil, StageSTARTTLS, "The certificate is for wrong.example, not 127.0.0.1"},
+		{"plaintext to implicit TLS port", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSNone, nil, emailconn.StageGreeting, "expects implicit TLS"},
+		{"TLS to a plaintext port", smtptest.Options{}, emailconn.TLSImplicit, nil, emailconn.StageTLS, "does not speak TLS on port"},
+		{"STARTTLS not offered", smtptest.Options{}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "does not offer STARTTLS on port"},
+		{"certificate name mismatch", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "The certificate is for wrong.example, not 127.0.0.1"},
 		// Without caFile (issue 10-17: with a caFile of the wrong CA, the
 		// hint is another one; see TestIssue10_17_CAFileOfAnotherCA).
-		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, TLSImplicit, func(c *Connection, _ *TestOptions) { c.CAFile = "" }, StageTLS, "set caFile"},
-		{"expired certificate", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, TLSStartTLS, nil, StageSTARTTLS, "certificate has expired"},
-		{"AUTH not offered", smtptest.Options{TLS: smtptest.StartTLS}, TLSStartTLS, func(c *Connection, _ *TestOptions) { c.Username, c.Password = "alice", "s3cret" }, StageAuth, "offers no AUTH"},
-		{"mechanism not offered", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5", "GSSAPI"}}, TLSStartTLS, nil, StageAuth, "offers CRAM-MD5 GSSAPI but not PLAIN or LOGIN"},
-		{"535 5.7.139", authReply("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully"), TLSStartTLS, nil, StageAuth, "Basic authentication) is disabled for this Microsoft 365 tenant"},
-		{"535 5.7.3", authReply("535 5.7.3 Authentication unsuccessful"), TLSStartTLS, nil, StageAuth, "SMTP.SendAsApp"},
-		{"534 5.7.9", authReply("534-5.7.9 Application-specific password required.\n534 5.7.9 Learn more at https://support.google.com/mail"), TLSStartTLS, nil, StageAuth, "app password or OAuth2"},
-		{"530 5.7.0", smtptest.Options{Users: users, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}}, TLSNone, nil, StageAuth, "requires STARTTLS before this command"},
-		{"550 5.7.30", authReply("550 5.7.30 Basic authentication is not supported for Client Submission"), TLSStartTLS, nil, StageAuth, "Basic authentication is retired"},
-		{"504 5.7.4", authReply("504 5.7.4 Unrecognized authentication type"), TLSStartTLS, nil, StageAuth, "Microsoft 365 accepts only LOGIN and XOAUTH2"},
-		{"wrong password", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}}, TLSStartTLS, nil, StageAuth, "rejected the credentials of alice"},
+		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, emailconn.TLSImplicit, func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.CAFile = "" }, emailconn.StageTLS, "set caFile"},
+		{"expired certificate", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "certificate has expired"},
+		{"AUTH not offered", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.Username, c.Password = "alice", "s3cret" }, emailconn.StageAuth, "offers no AUTH"},
+		{"mechanism not offered", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5", "GSSAPI"}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "offers CRAM-MD5 GSSAPI but not PLAIN or LOGIN"},
+		{"535 5.7.139", authReply("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Basic authentication) is disabled for this Microsoft 365 tenant"},
+		{"535 5.7.3", authReply("535 5.7.3 Authentication unsuccessful"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "SMTP.SendAsApp"},
+		{"534 5.7.9", authReply("534-5.7.9 Application-specific password required.\n534 5.7.9 Learn more at https://support.google.com/mail"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "app password or OAuth2"},
+		{"530 5.7.0", smtptest.Options{Users: users, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}}, emailconn.TLSNone, nil, emailconn.StageAuth, "requires STARTTLS before this command"},
+		{"550 5.7.30", authReply("550 5.7.30 Basic authentication is not supported for Client Submission"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Basic authentication is retired"},
+		{"504 5.7.4", authReply("504 5.7.4 Unrecognized authentication type"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Microsoft 365 accepts only LOGIN and XOAUTH2"},
+		{"wrong password", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "rejected the credentials of alice"},
 		{"550 5.7.1 relay denied", smtptest.Options{TLS: smtptest.StartTLS, Users: users, RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Unable to relay"}
-		}}, TLSStartTLS, probe, StageRcpt, "refuses to relay"},
+		}}, emailconn.TLSStartTLS, probe, emailconn.StageRcpt, "refuses to relay"},
 		{"550 5.7.60 send-as denied", smtptest.Options{TLS: smtptest.StartTLS, Users: users, MailHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 60}, Message: "Client does not have permissions to send as this sender"}
-		}}, TLSStartTLS, probe, StageMail, "may not send as engine@example.com"},
-		{"non-SMTP service", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "HTTP/1.1 400 Bad Request\r\n", Close: true}}}, TLSNone, nil, StageGreeting, "does not speak SMTP"},
-		{"421 greeting", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "421 4.3.2 Too many connections", Close: true}}}, TLSNone, nil, StageGreeting, "closed the session (421)"},
-		{"greeting timeout", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}}, TLSNone, nil, StageGreeting, "sent no greeting"},
-		{"EHLO timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Silent}}}, TLSStartTLS, nil, StageEHLO, "sent no greeting"},
-		{"STARTTLS timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Silent}}}, TLSStartTLS, nil, StageSTARTTLS, "did not reply in time"},
-		{"AUTH timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, TLSStartTLS, nil, StageAuth, "did not reply in time"},
-		{"MAIL timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Silent}}}, TLSStartTLS, probe, StageMail, "did not reply in time"},
+		}}, emailconn.TLSStartTLS, probe, emailconn.StageMail, "may not send as engine@example.com"},
+		{"non-SMTP service", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "HTTP/1.1 400 Bad Request\r\n", Close: true}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "does not speak SMTP"},
+		{"421 greeting", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "421 4.3.2 Too many connections", Close: true}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "closed the session (421)"},
+		{"greeting timeout", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "sent no greeting"},
+		{"EHLO timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageEHLO, "sent no greeting"},
+		{"STARTTLS timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "did not reply in time"},
+		{"AUTH timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "did not reply in time"},
+		{"MAIL timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, probe, emailconn.StageMail, "did not reply in time"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,7 +243,7 @@ func TestTestConnectionHints(t *testing.T) {
 				// Long enough for the phases before the silent one on a
 				// loaded machine under the race detector.
 				switch tc.stage {
-				case StageAuth, StageMail, StageRcpt:
+				case emailconn.StageAuth, emailconn.StageMail, emailconn.StageRcpt:
 					c.SendTimeout = time.Second
 				default:
 					c.ConnectTimeout = time.Second
@@ -248,7 +252,7 @@ func TestTestConnectionHints(t *testing.T) {
 			if tc.srv.Users != nil {
 				c.Username, c.Password = "alice", "s3cret"
 			}
-			opts := &TestOptions{}
+			opts := &emailconn.TestOptions{}
 			if tc.patch != nil {
 				tc.patch(&c, opts)
 			}
@@ -257,18 +261,18 @@ func TestTestConnectionHints(t *testing.T) {
 	}
 }
 
-func checkFailure(t *testing.T, rep *TestReport, stage Stage, hint string) {
+func checkFailure(t *testing.T, rep *emailconn.TestReport, stage emailconn.Stage, hint string) {
 	t.Helper()
 	if rep.OK || rep.Err == nil {
 		t.Fatalf("report OK, want a failure at %s: %s", stage, reportJSON(rep))
 	}
 	got := outcomes(rep)
-	if got[stage] != OutcomeFailed {
+	if got[stage] != emailconn.OutcomeFailed {
 		t.Errorf("stage %s = %s, want failed\n%s", stage, got[stage], reportJSON(rep))
 	}
 	after := false
 	for _, s := range rep.Stages {
-		if after && s.Outcome != OutcomeNotRun {
+		if after && s.Outcome != emailconn.OutcomeNotRun {
 			t.Errorf("stage %s after the failure = %s, want not run", s.Stage, s.Outcome)
 		}
 		if s.Stage == stage {
@@ -289,23 +293,23 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	checkFailure(t, runTest(Connection{Name: "x", MailServer: addr, ConnectTimeout: time.Second}, nil), StageConnect, "Nothing accepts connections")
+	checkFailure(t, runTest(emailconn.Connection{Name: "x", MailServer: addr, ConnectTimeout: time.Second}, nil), emailconn.StageConnect, "Nothing accepts connections")
 
 	// Host not found, through the resolver seam.
-	notFound := &Options{lookup: func(context.Context, string) ([]netip.Addr, error) {
+	notFound := emailconn.WithLookup(&emailconn.Options{}, func(context.Context, string) ([]netip.Addr, error) {
 		return nil, &net.DNSError{Err: "no such host", Name: "smtp.example.invalid", IsNotFound: true}
-	}}
-	checkFailure(t, runTest(Connection{Name: "x", MailServer: "smtp.example.invalid", ConnectTimeout: time.Second},
-		&TestOptions{Options: notFound}), StageResolve, "does not resolve")
+	})
+	checkFailure(t, runTest(emailconn.Connection{Name: "x", MailServer: "smtp.example.invalid", ConnectTimeout: time.Second},
+		&emailconn.TestOptions{Options: notFound}), emailconn.StageResolve, "does not resolve")
 
 	// Connect timeout, through the dialer seam.
-	blocking := &Options{dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	blocking := emailconn.WithDial(&emailconn.Options{}, func(ctx context.Context, _, _ string) (net.Conn, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
-	}}
+	})
 	start := time.Now()
-	checkFailure(t, runTest(Connection{Name: "x", MailServer: "127.0.0.1:25", ConnectTimeout: 300 * time.Millisecond},
-		&TestOptions{Options: blocking}), StageConnect, "No answer from 127.0.0.1 port 25")
+	checkFailure(t, runTest(emailconn.Connection{Name: "x", MailServer: "127.0.0.1:25", ConnectTimeout: 300 * time.Millisecond},
+		&emailconn.TestOptions{Options: blocking}), emailconn.StageConnect, "No answer from 127.0.0.1 port 25")
 	if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
 		t.Errorf("connect timeout reported after %v", d)
 	}
@@ -314,30 +318,29 @@ func TestTestConnectionConnectionFailures(t *testing.T) {
 // TestTestConnectionBoundedWithoutTimeouts: a silent server and a
 // connection without timeouts are still reported within the default cap.
 func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
-	defer func(d time.Duration) { defaultTestTimeout = d }(defaultTestTimeout)
 	const limit = 300 * time.Millisecond // the cap, shortened for the test
-	defaultTestTimeout = limit
+	emailconn.SetDefaultTestTimeout(t, limit)
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
 	rep := runTest(c, nil)
 	if d := time.Since(start); d < limit || d > limit+ftSlack {
 		t.Errorf("the test returned after %v, want about the %v cap", d, limit)
 	}
-	checkFailure(t, rep, StageGreeting, "reached its time limit")
+	checkFailure(t, rep, emailconn.StageGreeting, "reached its time limit")
 	if !strings.Contains(strings.Join(rep.Warnings, " "), "No timeouts are configured") {
 		t.Errorf("warnings = %q", rep.Warnings)
 	}
 }
 
 func TestTestConnectionInvalid(t *testing.T) {
-	rep := runTest(Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
-	if rep.OK || !errors.Is(rep.Err, ErrInvalid) || !strings.Contains(rep.Sentence, "not valid") || !strings.Contains(rep.Sentence, "SendTimeout") {
+	rep := runTest(emailconn.Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrInvalid) || !strings.Contains(rep.Sentence, "not valid") || !strings.Contains(rep.Sentence, "SendTimeout") {
 		t.Errorf("report %s", reportJSON(rep))
 	}
 	for _, s := range rep.Stages {
-		if s.Outcome != OutcomeNotRun {
+		if s.Outcome != emailconn.OutcomeNotRun {
 			t.Errorf("stage %s = %s for an invalid connection", s.Stage, s.Outcome)
 		}
 	}
@@ -372,10 +375,10 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 	var sentences []string
 	for _, target := range targets {
 		ip := netip.MustParseAddr(target)
-		opts := &Options{DialPolicy: &DialPolicy{}, lookup: func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{ip}, nil }}
-		c := Connection{Name: "tenant", MailServer: "mail.tenant.example:" + itoa(port), ConnectTimeout: time.Second}
-		rep := runTest(c, &TestOptions{Options: opts})
-		if !errors.Is(rep.Err, ErrBlocked) {
+		opts := emailconn.WithLookup(&emailconn.Options{DialPolicy: &emailconn.DialPolicy{}}, func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{ip}, nil })
+		c := emailconn.Connection{Name: "tenant", MailServer: "mail.tenant.example:" + itoa(port), ConnectTimeout: time.Second}
+		rep := runTest(c, &emailconn.TestOptions{Options: opts})
+		if !errors.Is(rep.Err, emailconn.ErrBlocked) {
 			t.Errorf("%s: %v, want ErrBlocked", target, rep.Err)
 		}
 		sentences = append(sentences, rep.Sentence)
@@ -404,9 +407,9 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 		t.Errorf("the listener saw %d connections, want 0", n)
 	}
 	// Allowed explicitly, loopback connects.
-	opts := &Options{DialPolicy: &DialPolicy{AllowLoopback: true}}
-	rep := runTest(Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &TestOptions{Options: opts})
-	if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
+	opts := &emailconn.Options{DialPolicy: &emailconn.DialPolicy{AllowLoopback: true}}
+	rep := runTest(emailconn.Connection{Name: "x", MailServer: l.Addr().String(), ConnectTimeout: time.Second, SendTimeout: time.Second}, &emailconn.TestOptions{Options: opts})
+	if got := outcomes(rep)[emailconn.StageConnect]; got != emailconn.OutcomePassed {
 		t.Errorf("with AllowLoopback, connect = %s: %v", got, rep.Err)
 	}
 }
@@ -416,7 +419,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestTestConnectionOAuth2(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(_, tok string) bool { return tok != "tok-1" }})
-	r := oauthRegistry(t, srv, te, GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
 	rep := r.TestConnection(context.Background(), "m365", nil)
 	// The first token is rejected; like a send, the test drops it and
 	// authenticates with a fresh one, and says so.
@@ -426,17 +429,17 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "rejected the cached OAuth2 access token (535 5.7.8 Username and Password not accepted (token rejected: status 401") {
 		t.Errorf("warnings = %q", rep.Warnings)
 	}
-	if outcomes(rep)[StageToken] != OutcomePassed {
-		t.Errorf("token stage = %s", outcomes(rep)[StageToken])
+	if outcomes(rep)[emailconn.StageToken] != emailconn.OutcomePassed {
+		t.Errorf("token stage = %s", outcomes(rep)[emailconn.StageToken])
 	}
 	// Every token rejected: the failure names the decoded challenge.
 	srv2 := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return false }})
-	r2 := oauthRegistry(t, srv2, te, GrantClientCredentials, nil)
-	checkFailure(t, r2.TestConnection(context.Background(), "m365", nil), StageAuth, "rejected the OAuth2 access token for robot@contoso.com (status 401, scope https://mail.google.com/")
+	r2 := oauthRegistry(t, srv2, te, emailconn.GrantClientCredentials, nil)
+	checkFailure(t, r2.TestConnection(context.Background(), "m365", nil), emailconn.StageAuth, "rejected the OAuth2 access token for robot@contoso.com (status 401, scope https://mail.google.com/")
 	if strings.Contains(string(reportJSON(rep)), "tok-") {
 		t.Error("the report contains a token")
 	}
-	if rep := r.TestConnection(context.Background(), "nope", nil); rep.OK || !errors.Is(rep.Err, ErrNotFound) {
+	if rep := r.TestConnection(context.Background(), "nope", nil); rep.OK || !errors.Is(rep.Err, emailconn.ErrNotFound) {
 		t.Errorf("unknown connection: %s", reportJSON(rep))
 	}
 }
@@ -444,8 +447,8 @@ func TestTestConnectionOAuth2(t *testing.T) {
 func TestTestConnection530Hints(t *testing.T) {
 	// A server that requires AUTH, and a connection without credentials.
 	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, TLSNone)
-	checkFailure(t, runTest(c, &TestOptions{ProbeRecipient: "ops@example.com"}), StageMail, "requires authentication before sending")
+	c := connFor(t, srv, emailconn.TLSNone)
+	checkFailure(t, runTest(c, &emailconn.TestOptions{ProbeRecipient: "ops@example.com"}), emailconn.StageMail, "requires authentication before sending")
 }
 
 // TestIssue10_15_TokenEndpointDown: the mail server answers, the token
@@ -459,13 +462,13 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 	down := l.Addr().String()
 	l.Close()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-	c := connFor(t, srv, TLSStartTLS)
-	c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "down"
-	oc := &OAuth2Config{Name: "down", GrantType: GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "client-secret-canary", Scopes: []string{"https://outlook.office365.com/.default"}}
+	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "down"
+	oc := &emailconn.OAuth2Config{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "client-secret-canary", Scopes: []string{"https://outlook.office365.com/.default"}}
 	for _, restricted := range []bool{false, true} {
-		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: restricted})
-		checkFailure(t, rep, StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
-		if got := outcomes(rep)[StageConnect]; got != OutcomePassed {
+		rep := runTest(c, &emailconn.TestOptions{OAuth2Config: oc, Restricted: restricted})
+		checkFailure(t, rep, emailconn.StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
+		if got := outcomes(rep)[emailconn.StageConnect]; got != emailconn.OutcomePassed {
 			t.Errorf("connect = %s, want passed", got)
 		}
 		for _, h := range rep.Hints {
@@ -500,10 +503,10 @@ func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: tt.cert})
-			c := connFor(t, srv, TLSImplicit)
+			c := connFor(t, srv, emailconn.TLSImplicit)
 			c.CAFile = tt.caFile(t)
 			rep := runTest(c, nil)
-			checkFailure(t, rep, StageTLS, tt.hint)
+			checkFailure(t, rep, emailconn.StageTLS, tt.hint)
 			if c.CAFile != "" && strings.Contains(rep.Hints[0], "set caFile") {
 				t.Errorf("hint %q tells a connection with a caFile to set one", rep.Hints[0])
 			}
@@ -516,18 +519,18 @@ func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
 // offered; a plaintext session where no credentials were sent does not
 // warn that credentials were sent.
 func TestIssue10_18_AuthNotOffered(t *testing.T) {
-	creds := func(c *Connection, _ *TestOptions) { c.Username, c.Password = "alice", "s3cret" }
+	creds := func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.Username, c.Password = "alice", "s3cret" }
 	tests := []struct {
 		name string
 		srv  smtptest.Options
-		mode TLSMode
+		mode emailconn.TLSMode
 		hint string
 		not  string
 	}{
-		{"encrypted", smtptest.Options{TLS: smtptest.StartTLS}, TLSStartTLS, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
-		{"implicit TLS", smtptest.Options{TLS: smtptest.Implicit}, TLSImplicit, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
-		{"plaintext, STARTTLS offered", smtptest.Options{TLS: smtptest.StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "s3cret"}}, TLSNone, "offers STARTTLS and no AUTH before it: turn Enable TLS on", ""},
-		{"plaintext, no STARTTLS", smtptest.Options{}, TLSNone, "offers neither AUTH nor STARTTLS on port", "turn Enable TLS on"},
+		{"encrypted", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"implicit TLS", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"plaintext, STARTTLS offered", smtptest.Options{TLS: smtptest.StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSNone, "offers STARTTLS and no AUTH before it: turn Enable TLS on", ""},
+		{"plaintext, no STARTTLS", smtptest.Options{}, emailconn.TLSNone, "offers neither AUTH nor STARTTLS on port", "turn Enable TLS on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -535,7 +538,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 			c := connFor(t, srv, tt.mode)
 			creds(&c, nil)
 			rep := runTest(c, nil)
-			checkFailure(t, rep, StageAuth, tt.hint)
+			checkFailure(t, rep, emailconn.StageAuth, tt.hint)
 			if tt.not != "" && strings.Contains(strings.ToLower(rep.Hints[0]), strings.ToLower(tt.not)) {
 				t.Errorf("hint %q says %q", rep.Hints[0], tt.not)
 			}
@@ -544,7 +547,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 					t.Errorf("warning %q although no credentials were sent", w)
 				}
 			}
-			if tt.mode == TLSNone && !strings.Contains(strings.Join(rep.Warnings, " "), "messages travel in plaintext") {
+			if tt.mode == emailconn.TLSNone && !strings.Contains(strings.Join(rep.Warnings, " "), "messages travel in plaintext") {
 				t.Errorf("warnings = %q, want the plaintext warning", rep.Warnings)
 			}
 		})
@@ -552,7 +555,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 	// Credentials that were sent in plaintext (to loopback) are still
 	// reported as sent.
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	creds(&c, nil)
 	rep := runTest(c, nil)
 	if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "the credentials were sent in plaintext") {
@@ -564,25 +567,25 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 // suspicious on a port whose convention is the other mode.
 func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit})
-	rep := runTest(connFor(t, srv, TLSImplicit), nil)
+	rep := runTest(connFor(t, srv, emailconn.TLSImplicit), nil)
 	if !rep.OK || len(rep.Warnings) != 0 {
 		t.Errorf("implicit TLS on port %d: ok %v, warnings %q, want none", rep.Server.Port, rep.OK, rep.Warnings)
 	}
 	// The same server, reached as 127.0.0.1:587 (through the dialer seam).
-	redirect := &Options{dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+	redirect := emailconn.WithDial(&emailconn.Options{}, func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr())
-	}}
+	})
 	for _, port := range []string{"587", "25"} {
-		c := connFor(t, srv, TLSImplicit)
+		c := connFor(t, srv, emailconn.TLSImplicit)
 		c.MailServer = "127.0.0.1:" + port
-		rep = runTest(c, &TestOptions{Options: redirect})
+		rep = runTest(c, &emailconn.TestOptions{Options: redirect})
 		if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "Implicit TLS on port "+port+": port "+port+" usually expects STARTTLS") {
 			t.Errorf("implicit TLS on port %s: ok %v, warnings %q", port, rep.OK, rep.Warnings)
 		}
 	}
 	// STARTTLS on an unusual port: no warning either.
 	st := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
-	if rep := runTest(connFor(t, st, TLSStartTLS), nil); !rep.OK || len(rep.Warnings) != 0 {
+	if rep := runTest(connFor(t, st, emailconn.TLSStartTLS), nil); !rep.OK || len(rep.Warnings) != 0 {
 		t.Errorf("STARTTLS: ok %v, warnings %q", rep.OK, rep.Warnings)
 	}
 }
@@ -592,16 +595,16 @@ func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 // reported as this package's timeout, not as a context error.
 func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, TLSNone)
+	c := connFor(t, srv, emailconn.TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	for _, restricted := range []bool{false, true} {
 		start := time.Now()
-		rep := runTest(c, &TestOptions{Timeout: 300 * time.Millisecond, Restricted: restricted})
+		rep := runTest(c, &emailconn.TestOptions{Timeout: 300 * time.Millisecond, Restricted: restricted})
 		if d := time.Since(start); d > 300*time.Millisecond+ftSlack {
 			t.Errorf("the test returned after %v", d)
 		}
-		checkFailure(t, rep, StageGreeting, "The test reached its time limit (300ms) without a reply")
-		if !errors.Is(rep.Err, ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
+		checkFailure(t, rep, emailconn.StageGreeting, "The test reached its time limit (300ms) without a reply")
+		if !errors.Is(rep.Err, emailconn.ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
 			t.Errorf("err = %v: want ErrTimeout and not context.DeadlineExceeded", rep.Err)
 		}
 		if j := string(reportJSON(rep)); strings.Contains(j, "context deadline exceeded") || !strings.Contains(rep.Sentence, "stopped at the greeting stage: no reply within the test's time limit (300ms).") {
@@ -614,8 +617,8 @@ func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 	// The caller's own deadline is still the caller's context error.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	rep := TestConnection(ctx, c, &TestOptions{Timeout: 5 * time.Second, Options: allowCA(c, nil)})
-	if !errors.Is(rep.Err, context.DeadlineExceeded) || errors.Is(rep.Err, ErrTimeout) {
+	rep := emailconn.TestConnection(ctx, c, &emailconn.TestOptions{Timeout: 5 * time.Second, Options: allowCA(c, nil)})
+	if !errors.Is(rep.Err, context.DeadlineExceeded) || errors.Is(rep.Err, emailconn.ErrTimeout) {
 		t.Errorf("caller's deadline: err = %v", rep.Err)
 	}
 }
@@ -628,26 +631,26 @@ func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
 	tests := []struct {
 		name  string
 		srv   smtptest.Options
-		stage Stage
+		stage emailconn.Stage
 		hint  string
 	}{
-		{"450 at RCPT", smtptest.Options{RcptHook: reply(450, smtp.EnhancedCode{4, 7, 1}, "Greylisted, try again later")}, StageRcpt, "temporarily refused the probe recipient (450): greylisting"},
-		{"450 at RCPT without enhanced code", smtptest.Options{RcptHook: reply(450, smtp.NoEnhancedCode, "Mailbox unavailable")}, StageRcpt, "temporarily refused the probe recipient (450)"},
-		{"452 at RCPT", smtptest.Options{RcptHook: reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")}, StageRcpt, "temporarily refused the probe recipient (452): the mailbox or the server is out of space"},
-		{"451 at MAIL", smtptest.Options{MailHook: reply(451, smtp.EnhancedCode{4, 3, 0}, "Local error")}, StageMail, "temporarily refused the sender engine@example.com (451)"},
-		{"550 at RCPT", smtptest.Options{RcptHook: reply(550, smtp.NoEnhancedCode, "No")}, StageRcpt, "refuses the probe recipient (550)"},
+		{"450 at RCPT", smtptest.Options{RcptHook: reply(450, smtp.EnhancedCode{4, 7, 1}, "Greylisted, try again later")}, emailconn.StageRcpt, "temporarily refused the probe recipient (450): greylisting"},
+		{"450 at RCPT without enhanced code", smtptest.Options{RcptHook: reply(450, smtp.NoEnhancedCode, "Mailbox unavailable")}, emailconn.StageRcpt, "temporarily refused the probe recipient (450)"},
+		{"452 at RCPT", smtptest.Options{RcptHook: reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")}, emailconn.StageRcpt, "temporarily refused the probe recipient (452): the mailbox or the server is out of space"},
+		{"451 at MAIL", smtptest.Options{MailHook: reply(451, smtp.EnhancedCode{4, 3, 0}, "Local error")}, emailconn.StageMail, "temporarily refused the sender engine@example.com (451)"},
+		{"550 at RCPT", smtptest.Options{RcptHook: reply(550, smtp.NoEnhancedCode, "No")}, emailconn.StageRcpt, "refuses the probe recipient (550)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, tt.srv)
-			rep := runTest(connFor(t, srv, TLSNone), &TestOptions{ProbeRecipient: "ops@example.com"})
+			rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
 			checkFailure(t, rep, tt.stage, tt.hint)
 		})
 	}
 }
 
 // normalized is a report's JSON without durations, to compare reports.
-func normalized(rep *TestReport) string {
+func normalized(rep *emailconn.TestReport) string {
 	r := *rep
 	r.Duration = 0
 	r.Stages = slices.Clone(rep.Stages)
@@ -658,7 +661,7 @@ func normalized(rep *TestReport) string {
 }
 
 // reportJSON is the report's JSON, indented, as an engine's UI gets it.
-func reportJSON(rep *TestReport) []byte {
+func reportJSON(rep *emailconn.TestReport) []byte {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		panic(err)
@@ -667,7 +670,7 @@ func reportJSON(rep *TestReport) []byte {
 }
 
 // jsonError is the "error" member of the report's JSON.
-func jsonError(rep *TestReport) string {
+func jsonError(rep *emailconn.TestReport) string {
 	var m struct {
 		Error string `json:"error"`
 	}
@@ -681,7 +684,7 @@ func jsonError(rep *TestReport) string {
 func TestIssue11_13_RestrictedReport(t *testing.T) {
 	const banner = "554 internal-relay-7.corp.local Postfix 3.4.1 (Debian) db=10.1.2.3"
 	secret := []string{"internal-relay-7", "corp.local", "Postfix", "Debian", "10.1.2.3"}
-	leaks := func(t *testing.T, rep *TestReport, words ...string) {
+	leaks := func(t *testing.T, rep *emailconn.TestReport, words ...string) {
 		t.Helper()
 		j := string(reportJSON(rep))
 		for _, w := range words {
@@ -693,18 +696,18 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("banner", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: banner, Close: true}}})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		full := runTest(c, nil)
 		if !strings.Contains(full.Sentence, banner) {
 			t.Errorf("full report: the banner is for administrators: %q", full.Sentence)
 		}
-		rep := runTest(c, &TestOptions{Restricted: true})
+		rep := runTest(c, &emailconn.TestOptions{Restricted: true})
 		leaks(t, rep, secret...)
 		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the server replied 554.") || jsonError(rep) != rep.Err.Error() {
 			t.Errorf("sentence %q, error %q", rep.Sentence, jsonError(rep))
 		}
 		// The engine still has the whole error, and the sentinels.
-		if !errors.Is(rep.Err, ErrConnect) || !strings.Contains(errors.Unwrap(rep.Err).Error(), banner) {
+		if !errors.Is(rep.Err, emailconn.ErrConnect) || !strings.Contains(errors.Unwrap(rep.Err).Error(), banner) {
 			t.Errorf("err = %v, unwrapped %v", rep.Err, errors.Unwrap(rep.Err))
 		}
 		if rep.Server.Address != "" {
@@ -712,8 +715,8 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		}
 
 		ssh := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"}}})
-		rep = runTest(connFor(t, ssh, TLSNone), &TestOptions{Restricted: true})
-		checkFailure(t, rep, StageGreeting, "does not speak SMTP")
+		rep = runTest(connFor(t, ssh, emailconn.TLSNone), &emailconn.TestOptions{Restricted: true})
+		checkFailure(t, rep, emailconn.StageGreeting, "does not speak SMTP")
 		leaks(t, rep, "SSH-2.0", "OpenSSH", "Debian")
 		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the service does not speak SMTP.") {
 			t.Errorf("sentence = %q", rep.Sentence)
@@ -723,7 +726,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 	t.Run("extensions and replies", func(t *testing.T) {
 		ehlo := "250-internal-relay-7.corp.local Hello\n250-X-DB db=10.1.2.3\n250-SIZE 1000\n250-AUTH PLAIN LOGIN db=10.1.2.3\n250 PIPELINING"
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: ehlo}}})
-		rep := runTest(connFor(t, srv, TLSNone), &TestOptions{Restricted: true})
+		rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK {
 			t.Fatalf("%s", reportJSON(rep))
 		}
@@ -738,10 +741,10 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		srv = smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{
 			{At: smtptest.AuthResult, Reply: "535 5.7.8 internal-relay-7.corp.local rejected alice (Postfix db=10.1.2.3)"},
 		}})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		c.Username, c.Password = "alice", "s3cret"
-		rep = runTest(c, &TestOptions{Restricted: true})
-		checkFailure(t, rep, StageAuth, "rejected the credentials of alice")
+		rep = runTest(c, &emailconn.TestOptions{Restricted: true})
+		checkFailure(t, rep, emailconn.StageAuth, "rejected the credentials of alice")
 		leaks(t, rep, secret...)
 		if !strings.Contains(rep.Sentence, "the server replied 535 5.7.8.") {
 			t.Errorf("sentence = %q", rep.Sentence)
@@ -750,7 +753,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		// A refused opportunistic STARTTLS: the skip reason and the
 		// warning do not quote the server.
 		srv = smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available on internal-relay-7.corp.local"}}})
-		rep = runTest(connFor(t, srv, TLSOpportunistic), &TestOptions{Restricted: true})
+		rep = runTest(connFor(t, srv, emailconn.TLSOpportunistic), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "Opportunistic TLS fell back to plaintext: the server refused STARTTLS") {
 			t.Errorf("opportunistic: %s", reportJSON(rep))
 		}
@@ -778,16 +781,16 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 			},
 		}
-		c := Connection{Name: "tenant", MailServer: "intranet.corp.example:25", ConnectTimeout: time.Second, SendTimeout: time.Second}
+		c := emailconn.Connection{Name: "tenant", MailServer: "intranet.corp.example:25", ConnectTimeout: time.Second, SendTimeout: time.Second}
 		var first, firstName string
 		for name, lookup := range lookups {
-			rep := runTest(c, &TestOptions{Restricted: true, Options: &Options{DialPolicy: &DialPolicy{}, lookup: lookup}})
-			checkFailure(t, rep, StageResolve, "Check the spelling of the mail server's name intranet.corp.example: this engine connects only to addresses it is allowed to reach.")
+			rep := runTest(c, &emailconn.TestOptions{Restricted: true, Options: emailconn.WithLookup(&emailconn.Options{DialPolicy: &emailconn.DialPolicy{}}, lookup)})
+			checkFailure(t, rep, emailconn.StageResolve, "Check the spelling of the mail server's name intranet.corp.example: this engine connects only to addresses it is allowed to reach.")
 			if !strings.Contains(rep.Sentence, "stopped at the resolve stage: the mail server's name does not resolve to an address this engine may connect to.") {
 				t.Errorf("%s: sentence = %q", name, rep.Sentence)
 			}
 			leaks(t, rep, "10.255.255.53", "10.1.2.3", "169.254", "127.0.0.1", "no such host", "misbehaving")
-			if got := outcomes(rep)[StageConnect]; got != OutcomeNotRun {
+			if got := outcomes(rep)[emailconn.StageConnect]; got != emailconn.OutcomeNotRun {
 				t.Errorf("%s: connect = %s, want not run", name, got)
 			}
 			if n := normalized(rep); first == "" {
@@ -800,14 +803,14 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("certificate", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertWrongName})
-		rep := runTest(connFor(t, srv, TLSImplicit), &TestOptions{Restricted: true})
-		checkFailure(t, rep, StageTLS, "The server's certificate is not valid for 127.0.0.1")
+		rep := runTest(connFor(t, srv, emailconn.TLSImplicit), &emailconn.TestOptions{Restricted: true})
+		checkFailure(t, rep, emailconn.StageTLS, "The server's certificate is not valid for 127.0.0.1")
 		leaks(t, rep, smtptest.WrongName, "smtptest CA")
 		if ci := rep.Certificate; ci == nil || ci.Verified || ci.NotAfter.IsZero() || ci.Subject != "" {
 			t.Errorf("certificate = %+v", ci)
 		}
 		ok := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
-		rep = runTest(connFor(t, ok, TLSStartTLS), &TestOptions{Restricted: true})
+		rep = runTest(connFor(t, ok, emailconn.TLSStartTLS), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK || rep.Certificate == nil || !rep.Certificate.Verified || rep.Server.TLSVersion == "" {
 			t.Errorf("verified certificate: %s", reportJSON(rep))
 		}
@@ -822,10 +825,10 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		down := l.Addr().String()
 		l.Close()
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}})
-		c := connFor(t, srv, TLSStartTLS)
-		c.AuthType, c.Username, c.OAuth2Config = AuthOAuth2, "robot@contoso.com", "down"
-		oc := &OAuth2Config{Name: "down", GrantType: GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
-		rep := runTest(c, &TestOptions{OAuth2Config: oc, Restricted: true})
+		c := connFor(t, srv, emailconn.TLSStartTLS)
+		c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "down"
+		oc := &emailconn.OAuth2Config{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
+		rep := runTest(c, &emailconn.TestOptions{OAuth2Config: oc, Restricted: true})
 		leaks(t, rep, "dial tcp", "Post ")
 		if !strings.Contains(rep.Sentence, "stopped at the OAuth2 token: connection refused.") {
 			t.Errorf("sentence = %q", rep.Sentence)
@@ -834,9 +837,9 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("registry names", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		c := connFor(t, srv, TLSNone)
+		c := connFor(t, srv, emailconn.TLSNone)
 		c.Name = "billing-eu"
-		r, err := NewRegistry(Config{Connections: []Connection{c}}, allowCA(c, nil))
+		r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}}, allowCA(c, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -844,11 +847,11 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		if rep := r.TestConnection(context.Background(), "billing-e", nil); !strings.Contains(rep.Sentence, "billing-eu") {
 			t.Errorf("full: %q, want the suggestion", rep.Sentence)
 		}
-		rep := r.TestConnection(context.Background(), "billing-e", &TestOptions{Restricted: true})
-		if strings.Contains(string(reportJSON(rep)), "billing-eu") || rep.OK || !errors.Is(rep.Err, ErrNotFound) {
+		rep := r.TestConnection(context.Background(), "billing-e", &emailconn.TestOptions{Restricted: true})
+		if strings.Contains(string(reportJSON(rep)), "billing-eu") || rep.OK || !errors.Is(rep.Err, emailconn.ErrNotFound) {
 			t.Errorf("restricted: %s", reportJSON(rep))
 		}
-		if rep := r.TestConnection(context.Background(), "billing-eu", &TestOptions{Restricted: true}); !rep.OK {
+		if rep := r.TestConnection(context.Background(), "billing-eu", &emailconn.TestOptions{Restricted: true}); !rep.OK {
 			t.Errorf("restricted test of an existing connection: %s", reportJSON(rep))
 		}
 	})
