@@ -199,17 +199,17 @@ func TestResolvePrecedence(t *testing.T) {
 		process  string
 		node     []string
 		want     string
-		wantVia  Source
-		wantFrom Source
-		wantTo   Source
+		wantVia  layer
+		wantFrom layer
+		wantTo   layer
 	}{
-		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNone},
-		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, SourceConnection, SourceConnection, SourceNode},
+		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, layerConnection, layerConnection, layerNone},
+		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, layerConnection, layerConnection, layerNode},
 		// A connection without addresses does not inherit the grid's.
-		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, SourceConnection, SourceNone, SourceNone},
-		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, SourceConnection, SourceConnection, SourceConnection},
-		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceGrid},
-		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, SourceGrid, SourceGrid, SourceNode},
+		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, layerConnection, layerNone, layerNone},
+		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, layerConnection, layerConnection, layerConnection},
+		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, layerGrid, layerGrid, layerGrid},
+		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, layerGrid, layerGrid, layerNode},
 	}
 	for _, tt := range tests {
 		rt, err := r.Resolve(tt.process, tt.node...)
@@ -219,13 +219,24 @@ func TestResolvePrecedence(t *testing.T) {
 		if got := rt.String(); got != tt.want {
 			t.Errorf("Resolve(%q, %q) = %s\nwant %s", tt.process, tt.node, got, tt.want)
 		}
-		// Issue 12: From's layer is Via's (Route.FromSource is gone).
-		fromSource := SourceNone
-		if rt.From != "" {
-			fromSource = rt.Via
+		// Issue 12: the layers are the route's (Connection "" = grid) and
+		// NodeRecipients; From's layer is the route's.
+		via := rt.via()
+		if (via == layerGrid) != (rt.Connection == "") {
+			t.Errorf("Resolve(%q): Connection %q, layer %v", tt.process, rt.Connection, via)
 		}
-		if rt.Via != tt.wantVia || fromSource != tt.wantFrom || rt.ToSource != tt.wantTo {
-			t.Errorf("Resolve(%q) sources = %v/%v/%v, want %v/%v/%v", tt.process, rt.Via, fromSource, rt.ToSource, tt.wantVia, tt.wantFrom, tt.wantTo)
+		from, to := layerNone, layerNone
+		if rt.From != "" {
+			from = via
+		}
+		switch {
+		case rt.NodeRecipients:
+			to = layerNode
+		case len(rt.To) > 0:
+			to = via
+		}
+		if via != tt.wantVia || from != tt.wantFrom || to != tt.wantTo {
+			t.Errorf("Resolve(%q) layers = %v/%v/%v, want %v/%v/%v", tt.process, via, from, to, tt.wantVia, tt.wantFrom, tt.wantTo)
 		}
 	}
 }
@@ -238,12 +249,12 @@ func TestResolveWithoutGrid(t *testing.T) {
 	if _, err := r.Resolve("P"); err != nil {
 		t.Errorf("Resolve(P) = %v", err)
 	}
-	if _, err := r.Resolve("Q"); !errors.Is(err, ErrNoRoute) || !strings.Contains(err.Error(), `process "Q"`) {
-		t.Errorf("Resolve(Q) = %v, want ErrNoRoute naming the process", err)
+	if _, err := r.Resolve("Q"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `process "Q"`) {
+		t.Errorf("Resolve(Q) = %v, want ErrNotFound naming the process", err)
 	}
 	var zero Registry
-	if _, err := zero.Resolve("P"); !errors.Is(err, ErrNoRoute) {
-		t.Errorf("zero Registry Resolve = %v, want ErrNoRoute", err)
+	if _, err := zero.Resolve("P"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("zero Registry Resolve = %v, want ErrNotFound", err)
 	}
 }
 
@@ -343,7 +354,7 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		rt, _ := r.Resolve("Payroll")
 		rt2, _ := r.Resolve("Unassigned", node...)
-		if rt.Connection == "" || rt2.Via != SourceGrid {
+		if rt.Connection == "" || rt2.via() != layerGrid {
 			panic("bad route")
 		}
 	})
@@ -422,8 +433,8 @@ func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
 		t.Errorf("TestOAuth2(unknown) = %v", rep.Err)
 	}
 	_, err = r.Sender("")
-	if !errors.Is(err, ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
-		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNoRoute", err)
+	if !errors.Is(err, ErrNotFound) || strings.Count(err.Error(), "emailconn:") != 1 {
+		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNotFound", err)
 	}
 	if _, err := new(Registry).Sender("x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("empty registry Sender(x) = %v, want ErrNotFound", err)

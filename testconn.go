@@ -271,7 +271,7 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 			err = &restrictedError{msg: fmt.Sprintf("emailconn: connection %q is not available", name), err: err}
 		}
 		rep.invalid(err)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoRoute) {
+		if errors.Is(err, ErrNotFound) {
 			rep.Sentence = "The connection was not tested: " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
 		}
 		return rep
