@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -172,7 +173,8 @@ type connEntry struct {
 	via       layer       // layerConnection or layerGrid
 	oauth     *oauthEntry // the OAuth2 configuration of an OAuth2 connection
 	opts      *Options
-	regClosed *atomic.Bool // the registry's closed flag
+	regClosed *atomic.Bool   // the registry's closed flag
+	ca        *x509.CertPool // the certificates of its CAFile, read when the configuration was checked
 
 	made    atomic.Pointer[Sender] // the Sender, once made: the lock-free path
 	mu      sync.Mutex             // guards the fields below
@@ -199,7 +201,7 @@ func (e *connEntry) getSender() (*Sender, error) {
 	if e.via == layerGrid {
 		c.Name = gridName
 	}
-	e.sender, e.err = newSender(c, *e.opts)
+	e.sender, e.err = newSender(c, *e.opts, e.ca)
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -322,20 +324,23 @@ func (r *Registry) replaceLocked(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := cfg.checkRefs(&r.opts.References); err != nil {
+	cas, err := cfg.checkRefs(&r.opts.References)
+	if err != nil {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, r)
+	next := newSnapshot(cfg, prev, r, cas)
 	r.cur.Store(next)
 	retire(prev, next)
 	return nil
 }
 
 // checkRefs reports every secret reference and CAFile of c that refs does
-// not allow or that does not resolve, by its path in the JSON form.
-func (c *Config) checkRefs(refs *References) error {
+// not allow or that does not resolve, by its path in the JSON form, and
+// returns the CA files' certificates by connection name ("" for the grid).
+func (c *Config) checkRefs(refs *References) (map[string]*x509.CertPool, error) {
 	var p problems
+	cas := map[string]*x509.CertPool{}
 	for i := range c.OAuth2Configs {
 		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 		c.OAuth2Configs[i].checkRefs(&sub, oauth2JSONNames, refs)
@@ -343,15 +348,19 @@ func (c *Config) checkRefs(refs *References) error {
 	}
 	for i := range c.Connections {
 		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
-		c.Connections[i].checkRefs(&sub, jsonNames, refs)
+		if ca := c.Connections[i].checkRefs(&sub, jsonNames, refs); ca != nil {
+			cas[c.Connections[i].Name] = ca
+		}
 		p.merge(&sub)
 	}
 	if c.Grid != nil {
 		sub := problems{prefix: "grid."}
-		c.Grid.checkRefs(&sub, jsonNames, refs)
+		if ca := c.Grid.checkRefs(&sub, jsonNames, refs); ca != nil {
+			cas[""] = ca
+		}
 		p.merge(&sub)
 	}
-	return p.err()
+	return cas, p.err()
 }
 
 // retire stops the senders of prev's entries that next does not carry
@@ -516,7 +525,7 @@ func (s *snapshot) asConfigured(cfg *Config, shown map[string]Secret) {
 
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, r *Registry, cas map[string]*x509.CertPool) *snapshot {
 	opts := &r.opts
 	s := &snapshot{
 		cfg:    cfg,
@@ -545,7 +554,11 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {
 			return old
 		}
-		return &connEntry{conn: c, via: via, oauth: oe, opts: opts, regClosed: &r.closed}
+		name := c.Name
+		if via == layerGrid {
+			name = ""
+		}
+		return &connEntry{conn: c, via: via, oauth: oe, opts: opts, regClosed: &r.closed, ca: cas[name]}
 	}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]

@@ -219,7 +219,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 	rep := newReport(&c)
 	var p problems
 	c.validate(&p, goNames)
-	c.checkRefs(&p, goNames, &o.References)
+	ca := c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		switch {
 		case to.OAuth2Config == nil:
@@ -237,7 +237,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 		rep.invalid(err)
 		return rep
 	}
-	s, err := newSender(c, o)
+	s, err := newSender(c, o, ca)
 	if err != nil {
 		rep.invalid(err)
 		return rep
