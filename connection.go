@@ -303,15 +303,20 @@ func (c *Connection) validateAddresses(p *problems, n fieldNames) {
 }
 
 // checkRefs reports the references of c — its Password and CAFile — that
-// refs does not allow or that do not resolve. Only a valid form is checked
-// (see validate).
-func (c *Connection) checkRefs(p *problems, n fieldNames, refs *References) {
+// refs does not allow or that do not resolve, and returns the CAFile's
+// certificates (nil without a CAFile or when it is refused): the file is
+// read here, once, and the Sender made from c trusts what was read. Only a
+// valid form is checked (see validate).
+func (c *Connection) checkRefs(p *problems, n fieldNames, refs *References) *x509.CertPool {
 	connectionFields.checkSecretRefs(c, p, n, refs)
-	if c.CAFile != "" {
-		if _, msg := refs.loadCAFile(c.CAFile); msg != "" {
-			p.add(n.of("CAFile"), "%s", msg)
-		}
+	if c.CAFile == "" {
+		return nil
 	}
+	pool, msg := refs.loadCAFile(c.CAFile)
+	if msg != "" {
+		p.add(n.of("CAFile"), "%s", msg)
+	}
+	return pool
 }
 
 func checkTimeout(p *problems, field string, d time.Duration) {

@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -792,5 +794,32 @@ func TestIssue10_02_HungTokenEndpointNotRetried(t *testing.T) {
 	}
 	if n := requests.Load(); n != 1 {
 		t.Errorf("%d token requests, want 1", n)
+	}
+}
+
+// TestIssue12_CAFileReadOnce: a CAFile is read once, when the configuration
+// is checked; the Sender trusts what was read then.
+func TestIssue12_CAFileReadOnce(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
+	c := connFor(t, srv, emailconn.TLSStartTLS)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, smtptest.SharedCA().PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.CAFile = ca
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, Processes: map[string]string{"P": c.Name}}, allowCA(c, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := os.WriteFile(ca, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Send(context.Background(), basicMessage()); err != nil {
+		t.Errorf("Send after the CA file changed = %v, want the certificates read at registration", err)
 	}
 }

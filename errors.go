@@ -99,8 +99,10 @@ var (
 
 	// ErrNotFound reports that a Registry holds no connection or OAuth2
 	// configuration of the name asked for (Registry.Sender,
-	// Registry.TestConnection, Registry.TestOAuth2). The message suggests a
-	// near name when there is one.
+	// Registry.TestConnection, Registry.TestOAuth2; the message suggests a
+	// near name when there is one), or no route for a process: the process
+	// is assigned no connection and there are no grid settings
+	// (Registry.Resolve, and the zero Route's Send).
 	ErrNotFound = errors.New("emailconn: not found")
 )
 

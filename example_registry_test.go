@@ -59,16 +59,19 @@ func ExampleRegistry_Resolve() {
 	}
 	defer reg.Close()
 	// A process with a connection: the grid's addresses do not apply.
-	rt, _ := reg.Resolve("PayrollApproval")
+	rt, err := reg.Resolve("PayrollApproval")
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(rt)
 	// The same process, for a User Action node that names its recipients.
 	rt, _ = reg.Resolve("PayrollApproval", "approver@example.com")
-	fmt.Println(rt.To, rt.ToSource)
+	fmt.Println(rt.To, rt.NodeRecipients)
 	// A process without a connection uses the grid settings.
 	rt, _ = reg.Resolve("Onboarding")
 	fmt.Println(rt)
 	// Output:
 	// process "PayrollApproval": connection "workunit-alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]
-	// [approver@example.com] node
+	// [approver@example.com] true
 	// process "Onboarding": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]
 }

@@ -75,3 +75,18 @@ func RouteEntry(rt Route) any { return rt.entry }
 
 // SameConnection reports whether a Replace may keep x's sessions for y.
 var SameConnection = sameConnection
+
+// Layer is the configuration layer a route's connection or addresses come
+// from.
+type Layer = layer
+
+// The layers.
+const (
+	LayerNone       = layerNone
+	LayerNode       = layerNode
+	LayerConnection = layerConnection
+	LayerGrid       = layerGrid
+)
+
+// RouteVia returns the layer of the route's connection.
+func RouteVia(rt Route) Layer { return rt.via() }

@@ -110,8 +110,8 @@ func TestIssue13_2_RouteRender(t *testing.T) {
 	if !bytes.Equal(m.Data, b.Bytes()) || !strings.Contains(b.String(), "To: <approver@example.com>") {
 		t.Errorf("Route.Render wrote\n%s\nthe server received\n%s", b.Bytes(), m.Data)
 	}
-	if _, err := (emailconn.Route{Process: "x"}).Render(io.Discard, msg); !errors.Is(err, emailconn.ErrNoRoute) {
-		t.Errorf("zero Route: Render = %v, want ErrNoRoute", err)
+	if _, err := (emailconn.Route{Process: "x"}).Render(io.Discard, msg); !errors.Is(err, emailconn.ErrNotFound) {
+		t.Errorf("zero Route: Render = %v, want ErrNotFound", err)
 	}
 }
 

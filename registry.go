@@ -2,7 +2,7 @@ package emailconn
 
 import (
 	"context"
-	"errors"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,70 +15,70 @@ import (
 	"sync/atomic"
 )
 
-// A Source names the layer an effective value came from. The zero value
-// is SourceNone.
-type Source uint8
+// layer names where an effective value came from.
+type layer uint8
 
-// The layers, from the most specific to the most general.
 const (
-	// SourceNone means no layer provides the value.
-	SourceNone Source = iota
-	// SourceNode is the activity node (for example a User Action node) that
-	// names its own recipients.
-	SourceNode
-	// SourceConnection is the Email Connection assigned to the process.
-	SourceConnection
-	// SourceGrid is the engine-wide grid settings.
-	SourceGrid
+	layerNone layer = iota
+	layerNode
+	layerConnection
+	layerGrid
 )
 
-// String returns "none", "node", "connection" or "grid".
-func (s Source) String() string {
-	switch s {
-	case SourceNode:
+func (l layer) String() string {
+	switch l {
+	case layerNode:
 		return "node"
-	case SourceConnection:
+	case layerConnection:
 		return "connection"
-	case SourceGrid:
+	case layerGrid:
 		return "grid"
 	}
 	return "none"
 }
 
 // A Route is where and how a process's notifications go, as resolved by a
-// Registry, with the layer each value came from: the sender address and the
-// Email Actions Base URL always come from Via (grid values never apply once
-// a connection is specified), the recipients from Via or the activity
-// node (ToSource). The zero value is no route: its Send fails with
-// ErrNoRoute. A Route stays valid and
-// consistent after the registry's configuration is replaced: it keeps the
-// configuration it was resolved from. Its slices are shared and must not
-// be modified.
+// Registry: through the process's connection (Connection names it) or the
+// grid settings (Connection is ""). The sender address and the Email
+// Actions Base URL always come from that layer (grid values never apply
+// once a connection is specified); the recipients too, unless the activity
+// node named its own (NodeRecipients). The zero value is no route: its
+// Send fails with ErrNotFound. A Route stays valid and consistent after the
+// registry's configuration is replaced: it keeps the configuration it was
+// resolved from. Its slices are shared and must not be modified. String
+// explains every value's layer in one line.
 type Route struct {
 	// Process is the process the route was resolved for.
 	Process string
 	// Connection is the name of the connection used, or "" when the grid
 	// settings are used.
 	Connection string
-	// Via is SourceConnection when the process is assigned a connection,
-	// SourceGrid when it uses the grid settings.
-	Via Source
 	// MailServer is the effective mail server, from the connection or the
-	// grid (see Via).
+	// grid.
 	MailServer string
-	// From is the effective sender address, from Via's layer; "" when
-	// that layer names none.
+	// From is the effective sender address; "" when the layer names none.
 	From string
-	// To are the effective recipients; ToSource says where they came from:
-	// the node's recipients win over everything for that node's
-	// notifications.
-	To       []string
-	ToSource Source
-	// ActionsBaseURL is the effective Email Actions Base URL, from Via's
-	// layer; "" when action links are left as they are.
+	// To are the effective recipients: the activity node's when
+	// NodeRecipients is set (they win over the connection's and the
+	// grid's for that node's notifications), else the layer's.
+	To []string
+	// NodeRecipients reports that To are the recipients the activity node
+	// named in Resolve. Zero means To come from the connection or the
+	// grid.
+	NodeRecipients bool
+	// ActionsBaseURL is the effective Email Actions Base URL; "" when
+	// action links are left as they are.
 	ActionsBaseURL string
 
 	entry *connEntry
+}
+
+// via returns the layer the route goes through.
+func (rt Route) via() layer {
+	if rt.entry == nil {
+		return layerNone
+	}
+	return rt.entry.via
 }
 
 // String explains the route in one line, naming the layer of each value,
@@ -86,10 +86,11 @@ type Route struct {
 func (rt Route) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "process %q: ", rt.Process)
-	switch rt.Via {
-	case SourceConnection:
+	via := rt.via()
+	switch via {
+	case layerConnection:
 		fmt.Fprintf(&b, "connection %q (%s)", rt.Connection, rt.MailServer)
-	case SourceGrid:
+	case layerGrid:
 		fmt.Fprintf(&b, "grid settings (%s)", rt.MailServer)
 	default:
 		b.WriteString("no route")
@@ -98,16 +99,20 @@ func (rt Route) String() string {
 	if rt.From == "" {
 		b.WriteString("(none)")
 	} else {
-		fmt.Fprintf(&b, "%s [%s]", rt.From, rt.Via)
+		fmt.Fprintf(&b, "%s [%s]", rt.From, via)
 	}
 	b.WriteString("; to ")
+	to := via
+	if rt.NodeRecipients {
+		to = layerNode
+	}
 	if len(rt.To) == 0 {
 		b.WriteString("(none)")
 	} else {
-		fmt.Fprintf(&b, "%s [%s]", strings.Join(rt.To, ", "), rt.ToSource)
+		fmt.Fprintf(&b, "%s [%s]", strings.Join(rt.To, ", "), to)
 	}
 	if rt.ActionsBaseURL != "" {
-		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, rt.Via)
+		fmt.Fprintf(&b, "; action links %s [%s]", rt.ActionsBaseURL, via)
 	}
 	return b.String()
 }
@@ -165,10 +170,11 @@ type snapshot struct {
 // carried into the new snapshot, so its open sessions stay in use.
 type connEntry struct {
 	conn      Connection
-	via       Source      // SourceConnection or SourceGrid
+	via       layer       // layerConnection or layerGrid
 	oauth     *oauthEntry // the OAuth2 configuration of an OAuth2 connection
 	opts      *Options
-	regClosed *atomic.Bool // the registry's closed flag
+	regClosed *atomic.Bool   // the registry's closed flag
+	ca        *x509.CertPool // the certificates of its CAFile, read when the configuration was checked
 
 	made    atomic.Pointer[Sender] // the Sender, once made: the lock-free path
 	mu      sync.Mutex             // guards the fields below
@@ -192,10 +198,10 @@ func (e *connEntry) getSender() (*Sender, error) {
 		return nil, &Error{Connection: e.conn.Name, kind: ErrClosed}
 	}
 	c := e.conn
-	if e.via == SourceGrid {
+	if e.via == layerGrid {
 		c.Name = gridName
 	}
-	e.sender, e.err = newSender(c, *e.opts)
+	e.sender, e.err = newSender(c, *e.opts, e.ca)
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -318,20 +324,23 @@ func (r *Registry) replaceLocked(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := cfg.checkRefs(&r.opts.References); err != nil {
+	cas, err := cfg.checkRefs(&r.opts.References)
+	if err != nil {
 		return err
 	}
 	prev := r.cur.Load()
-	next := newSnapshot(cfg, prev, r)
+	next := newSnapshot(cfg, prev, r, cas)
 	r.cur.Store(next)
 	retire(prev, next)
 	return nil
 }
 
 // checkRefs reports every secret reference and CAFile of c that refs does
-// not allow or that does not resolve, by its path in the JSON form.
-func (c *Config) checkRefs(refs *References) error {
+// not allow or that does not resolve, by its path in the JSON form, and
+// returns the CA files' certificates by connection name ("" for the grid).
+func (c *Config) checkRefs(refs *References) (map[string]*x509.CertPool, error) {
 	var p problems
+	cas := map[string]*x509.CertPool{}
 	for i := range c.OAuth2Configs {
 		sub := problems{prefix: fmt.Sprintf("oauth2Configurations[%d].", i)}
 		c.OAuth2Configs[i].checkRefs(&sub, oauth2JSONNames, refs)
@@ -339,15 +348,19 @@ func (c *Config) checkRefs(refs *References) error {
 	}
 	for i := range c.Connections {
 		sub := problems{prefix: fmt.Sprintf("connections[%d].", i)}
-		c.Connections[i].checkRefs(&sub, jsonNames, refs)
+		if ca := c.Connections[i].checkRefs(&sub, jsonNames, refs); ca != nil {
+			cas[c.Connections[i].Name] = ca
+		}
 		p.merge(&sub)
 	}
 	if c.Grid != nil {
 		sub := problems{prefix: "grid."}
-		c.Grid.checkRefs(&sub, jsonNames, refs)
+		if ca := c.Grid.checkRefs(&sub, jsonNames, refs); ca != nil {
+			cas[""] = ca
+		}
 		p.merge(&sub)
 	}
-	return p.err()
+	return cas, p.err()
 }
 
 // retire stops the senders of prev's entries that next does not carry
@@ -441,7 +454,7 @@ func (rt Route) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, rt.Str
 // Sender returns the Sender of the named connection, or of the grid
 // settings when name is "". Senders are made on first use and shared:
 // do not close them; close the Registry. An unknown name fails with
-// ErrNotFound; "" without grid settings with ErrNoRoute.
+// ErrNotFound, and so does "" without grid settings.
 func (r *Registry) Sender(name string) (*Sender, error) {
 	s := r.cur.Load()
 	if s == nil {
@@ -512,7 +525,7 @@ func (s *snapshot) asConfigured(cfg *Config, shown map[string]Secret) {
 
 // newSnapshot builds the snapshot of cfg, carrying over prev's entries
 // whose connection did not change.
-func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
+func newSnapshot(cfg Config, prev *snapshot, r *Registry, cas map[string]*x509.CertPool) *snapshot {
 	opts := &r.opts
 	s := &snapshot{
 		cfg:    cfg,
@@ -533,7 +546,7 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 		}
 		s.oauth[o.Name] = newOAuthEntry(*o, opts, nil)
 	}
-	entry := func(c Connection, via Source, old *connEntry) *connEntry {
+	entry := func(c Connection, via layer, old *connEntry) *connEntry {
 		var oe *oauthEntry
 		if c.authType() == AuthOAuth2 {
 			oe = s.oauth[c.OAuth2Config]
@@ -541,7 +554,11 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {
 			return old
 		}
-		return &connEntry{conn: c, via: via, oauth: oe, opts: opts, regClosed: &r.closed}
+		name := c.Name
+		if via == layerGrid {
+			name = ""
+		}
+		return &connEntry{conn: c, via: via, oauth: oe, opts: opts, regClosed: &r.closed, ca: cas[name]}
 	}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]
@@ -549,7 +566,7 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 		if prev != nil {
 			old = prev.conns[c.Name]
 		}
-		s.conns[c.Name] = entry(c, SourceConnection, old)
+		s.conns[c.Name] = entry(c, layerConnection, old)
 	}
 	if cfg.Grid != nil {
 		var old *connEntry
@@ -557,7 +574,7 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry) *snapshot {
 			old = prev.grid
 		}
 		s.hasGrid = true
-		s.grid = entry(*cfg.Grid, SourceGrid, old)
+		s.grid = entry(*cfg.Grid, layerGrid, old)
 		s.gridRoute = routeFor(s.grid)
 	}
 	for proc, name := range cfg.Processes {
@@ -579,14 +596,12 @@ func sameConnection(a, b *Connection) bool {
 
 // routeFor precomputes the route through one connection or the grid.
 func routeFor(e *connEntry) Route {
-	rt := Route{Via: e.via, MailServer: e.conn.MailServer, entry: e}
-	if e.via == SourceConnection {
+	rt := Route{MailServer: e.conn.MailServer, entry: e}
+	if e.via == layerConnection {
 		rt.Connection = e.conn.Name
 	}
 	rt.From, rt.ActionsBaseURL = e.conn.From, e.conn.ActionsBaseURL
-	if len(e.conn.To) > 0 {
-		rt.To, rt.ToSource = e.conn.To, e.via
-	}
+	rt.To = e.conn.To
 	return rt
 }
 
@@ -599,7 +614,7 @@ func routeFor(e *connEntry) Route {
 // Resolve takes no lock and does not allocate (the route shares the node's
 // slice: pass recipients the engine already holds as nodeRecipients...;
 // literal arguments make the caller allocate a slice). It fails with
-// ErrNoRoute when the process has no connection and there are no grid
+// ErrNotFound when the process has no connection and there are no grid
 // settings.
 func (r *Registry) Resolve(process string, nodeRecipients ...string) (Route, error) {
 	s := r.cur.Load()
@@ -615,14 +630,10 @@ func (r *Registry) Resolve(process string, nodeRecipients ...string) (Route, err
 		rt.Process = process
 	}
 	if len(nodeRecipients) > 0 {
-		rt.To, rt.ToSource = nodeRecipients, SourceNode
+		rt.To, rt.NodeRecipients = nodeRecipients, true
 	}
 	return rt, nil
 }
-
-// ErrNoRoute reports that a process has no connection and there are no grid
-// settings to fall back on.
-var ErrNoRoute = errors.New("emailconn: no route")
 
 type noRouteError struct {
 	process string
@@ -640,7 +651,8 @@ func (e *noRouteError) Error() string {
 	return fmt.Sprintf("emailconn: process %q: no route: it is assigned no connection and there are no grid settings", e.process)
 }
 
-func (e *noRouteError) Is(target error) bool { return target == ErrNoRoute }
+// Is reports whether target is ErrNotFound: the route was not found.
+func (e *noRouteError) Is(target error) bool { return target == ErrNotFound }
 
 // notFoundError reports a name a Registry does not hold.
 type notFoundError struct {

@@ -201,17 +201,17 @@ func TestResolvePrecedence(t *testing.T) {
 		process  string
 		node     []string
 		want     string
-		wantVia  emailconn.Source
-		wantFrom emailconn.Source
-		wantTo   emailconn.Source
+		wantVia  emailconn.Layer
+		wantFrom emailconn.Layer
+		wantTo   emailconn.Layer
 	}{
-		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceNone},
-		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceNode},
+		{"Payroll", nil, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to (none); action links https://approvals.example.com [connection]`, emailconn.LayerConnection, emailconn.LayerConnection, emailconn.LayerNone},
+		{"Payroll", []string{"approver@example.com"}, `process "Payroll": connection "alerts" (smtp.example.com); from alerts@example.com [connection]; to approver@example.com [node]; action links https://approvals.example.com [connection]`, emailconn.LayerConnection, emailconn.LayerConnection, emailconn.LayerNode},
 		// A connection without addresses does not inherit the grid's.
-		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, emailconn.SourceConnection, emailconn.SourceNone, emailconn.SourceNone},
-		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, emailconn.SourceConnection, emailconn.SourceConnection, emailconn.SourceConnection},
-		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, emailconn.SourceGrid, emailconn.SourceGrid, emailconn.SourceGrid},
-		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, emailconn.SourceGrid, emailconn.SourceGrid, emailconn.SourceNode},
+		{"Legacy", nil, `process "Legacy": connection "bare" (relay2.example.com); from (none); to (none)`, emailconn.LayerConnection, emailconn.LayerNone, emailconn.LayerNone},
+		{"Hiring", nil, `process "Hiring": connection "team" (smtp.example.com); from team@example.com [connection]; to team-leads@example.com [connection]`, emailconn.LayerConnection, emailconn.LayerConnection, emailconn.LayerConnection},
+		{"Unassigned", nil, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to ops@example.com [grid]; action links https://engine.example.com [grid]`, emailconn.LayerGrid, emailconn.LayerGrid, emailconn.LayerGrid},
+		{"Unassigned", []string{"a@example.com", "b@example.com"}, `process "Unassigned": grid settings (relay.internal); from engine@example.com [grid]; to a@example.com, b@example.com [node]; action links https://engine.example.com [grid]`, emailconn.LayerGrid, emailconn.LayerGrid, emailconn.LayerNode},
 	}
 	for _, tt := range tests {
 		rt, err := r.Resolve(tt.process, tt.node...)
@@ -221,13 +221,24 @@ func TestResolvePrecedence(t *testing.T) {
 		if got := rt.String(); got != tt.want {
 			t.Errorf("Resolve(%q, %q) = %s\nwant %s", tt.process, tt.node, got, tt.want)
 		}
-		// Issue 12: From's layer is Via's (Route.FromSource is gone).
-		fromSource := emailconn.SourceNone
-		if rt.From != "" {
-			fromSource = rt.Via
+		// Issue 12: the layers are the route's (Connection "" = grid) and
+		// NodeRecipients; From's layer is the route's.
+		via := emailconn.RouteVia(rt)
+		if (via == emailconn.LayerGrid) != (rt.Connection == "") {
+			t.Errorf("Resolve(%q): Connection %q, layer %v", tt.process, rt.Connection, via)
 		}
-		if rt.Via != tt.wantVia || fromSource != tt.wantFrom || rt.ToSource != tt.wantTo {
-			t.Errorf("Resolve(%q) sources = %v/%v/%v, want %v/%v/%v", tt.process, rt.Via, fromSource, rt.ToSource, tt.wantVia, tt.wantFrom, tt.wantTo)
+		from, to := emailconn.LayerNone, emailconn.LayerNone
+		if rt.From != "" {
+			from = via
+		}
+		switch {
+		case rt.NodeRecipients:
+			to = emailconn.LayerNode
+		case len(rt.To) > 0:
+			to = via
+		}
+		if via != tt.wantVia || from != tt.wantFrom || to != tt.wantTo {
+			t.Errorf("Resolve(%q) layers = %v/%v/%v, want %v/%v/%v", tt.process, via, from, to, tt.wantVia, tt.wantFrom, tt.wantTo)
 		}
 	}
 }
@@ -240,12 +251,12 @@ func TestResolveWithoutGrid(t *testing.T) {
 	if _, err := r.Resolve("P"); err != nil {
 		t.Errorf("Resolve(P) = %v", err)
 	}
-	if _, err := r.Resolve("Q"); !errors.Is(err, emailconn.ErrNoRoute) || !strings.Contains(err.Error(), `process "Q"`) {
-		t.Errorf("Resolve(Q) = %v, want ErrNoRoute naming the process", err)
+	if _, err := r.Resolve("Q"); !errors.Is(err, emailconn.ErrNotFound) || !strings.Contains(err.Error(), `process "Q"`) {
+		t.Errorf("Resolve(Q) = %v, want ErrNotFound naming the process", err)
 	}
 	var zero emailconn.Registry
-	if _, err := zero.Resolve("P"); !errors.Is(err, emailconn.ErrNoRoute) {
-		t.Errorf("zero Registry Resolve = %v, want ErrNoRoute", err)
+	if _, err := zero.Resolve("P"); !errors.Is(err, emailconn.ErrNotFound) {
+		t.Errorf("zero Registry Resolve = %v, want ErrNotFound", err)
 	}
 }
 
@@ -345,7 +356,7 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		rt, _ := r.Resolve("Payroll")
 		rt2, _ := r.Resolve("Unassigned", node...)
-		if rt.Connection == "" || rt2.Via != emailconn.SourceGrid {
+		if rt.Connection == "" || emailconn.RouteVia(rt2) != emailconn.LayerGrid {
 			panic("bad route")
 		}
 	})
@@ -424,8 +435,8 @@ func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
 		t.Errorf("TestOAuth2(unknown) = %v", rep.Err)
 	}
 	_, err = r.Sender("")
-	if !errors.Is(err, emailconn.ErrNoRoute) || strings.Count(err.Error(), "emailconn:") != 1 {
-		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNoRoute", err)
+	if !errors.Is(err, emailconn.ErrNotFound) || strings.Count(err.Error(), "emailconn:") != 1 {
+		t.Errorf("Sender(\"\") without grid = %q, want one prefix and ErrNotFound", err)
 	}
 	if _, err := new(emailconn.Registry).Sender("x"); !errors.Is(err, emailconn.ErrNotFound) {
 		t.Errorf("empty registry Sender(x) = %v, want ErrNotFound", err)

@@ -3,6 +3,7 @@ package emailconn
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -242,28 +243,28 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 	}
 	var p problems
 	c.validate(&p, goNames)
-	c.checkRefs(&p, goNames, &o.References)
+	ca := c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	return newSender(c, o)
+	return newSender(c, o, ca)
 }
 
-// newSender builds a Sender for a valid connection.
-func newSender(c Connection, o Options) (*Sender, error) {
+// newSender builds a Sender for a valid connection whose references were
+// checked; ca holds the certificates of its CAFile, read by checkRefs.
+func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
 	s := &Sender{conn: c, ep: c.endpoint(), opts: o}
 	s.conn.To = slices.Clone(c.To)
 	s.slots = make(chan struct{}, o.maxSessions())
 	s.tlsCfg = &tls.Config{ServerName: s.ep.host, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pool, msg := o.References.loadCAFile(c.CAFile)
-		if msg != "" {
-			return nil, &FieldError{Field: "CAFile", Problem: msg}
+		if ca == nil {
+			return nil, &FieldError{Field: "CAFile", Problem: "was not read: its references were not checked"}
 		}
-		s.tlsCfg.RootCAs = pool
+		s.tlsCfg.RootCAs = ca
 	}
 	if c.RootCAs != nil {
 		s.tlsCfg.RootCAs = c.RootCAs.Clone()

@@ -219,7 +219,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 	rep := newReport(&c)
 	var p problems
 	c.validate(&p, goNames)
-	c.checkRefs(&p, goNames, &o.References)
+	ca := c.checkRefs(&p, goNames, &o.References)
 	if c.authType() == AuthOAuth2 {
 		switch {
 		case to.OAuth2Config == nil:
@@ -237,7 +237,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 		rep.invalid(err)
 		return rep
 	}
-	s, err := newSender(c, o)
+	s, err := newSender(c, o, ca)
 	if err != nil {
 		rep.invalid(err)
 		return rep
@@ -271,7 +271,7 @@ func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOp
 			err = &restrictedError{msg: fmt.Sprintf("emailconn: connection %q is not available", name), err: err}
 		}
 		rep.invalid(err)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoRoute) {
+		if errors.Is(err, ErrNotFound) {
 			rep.Sentence = "The connection was not tested: " + strings.TrimPrefix(err.Error(), "emailconn: ") + "."
 		}
 		return rep

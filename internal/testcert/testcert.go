@@ -1,12 +1,12 @@
 // Package testcert makes throwaway certificates for this repository's
-// tests, benchmarks, interoperability suite and offline examples: a
+// tests, benchmarks and interoperability suite: a
 // certificate authority that lives only in memory, server certificates it
 // signs for given names and validity, and self-signed ones. Every key is
 // ECDSA P-256, which keeps handshakes cheap and the same for every client.
 //
 // It is the one certificate generator of the repository: internal/smtptest
-// (and through it emailconntest and the root tests), internal/bench,
-// internal/interop's gencert command and examples/quickstart all use it.
+// (and through it emailconntest, the root tests and examples/quickstart),
+// internal/bench and internal/interop's gencert command all use it.
 // Nothing here is fit for production use.
 //
 // The functions panic if a certificate cannot be made, which happens only
