@@ -3,13 +3,11 @@ package emailconn_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,50 +15,6 @@ import (
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
-
-// canaries are secrets that must never appear in any output.
-type canaries []string
-
-// forms returns each canary with its encodings as they travel in SASL:
-// plain, base64 of the PLAIN triplet, base64 of the bare value (LOGIN).
-func (c canaries) forms(user string) []string {
-	var out []string
-	for _, s := range c {
-		out = append(out, s,
-			base64.StdEncoding.EncodeToString([]byte(s)),
-			base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+s)),
-			base64.StdEncoding.EncodeToString([]byte("user="+user+"\x01auth=Bearer "+s+"\x01\x01")),
-			base64.StdEncoding.EncodeToString([]byte("n,a="+user+",\x01auth=Bearer "+s+"\x01\x01")),
-		)
-		// A canary may also appear base64-encoded at any offset: check
-		// the three alignments of its middle part.
-		for off := range 3 {
-			enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", off) + s))
-			if len(enc) > 12 {
-				out = append(out, enc[4+off*2:len(enc)-4])
-			}
-		}
-	}
-	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCanaryNeverLeaks runs a password through every success and failure
 // path of the sender with debug logging on, and scans everything a user

@@ -18,42 +18,7 @@ import (
 	"github.com/emailconn/emailconn"
 
 	"golang.org/x/oauth2"
-
-	"github.com/emailconn/emailconn/internal/smtptest"
 )
-
-// fakeClock is the clock of the token caches of a test: it moves only when
-// told. Install it with useTokenClock before building the registry.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// useTokenClock makes the token caches built during the test use a fake
-// clock. Tests using it must not be parallel.
-func useTokenClock(t *testing.T) *fakeClock {
-	c := &fakeClock{now: time.Now()}
-	emailconn.SetTokenClock(t, c.Now)
-	return c
-}
-
-// shortTokenTimeout shortens the request timeout of the HTTP clients the
-// registry makes for token requests. Tests using it must not be parallel.
-func shortTokenTimeout(t *testing.T, d time.Duration) {
-	emailconn.SetTokenRequestTimeout(t, d)
-}
 
 // oneEmailconnPrefix fails the test unless msg starts with "emailconn: "
 // and says it only once.
@@ -73,29 +38,6 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
-}
-
-// oauthRegistryAt builds a registry with one client-credentials OAuth2
-// connection to srv, whose token endpoint is tokenURL.
-func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *emailconn.Options) *emailconn.Registry {
-	t.Helper()
-	c := connFor(t, srv, emailconn.TLSStartTLS)
-	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", emailconn.AuthOAuth2, "robot@contoso.com", "down"
-	r, err := emailconn.NewRegistry(emailconn.Config{
-		Connections:   []emailconn.Connection{c},
-		OAuth2Configs: []emailconn.OAuth2Config{{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
-		Processes:     map[string]string{"P": "m365"},
-	}, allowCA(c, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
-func xoauth2Server(t *testing.T) *smtptest.Server {
-	return smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
-		ValidateToken: func(string, string) bool { return true }})
 }
 
 // TestIssue10_01_TokenEndpointUnreachable: a token endpoint that refuses
@@ -126,24 +68,6 @@ func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
 	if len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "could not be reached") {
 		t.Errorf("TestOAuth2 hints = %q, want that the endpoint could not be reached", rep.Hints)
 	}
-}
-
-// hungEndpoint is a token endpoint that never answers; it counts requests.
-func hungEndpoint(t *testing.T) (*httptest.Server, *atomic.Int32) {
-	var n atomic.Int32
-	done := make(chan struct{})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		select {
-		case <-r.Context().Done():
-		case <-done:
-		}
-	}))
-	t.Cleanup(func() {
-		close(done)
-		s.Close()
-	})
-	return s, &n
 }
 
 // TestIssue10_02_TokenEndpointHangs: when the token request times out

@@ -19,13 +19,6 @@ import (
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
-// Short timeouts for the fault tests: every bound is asserted with slack.
-const (
-	ftC     = 400 * time.Millisecond // ConnectTimeout
-	ftS     = 400 * time.Millisecond // SendTimeout
-	ftSlack = time.Second            // generous: the race detector and a loaded machine slow everything
-)
-
 type faultCase struct {
 	name     string
 	srv      smtptest.Options
@@ -45,10 +38,6 @@ var (
 	yes = func() *bool { b := true; return &b }()
 	no  = func() *bool { b := false; return &b }()
 )
-
-func basicMessage() *emailconn.Message {
-	return &emailconn.Message{To: []string{"ops@example.com"}, Subject: "Workunit 42 failed", Text: "The workunit failed."}
-}
 
 func runFaultCase(t *testing.T, tc faultCase) {
 	t.Helper()
@@ -352,16 +341,6 @@ func rcptMix(to string) *smtp.SMTPError {
 	return nil
 }
 
-// bigMessage returns a message with an attachment of n bytes, seekable so
-// that it can be retried.
-func bigMessage(n int) func() *emailconn.Message {
-	return func() *emailconn.Message {
-		m := basicMessage()
-		m.Attachments = []emailconn.Attachment{{Filename: "report.bin", Content: bytes.NewReader(bytes.Repeat([]byte("0123456789abcdef"), n/16))}}
-		return m
-	}
-}
-
 // smallWriteBuffer dials with a 64 KiB send buffer, so that a server that
 // stops reading blocks the upload after little data.
 func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -372,12 +351,6 @@ func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, erro
 	conn.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	return conn, nil
 }
-
-// fakeRemote makes a loopback connection look like one to 10.0.0.25, to
-// test the refusal to send credentials to a non-loopback server.
-type fakeRemote struct{ net.Conn }
-
-func (fakeRemote) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP("10.0.0.25"), Port: 25} }
 
 func TestInsecureAuthRefused(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Mechanisms: []string{"PLAIN", "LOGIN", "XOAUTH2"}})
@@ -723,13 +696,6 @@ func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
 	if !errors.Is(err, emailconn.ErrRefused) || len(srv.Messages()) != 0 {
 		t.Errorf("Send = %v with %d messages; want the 451 returned, not a retry with a consumed reader", err, len(srv.Messages()))
 	}
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }
 
 // TestRSETAfterRefusedMessage: after the server refuses a message at the

@@ -4,61 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emailconn/emailconn"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
-
-// caFile writes the test CA to a file for Connection.CAFile.
-func caFile(t testing.TB) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(p, smtptest.SharedCA().PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// connFor returns a connection to srv in the given TLS mode.
-func connFor(t testing.TB, srv *smtptest.Server, mode emailconn.TLSMode) emailconn.Connection {
-	return emailconn.Connection{
-		Name: "test", MailServer: srv.Addr(), TLSMode: mode,
-		EnableTLS: mode == emailconn.TLSStartTLS || mode == emailconn.TLSImplicit,
-		CAFile:    caFile(t), From: "engine@example.com",
-		ConnectTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
-	}
-}
-
-// allowCA returns opts (nil for the defaults) with the directory of c's
-// CAFile added to Options.References, as an engine lists where its own
-// configuration's files are.
-func allowCA(c emailconn.Connection, opts *emailconn.Options) *emailconn.Options {
-	var o emailconn.Options
-	if opts != nil {
-		o = *opts
-	}
-	if c.CAFile != "" {
-		o.References.Dirs = append(slices.Clone(o.References.Dirs), filepath.Dir(c.CAFile))
-	}
-	return &o
-}
-
-func mustSender(t testing.TB, c emailconn.Connection, opts *emailconn.Options) *emailconn.Sender {
-	t.Helper()
-	s, err := emailconn.NewSender(c, allowCA(c, opts))
-	if err != nil {
-		t.Fatalf("NewSender: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func TestSendModes(t *testing.T) {
 	tests := []struct {

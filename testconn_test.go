@@ -22,17 +22,6 @@ import (
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
-// runTest runs the package's TestConnection with the directory of c's
-// CAFile allowed (see allowCA).
-func runTest(c emailconn.Connection, to *emailconn.TestOptions) *emailconn.TestReport {
-	var o emailconn.TestOptions
-	if to != nil {
-		o = *to
-	}
-	o.Options = allowCA(c, o.Options)
-	return emailconn.TestConnection(context.Background(), c, &o)
-}
-
 func outcomes(rep *emailconn.TestReport) map[emailconn.Stage]emailconn.Outcome {
 	m := map[emailconn.Stage]emailconn.Outcome{}
 	for _, s := range rep.Stages {
@@ -658,15 +647,6 @@ func normalized(rep *emailconn.TestReport) string {
 		r.Stages[i].Duration = 0
 	}
 	return string(reportJSON(&r))
-}
-
-// reportJSON is the report's JSON, indented, as an engine's UI gets it.
-func reportJSON(rep *emailconn.TestReport) []byte {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // jsonError is the "error" member of the report's JSON.
