@@ -5,6 +5,7 @@ import (
 )
 
 func TestValidateActionsBaseURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, problem string
 		ok          bool

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRewriteActionURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		base, link, want string
 	}{
@@ -26,6 +27,7 @@ func TestRewriteActionURL(t *testing.T) {
 }
 
 func TestRewriteActionURLRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		base, link, want string
 	}{
@@ -51,6 +53,7 @@ func TestRewriteActionURLRefused(t *testing.T) {
 }
 
 func TestRewriteActionLinks(t *testing.T) {
+	t.Parallel()
 	body := `<a href="http://engine.internal:8080/a?wu=1&amp;s=x">ok</a> http://engine.internal:8080.evil.example/ HTTP://ENGINE.INTERNAL:8080#f`
 	want := `<a href="https://approvals.example.com/a?wu=1&amp;s=x">ok</a> http://engine.internal:8080.evil.example/ https://approvals.example.com#f`
 	got, err := emailconn.RewriteActionLinks("https://approvals.example.com/", "http://engine.internal:8080", body)

@@ -12,6 +12,7 @@ import (
 // configuration accepts can be sent from and to, one that sending refuses
 // is refused when the configuration is saved.
 func TestIssue10_06_OneAddressValidator(t *testing.T) {
+	t.Parallel()
 	addrs := []string{
 		// Refused by the Sender before the fix, accepted by Validate.
 		"a@example.123", "a@-x.example.com", "a@x-.example.com", "a@exa_mple.com",

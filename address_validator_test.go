@@ -10,6 +10,7 @@ import (
 // TestIssue10_06_OneHostnameValidator checks that the mail server, the EHLO
 // name and the Email Actions Base URL use the shared host name rules.
 func TestIssue10_06_OneHostnameValidator(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		conn emailconn.Connection
 		want string // "" means valid

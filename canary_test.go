@@ -20,6 +20,7 @@ import (
 // path of the sender with debug logging on, and scans everything a user
 // could see: log lines, errors, receipts, formatted values.
 func TestCanaryNeverLeaks(t *testing.T) {
+	t.Parallel()
 	const user, pw = "alice", "canary-Pw-7d1f0e2b"
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

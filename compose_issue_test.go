@@ -10,6 +10,7 @@ import (
 // header names it by its key (Message.Headers is a map), and that a
 // Subject with a 1,200-octet word is sent, not refused.
 func TestIssue10_26_HeaderErrorNamesKey(t *testing.T) {
+	t.Parallel()
 	s, err := NewSender(Connection{MailServer: "127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestIssue10_26_HeaderErrorNamesKey(t *testing.T) {
 // TestIssue10_10_ContentLanguage checks that a header the composer does
 // not write, such as Content-Language, may be set.
 func TestIssue10_10_ContentLanguage(t *testing.T) {
+	t.Parallel()
 	s, err := NewSender(Connection{MailServer: "127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)

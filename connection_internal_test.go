@@ -8,6 +8,7 @@ import (
 )
 
 func TestSplitMailServer(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in       string
 		host     string
@@ -57,6 +58,7 @@ func TestSplitMailServer(t *testing.T) {
 }
 
 func TestEndpointDefaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		conn Connection
 		addr string

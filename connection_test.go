@@ -17,6 +17,7 @@ import (
 )
 
 func TestConnectionValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		conn emailconn.Connection
@@ -86,6 +87,7 @@ func TestConnectionValidate(t *testing.T) {
 // and that one that does not resolve is reported by every entry point that
 // resolves it (these cases were checked by Validate before issue 11-1).
 func TestReferencesResolve(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badPEM := filepath.Join(dir, "bad.pem")
 	if err := os.WriteFile(badPEM, []byte("not a certificate"), 0o600); err != nil {
@@ -124,6 +126,7 @@ func TestReferencesResolve(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	c := emailconn.Connection{
 		MailServer: "smtp://x", ConnectTimeout: -1, SendTimeout: -1, AuthType: "x",
 		From: "nope", LocalName: "a b",
@@ -168,6 +171,7 @@ func TestSecretReveal(t *testing.T) {
 // TestSecretsNeverPrinted checks every way a configuration value is printed
 // for the canary secrets.
 func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
 	const pw, cs, rt = "canary-password-Zq81", "canary-client-secret-Xw42", "canary-refresh-token-Pk77"
 	conn := emailconn.Connection{Name: "c", MailServer: "m.example", EnableTLS: true, Username: "u", Password: pw}
 	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantRefreshToken, TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
@@ -204,6 +208,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestConnectionJSON(t *testing.T) {
+	t.Parallel()
 	in := `{"name":"a","mailServer":"smtp.example.com:587","enableTLS":true,"smtpConnectionTimeout":10,"smtpTimeout":60,
 	"authType":"basic","userName":"alerts@example.com","password":"env:PW","from":"alerts@example.com","to":["ops@example.com"],
 	"emailActionsBaseURL":"https://approvals.example.com","tlsMode":"starttls","localName":"engine.example.com","allowInsecureAuth":false}`
@@ -254,6 +259,7 @@ func TestConnectionJSON(t *testing.T) {
 }
 
 func TestSecretFileRefusesDevices(t *testing.T) {
+	t.Parallel()
 	all := emailconn.References{Dirs: []string{"/"}}
 	for _, path := range []string{"/dev/zero", "/dev/stdin", "/dev/null", os.TempDir()} {
 		if _, err := emailconn.Secret("file:" + path).Reveal(all); err == nil || !strings.Contains(err.Error(), "not a regular file") {

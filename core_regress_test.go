@@ -34,6 +34,7 @@ import (
 )
 
 func TestIssue10_03_RcptReplyKeptAsSent(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		ec   smtp.EnhancedCode
@@ -76,6 +77,7 @@ func TestIssue10_03_RcptReplyKeptAsSent(t *testing.T) {
 // node recipients, the connection's (or grid's) To, Cc and Bcc: To comes
 // from the first layer that names any, and Cc and Bcc always add to it.
 func TestIssue10_05_RecipientRule(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	some := func(on bool, a string) []string {
 		if on {
@@ -150,6 +152,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 }
 
 func TestIssue10_10_NoRecipientSentence(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	_, err := s.Send(context.Background(), &emailconn.Message{Subject: "s"})
@@ -164,6 +167,7 @@ func TestIssue10_10_NoRecipientSentence(t *testing.T) {
 // none of them sends or dials, whether its Sender existed before the
 // replacement or not.
 func TestIssue10_11_CloseStopsRetiredSenders(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	cfg := emailconn.Config{
 		Connections: []emailconn.Connection{{Name: "used", MailServer: srv.Addr(), From: "a@example.com"}, {Name: "unused", MailServer: srv.Addr(), From: "b@example.com"}},
@@ -277,6 +281,7 @@ func scriptSession(ehlo, last string) func(c net.Conn, r *bufio.Reader) {
 }
 
 func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
+	t.Parallel()
 	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
 		io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
 		io.Copy(io.Discard, r)
@@ -301,6 +306,7 @@ func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
 // TestIssue11_09_PartialLineIsNoReply: a reply is a reply only once its
 // line has ended.
 func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
+	t.Parallel()
 	t.Run("dripped greeting", func(t *testing.T) {
 		addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
 			tick := time.NewTicker(300 * time.Millisecond)
@@ -342,6 +348,7 @@ func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
 }
 
 func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
+	t.Parallel()
 	var ehlo strings.Builder
 	ehlo.WriteString("250-script\r\n")
 	for i := range 300 {
@@ -362,6 +369,7 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 }
 
 func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSOpportunistic)
 	c.EnableTLS = false
@@ -383,6 +391,7 @@ func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
 // TestIssue10_24_QuitAfterFailure: a session that failed at a reply the
 // server sent, or that the client refused to go on with, ends with QUIT.
 func TestIssue10_24_QuitAfterFailure(t *testing.T) {
+	t.Parallel()
 	lastIsQuit := func(t *testing.T, srv *smtptest.Server, after string) {
 		t.Helper()
 		srv.Close() // every line the client sent is recorded
@@ -429,6 +438,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 }
 
 func TestIssue10_22_TimeoutSentences(t *testing.T) {
+	t.Parallel()
 	t.Run("upload stall", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}})
 		c := connFor(t, srv, emailconn.TLSNone)
@@ -457,6 +467,7 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 // holds a secret, directly or through a pointer, with every verb and both
 // slog handlers, and finds no canary.
 func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
+	t.Parallel()
 	const pw, clientSecret, refresh = "canaryPW-5f3e9a1c", "canaryCS-0b1d2e3f", "canaryRT-9a8b7c6d"
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	basic := emailconn.Connection{Name: "basic", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", Password: pw}
@@ -504,6 +515,7 @@ func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
 // "Coverage to add").
 
 func TestIssue11_F01_DNSFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		err     error
@@ -551,6 +563,7 @@ func TestIssue11_F01_DNSFailures(t *testing.T) {
 }
 
 func TestIssue11_F02_RefusedQuickly(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -570,6 +583,7 @@ func TestIssue11_F02_RefusedQuickly(t *testing.T) {
 }
 
 func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
+	t.Parallel()
 	closeAfterHello := func(c net.Conn, r *bufio.Reader) {
 		buf := make([]byte, 5) // a TLS record header: the ClientHello has begun
 		io.ReadFull(r, buf)
@@ -603,6 +617,7 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 }
 
 func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSImplicit)
 	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
@@ -618,6 +633,7 @@ func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
 }
 
 func TestIssue11_04_ImplicitHandshakeBoundedBySendTimeout(t *testing.T) {
+	t.Parallel()
 	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }) // accepts, never answers
 	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, TLSMode: emailconn.TLSImplicit, EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
 		&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
@@ -634,6 +650,7 @@ func TestIssue11_04_ImplicitHandshakeBoundedBySendTimeout(t *testing.T) {
 // TestIssue11_T7_CertificateFailuresStage: every certificate failure is
 // reported at the stage where TLS started, before any AUTH or MAIL.
 func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		srv  smtptest.Options
@@ -726,6 +743,7 @@ func (panicReader) Read([]byte) (int, error) { panic("attachment reader failed")
 // attachment reader goes up to the caller, and the session it held is
 // closed and its slot freed.
 func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{MaxSessions: 2})
 	for range 3 {
@@ -751,6 +769,7 @@ func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
 // line, or the password, back in its reply reveals neither through the
 // error, the Test Connection report or the debug log.
 func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
+	t.Parallel()
 	const user, pw = "alice", "canaryEcho-3c4d5e6f"
 	blob := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pw))
 	reply := "535 5.7.8 rejected: AUTH PLAIN " + blob + " (password " + pw + ")"
@@ -800,6 +819,7 @@ func TestIssue10_02_HungTokenEndpointNotRetried(t *testing.T) {
 // TestIssue12_CAFileReadOnce: a CAFile is read once, when the configuration
 // is checked; the Sender trusts what was read then.
 func TestIssue12_CAFileReadOnce(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
 	c := connFor(t, srv, emailconn.TLSStartTLS)
 	ca := filepath.Join(t.TempDir(), "ca.pem")

@@ -32,6 +32,7 @@ func passwordForms(pw string) []string {
 // UGFzc3dvcmQ6\r\n235 …" in one write): the debug transcript must not hold
 // the password in any form.
 func TestIssue11_6_DebugLogPipelinedLogin(t *testing.T) {
+	t.Parallel()
 	const pw = "canaryPW-7d41c0e2-pipelined"
 	for _, tc := range []struct {
 		name  string

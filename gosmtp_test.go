@@ -263,6 +263,7 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 }
 
 func TestGoSMTPServerConcurrentSends(t *testing.T) {
+	t.Parallel()
 	g := startGoSMTP(t, false, nil)
 	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{MaxSessions: 4})
 	const n, workers = 200, 16
@@ -319,6 +320,7 @@ func mustHeader(t *testing.T, data []byte, key string) string {
 }
 
 func TestGoSMTPServerSMTPUTF8(t *testing.T) {
+	t.Parallel()
 	for _, enabled := range []bool{true, false} {
 		t.Run(fmt.Sprintf("offered=%v", enabled), func(t *testing.T) {
 			g := startGoSMTP(t, false, func(s *smtp.Server) { s.EnableSMTPUTF8 = enabled })
@@ -345,6 +347,7 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 }
 
 func TestGoSMTPServerSize(t *testing.T) {
+	t.Parallel()
 	g := startGoSMTP(t, false, func(s *smtp.Server) { s.MaxMessageBytes = 20000 })
 	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	known := &emailconn.Message{To: []string{"a@example.com"}, Attachments: []emailconn.Attachment{{Filename: "a", Content: bytes.NewReader(make([]byte, 50000))}}}

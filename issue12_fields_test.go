@@ -16,6 +16,7 @@ import (
 // asks the table for (n.of("X")) is a field, so a misspelt name cannot
 // silently name no field.
 func TestIssue12_01_FieldTable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		table []field
@@ -65,6 +66,7 @@ func TestIssue12_01_FieldTable(t *testing.T) {
 // the table: every field that is set is shown, by Go name in String and by
 // JSON name in LogValue, with no secret.
 func TestIssue12_01_StringFromTable(t *testing.T) {
+	t.Parallel()
 	c := Connection{Name: "n", MailServer: "m.example", TLSMode: TLSStartTLS, SendTimeout: 1500e6, AuthType: AuthBasic, Username: "u",
 		Password: "canary-pw-81", From: "a@example.com", To: []string{"b@example.com"}, AllowInsecureAuth: true}
 	want := `emailconn.Connection{Name: "n", MailServer: "m.example", EnableTLS: false, TLSMode: "starttls", SendTimeout: 1.5s, ` +
@@ -100,6 +102,7 @@ func TestIssue12_01_StringFromTable(t *testing.T) {
 // equalled Via); OAuth2Config.Provider has the type of the provider
 // constants.
 func TestIssue12_02_SmallerSurface(t *testing.T) {
+	t.Parallel()
 	const pw = "canary-pw-Q7"
 	for _, v := range []any{Connection{MailServer: "m.example", Password: pw}, &Connection{Password: pw},
 		OAuth2Config{Name: "o", ClientSecret: pw}, &OAuth2Config{RefreshToken: pw}, Secret(pw), new(Secret)} {

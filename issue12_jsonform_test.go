@@ -23,6 +23,7 @@ import (
 // empty but non-nil slices and maps, a negative and a fractional timeout,
 // and fields set in code (RootCAs, TokenSource) that the form leaves out.
 func TestIssue12_01_JSONFormUnchanged(t *testing.T) {
+	t.Parallel()
 	want, err := os.ReadFile("testdata/issue12_jsonform.golden")
 	if err != nil {
 		t.Fatal(err)

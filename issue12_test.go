@@ -50,6 +50,7 @@ func (l *traceLog) trace() *emailconn.Trace {
 // session a send opens and every transaction, with errors classified as
 // the send's own (never a raw cause), and never a credential.
 func TestIssue12_TraceSeam(t *testing.T) {
+	t.Parallel()
 	t.Run("issue12/stages-and-transaction", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"u": "pw-canary-123"},
 			RcptHook: func(to string) *smtp.SMTPError {

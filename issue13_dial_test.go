@@ -83,6 +83,7 @@ func unixRelay(t *testing.T, target string) string {
 }
 
 func TestIssue13_4_DialContext(t *testing.T) {
+	t.Parallel()
 	t.Run("issue13-4/unix-socket-relay", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
 		sock := unixRelay(t, srv.Addr())

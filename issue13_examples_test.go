@@ -16,6 +16,7 @@ import (
 // is the public test server). Black-box tests in package emailconn_test
 // may use internal/smtptest; the files with Examples may not.
 func TestIssue13_5_ExamplesImportNothingInternal(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*_test.go")
 	if err != nil {
 		t.Fatal(err)

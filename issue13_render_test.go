@@ -36,6 +36,7 @@ func renderMsg() *emailconn.Message {
 // receives for the same message, and leaves seekable attachments where
 // they were so the message can be sent afterwards.
 func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSNone)
 	c.ActionsBaseURL = "https://approvals.example.com"
@@ -88,6 +89,7 @@ func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 // TestIssue13_2_RouteRender: a route renders with its own recipients, as
 // Route.Send sends.
 func TestIssue13_2_RouteRender(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSNone)
 	c.To = []string{"ops@example.com"}
@@ -116,6 +118,7 @@ func TestIssue13_2_RouteRender(t *testing.T) {
 }
 
 func TestIssue13_2_RenderErrors(t *testing.T) {
+	t.Parallel()
 	s := mustSender(t, emailconn.Connection{MailServer: "smtp.example.com", From: "a@example.com"}, nil)
 	if _, err := s.Render(io.Discard, &emailconn.Message{Subject: "x\r\nBcc: evil@example.com", To: []string{"b@example.com"}}); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("Render of a header injection = %v, want ErrInvalid", err)

@@ -18,6 +18,7 @@ import (
 // TestIssue13_3_RootCAs: trust can come from an *x509.CertPool in code, so
 // no CA file is written; it never disables verification.
 func TestIssue13_3_RootCAs(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, RequireAuth: true})
 	base := emailconn.Connection{
 		Name: "pool", MailServer: srv.Addr(), EnableTLS: true, From: "engine@example.com",
@@ -82,6 +83,7 @@ func TestIssue13_3_RootCAs(t *testing.T) {
 // TestIssue13_3_RootCAsCodeOnly: RootCAs is left out of the JSON form and
 // printed as a mark, never as the pool's internals.
 func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
+	t.Parallel()
 	c := emailconn.Connection{Name: "pool", MailServer: "smtp.example.com", EnableTLS: true, RootCAs: smtptest.SharedCA().Pool()}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -115,6 +117,7 @@ func TestIssue13_3_RootCAsCodeOnly(t *testing.T) {
 // across Replace when its pool holds the same certificates, and replaces
 // it when they differ.
 func TestIssue13_3_SameConnectionRootCAs(t *testing.T) {
+	t.Parallel()
 	a := emailconn.Connection{Name: "x", MailServer: "smtp.example.com", RootCAs: smtptest.SharedCA().Pool()}
 	b := a
 	b.RootCAs = smtptest.SharedCA().Pool() // another pointer, same certificates

@@ -44,6 +44,7 @@ func closedPort(t *testing.T) string {
 // the connection is ErrConnect at the oauth2 token stage, temporary, with
 // one "emailconn:" prefix; TestOAuth2 reports the same sentinel.
 func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
+	t.Parallel()
 	tokenURL := "http://" + closedPort(t) + "/token"
 	srv := xoauth2Server(t)
 	r := oauthRegistryAt(t, srv, tokenURL, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
@@ -131,6 +132,7 @@ func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
 // on an empty cache as on a full one, so a rotating refresh token is
 // handed to OnRefreshToken once per test.
 func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.rotate = true })
 	srv := xoauth2Server(t)
@@ -217,6 +219,7 @@ func (cc *connCounter) waitOpen(t *testing.T, want int32, what string) {
 // caller's HTTPClient is left alone. A one-off TestOAuth2 leaves no
 // connection open either.
 func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []*emailconn.DialPolicy{nil, {AllowLoopback: true}} {
 		name := "no dial policy"
 		if policy != nil {
@@ -351,6 +354,7 @@ func TestIssue11_08_OnRefreshTokenPanics(t *testing.T) {
 // refuses is ErrBlocked, not temporary and not an authentication failure,
 // in a send as in TestOAuth2, whose error starts with "emailconn:".
 func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := xoauth2Server(t)
 	policy := &emailconn.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{srv.Port()}}
@@ -416,6 +420,7 @@ func savedRefreshToken(t *testing.T, r *emailconn.Registry) string {
 // and leaves the registry's snapshot alone; Config and Config.Save read
 // the rotated literal from the cache.
 func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
+	t.Parallel()
 	r, _, _, persisted := rotatingRegistry(t)
 	before := emailconn.SnapshotOf(r)
 	rt, err := r.Resolve("P")
@@ -449,6 +454,7 @@ func TestIssue12_OAuth2State_RotationBuildsNoSnapshot(t *testing.T) {
 // refresh token. A new literal (the configuration was authorised again)
 // makes a new cache that uses it.
 func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
+	t.Parallel()
 	r, te, original, persisted := rotatingRegistry(t)
 	if _, err := sendVia(t, r); err != nil {
 		t.Fatal(err)
@@ -496,6 +502,7 @@ func TestIssue12_OAuth2State_ReplaceUnchangedKeepsCache(t *testing.T) {
 // result, which shows the refresh token from before the rotation, keeps
 // the cache and the newer token.
 func TestIssue12_OAuth2State_UpdateDuringRotation(t *testing.T) {
+	t.Parallel()
 	r, te, _, _ := rotatingRegistry(t)
 	calls := 0
 	err := r.Update(func(cfg *emailconn.Config) error {
@@ -531,6 +538,7 @@ func (sliceSource) Token() (*oauth2.Token, error) {
 // OAuth2 configurations to keep their caches; a TokenSource that cannot be
 // compared makes a new cache instead of a panic.
 func TestIssue12_OAuth2State_UncomparableTokenSource(t *testing.T) {
+	t.Parallel()
 	cfg := emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "custom", TokenSource: sliceSource{scopes: []string{"a"}}}}}
 	r, err := emailconn.NewRegistry(cfg, nil)
 	if err != nil {

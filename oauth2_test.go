@@ -34,6 +34,7 @@ func acceptTokens(calls *atomic.Int32, ok func(token string) bool) func(user, to
 }
 
 func TestOAuth2Mechanisms(t *testing.T) {
+	t.Parallel()
 	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run(mech, func(t *testing.T) {
 			te := newTokenEndpoint(t)
@@ -61,6 +62,7 @@ func TestOAuth2Mechanisms(t *testing.T) {
 }
 
 func TestOAuth2RejectedTokenRefreshedOnce(t *testing.T) {
+	t.Parallel()
 	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run(mech, func(t *testing.T) {
 			te := newTokenEndpoint(t)
@@ -80,6 +82,7 @@ func TestOAuth2RejectedTokenRefreshedOnce(t *testing.T) {
 }
 
 func TestOAuth2RejectedTwice(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
@@ -107,6 +110,7 @@ func TestOAuth2RejectedTwice(t *testing.T) {
 }
 
 func TestOAuth2ConcurrentSendsOneRefresh(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
@@ -187,6 +191,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 }
 
 func TestOAuth2TokenEndpointFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fail string
 		want error
@@ -226,6 +231,7 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 }
 
 func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
 	hung, ok := newTokenEndpoint(t), newTokenEndpoint(t)
 	hung.set(func(te *tokenEndpoint) { te.fail = "hang" })
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
@@ -272,6 +278,7 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.padding = 1500 }) // a 1.5 kB token, like Entra's
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, MaxLineLength: 512,
@@ -292,6 +299,7 @@ func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
 }
 
 func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	c := connFor(t, srv, emailconn.TLSNone)
@@ -323,6 +331,7 @@ func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
 // refresh tokens and access tokens, including their XOAUTH2 and
 // OAUTHBEARER payloads.
 func TestOAuth2CanaryNeverLeaks(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) {
 		te.prefix, te.rotate, te.refresh = "access-canary-Vb3-", true, "refresh-canary-Kq8"
@@ -375,6 +384,7 @@ func jwtFor(claims map[string]any) string {
 }
 
 func TestOAuth2Report(t *testing.T) {
+	t.Parallel()
 	claims := map[string]any{"iss": "https://sts.windows.net/tenant-id/", "aud": "https://graph.microsoft.com", "roles": []string{"Mail.Send"},
 		"appid": "app-id", "tid": "tenant-id", "exp": time.Now().Add(time.Hour).Unix()}
 	token := jwtFor(claims)
@@ -421,6 +431,7 @@ func TestOAuth2Report(t *testing.T) {
 // token endpoint too (T14): a loopback token URL is refused before any
 // request, while the SMTP server is allowed explicitly.
 func TestOAuth2TokenEndpointUnderDialPolicy(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	smtpPort := srv.Port()

@@ -13,6 +13,7 @@ import (
 )
 
 func TestRouteSendUsesLayers(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	grid := smtptest.NewServer(t, smtptest.Options{})
 	r, err := emailconn.NewRegistry(emailconn.Config{
@@ -54,6 +55,7 @@ func TestRouteSendUsesLayers(t *testing.T) {
 }
 
 func TestReplaceKeepsUnchangedSenders(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	other := smtptest.NewServer(t, smtptest.Options{})
 	cfg := emailconn.Config{
@@ -110,6 +112,7 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 // through a connection with an Email Actions Base URL. Before, one such
 // connection made NewRegistry fail for all of them.
 func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSNone)
 	withBase, plain := c, c
@@ -155,6 +158,7 @@ func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
 }
 
 func TestSendLogs(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	var buf syncBuffer
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})

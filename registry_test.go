@@ -84,6 +84,7 @@ func TestLoadDesignConfig(t *testing.T) {
 }
 
 func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
+	t.Parallel()
 	cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: "a", MailServer: "m.example", EnableTLS: true, Username: "u", Password: "literal-pw"}}}
 	var saved bytes.Buffer
 	if err := cfg.Save(&saved); err != nil {
@@ -109,6 +110,7 @@ func TestSaveWritesLiteralsButMarshalDoesNot(t *testing.T) {
 // TestTenMistakes loads a configuration with ten mistakes and expects one
 // error listing all ten, each with its path.
 func TestTenMistakes(t *testing.T) {
+	t.Parallel()
 	in := `{
   "connections": [
     {"name": "a", "mailServer": "smtp.example.com:99999", "enableTLS": true},
@@ -168,6 +170,7 @@ func TestTenMistakes(t *testing.T) {
 }
 
 func TestLoadConfigRejectsUnknownTopLevel(t *testing.T) {
+	t.Parallel()
 	_, err := emailconn.LoadConfig(strings.NewReader(`{"connection": []}`))
 	if err == nil || !strings.Contains(err.Error(), "connection: unknown field") {
 		t.Errorf("LoadConfig = %v, want unknown field", err)
@@ -196,6 +199,7 @@ func testRegistry(t testing.TB) *emailconn.Registry {
 }
 
 func TestResolvePrecedence(t *testing.T) {
+	t.Parallel()
 	r := testRegistry(t)
 	tests := []struct {
 		process  string
@@ -244,6 +248,7 @@ func TestResolvePrecedence(t *testing.T) {
 }
 
 func TestResolveWithoutGrid(t *testing.T) {
+	t.Parallel()
 	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{{Name: "a", MailServer: "m.example"}}, Processes: map[string]string{"P": "a"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -261,6 +266,7 @@ func TestResolveWithoutGrid(t *testing.T) {
 }
 
 func TestRegistryUpdateValidates(t *testing.T) {
+	t.Parallel()
 	r := testRegistry(t)
 	err := r.Update(func(c *emailconn.Config) error {
 		c.Processes["Payroll"] = "missing"
@@ -301,6 +307,7 @@ func TestRegistryUpdateValidates(t *testing.T) {
 // TestReplaceIsAtomic resolves from many goroutines while the configuration
 // flips between two versions: every route must be wholly one version.
 func TestReplaceIsAtomic(t *testing.T) {
+	t.Parallel()
 	mk := func(v string) emailconn.Config {
 		return emailconn.Config{
 			Connections: []emailconn.Connection{{Name: "c", MailServer: v + ".example", From: v + "@example.com", To: []string{v + "-ops@example.com"}}},
@@ -417,6 +424,7 @@ func BenchmarkResolveParallel(b *testing.B) {
 // and that reading and writing errors of a configuration start with
 // "emailconn: ", match ErrInvalid and keep their cause.
 func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
+	t.Parallel()
 	r, err := emailconn.NewRegistry(emailconn.Config{
 		Connections:   []emailconn.Connection{{Name: "alerts", MailServer: "m.example"}},
 		OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
@@ -463,6 +471,7 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 // TestIssue10_08_GridNameReserved checks that no connection can be named
 // "grid", so that a tool's "grid" can only mean the grid settings.
 func TestIssue10_08_GridNameReserved(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"grid", "Grid", "GRID"} {
 		cfg := emailconn.Config{Connections: []emailconn.Connection{{Name: name, MailServer: "m.example"}}}
 		err := cfg.Validate()
@@ -537,6 +546,7 @@ func TestIssue11_12_LoadConfigStrict(t *testing.T) {
 // TestIssue10_09_JSONProblems checks the "did you mean" of unknown fields at
 // every level and the line and column of syntax errors.
 func TestIssue10_09_JSONProblems(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{`{"connections":[{"name":"a","mailServer":"m.example","enableTSL":true}]}`, `connections[0].enableTSL: unknown field (did you mean "enableTLS"?)`},
 		{`{"conections":[]}`, `conections: unknown field (did you mean "connections"?)`},
@@ -561,6 +571,7 @@ func TestIssue10_09_JSONProblems(t *testing.T) {
 // paths for values built in Go, JSON paths for a Config, parameter names for
 // function arguments — never prose.
 func TestIssue10_09_FieldNames(t *testing.T) {
+	t.Parallel()
 	field := func(err error) string {
 		var fe *emailconn.FieldError
 		if !errors.As(err, &fe) {
@@ -637,6 +648,7 @@ func TestIssue10_07_READMEPrecedenceSnippet(t *testing.T) {
 // Close without deadlocking, that a change made meanwhile is never lost,
 // and that concurrent Updates all apply.
 func TestIssue10_14_UpdateReentry(t *testing.T) {
+	t.Parallel()
 	// within fails the test if f does not return: before the fix, each of
 	// these deadlocked on the registry's lock.
 	within := func(name string, f func()) {

@@ -19,6 +19,7 @@ import (
 // TestIssue11_05_FIFONeverBlocks checks that a file: secret or a CAFile
 // naming a FIFO is refused at once by every entry point that reads it.
 func TestIssue11_05_FIFONeverBlocks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {

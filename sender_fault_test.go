@@ -353,6 +353,7 @@ func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, erro
 }
 
 func TestInsecureAuthRefused(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Mechanisms: []string{"PLAIN", "LOGIN", "XOAUTH2"}})
 	c := connFor(t, srv, emailconn.TLSNone)
 	c.Username, c.Password, c.AllowInsecureAuth = "alice", "s3cret", false
@@ -395,6 +396,7 @@ func TestInsecureAuthRefused(t *testing.T) {
 // TestHostileInputRefusedBeforeIO checks that bad messages never reach the
 // network: the server sees no session at all.
 func TestHostileInputRefusedBeforeIO(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	hostile := []struct {
@@ -429,6 +431,7 @@ func TestHostileInputRefusedBeforeIO(t *testing.T) {
 // TestNoBareCROrLFOnTheWire sends the smuggling sequences of T1 through
 // every path and checks what the server received.
 func TestNoBareCROrLFOnTheWire(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	seqs := []string{"x\r.\rSMUGGLED\r", "x\r.\r\nSMUGGLED\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n", "x\n.\nSMUGGLED\n", "\r\r\n", "trailing\r", ".leading\r\n"}
@@ -485,6 +488,7 @@ func TestEndlessReplyMemory(t *testing.T) {
 }
 
 func TestPoolReusesSessions(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}})
 	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password = "alice", "s3cret"
@@ -540,6 +544,7 @@ func TestPoolRedialsDeadIdleSession(t *testing.T) {
 }
 
 func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
+	t.Parallel()
 	// The server answers the first command after each message with 421
 	// and closes: the stale session is replaced without failing the send.
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterMessage, Reply: "421 4.4.2 Closing", Close: true}}})
@@ -581,6 +586,7 @@ func TestMaxSessionsBound(t *testing.T) {
 // TestCancelInEveryPhase cancels the context while the send waits in each
 // phase (F49): the send returns the context's error within 100 ms.
 func TestCancelInEveryPhase(t *testing.T) {
+	t.Parallel()
 	phases := []struct {
 		name  string
 		fault smtptest.Fault
@@ -676,6 +682,7 @@ func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 }
 
 func TestSendAfterClose(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
@@ -688,6 +695,7 @@ func TestSendAfterClose(t *testing.T) {
 }
 
 func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "451 4.3.0 Try again", Times: 1}}})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 	m := basicMessage()
@@ -702,6 +710,7 @@ func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
 // end of DATA, the next message on the same session starts with RSET, for
 // servers that keep the transaction open (found with Mailpit).
 func TestRSETAfterRefusedMessage(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "552 5.3.4 Message too big", Times: 1}}})
 	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrRefused) {
@@ -722,6 +731,7 @@ func TestRSETAfterRefusedMessage(t *testing.T) {
 }
 
 func TestAuthRefusedBeforeTLSIsNotBadCredentials(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}})
 	c := connFor(t, srv, emailconn.TLSNone)
 	c.Username, c.Password = "alice", "s3cret"

@@ -13,6 +13,7 @@ import (
 )
 
 func TestSendModes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		srv    smtptest.Mode
@@ -66,6 +67,7 @@ func TestSendModes(t *testing.T) {
 }
 
 func TestStartTLSRequiredButNotOffered(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Plain, Users: map[string]string{"alice": "pw"}})
 	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password = "alice", "pw"
@@ -83,6 +85,7 @@ func TestStartTLSRequiredButNotOffered(t *testing.T) {
 }
 
 func TestZeroSender(t *testing.T) {
+	t.Parallel()
 	var s emailconn.Sender
 	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrInvalid) {
 		t.Errorf("zero Sender Send = %v, want ErrInvalid", err)

@@ -31,6 +31,7 @@ func outcomes(rep *emailconn.TestReport) map[emailconn.Stage]emailconn.Outcome {
 }
 
 func TestTestConnectionPasses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		srv   smtptest.Options
@@ -93,6 +94,7 @@ func TestTestConnectionPasses(t *testing.T) {
 }
 
 func TestTestConnectionReportsServer(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, MaxMessageBytes: 10 << 20, Mechanisms: []string{"PLAIN", "LOGIN", "CRAM-MD5"}})
 	c := connFor(t, srv, emailconn.TLSStartTLS)
 	c.Username, c.Password, c.ActionsBaseURL = "alice", "s3cret", "https://approvals.example.com"
@@ -130,6 +132,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 }
 
 func TestTestConnectionWarnings(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertExpiresSoon})
 	c := connFor(t, srv, emailconn.TLSImplicit)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
@@ -324,6 +327,7 @@ func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 }
 
 func TestTestConnectionInvalid(t *testing.T) {
+	t.Parallel()
 	rep := runTest(emailconn.Connection{Name: "x", MailServer: "smtp://bad", SendTimeout: -1}, nil)
 	if rep.OK || !errors.Is(rep.Err, emailconn.ErrInvalid) || !strings.Contains(rep.Sentence, "not valid") || !strings.Contains(rep.Sentence, "SendTimeout") {
 		t.Errorf("report %s", reportJSON(rep))
@@ -338,6 +342,7 @@ func TestTestConnectionInvalid(t *testing.T) {
 // TestTestConnectionDialPolicy: every blocked class is refused before any
 // connection is made, with one and the same error.
 func TestTestConnectionDialPolicy(t *testing.T) {
+	t.Parallel()
 	var accepts atomic.Int32
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -406,6 +411,7 @@ func TestTestConnectionDialPolicy(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestTestConnectionOAuth2(t *testing.T) {
+	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(_, tok string) bool { return tok != "tok-1" }})
 	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
@@ -434,6 +440,7 @@ func TestTestConnectionOAuth2(t *testing.T) {
 }
 
 func TestTestConnection530Hints(t *testing.T) {
+	t.Parallel()
 	// A server that requires AUTH, and a connection without credentials.
 	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
 	c := connFor(t, srv, emailconn.TLSNone)
@@ -444,6 +451,7 @@ func TestTestConnection530Hints(t *testing.T) {
 // endpoint refuses connections. The report stops at the token stage and
 // its hint is about the token endpoint, not the mail server's port.
 func TestIssue10_15_TokenEndpointDown(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -475,6 +483,7 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 // server's certificate gets its own hint; only a connection without caFile
 // is told to set one.
 func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
+	t.Parallel()
 	other := filepath.Join(t.TempDir(), "other-ca.pem")
 	if err := os.WriteFile(other, smtptest.NewCA().PEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -508,6 +517,7 @@ func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
 // offered; a plaintext session where no credentials were sent does not
 // warn that credentials were sent.
 func TestIssue10_18_AuthNotOffered(t *testing.T) {
+	t.Parallel()
 	creds := func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.Username, c.Password = "alice", "s3cret" }
 	tests := []struct {
 		name string
@@ -555,6 +565,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 // TestIssue10_19_PortWarningOnlyOnWellKnownPorts: a TLS mode is only
 // suspicious on a port whose convention is the other mode.
 func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit})
 	rep := runTest(connFor(t, srv, emailconn.TLSImplicit), nil)
 	if !rep.OK || len(rep.Warnings) != 0 {
@@ -583,6 +594,7 @@ func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 // runs into the test's own limit keeps the stage's hint, and the limit is
 // reported as this package's timeout, not as a context error.
 func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
 	c := connFor(t, srv, emailconn.TLSNone)
 	c.ConnectTimeout, c.SendTimeout = 0, 0
@@ -614,6 +626,7 @@ func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 
 // TestIssue10_21_TemporaryProbeRefusal: a 4xx to the probe gets a hint.
 func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
+	t.Parallel()
 	reply := func(code int, enh smtp.EnhancedCode, msg string) func(string) *smtp.SMTPError {
 		return func(string) *smtp.SMTPError { return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg} }
 	}
@@ -662,6 +675,7 @@ func jsonError(rep *emailconn.TestReport) string {
 // an administrator of the connection needs and nothing about what the
 // engine's position reveals.
 func TestIssue11_13_RestrictedReport(t *testing.T) {
+	t.Parallel()
 	const banner = "554 internal-relay-7.corp.local Postfix 3.4.1 (Debian) db=10.1.2.3"
 	secret := []string{"internal-relay-7", "corp.local", "Postfix", "Debian", "10.1.2.3"}
 	leaks := func(t *testing.T, rep *emailconn.TestReport, words ...string) {
