@@ -36,6 +36,7 @@ func pair(t *testing.T) (client, server net.Conn) {
 }
 
 func TestReplyTimeout(t *testing.T) {
+	t.Parallel()
 	raw, _ := pair(t)
 	c := New(raw, Options{SendTimeout: 100 * time.Millisecond})
 	c.StartReply()
@@ -58,6 +59,7 @@ func TestReplyTimeout(t *testing.T) {
 }
 
 func TestPhaseCapsSendTimeout(t *testing.T) {
+	t.Parallel()
 	raw, _ := pair(t)
 	c := New(raw, Options{SendTimeout: time.Hour})
 	c.SetPhaseDeadline(time.Now().Add(80 * time.Millisecond))
@@ -72,6 +74,7 @@ func TestPhaseCapsSendTimeout(t *testing.T) {
 }
 
 func TestCancelWins(t *testing.T) {
+	t.Parallel()
 	raw, _ := pair(t)
 	c := New(raw, Options{})
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -96,6 +99,7 @@ func TestCancelWins(t *testing.T) {
 }
 
 func TestReplyLimit(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	c := New(raw, Options{ReplyLimit: 1000})
 	go func() {
@@ -114,6 +118,7 @@ func TestReplyLimit(t *testing.T) {
 }
 
 func TestReplyLimitResetsPerCommand(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	c := New(raw, Options{ReplyLimit: 100})
 	buf := make([]byte, 80)
@@ -127,6 +132,7 @@ func TestReplyLimitResetsPerCommand(t *testing.T) {
 }
 
 func TestWriteProgressTimeout(t *testing.T) {
+	t.Parallel()
 	raw, _ := pair(t) // the server never reads
 	c := New(raw, Options{SendTimeout: 150 * time.Millisecond})
 	chunk := make([]byte, 1<<20)
@@ -148,6 +154,7 @@ func TestWriteProgressTimeout(t *testing.T) {
 }
 
 func TestWriteSlowButMoving(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	// The upload takes at least 1.3 s, longer than the timeout; no stretch
 	// of it comes near the timeout, even on a loaded machine.
@@ -177,6 +184,7 @@ func TestWriteSlowButMoving(t *testing.T) {
 }
 
 func TestIdle(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	c := New(raw, Options{})
 	if !c.Idle() {
@@ -195,6 +203,7 @@ func TestIdle(t *testing.T) {
 }
 
 func TestTapPrefixAndAbort(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	var client, server []byte
 	tap := &Tap{Conn: raw, Prefix: []byte("220 hi\r\n"), OnClient: func(p []byte) { client = append(client, p...) }, OnServer: func(p []byte) { server = append(server, p...) }}

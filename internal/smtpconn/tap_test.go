@@ -12,6 +12,7 @@ import (
 // TestTapWholeLines: a line cut by the end of the connection never reaches
 // the reader above as a complete line.
 func TestTapWholeLines(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	tap := &Tap{Conn: raw}
 	r := textproto.NewReader(bufio.NewReader(tap))
@@ -27,6 +28,7 @@ func TestTapWholeLines(t *testing.T) {
 }
 
 func TestTapLongLinePassedOn(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	tap := &Tap{Conn: raw}
 	go func() { io.WriteString(srv, strings.Repeat("x", maxHeld+10)) }()
@@ -45,6 +47,7 @@ func TestTapLongLinePassedOn(t *testing.T) {
 }
 
 func TestTapGreetingNotSMTP(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ greeting, want string }{
 		{"SSH-2.0-OpenSSH_9.2p1\r\n", "SSH-2.0-OpenSSH_9.2p1"},
 		{"\x16\x03\x01\x00", "?"},
@@ -74,6 +77,7 @@ func TestTapGreetingNotSMTP(t *testing.T) {
 // TestTapAbortMidExchange: in the middle of a SASL exchange (after a 334)
 // the abort goes to the server.
 func TestTapAbortMidExchange(t *testing.T) {
+	t.Parallel()
 	raw, srv := pair(t)
 	tap := &Tap{Conn: raw, AnswerAbort: true}
 	io.WriteString(srv, "334 VXNlcm5hbWU6\r\n")

@@ -14,6 +14,7 @@ import (
 var users = map[string]string{"alice": "right"}
 
 func TestPlain(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Users: users})
 	for _, tc := range []struct {
 		name string
@@ -48,6 +49,7 @@ func TestPlain(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	t.Parallel()
 	for _, prompts := range [][2]string{{}, {"username:", "password:"}, {"Benutzername", "Passwort"}} {
 		for _, ir := range []bool{false, true} {
 			for _, pass := range []string{"right", "wrong"} {
@@ -88,6 +90,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestXOAUTH2(t *testing.T) {
+	t.Parallel()
 	validate := func(user, tok string) bool { return user == "alice" && tok == "good-token" }
 	s := NewServer(t, Options{ValidateToken: validate})
 	c := dial(t, s)
@@ -151,6 +154,7 @@ func TestXOAUTH2(t *testing.T) {
 }
 
 func TestOAuthBearer(t *testing.T) {
+	t.Parallel()
 	validate := func(user, tok string) bool { return user == "alice" && tok == "good-token" }
 	s := NewServer(t, Options{ValidateToken: validate, Mechanisms: []string{"oauthbearer"}})
 	good := &sasl.OAuthBearerOptions{Username: "alice", Token: "good-token", Host: "127.0.0.1", Port: s.Port()}
@@ -191,6 +195,7 @@ func TestOAuthBearer(t *testing.T) {
 }
 
 func TestAuthMisc(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Users: users, Mechanisms: []string{"PLAIN", "CRAM-MD5"}, RequireAuth: true})
 	r := dialRaw(t, s.Addr())
 	r.expect("220 ")
@@ -216,6 +221,7 @@ func TestAuthMisc(t *testing.T) {
 // TestLongAuthLine is the 512-octet rule: the initial response does not fit
 // on a 512-octet command line, but it fits as a SASL response.
 func TestLongAuthLine(t *testing.T) {
+	t.Parallel()
 	token := strings.Repeat("t", 700)
 	s := NewServer(t, Options{MaxLineLength: 512, ValidateToken: func(u, tok string) bool { return tok == token }})
 	c := dial(t, s)
@@ -229,6 +235,7 @@ func TestLongAuthLine(t *testing.T) {
 }
 
 func TestAuthResultFaults(t *testing.T) {
+	t.Parallel()
 	for _, reply := range []string{
 		"535 5.7.139 Authentication unsuccessful, basic authentication is disabled",
 		"535 5.7.3 Authentication unsuccessful",

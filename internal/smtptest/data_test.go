@@ -23,6 +23,7 @@ func decodeAll(in []byte, piece int, limit int64) (out []byte, used int, done bo
 }
 
 func TestDotDecoder(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in, out string
 		used    int

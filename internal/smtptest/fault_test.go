@@ -42,6 +42,7 @@ func TestGreetingDelay(t *testing.T) {
 }
 
 func TestGreetingTarpit(t *testing.T) {
+	t.Parallel()
 	for _, a := range []Action{Silent, Stall} {
 		s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Action: a}}})
 		r := dialRaw(t, s.Addr())
@@ -58,6 +59,7 @@ func TestGreetingTarpit(t *testing.T) {
 }
 
 func TestGreetingReplies(t *testing.T) {
+	t.Parallel()
 	// 421 then close: go-smtp sees a temporary SMTPError.
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Reply: "421 4.3.2 Service not available", Close: true}}})
 	c := dial(t, s)
@@ -103,6 +105,7 @@ func TestGreetingReplies(t *testing.T) {
 }
 
 func TestGreetingEndless(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Action: Endless}}})
 	r := dialRaw(t, s.Addr())
 	n := 0
@@ -131,6 +134,7 @@ func TestGreetingEndless(t *testing.T) {
 }
 
 func TestGreetingLongLine(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Action: LongLine}}})
 	r := dialRaw(t, s.Addr())
 	l, err := r.r.ReadString('\n')
@@ -144,6 +148,7 @@ func TestGreetingLongLine(t *testing.T) {
 }
 
 func TestGreetingDropAndReset(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Action: Drop, Session: 1}, {At: Greeting, Action: Reset, Session: 2}}})
 	r := dialRaw(t, s.Addr())
 	if b, err := io.ReadAll(r.r); err != nil || len(b) != 0 {
@@ -162,6 +167,7 @@ func TestGreetingDropAndReset(t *testing.T) {
 }
 
 func TestCommandReplies(t *testing.T) {
+	t.Parallel()
 	// 421 to MAIL, then close.
 	s := NewServer(t, Options{Faults: []Fault{{At: "MAIL", Reply: "421 4.3.2 Shutting down", Close: true}}})
 	c := dial(t, s)
@@ -224,6 +230,7 @@ func TestCommandReplies(t *testing.T) {
 }
 
 func TestCommandDelaySilentDrop(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{
 		{At: "NOOP", Delay: 150 * time.Millisecond, Times: 1},
 		{At: "MAIL", Action: Silent, Session: 1},
@@ -269,6 +276,7 @@ func TestCommandDelaySilentDrop(t *testing.T) {
 }
 
 func TestStripStartTLS(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: "EHLO", Action: StripStartTLS}}})
 	conn, err := net.Dial("tcp", s.Addr())
 	if err != nil {
@@ -287,6 +295,7 @@ func TestStripStartTLS(t *testing.T) {
 }
 
 func TestInject(t *testing.T) {
+	t.Parallel()
 	const inj = "250-INJECTED\r\n250 AUTH PLAIN\r\n"
 	s := NewServer(t, Options{TLS: StartTLS, Faults: []Fault{{At: "STARTTLS", Action: Inject, Reply: "250-INJECTED\n250 AUTH PLAIN", Session: 1}}})
 	r := dialRaw(t, s.Addr())
@@ -341,6 +350,7 @@ func bodyClient(t *testing.T, s *Server) *raw {
 }
 
 func TestDataStall(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: DataBody, Action: Stall}}})
 	r := bodyClient(t, s)
 	chunk := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 1024)
@@ -366,6 +376,7 @@ func TestDataStall(t *testing.T) {
 }
 
 func TestDataSlowRead(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: DataBody, Action: SlowRead, Bytes: 32 << 10, Interval: 40 * time.Millisecond}}})
 	c := dial(t, s)
 	line := strings.Repeat("x", 62) + "\r\n"
@@ -384,6 +395,7 @@ func TestDataSlowRead(t *testing.T) {
 }
 
 func TestDataResetAndDrop(t *testing.T) {
+	t.Parallel()
 	for _, a := range []Action{Reset, Drop} {
 		s := NewServer(t, Options{Faults: []Fault{{At: DataBody, Action: a, Bytes: 100000}}})
 		c := dial(t, s)
@@ -405,6 +417,7 @@ func TestDataResetAndDrop(t *testing.T) {
 }
 
 func TestAfterDot(t *testing.T) {
+	t.Parallel()
 	body := "hello\r\n"
 	for _, tc := range []struct {
 		name      string
@@ -472,6 +485,7 @@ func TestAfterDot(t *testing.T) {
 }
 
 func TestAfterMessageAndPooledSessions(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{
 		{At: AfterMessage, Reply: "421 4.4.2 Connection dropped", Close: true, Session: 1},
 		{At: "RSET", Reply: "421 4.4.2 Idle too long", Close: true, Session: 2},
@@ -581,6 +595,7 @@ func TestIdleTimesAndTLS(t *testing.T) {
 }
 
 func TestFaultTimesAcrossSessions(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Reply: "421 4.3.2 Busy", Close: true, Times: 2}}})
 	var codes []int
 	for range 3 {

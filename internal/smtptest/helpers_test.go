@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +20,21 @@ import (
 	"go.uber.org/goleak"
 )
 
+// testParallel is the number of parallel tests run at once unless
+// -test.parallel is given: these tests wait on delays and timeouts, not
+// the CPU, so they run more at once than the default GOMAXPROCS.
+const testParallel = 8
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(testParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, "smtptest: TestMain:", err)
+			os.Exit(2)
+		}
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -12,6 +12,7 @@ import (
 )
 
 func TestPlainSend(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{})
 	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") || s.Host() != "127.0.0.1" || s.Port() == 0 {
 		t.Fatalf("Addr() = %q, Host() = %q, Port() = %d", s.Addr(), s.Host(), s.Port())
@@ -73,6 +74,7 @@ func TestPlainSend(t *testing.T) {
 }
 
 func TestNilTB(t *testing.T) {
+	t.Parallel()
 	s := NewServer(nil, Options{})
 	c := dial(t, s)
 	if err := c.Noop(); err != nil {
@@ -83,6 +85,7 @@ func TestNilTB(t *testing.T) {
 }
 
 func TestCloseWithLiveConnections(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{})
 	var clients []*smtp.Client
 	for range 3 {
@@ -108,6 +111,7 @@ func TestCloseWithLiveConnections(t *testing.T) {
 }
 
 func TestDotUnstuffingAndStrictEnd(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{})
 	r := dialRaw(t, s.Addr())
 	r.expect("220 ")
@@ -131,6 +135,7 @@ func TestDotUnstuffingAndStrictEnd(t *testing.T) {
 }
 
 func TestHooks(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{
 		MailHook: func(from string) *smtp.SMTPError {
 			if from == "blocked@x" {
@@ -191,6 +196,7 @@ func TestHooks(t *testing.T) {
 }
 
 func TestSizeUTF8DSN(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{MaxMessageBytes: 100, EnableSMTPUTF8: true, EnableDSN: true})
 	c := dial(t, s)
 	if size, ok := c.MaxMessageSize(); !ok || size != 100 {
@@ -232,6 +238,7 @@ func TestSizeUTF8DSN(t *testing.T) {
 }
 
 func TestEnvelopeStrictness(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{})
 	r := dialRaw(t, s.Addr())
 	r.expect("220 ")
@@ -261,6 +268,7 @@ func TestEnvelopeStrictness(t *testing.T) {
 }
 
 func TestMaxLineLength(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{MaxLineLength: 512})
 	r := dialRaw(t, s.Addr())
 	r.expect("220 ")
@@ -273,6 +281,7 @@ func TestMaxLineLength(t *testing.T) {
 }
 
 func TestDomainAndGreeting(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Domain: "relay.example"})
 	r := dialRaw(t, s.Addr())
 	if l := r.expect("220 "); !strings.HasPrefix(l[0], "220 relay.example ") {
@@ -284,6 +293,7 @@ func TestDomainAndGreeting(t *testing.T) {
 }
 
 func TestHookPanicIsReported(t *testing.T) {
+	t.Parallel()
 	ft := &fakeTB{TB: t}
 	s, err := newServer(ft, Options{RcptHook: func(string) *smtp.SMTPError { panic("boom") }})
 	if err != nil {
@@ -319,6 +329,7 @@ func (f *fakeTB) failed() bool {
 }
 
 func TestConcurrentSessions(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -352,6 +363,7 @@ func TestConcurrentSessions(t *testing.T) {
 }
 
 func TestInvalidOptions(t *testing.T) {
+	t.Parallel()
 	for _, f := range []Fault{
 		{},
 		{At: "BOGUS", Reply: "x"},
@@ -387,6 +399,7 @@ func TestInvalidOptions(t *testing.T) {
 }
 
 func TestLogfRedactsAuth(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var logs []string
 	const canary = "CANARY-s3cr3t"

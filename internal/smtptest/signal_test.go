@@ -28,6 +28,7 @@ func await(t *testing.T, ch <-chan struct{}, what string) {
 // TestAfterMessageAndPooledSessions). Here the client sends more than the
 // server reads before closing, which made the RST certain.
 func TestIssue10_27_CloseAfterReplyIsEOFNotReset(t *testing.T) {
+	t.Parallel()
 	junk := strings.Repeat("NOOP\r\n", 200<<10/6) // far more than one read
 	for _, tc := range []struct {
 		name   string
@@ -76,6 +77,7 @@ func TestIssue10_27_CloseAfterReplyIsEOFNotReset(t *testing.T) {
 }
 
 func TestFired(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{
 		{At: "NOOP", Reply: "250 2.0.0 slow OK", Delay: 50 * time.Millisecond},
 		{At: "RSET", Reply: "421 4.3.2 bye", Close: true, Session: 2},
@@ -133,6 +135,7 @@ func TestFired(t *testing.T) {
 // TestSessionClosedOnServerClose: a session stuck in a fault ends when the
 // Server is closed, and its channel closes.
 func TestSessionClosedOnServerClose(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{Faults: []Fault{{At: Greeting, Action: Stall}}})
 	conn, err := net.Dial("tcp", s.Addr())
 	if err != nil {
@@ -148,6 +151,7 @@ func TestSessionClosedOnServerClose(t *testing.T) {
 // TestIssue11_6_PipelinedLogin: the server that answers LOGIN ahead, which
 // the transcript tests of the sender need.
 func TestIssue11_6_PipelinedLogin(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, user, pass string
 		ir               bool
@@ -200,6 +204,7 @@ func TestIssue11_6_PipelinedLogin(t *testing.T) {
 // TestReadBuffer: with a small receive buffer, a stalled server blocks the
 // client's writes after little data.
 func TestReadBuffer(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{ReadBuffer: 16 << 10, Faults: []Fault{{At: DataBody, Action: Stall}}})
 	r := bodyClient(t, s)
 	r.conn.(*net.TCPConn).SetWriteBuffer(16 << 10)

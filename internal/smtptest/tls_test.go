@@ -17,6 +17,7 @@ import (
 )
 
 func TestStartTLS(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{TLS: StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "pw"}})
 	if s.CAPEM() == nil || s.CAPool() == nil {
 		t.Fatal("no CA in StartTLS mode")
@@ -73,6 +74,7 @@ func TestStartTLS(t *testing.T) {
 }
 
 func TestStartTLSForgetsState(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{TLS: StartTLS})
 	r := dialRaw(t, s.Addr())
 	r.expect("220 ")
@@ -96,6 +98,7 @@ func TestStartTLSForgetsState(t *testing.T) {
 }
 
 func TestImplicitTLS(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{TLS: Implicit})
 	c, err := dialTLS(t, s, s.ClientTLSConfig())
 	if err != nil {
@@ -120,6 +123,7 @@ func TestImplicitTLS(t *testing.T) {
 }
 
 func TestCertKinds(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		kind  CertKind
 		check func(error) bool
@@ -181,6 +185,7 @@ func TestCertKinds(t *testing.T) {
 }
 
 func TestCertGoodValidForIPv6AndLocalhost(t *testing.T) {
+	t.Parallel()
 	leaf := Cert(CertGood).Leaf
 	for _, name := range []string{"127.0.0.1", "::1", "localhost", "mail.test"} {
 		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: SharedCA().Pool()}); err != nil {
@@ -190,6 +195,7 @@ func TestCertGoodValidForIPv6AndLocalhost(t *testing.T) {
 }
 
 func TestMaxTLSVersion(t *testing.T) {
+	t.Parallel()
 	s := NewServer(t, Options{TLS: Implicit, MaxTLSVersion: tls.VersionTLS11})
 	// Go clients refuse TLS 1.1 by default.
 	if _, err := dialTLS(t, s, s.ClientTLSConfig()); err == nil {
@@ -207,6 +213,7 @@ func TestMaxTLSVersion(t *testing.T) {
 }
 
 func TestCAHelpers(t *testing.T) {
+	t.Parallel()
 	ca := NewCA()
 	if ca == SharedCA() || SharedCA() != SharedCA() {
 		t.Fatal("NewCA must be fresh and SharedCA stable")

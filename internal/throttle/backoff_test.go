@@ -9,6 +9,7 @@ import (
 // for 30 s and are never more than 5 s apart, whatever the draws, so a
 // 25-second restart is outlasted; a floor from the reply is honoured.
 func TestIssue14_50_BackoffOutlastsRestart(t *testing.T) {
+	t.Parallel()
 	var b Backoff
 	for _, draw := range []struct {
 		name string

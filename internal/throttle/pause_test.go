@@ -9,6 +9,7 @@ import (
 // TestIssue14_20_Pause: a pause holds until its end, never shortens, and
 // is forgotten once over.
 func TestIssue14_20_Pause(t *testing.T) {
+	t.Parallel()
 	var zero Pause
 	if st, ok := zero.Active(); ok {
 		t.Fatalf("zero Pause is active: %+v", st)
@@ -44,6 +45,7 @@ func TestIssue14_20_Pause(t *testing.T) {
 }
 
 func TestIssue14_21_FakeClockOrder(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	var got []string
 	clk.AfterFunc(2*time.Second, func() { got = append(got, "b@"+clk.Now().Sub(t0).String()) })

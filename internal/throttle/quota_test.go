@@ -9,6 +9,7 @@ import (
 // when room frees, forgets counts a day later (never earlier), and takes a
 // count back for a message that was refused.
 func TestIssue14_51_Quota(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	q := NewQuota(100, 24*time.Hour, clk)
 	if _, _, ok := q.Take(60); !ok {
@@ -60,6 +61,7 @@ func TestIssue14_51_Quota(t *testing.T) {
 }
 
 func TestIssue14_52_ZeroValues(t *testing.T) {
+	t.Parallel()
 	var q Quota
 	if _, _, ok := q.Take(5); !ok || q.Used() != 0 {
 		t.Error("zero Quota refused")

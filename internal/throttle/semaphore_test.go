@@ -47,6 +47,7 @@ func noAcq(t *testing.T, ch chan acq, what string) {
 // TestIssue14_10_SemaphoreCapsConcurrency: 16 goroutines sending 200
 // messages through 3 slots never hold more than 3 at once.
 func TestIssue14_10_SemaphoreCapsConcurrency(t *testing.T) {
+	t.Parallel()
 	s := NewSemaphore(3, nil)
 	var inUse, peak, count atomic.Int64
 	var wg sync.WaitGroup
@@ -89,6 +90,7 @@ func TestIssue14_10_SemaphoreCapsConcurrency(t *testing.T) {
 // TestIssue14_11_SemaphoreFIFOAndWaited: a freed slot goes to the oldest
 // waiter, and each reports how long it waited on the clock.
 func TestIssue14_11_SemaphoreFIFOAndWaited(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	s := NewSemaphore(1, clk)
 	sig, hook := signals()
@@ -125,6 +127,7 @@ func TestIssue14_11_SemaphoreFIFOAndWaited(t *testing.T) {
 // returns its error and holds nothing; a slot handed to it as its context
 // ended passes on.
 func TestIssue14_12_SemaphoreContextEnds(t *testing.T) {
+	t.Parallel()
 	s := NewSemaphore(1, nil)
 	sig, hook := signals()
 	s.onQueue = hook
@@ -172,6 +175,7 @@ func TestIssue14_12_SemaphoreContextEnds(t *testing.T) {
 }
 
 func TestIssue14_13_SemaphoreNoLimit(t *testing.T) {
+	t.Parallel()
 	var zero Semaphore
 	for _, s := range []*Semaphore{&zero, NewSemaphore(0, nil), NewSemaphore(-1, nil)} {
 		for range 10 {

@@ -22,6 +22,7 @@ import (
 // MAILs, every message delivered once, and the drain within 5 % of the
 // theoretical minimum, 6 × 600 ms.
 func TestIssue14_09_BurstAgainstServer(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("takes about 4 seconds")
 	}

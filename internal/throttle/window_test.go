@@ -107,6 +107,7 @@ func noResult(t *testing.T, ch chan result, what string) {
 // and the backlog drains in exactly the theoretical minimum,
 // (⌈200/30⌉−1)·600 ms.
 func TestIssue14_01_WindowBurstNeverExceedsAnyWindow(t *testing.T) {
+	t.Parallel()
 	const (
 		limit   = 30
 		length  = 600 * time.Millisecond
@@ -189,6 +190,7 @@ func TestIssue14_01_WindowBurstNeverExceedsAnyWindow(t *testing.T) {
 
 // TestIssue14_02_WindowFIFO: waiters are granted in the order they came.
 func TestIssue14_02_WindowFIFO(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	w := NewWindow(1, time.Second, clk)
 	sig, hook := signals()
@@ -217,6 +219,7 @@ func TestIssue14_02_WindowFIFO(t *testing.T) {
 // ends returns its error at once, with the clock standing still, and the
 // slot it waited for goes to the next waiter at the earliest instant.
 func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	w := NewWindow(1, time.Second, clk)
 	sig, hook := signals()
@@ -272,6 +275,7 @@ func TestIssue14_03_WindowContextEndsWithoutConsuming(t *testing.T) {
 // never started gives its slot back, to a waiter at once if one waits;
 // cancel twice gives back one slot.
 func TestIssue14_04_WindowCancelGivesSlotBack(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	w := NewWindow(2, time.Second, clk)
 	sig, hook := signals()
@@ -301,6 +305,7 @@ func TestIssue14_04_WindowCancelGivesSlotBack(t *testing.T) {
 // context cross, either the caller gets the slot or the slot stays free;
 // never both, never neither.
 func TestIssue14_05_WindowGrantRacesCancel(t *testing.T) {
+	t.Parallel()
 	for i := range 200 {
 		clk := NewFakeClock(t0)
 		w := NewWindow(1, time.Second, clk)
@@ -323,6 +328,7 @@ func TestIssue14_05_WindowGrantRacesCancel(t *testing.T) {
 }
 
 func TestIssue14_06_WindowNoLimit(t *testing.T) {
+	t.Parallel()
 	for _, w := range []*Window{{}, NewWindow(0, time.Second, nil), NewWindow(5, 0, nil)} {
 		for range 100 {
 			r, err := w.Reserve(context.Background())
@@ -339,6 +345,7 @@ func TestIssue14_06_WindowNoLimit(t *testing.T) {
 // reservations through 12 per 400 ms. No 400 ms interval holds more than
 // 12 starts and the drain stays within 5 % of the minimum, 1.2 s.
 func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("takes over a second")
 	}
@@ -379,6 +386,7 @@ func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 // written, later than the grant, holds its slot from then on, so time
 // spent between grant and MAIL cannot crowd two starts into one window.
 func TestIssue14_08_WindowStartRestamps(t *testing.T) {
+	t.Parallel()
 	clk := NewFakeClock(t0)
 	w := NewWindow(1, time.Second, clk)
 	sig, hook := signals()
