@@ -308,6 +308,7 @@ func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
 func TestIssue11_09_PartialLineIsNoReply(t *testing.T) {
 	t.Parallel()
 	t.Run("dripped greeting", func(t *testing.T) {
+		t.Parallel()
 		addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
 			tick := time.NewTicker(300 * time.Millisecond)
 			defer tick.Stop()
@@ -688,9 +689,11 @@ func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
 	}
 }
 
-// TestIssue11_T15_SlowDrip: a reply dripped a byte at a time is bounded by
-// SendTimeout, and an endless EHLO reply does not grow memory.
-func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
+// TestIssue11_T15_SlowDripEHLO: the slow-drip half of
+// TestIssue11_T15_SlowDripAndEndlessEHLO, apart so that it runs in
+// parallel (the memory half measures the heap, so it runs alone).
+func TestIssue11_T15_SlowDripEHLO(t *testing.T) {
+	t.Parallel()
 	t.Run("slow-drip EHLO reply", func(t *testing.T) {
 		addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) {
 			io.WriteString(c, "220 script ESMTP\r\n")
@@ -714,6 +717,11 @@ func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 			t.Errorf("a dripped reply held the send for %v, want about the send timeout", d)
 		}
 	})
+}
+
+// TestIssue11_T15_SlowDrip: a reply dripped a byte at a time is bounded by
+// SendTimeout, and an endless EHLO reply does not grow memory.
+func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
 	t.Run("endless EHLO memory", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}})
 		c := connFor(t, srv, emailconn.TLSNone)

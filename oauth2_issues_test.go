@@ -74,57 +74,66 @@ func TestIssue10_01_TokenEndpointUnreachable(t *testing.T) {
 // TestIssue10_02_TokenEndpointHangs: when the token request times out
 // while the caller's context is still running, the error is ErrTimeout and
 // never context.DeadlineExceeded, with the registry's own HTTP client as
-// with a caller's. TestOAuth2 against a hung endpoint makes one request and
-// waits one timeout (issue11-11).
+// with a caller's (TestIssue10_02_TokenEndpointHangsCallersClient).
+// TestOAuth2 against a hung endpoint makes one request and waits one
+// timeout (issue11-11). Not parallel: the registry's request timeout is
+// package-wide.
 func TestIssue10_02_TokenEndpointHangs(t *testing.T) {
-	const timeout = 500 * time.Millisecond
-	for _, tt := range []struct {
-		name string
-		opts func(t *testing.T) *emailconn.Options
-	}{
-		{"registry's client", func(t *testing.T) *emailconn.Options {
-			shortTokenTimeout(t, timeout)
-			return &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}
-		}},
-		{"caller's client", func(*testing.T) *emailconn.Options {
-			return &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}, HTTPClient: &http.Client{Timeout: timeout}}
-		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			hung, requests := hungEndpoint(t)
-			srv := xoauth2Server(t)
-			r := oauthRegistryAt(t, srv, hung.URL+"/token", tt.opts(t))
-			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-			defer cancel()
-			rt, err := r.Resolve("P")
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = rt.Send(ctx, basicMessage())
-			var e *emailconn.Error
-			if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
-				t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
-			}
-			if !errors.Is(err, emailconn.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, emailconn.ErrConnect) || !e.Temporary() {
-				t.Errorf("Send = %v, want ErrTimeout (temporary), not context.DeadlineExceeded", err)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("the caller's context ended: %v", ctx.Err())
-			}
-			oneEmailconnPrefix(t, "Send error", err.Error())
+	t.Run("registry's client", func(t *testing.T) {
+		shortTokenTimeout(t, hangTimeout)
+		checkTokenEndpointHangs(t, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	})
+}
 
-			requests.Store(0)
-			start := time.Now()
-			rep := r.TestOAuth2(ctx, "down")
-			el := time.Since(start)
-			if rep.OK || !errors.Is(rep.Err, emailconn.ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
-				t.Errorf("TestOAuth2 = %+v, want ErrTimeout", rep)
-			}
-			oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
-			if n := requests.Load(); n != 1 || el > 2*timeout {
-				t.Errorf("TestOAuth2 made %d requests in %v, want 1 request within one timeout (%v)", n, el, timeout)
-			}
-		})
+// TestIssue10_02_TokenEndpointHangsCallersClient: TestIssue10_02_TokenEndpointHangs
+// with the caller's HTTP client, whose timeout is its own.
+func TestIssue10_02_TokenEndpointHangsCallersClient(t *testing.T) {
+	t.Parallel()
+	t.Run("caller's client", func(t *testing.T) {
+		checkTokenEndpointHangs(t, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}, HTTPClient: &http.Client{Timeout: hangTimeout}})
+	})
+}
+
+// hangTimeout is the token request timeout of the hung-endpoint tests.
+const hangTimeout = 500 * time.Millisecond
+
+// checkTokenEndpointHangs sends and runs TestOAuth2 through a registry made
+// with opts against a hung token endpoint whose requests time out after
+// hangTimeout.
+func checkTokenEndpointHangs(t *testing.T, opts *emailconn.Options) {
+	const timeout = hangTimeout
+	hung, requests := hungEndpoint(t)
+	srv := xoauth2Server(t)
+	r := oauthRegistryAt(t, srv, hung.URL+"/token", opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	rt, err := r.Resolve("P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rt.Send(ctx, basicMessage())
+	var e *emailconn.Error
+	if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
+		t.Fatalf("Send = %v, want an *Error at the oauth2 token stage", err)
+	}
+	if !errors.Is(err, emailconn.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, emailconn.ErrConnect) || !e.Temporary() {
+		t.Errorf("Send = %v, want ErrTimeout (temporary), not context.DeadlineExceeded", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the caller's context ended: %v", ctx.Err())
+	}
+	oneEmailconnPrefix(t, "Send error", err.Error())
+
+	requests.Store(0)
+	start := time.Now()
+	rep := r.TestOAuth2(ctx, "down")
+	el := time.Since(start)
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrTimeout) || errors.Is(rep.Err, context.DeadlineExceeded) {
+		t.Errorf("TestOAuth2 = %+v, want ErrTimeout", rep)
+	}
+	oneEmailconnPrefix(t, "TestOAuth2 error", rep.Error)
+	if n := requests.Load(); n != 1 || el > 2*timeout {
+		t.Errorf("TestOAuth2 made %d requests in %v, want 1 request within one timeout (%v)", n, el, timeout)
 	}
 }
 
