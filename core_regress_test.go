@@ -564,7 +564,7 @@ func TestIssue11_F01_DNSFailures(t *testing.T) {
 }
 
 func TestIssue11_F02_RefusedQuickly(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the test bounds the wall time of a send tightly.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -618,7 +618,7 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 }
 
 func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the test bounds the wall time of a send tightly.
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := connFor(t, srv, emailconn.TLSImplicit)
 	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
