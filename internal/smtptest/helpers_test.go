@@ -28,7 +28,7 @@ const testParallel = 8
 func TestMain(m *testing.M) {
 	flag.Parse()
 	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" || f.Name == "test.fuzz" })
 	if !set {
 		if err := flag.Set("test.parallel", strconv.Itoa(testParallel)); err != nil {
 			fmt.Fprintln(os.Stderr, "smtptest: TestMain:", err)
