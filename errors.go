@@ -94,6 +94,17 @@ var (
 	// ErrBlocked reports that the dial policy refused the destination.
 	ErrBlocked = errors.New("emailconn: destination not allowed")
 
+	// ErrThrottled reports that the provider limits the connection, or
+	// that the connection is paused after a provider said so: a
+	// concurrency, rate or daily-quota reply (432 4.3.2, 421 4.7.0,
+	// 454 "Throttling failure", 550 5.4.5, 554 5.2.0 …QuotaExceeded,
+	// Microsoft's 550 5.2.251–5.2.255), a daily cap of the connection
+	// reached (MessagesPerDay, RecipientsPerDay), or a send refused at
+	// once, without opening a session, while the connection is paused
+	// after such a reply. The *Error's RetryAt says when a send may
+	// succeed again.
+	ErrThrottled = errors.New("emailconn: throttled")
+
 	// ErrClosed reports a call on a closed Sender or Registry.
 	ErrClosed = errors.New("emailconn: closed")
 
@@ -360,6 +371,23 @@ type Error struct {
 	usable   bool          // the client refused to go on; the session itself is in a known state
 	attempts int           // attempts made, when more than one
 	elapsed  time.Duration // the time they took in all
+
+	throttled bool          // a throttling reply: the error also matches ErrThrottled
+	paused    bool          // the reply paused the connection: not retried
+	retryAt   time.Time     // when a send may succeed again; zero when unknown
+	wait      time.Duration // the least wait before a retry the reply asks for
+	advice    string        // the reply's meaning in plain words, for Test Connection
+}
+
+// RetryAt returns when a send through the connection may succeed again:
+// for an error matching ErrThrottled, the end of the provider's
+// throttling or of the connection's pause; zero when the error does not
+// say. It is safe to call on a nil *Error (zero).
+func (e *Error) RetryAt() time.Time {
+	if e == nil {
+		return time.Time{}
+	}
+	return e.retryAt
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,
@@ -406,6 +434,13 @@ func (w *wrapped) Unwrap() error { return w.err }
 
 // Unwrap returns the sentinel for the error's kind and its cause.
 func (e *Error) Unwrap() []error {
+	if e.throttled {
+		return append([]error{ErrThrottled}, e.unwrap()...)
+	}
+	return e.unwrap()
+}
+
+func (e *Error) unwrap() []error {
 	switch {
 	case e.kind != nil && e.Err != nil:
 		return []error{e.kind, e.Err}

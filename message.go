@@ -100,6 +100,15 @@ type Receipt struct {
 	Attempts int
 	// Duration is the time from the call to the server's reply.
 	Duration time.Duration
+	// Waited is the part of Duration spent waiting for the connection's
+	// limits: for a free session (MaxSessions) and for the message rate
+	// (MessagesPerMinute). Zero when the send did not wait.
+	Waited time.Duration
+	// Transactions is the number of mail transactions the message took:
+	// more than one when its recipients were split (MaxRecipientsPerMessage,
+	// or a server's 452 "too many recipients"); every one carried the same
+	// message, with the same Message-ID.
+	Transactions int
 }
 
 // prepared is a message ready for the wire.
@@ -114,6 +123,9 @@ type prepared struct {
 	allOrNot bool
 	rewinds  []rewind // how to rewind the message's readers for a retry
 	replay   bool     // whether every reader can be rewound
+
+	sessionWait time.Duration // time spent waiting for a free session
+	rateWait    time.Duration // time spent waiting for the message rate
 }
 
 type rewind struct {

@@ -66,14 +66,26 @@ type attemptResult struct {
 
 // deliver runs attempts under the retry policy.
 func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*Receipt, error) {
+	if e := s.checkPause(); e != nil {
+		return nil, e
+	}
+	giveBack, qerr := s.takeQuota(len(pr.rcpts))
+	if qerr != nil {
+		return nil, qerr
+	}
 	maxAttempts := s.opts.Retry.attempts()
 	for n := 1; ; n++ {
 		res := s.attempt(ctx, pr)
 		if res.receipt != nil {
 			res.receipt.Attempts = n
 			res.receipt.Duration = time.Since(start)
+			res.receipt.Waited = pr.sessionWait + pr.rateWait
+			if res.receipt.Transactions == 0 {
+				res.receipt.Transactions = 1
+			}
 		}
 		if res.err == nil {
+			s.logWaited(ctx, pr)
 			s.logSent(ctx, pr, res.receipt)
 			return res.receipt, nil
 		}
@@ -82,9 +94,17 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			canRetry = pr.replay && pr.rewind() == nil
 		}
 		if !canRetry {
+			if res.receipt == nil && !errors.Is(res.err, ErrDeliveryUnknown) {
+				giveBack()
+			}
+			s.logWaited(ctx, pr)
 			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		wait := s.opts.Retry.backoff(n + 1)
+		var e *Error
+		if errors.As(res.err, &e) {
+			wait = max(wait, e.wait) // the reply's floor: a jitter draw never undercuts it
+		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
 			return s.gaveUp(ctx, pr, res, n, start)
 		}
@@ -115,7 +135,7 @@ func (s *Sender) gaveUp(ctx context.Context, pr *prepared, res attemptResult, n 
 // counting an attempt.
 func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
 	for redial := true; ; redial = false {
-		sess, err := s.acquire(ctx)
+		sess, err := s.acquire(ctx, &pr.sessionWait)
 		if err != nil {
 			return attemptResult{err: err, retry: isRetryable(err)}
 		}
@@ -150,6 +170,9 @@ func isRetryable(err error) bool {
 	case e.Stage == StageToken && errors.Is(err, ErrTimeout):
 		// The token request already waited its own timeout (30 s by
 		// default); a send does not wait it again and again.
+		return false
+	case e.paused:
+		// The reply paused the connection: every retry would be refused.
 		return false
 	case errors.Is(err, ErrDeliveryUnknown), errors.Is(err, ErrInvalid), errors.Is(err, ErrInsecureAuth),
 		errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrBlocked), errors.Is(err, ErrClosed),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/session"
+	"github.com/emailconn/emailconn/internal/throttle"
 )
 
 // txResult is an attempt's result plus whether the session may be kept.
@@ -86,11 +87,38 @@ func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
 	if pr.size > 0 && sess.Has("SIZE") {
 		opts.Size = pr.size
 	}
+	var r *throttle.Reservation
+	if rate := t.s.lim.rate; rate != nil {
+		var err error
+		if r, err = t.reserve(rate, pr); err != nil {
+			return txResult{attemptResult: attemptResult{err: err}}, false, false
+		}
+	}
 	sess.dirty = true
 	if err := sess.Client.Mail(pr.envFrom, opts); err != nil {
+		if isStale(err) {
+			r.Cancel() // the server never saw this MAIL
+		}
 		return t.fail(StageMail, err, session.KeepAfterReply(err)), isStale(err), false
 	}
 	return txResult{}, false, true
+}
+
+// reserve waits for the message rate's turn and starts it, right before
+// MAIL FROM: the rate counts transactions as the server does.
+func (t *tx) reserve(rate throttle.Rate, pr *prepared) (*throttle.Reservation, error) {
+	for {
+		r, err := rate.Reserve(t.ctx)
+		if err != nil {
+			return nil, t.s.ctxError(t.ctx, StageMail, errors.New("waiting for the message rate"))
+		}
+		pr.rateWait += r.Waited
+		if r.Start() {
+			return r, nil
+		}
+		// The grant is older than the window: its slot may be another
+		// start's by now. Reserve again.
+	}
 }
 
 // rcpts says RCPT TO for every recipient. It goes on unless every
