@@ -1,4 +1,4 @@
-package emailconn_test
+package emailconn
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/internal/smtptest"
 	"github.com/emailconn/emailconn/internal/throttle"
 )
@@ -86,11 +85,11 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 		minute  = 600 * time.Millisecond
 	)
 	srv := newM365Server(t)
-	opts := &emailconn.Options{}
-	emailconn.SetLimitSeams(opts, nil, minute, 0)
-	c := emailconn.Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: emailconn.ProviderMicrosoft365, SendTimeout: 10 * time.Second}
-	s, err := emailconn.NewSender(c, opts)
+	opts := &Options{}
+	opts.limitMinute = minute
+	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
+		Provider: ProviderMicrosoft365, SendTimeout: 10 * time.Second}
+	s, err := NewSender(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +107,7 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 				if i > n {
 					return
 				}
-				rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{fmt.Sprintf("u%d@example.com", i)}, Subject: "n", Text: "x"})
+				rc, err := s.Send(context.Background(), &Message{To: []string{fmt.Sprintf("u%d@example.com", i)}, Subject: "n", Text: "x"})
 				if err != nil {
 					failed.Add(1)
 					t.Errorf("send %d: %v", i, err)
@@ -178,17 +177,17 @@ func TestIssue14_DailyQuotaPauses(t *testing.T) {
 		},
 	})
 	clock := throttle.NewFakeClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
-	opts := &emailconn.Options{IdleTimeout: -1}
-	emailconn.SetLimitSeams(opts, clock, 0, 0)
-	c := emailconn.Connection{Name: "gmail", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: emailconn.ProviderGoogle, SendTimeout: 5 * time.Second}
-	s, err := emailconn.NewSender(c, opts)
+	opts := &Options{IdleTimeout: -1}
+	opts.clock = clock
+	c := Connection{Name: "gmail", MailServer: srv.Addr(), From: "engine@example.com",
+		Provider: ProviderGoogle, SendTimeout: 5 * time.Second}
+	s, err := NewSender(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	send := func() (*emailconn.Receipt, error) {
-		return s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com"}, Text: "x"})
+	send := func() (*Receipt, error) {
+		return s.Send(context.Background(), &Message{To: []string{"a@example.com"}, Text: "x"})
 	}
 	for i := range 2 {
 		if _, err := send(); err != nil {
@@ -196,8 +195,8 @@ func TestIssue14_DailyQuotaPauses(t *testing.T) {
 		}
 	}
 	_, err = send()
-	var e *emailconn.Error
-	if !errors.Is(err, emailconn.ErrThrottled) || !errors.Is(err, emailconn.ErrRefused) || !errors.As(err, &e) {
+	var e *Error
+	if !errors.Is(err, ErrThrottled) || !errors.Is(err, ErrRefused) || !errors.As(err, &e) {
 		t.Fatalf("send after the quota = %v, want ErrThrottled and ErrRefused", err)
 	}
 	wantEnd := clock.Now().Add(24 * time.Hour)
@@ -208,7 +207,7 @@ func TestIssue14_DailyQuotaPauses(t *testing.T) {
 	clock.Advance(23 * time.Hour)
 	for range 5 {
 		_, err := send()
-		if !errors.Is(err, emailconn.ErrThrottled) || !errors.As(err, &e) || !e.RetryAt().Equal(wantEnd) {
+		if !errors.Is(err, ErrThrottled) || !errors.As(err, &e) || !e.RetryAt().Equal(wantEnd) {
 			t.Fatalf("send while paused = %v, want ErrThrottled until %v", err, wantEnd)
 		}
 		if !strings.Contains(err.Error(), "paused until 2026-12-02T12:00:00Z") || !strings.Contains(err.Error(), "5.4.5") {
@@ -233,9 +232,9 @@ func TestIssue14_ThrottledRetryAfterWait(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{
 		Faults: []smtptest.Fault{{At: "MAIL", Reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", Times: 2}},
 	})
-	c := emailconn.Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: emailconn.ProviderMicrosoft365, SendTimeout: 5 * time.Second}
-	s, err := emailconn.NewSender(c, &emailconn.Options{Retry: emailconn.RetryPolicy{InitialBackoff: time.Millisecond}})
+	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
+		Provider: ProviderMicrosoft365, SendTimeout: 5 * time.Second}
+	s, err := NewSender(c, &Options{Retry: RetryPolicy{InitialBackoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,16 +242,16 @@ func TestIssue14_ThrottledRetryAfterWait(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = s.Send(ctx, &emailconn.Message{To: []string{"a@example.com"}, Text: "x"})
-	var e *emailconn.Error
-	if !errors.Is(err, emailconn.ErrThrottled) || !errors.As(err, &e) || e.RetryAt().IsZero() {
+	_, err = s.Send(ctx, &Message{To: []string{"a@example.com"}, Text: "x"})
+	var e *Error
+	if !errors.Is(err, ErrThrottled) || !errors.As(err, &e) || e.RetryAt().IsZero() {
 		t.Fatalf("Send = %v, want ErrThrottled with RetryAt", err)
 	}
 	if d := time.Since(start); d > 400*time.Millisecond {
 		t.Errorf("took %v: it slept into the deadline instead of failing at once", d)
 	}
 	start = time.Now()
-	rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com"}, Text: "x"})
+	rc, err := s.Send(context.Background(), &Message{To: []string{"a@example.com"}, Text: "x"})
 	if err != nil {
 		t.Fatalf("second send: %v", err)
 	}
