@@ -281,15 +281,27 @@ type RecipientsError struct {
 	Accepted int
 }
 
-// Error lists the refused recipients and their replies.
+// recipientsListed is how many refused recipients RecipientsError's text
+// lists one by one; a longer list is summarised (issue 14: a 150-recipient
+// send made a 2,947-character error).
+const recipientsListed = 5
+
+// Error lists the refused recipients and their replies. More than a few
+// are summarised: how many got each reply, and the first addresses;
+// Rejected keeps every one.
 func (e *RecipientsError) Error() string {
 	var b strings.Builder
 	total := e.Accepted + len(e.Rejected)
 	if e.Accepted > 0 {
-		fmt.Fprintf(&b, "%d of %d recipients refused: ", len(e.Rejected), total)
+		fmt.Fprintf(&b, "%d of %d recipients refused", len(e.Rejected), total)
 	} else {
-		fmt.Fprintf(&b, "all %d recipients refused: ", total)
+		fmt.Fprintf(&b, "all %d recipients refused", total)
 	}
+	if len(e.Rejected) > recipientsListed {
+		e.summary(&b)
+		return b.String()
+	}
+	b.WriteString(": ")
 	for i, r := range e.Rejected {
 		if i > 0 {
 			b.WriteString("; ")
@@ -297,6 +309,45 @@ func (e *RecipientsError) Error() string {
 		fmt.Fprintf(&b, "%s: %v", r.Address, r.Err)
 	}
 	return b.String()
+}
+
+// summary writes the replies with their counts, in the order first seen,
+// and the first few addresses.
+func (e *RecipientsError) summary(b *strings.Builder) {
+	var replies []string
+	count := map[string]int{}
+	for _, r := range e.Rejected {
+		key := "?"
+		if r.Err != nil {
+			key = strconv.Itoa(r.Err.Code)
+			if enh := r.Err.Enhanced(); enh != "" {
+				key += " " + enh
+			}
+		}
+		if count[key] == 0 {
+			replies = append(replies, key)
+		}
+		count[key]++
+	}
+	b.WriteString(" (")
+	for i, k := range replies {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%s ×%d", k, count[k])
+		if i == recipientsListed {
+			fmt.Fprintf(b, ", %d more replies", len(replies)-i-1)
+			break
+		}
+	}
+	b.WriteString("); first: ")
+	for i, r := range e.Rejected[:recipientsListed] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(r.Address)
+	}
+	fmt.Fprintf(b, ", … (%d in all; see Rejected); first reply: %v", len(e.Rejected), e.Rejected[0].Err)
 }
 
 // Is reports whether target is ErrRecipientRejected.

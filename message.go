@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/rcptbatch"
 )
 
 // A Message is a notification to send. Addresses are "user@example.com" or
@@ -126,6 +127,21 @@ type prepared struct {
 
 	sessionWait time.Duration // time spent waiting for a free session
 	rateWait    time.Duration // time spent waiting for the message rate
+
+	// Recipient batching (issue 14): nil plan means one transaction to
+	// rcpts. With a plan, batch is the current transaction's recipients
+	// and acc what the transactions so far delivered.
+	plan  *rcptbatch.Plan
+	batch []string
+	acc   *Receipt
+}
+
+// envelope returns the recipients of the current transaction.
+func (p *prepared) envelope() []string {
+	if p.plan != nil {
+		return p.batch
+	}
+	return p.rcpts
 }
 
 type rewind struct {

@@ -7,10 +7,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/emailconn/emailconn/internal/rcptbatch"
 )
 
 // RetryPolicy says how often and how fast a send is retried after a
@@ -73,6 +76,9 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 	if qerr != nil {
 		return nil, qerr
 	}
+	if max := s.lim.l.MaxRecipientsPerMessage; max > 0 && len(pr.rcpts) > max {
+		pr.plan = rcptbatch.New(pr.rcpts, max)
+	}
 	maxAttempts := s.opts.Retry.attempts()
 	for n := 1; ; n++ {
 		res := s.attempt(ctx, pr)
@@ -133,7 +139,78 @@ func (s *Sender) gaveUp(ctx context.Context, pr *prepared, res attemptResult, n 
 // attempt makes one attempt on a pooled or new session. A pooled session
 // that turns out dead before MAIL is replaced by a new one, once, without
 // counting an attempt.
+//
+// A message whose recipients are split (MaxRecipientsPerMessage, or a
+// server's 452 "too many recipients") takes one transaction per batch of
+// its plan, the same message each time; the attempt ends when no
+// recipient is pending, or when a transaction fails without delivering.
 func (s *Sender) attempt(ctx context.Context, pr *prepared) attemptResult {
+	if pr.plan != nil && pr.acc == nil && len(pr.plan.Recipients(rcptbatch.Pending)) == 0 {
+		// A retry of a message nothing was delivered of: the recipients
+		// refused transiently are tried again, as without batching.
+		pr.plan.Requeue()
+	}
+	for {
+		res := s.attemptOne(ctx, pr)
+		if pr.plan == nil {
+			return res
+		}
+		pr.accumulate(res.receipt)
+		var re *RecipientsError
+		switch {
+		case res.receipt == nil && pr.acc != nil && errors.As(res.err, &re):
+			// A later transaction whose every recipient was refused: they
+			// are final; the message goes on with the others.
+			pr.acc.Rejected = append(pr.acc.Rejected, re.Rejected...)
+		case res.receipt == nil:
+			res.receipt = pr.acc // what earlier transactions delivered, or nil
+			return res
+		}
+		if len(pr.plan.Recipients(rcptbatch.Pending)) == 0 {
+			return s.batchResult(pr, res)
+		}
+		if !pr.replay || pr.rewind() != nil {
+			res.receipt = pr.acc
+			res.err = s.classify(ctx, &readError{err: errors.New("the message cannot be read again for the transaction of its further recipients")})
+			res.retry = false
+			return res
+		}
+	}
+}
+
+// accumulate adds a transaction's receipt to the message's.
+func (p *prepared) accumulate(rc *Receipt) {
+	if rc == nil {
+		return
+	}
+	if p.acc == nil {
+		acc := *rc
+		acc.Accepted = slices.Clone(rc.Accepted)
+		acc.Rejected = slices.Clone(rc.Rejected)
+		acc.Transactions = 1
+		p.acc = &acc
+		return
+	}
+	a := p.acc
+	a.Accepted = append(a.Accepted, rc.Accepted...)
+	a.Rejected = append(a.Rejected, rc.Rejected...)
+	a.Reply, a.QueueID, a.Server, a.TLSVersion, a.Mechanism = rc.Reply, rc.QueueID, rc.Server, rc.TLSVersion, rc.Mechanism
+	a.Transactions++
+}
+
+// batchResult is the result of a message whose every batch was sent: one
+// receipt, and the refused recipients of every transaction in one error.
+func (s *Sender) batchResult(pr *prepared, last attemptResult) attemptResult {
+	res := attemptResult{receipt: pr.acc, bodyStarted: last.bodyStarted}
+	if len(pr.acc.Rejected) > 0 {
+		res.err = &Error{Connection: s.conn.Name, Server: pr.acc.Server, Stage: StageRcpt,
+			Err: &RecipientsError{Rejected: pr.acc.Rejected, Accepted: len(pr.acc.Accepted)}}
+	}
+	return res
+}
+
+// attemptOne runs one transaction on a pooled or new session.
+func (s *Sender) attemptOne(ctx context.Context, pr *prepared) attemptResult {
 	for redial := true; ; redial = false {
 		sess, err := s.acquire(ctx, &pr.sessionWait)
 		if err != nil {
