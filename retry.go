@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"syscall"
@@ -14,50 +13,51 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/rcptbatch"
+	"github.com/emailconn/emailconn/internal/throttle"
 )
 
-// RetryPolicy says how often and how fast a send is retried after a
+// RetryPolicy says how long and how fast a send is retried after a
 // transient failure: the connection was refused or reset, a timeout
 // expired, or the server replied 4xx — but only where the server cannot
 // have accepted the message. A message whose delivery is unknown
 // (ErrDeliveryUnknown), or that the server refused permanently, is never
-// retried. Waits are exponential with full jitter and end with the caller's
-// context.
+// retried. Waits grow exponentially with full jitter, are never shorter
+// than a throttling reply asks for (Microsoft 365's 432: 2 seconds), and
+// end with MaxElapsed, MaxAttempts or the caller's context, whichever is
+// first. The defaults outlast a server restart of up to 25 seconds
+// (MaxElapsed − MaxBackoff): a session closed with 421 is retried on a new
+// one.
 type RetryPolicy struct {
 	// MaxAttempts is the number of attempts, the first one included. Zero
-	// means 3; 1 means no retry.
+	// means no limit other than MaxElapsed; 1 means no retry.
 	MaxAttempts int
 	// InitialBackoff is the longest wait before the second attempt; each
-	// further wait doubles it. Zero means 500 milliseconds.
+	// further wait doubles it. Zero means 250 milliseconds.
 	InitialBackoff time.Duration
-	// MaxBackoff caps the wait. Zero means 10 seconds.
+	// MaxBackoff caps the wait. Zero means 5 seconds.
 	MaxBackoff time.Duration
+	// MaxElapsed is how long after the first attempt began a retry may
+	// still start. Zero means 30 seconds.
+	MaxElapsed time.Duration
 }
 
-func (p RetryPolicy) attempts() int {
-	if p.MaxAttempts <= 0 {
-		return 3
-	}
-	return p.MaxAttempts
+// tokenAttempts bounds the attempts of a send whose OAuth2 token request
+// keeps failing transiently, when MaxAttempts is zero.
+const tokenAttempts = 3
+
+// isStage reports whether err is an *Error at stage.
+func isStage(err error, stage Stage) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Stage == stage
 }
 
-// backoff returns the wait before attempt n (n ≥ 2): a uniformly random
-// duration up to min(MaxBackoff, InitialBackoff·2^(n-2)).
-func (p RetryPolicy) backoff(n int) time.Duration {
-	base, maxB := p.InitialBackoff, p.MaxBackoff
-	if base <= 0 {
-		base = 500 * time.Millisecond
-	}
-	if maxB <= 0 {
-		maxB = 10 * time.Second
-	}
-	d := base
-	for i := 2; i < n && d < maxB; i++ {
-		d *= 2
-	}
-	d = min(d, maxB)
-	return time.Duration(rand.Int64N(int64(d) + 1))
+// schedule is the policy's backoff schedule.
+func (p RetryPolicy) schedule() throttle.Backoff {
+	return throttle.Backoff{Initial: p.InitialBackoff, Max: p.MaxBackoff, Total: p.MaxElapsed}
 }
+
+// more reports whether the policy allows an attempt after n.
+func (p RetryPolicy) more(n int) bool { return p.MaxAttempts <= 0 || n < p.MaxAttempts }
 
 // attemptResult is the outcome of one attempt.
 type attemptResult struct {
@@ -79,7 +79,7 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 	if max := s.lim.l.MaxRecipientsPerMessage; max > 0 && len(pr.rcpts) > max {
 		pr.plan = rcptbatch.New(pr.rcpts, max)
 	}
-	maxAttempts := s.opts.Retry.attempts()
+	policy := s.opts.Retry
 	for n := 1; ; n++ {
 		res := s.attempt(ctx, pr)
 		if res.receipt != nil {
@@ -95,7 +95,12 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			s.logSent(ctx, pr, res.receipt)
 			return res.receipt, nil
 		}
-		canRetry := res.retry && n < maxAttempts && ctx.Err() == nil
+		canRetry := res.retry && policy.more(n) && ctx.Err() == nil
+		if canRetry && policy.MaxAttempts <= 0 && n >= tokenAttempts && isStage(res.err, StageToken) {
+			// The token endpoint is not the mail server restarting; its
+			// requests keep the attempt count of before the window.
+			canRetry = false
+		}
 		if canRetry && res.bodyStarted {
 			canRetry = pr.replay && pr.rewind() == nil
 		}
@@ -106,12 +111,16 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			s.logWaited(ctx, pr)
 			return s.gaveUp(ctx, pr, res, n, start)
 		}
-		wait := s.opts.Retry.backoff(n + 1)
 		var e *Error
+		var floor time.Duration
 		if errors.As(res.err, &e) {
-			wait = max(wait, e.wait) // the reply's floor: a jitter draw never undercuts it
+			floor = e.wait // the reply's floor: a jitter draw never undercuts it
 		}
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait, ok := policy.schedule().Next(n, time.Since(start), floor, nil)
+		if d, dok := ctx.Deadline(); !ok || dok && time.Until(d) < wait {
+			if e != nil && e.retryAt.IsZero() && e.throttled {
+				e.retryAt = time.Now().Add(wait)
+			}
 			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		s.logFailed(ctx, pr, res.err, n, true)
