@@ -200,3 +200,67 @@ func (s *Sender) logWaited(ctx context.Context, pr *prepared) {
 		slog.String("connection", s.conn.Name), slog.String("messageID", pr.messageID()),
 		slog.Duration("session_wait", pr.sessionWait), slog.Duration("rate_wait", pr.rateWait))
 }
+
+// LimitsInfo is, in a TestReport, the sending limits in force for a
+// connection: its provider's documented defaults, with every limit field
+// of the connection that is set instead. A zero limit means none.
+type LimitsInfo struct {
+	// Provider is the connection's provider, or "" for none.
+	Provider Provider `json:"provider,omitempty"`
+	// MaxSessions is the cap on concurrent sessions; zero means the
+	// Options' MaxSessions (4 by default).
+	MaxSessions int `json:"maxSessions,omitempty"`
+	// MessagesPerMinute caps the transactions started in any minute.
+	MessagesPerMinute int `json:"messagesPerMinute,omitempty"`
+	// MaxRecipientsPerMessage caps the recipients of one transaction.
+	MaxRecipientsPerMessage int `json:"maxRecipientsPerMessage,omitempty"`
+	// MessagesPerDay caps the messages in any 24 hours.
+	MessagesPerDay int `json:"messagesPerDay,omitempty"`
+	// RecipientsPerDay caps the recipients in any 24 hours.
+	RecipientsPerDay int `json:"recipientsPerDay,omitempty"`
+	// FromProvider lists, by JSON name, the limits that come from the
+	// provider's defaults rather than from the connection.
+	FromProvider []string `json:"fromProvider,omitempty"`
+}
+
+// limitsInfo reports the limits in force, or nil when there are none.
+func (s *Sender) limitsInfo() *LimitsInfo {
+	if s.lim == nil {
+		return nil
+	}
+	l, c := s.lim.l, &s.conn
+	info := &LimitsInfo{Provider: c.Provider, MaxSessions: l.MaxSessions, MessagesPerMinute: l.MessagesPerMinute,
+		MaxRecipientsPerMessage: l.MaxRecipientsPerMessage, MessagesPerDay: l.MessagesPerDay, RecipientsPerDay: l.RecipientsPerDay}
+	if c.Provider == "" && l == (provider.Limits{}) {
+		return nil
+	}
+	for _, f := range [...]struct {
+		name      string
+		own, used int
+	}{{"maxSessions", c.MaxSessions, l.MaxSessions}, {"messagesPerMinute", c.MessagesPerMinute, l.MessagesPerMinute},
+		{"maxRecipientsPerMessage", c.MaxRecipientsPerMessage, l.MaxRecipientsPerMessage},
+		{"messagesPerDay", c.MessagesPerDay, l.MessagesPerDay}, {"recipientsPerDay", c.RecipientsPerDay, l.RecipientsPerDay}} {
+		if f.own == 0 && f.used != 0 {
+			info.FromProvider = append(info.FromProvider, f.name)
+		}
+	}
+	return info
+}
+
+// limitHint says in plain words what a provider's reply means — a
+// throttling or quota limit, SMTP AUTH or basic authentication disabled —
+// when the reply classifier knows it; "" otherwise.
+func limitHint(err error) string {
+	var e *Error
+	if !errors.As(err, &e) || e.advice == "" {
+		return ""
+	}
+	hint := strings.ToUpper(e.advice[:1]) + e.advice[1:]
+	if !strings.HasSuffix(hint, ".") {
+		hint += "."
+	}
+	if !e.retryAt.IsZero() && e.throttled {
+		hint += " Sending through this connection may succeed again after " + e.retryAt.UTC().Format(time.RFC3339) + "."
+	}
+	return hint
+}
