@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +19,11 @@ import (
 // recipients" beyond. Sends to it must be sequential (the count is per
 // transaction, reset at MAIL).
 func rcptLimitServer(t *testing.T, limit int, refuse func(to string) *smtp.SMTPError) *smtptest.Server {
-	n := 0
+	var n atomic.Int64
 	return smtptest.NewServer(t, smtptest.Options{
-		MailHook: func(string) *smtp.SMTPError { n = 0; return nil },
+		MailHook: func(string) *smtp.SMTPError { n.Store(0); return nil },
 		RcptHook: func(to string) *smtp.SMTPError {
-			if n >= limit {
+			if n.Load() >= int64(limit) {
 				return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3},
 					Message: "Your message has too many recipients. For more information regarding Google's sending limits, visit https://support.google.com/mail/answer/6592"}
 			}
@@ -31,7 +32,7 @@ func rcptLimitServer(t *testing.T, limit int, refuse func(to string) *smtp.SMTPE
 					return e
 				}
 			}
-			n++
+			n.Add(1)
 			return nil
 		},
 	})
@@ -113,19 +114,18 @@ func TestIssue14_LongRefusalSummarised(t *testing.T) {
 // its recipients, never those of the first transaction, which the server
 // accepted.
 func TestIssue14_NeverTwiceAfterAcceptance(t *testing.T) {
-	n, datas := 0, 0
+	var n, datas atomic.Int64
 	srv := smtptest.NewServer(t, smtptest.Options{
-		MailHook: func(string) *smtp.SMTPError { n = 0; return nil },
+		MailHook: func(string) *smtp.SMTPError { n.Store(0); return nil },
 		RcptHook: func(string) *smtp.SMTPError {
-			if n >= 100 {
+			if n.Load() >= 100 {
 				return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
 			}
-			n++
+			n.Add(1)
 			return nil
 		},
 		DataHook: func(string, []string, []byte) *smtp.SMTPError {
-			datas++
-			if datas == 2 {
+			if datas.Add(1) == 2 {
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure"}
 			}
 			return nil
@@ -147,7 +147,7 @@ func TestIssue14_NeverTwiceAfterAcceptance(t *testing.T) {
 			t.Errorf("%s delivered %d times, want once", r, got[r])
 		}
 	}
-	if rc.Attempts != 2 || datas != 3 {
-		t.Errorf("%d attempts, %d transactions with data; want 2 and 3", rc.Attempts, datas)
+	if rc.Attempts != 2 || datas.Load() != 3 {
+		t.Errorf("%d attempts, %d transactions with data; want 2 and 3", rc.Attempts, datas.Load())
 	}
 }

@@ -162,15 +162,14 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 // time, opening 0 sessions; after it, sends go through again.
 func TestIssue14_DailyQuotaPauses(t *testing.T) {
 	var over atomic.Bool
-	accepted := 0
+	var accepted atomic.Int64
 	srv := smtptest.NewServer(t, smtptest.Options{
 		DataHook: func(string, []string, []byte) *smtp.SMTPError {
 			if over.Load() {
 				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 4, 5},
 					Message: "Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852"}
 			}
-			accepted++
-			if accepted == 2 {
+			if accepted.Add(1) == 2 {
 				over.Store(true)
 			}
 			return nil

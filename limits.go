@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emailconn/emailconn/internal/provider"
@@ -22,6 +23,7 @@ type sendLimits struct {
 	l      provider.Limits
 	rate   *throttle.Window // nil: no message rate
 	pause  *throttle.Pause
+	paused atomic.Bool     // set once the pause was ever extended: until then no send takes its mutex
 	msgDay *throttle.Quota // nil: no daily message cap
 	rcpDay *throttle.Quota // nil: no daily recipient cap
 	clock  throttle.Clock
@@ -103,6 +105,9 @@ func (e *quotaError) Error() string {
 
 // checkPause fails a send at once when the connection is paused.
 func (s *Sender) checkPause() *Error {
+	if !s.lim.paused.Load() {
+		return nil
+	}
 	st, on := s.lim.pause.Active()
 	if !on {
 		return nil
@@ -179,11 +184,13 @@ func (s *Sender) decide(e *Error, se *SMTPError, oauth2 bool) replyclass.Decisio
 	case d.Action == replyclass.Pause:
 		e.throttled, e.retryAt, e.paused = true, until, true
 		s.lim.pause.Extend(until, e)
+		s.lim.paused.Store(true)
 	case d.Throttled && d.Action == replyclass.Retry:
 		e.throttled, e.retryAt = true, until
 		e.wait = max(e.wait, d.Wait)
 		if d.Wait >= throttleLongRetry {
 			s.lim.pause.Extend(until, e)
+			s.lim.paused.Store(true)
 		}
 	}
 	return d

@@ -109,6 +109,13 @@ func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
 		if r, err = t.reserve(rate, pr); err != nil {
 			return txResult{attemptResult: attemptResult{err: err}}, false, false
 		}
+		if r.Waited > time.Second && !sess.Conn.Idle() {
+			// The server closed the session while it waited for its turn
+			// (SES after 10 s idle): give the turn back and redial.
+			r.Cancel()
+			sess.reused = true
+			return t.fail(StageMail, io.EOF, false), true, false
+		}
 	}
 	sess.dirty = true
 	if err := sess.Client.Mail(pr.envFrom, opts); err != nil {
