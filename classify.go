@@ -139,9 +139,14 @@ func (s *Sender) sessionKind(e *Error) {
 	var notSMTP *smtpconn.NotSMTPError
 	var ce *tls.CertificateVerificationError
 	var rh tls.RecordHeaderError
+	var re *RecipientsError
 	switch {
-	case errors.As(err, new(*RecipientsError)):
-		// The kind is the RecipientsError's own.
+	case errors.As(err, &re):
+		// The kind is the RecipientsError's own; a recipient refused with
+		// a throttling or quota reply throttles the send.
+		for _, r := range re.Rejected {
+			s.decide(e, r.Err, s.conn.authType() == AuthOAuth2)
+		}
 	case errors.As(err, new(*readError)), errors.Is(err, errNeedsSMTPUTF8):
 		e.kind = ErrInvalid
 	case errors.As(err, new(*sizeError)):
@@ -155,8 +160,10 @@ func (s *Sender) sessionKind(e *Error) {
 	case errors.As(err, &tre):
 		e.kind = ErrAuthFailed
 	case errors.As(err, &se):
-		e.Err = newSMTPError(se)
+		reply := newSMTPError(se)
+		e.Err = reply
 		e.kind = replyKind(e.Stage, se.Code)
+		s.decide(e, reply, s.conn.authType() == AuthOAuth2)
 	case errors.Is(err, errCleartextAuth):
 		e.kind = ErrInsecureAuth
 	case errors.Is(err, ErrAuthUnsupported):

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
@@ -564,6 +565,36 @@ func decodeStrings(p *problems, f jsonField, dst *[]string) {
 			return
 		}
 		p.add(f.key, "must be a list of strings")
+	}
+}
+
+// decodeInt reads a whole number that is not negative, such as a limit;
+// null leaves dst as it is.
+func decodeInt(p *problems, f jsonField, dst *int) {
+	if isNull(f.raw) {
+		return
+	}
+	if len(f.raw) > 0 && f.raw[0] == '"' {
+		p.add(f.key, "must be a number, not a string")
+		return
+	}
+	var n json.Number
+	dec := json.NewDecoder(strings.NewReader(string(f.raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&n); err != nil {
+		p.add(f.key, "must be a number")
+		return
+	}
+	v, err := strconv.ParseInt(string(n), 10, 32)
+	switch {
+	case err != nil && strings.ContainsAny(string(n), ".eE"):
+		p.add(f.key, "must be a whole number")
+	case err != nil:
+		p.add(f.key, "must be at most %d", math.MaxInt32)
+	case v < 0:
+		p.add(f.key, "must not be negative")
+	default:
+		*dst = int(v)
 	}
 }
 

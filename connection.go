@@ -16,6 +16,7 @@ import (
 
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/hostname"
+	"github.com/emailconn/emailconn/internal/provider"
 )
 
 // TLSMode says how a connection protects its SMTP session. The zero
@@ -180,6 +181,44 @@ type Connection struct {
 	// credentials are only sent over verified TLS or to a server on a
 	// loopback address.
 	AllowInsecureAuth bool `json:"allowInsecureAuth,omitempty"`
+
+	// Provider (emailconn's own): the mail provider behind MailServer,
+	// ProviderMicrosoft365, ProviderGoogle or ProviderSES, whose documented
+	// submission limits the connection keeps (see the README's Provider
+	// limits; each limit field below that is set wins). Zero means no
+	// provider: only the limits set below apply.
+	Provider Provider `json:"provider,omitempty"`
+
+	// Max sessions (emailconn's own): the SMTP sessions this connection
+	// holds open at once; further sends wait for a free one. Zero means
+	// the provider's limit (Microsoft 365: 3), else Options.MaxSessions.
+	// Negative is invalid.
+	MaxSessions int `json:"maxSessions,omitempty"`
+
+	// Messages per minute (emailconn's own): at most this many mail
+	// transactions start in any 60 seconds; further sends wait for their
+	// turn within their context. Zero means the provider's limit
+	// (Microsoft 365: 30), else no limit. Negative is invalid.
+	MessagesPerMinute int `json:"messagesPerMinute,omitempty"`
+
+	// Max recipients per message (emailconn's own): a message to more
+	// recipients is sent in several transactions of the same message (same
+	// Message-ID), never twice to a recipient. Zero means the provider's
+	// limit (Microsoft 365: 500, Google: 100, SES: 50), else no limit; a
+	// server's 452 "too many recipients" splits the message either way.
+	// Negative is invalid.
+	MaxRecipientsPerMessage int `json:"maxRecipientsPerMessage,omitempty"`
+
+	// Messages per day (emailconn's own): at most this many messages in
+	// any 24 hours from this process; beyond it sends fail at once with
+	// ErrThrottled and the time room frees. Zero means the provider's
+	// limit (Google: 2,000), else no limit. Negative is invalid.
+	MessagesPerDay int `json:"messagesPerDay,omitempty"`
+
+	// Recipients per day (emailconn's own): like MessagesPerDay, counting
+	// recipients. Zero means the provider's limit (Microsoft 365 and
+	// Google: 10,000), else no limit. Negative is invalid.
+	RecipientsPerDay int `json:"recipientsPerDay,omitempty"`
 }
 
 // connectionFields is the field table of Connection.
@@ -233,6 +272,35 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 			p.add(n.of("LocalName"), "%s", msg)
 		}
 	}
+	c.validateLimits(p, n)
+}
+
+// validateLimits checks Provider and the limit fields.
+func (c *Connection) validateLimits(p *problems, n fieldNames) {
+	if c.Provider != "" && !provider.Known(string(c.Provider)) {
+		p.add(n.of("Provider"), "%q is not a known provider (use %q, %q or %q, or leave it empty)",
+			c.Provider, ProviderMicrosoft365, ProviderGoogle, ProviderSES)
+	}
+	for _, l := range [...]struct {
+		name string
+		v    int
+	}{{"MaxSessions", c.MaxSessions}, {"MessagesPerMinute", c.MessagesPerMinute},
+		{"MaxRecipientsPerMessage", c.MaxRecipientsPerMessage}, {"MessagesPerDay", c.MessagesPerDay},
+		{"RecipientsPerDay", c.RecipientsPerDay}} {
+		if l.v < 0 {
+			p.add(n.of(l.name), "must not be negative (zero means the provider's limit, else none)")
+		}
+	}
+}
+
+// limits returns the limits in force: the provider's defaults with every
+// limit field that is set instead. MaxSessions stays zero when neither
+// sets it (the Options decide).
+func (c *Connection) limits() provider.Limits {
+	l, _ := provider.Defaults(string(c.Provider))
+	return l.Override(provider.Limits{MaxSessions: c.MaxSessions, MessagesPerMinute: c.MessagesPerMinute,
+		MaxRecipientsPerMessage: c.MaxRecipientsPerMessage, MessagesPerDay: c.MessagesPerDay,
+		RecipientsPerDay: c.RecipientsPerDay})
 }
 
 // validateTLS checks TLSMode against EnableTLS.

@@ -94,6 +94,17 @@ var (
 	// ErrBlocked reports that the dial policy refused the destination.
 	ErrBlocked = errors.New("emailconn: destination not allowed")
 
+	// ErrThrottled reports that the provider limits the connection, or
+	// that the connection is paused after a provider said so: a
+	// concurrency, rate or daily-quota reply (432 4.3.2, 421 4.7.0,
+	// 454 "Throttling failure", 550 5.4.5, 554 5.2.0 …QuotaExceeded,
+	// Microsoft's 550 5.2.251–5.2.255), a daily cap of the connection
+	// reached (MessagesPerDay, RecipientsPerDay), or a send refused at
+	// once, without opening a session, while the connection is paused
+	// after such a reply. The *Error's RetryAt says when a send may
+	// succeed again.
+	ErrThrottled = errors.New("emailconn: throttled")
+
 	// ErrClosed reports a call on a closed Sender or Registry.
 	ErrClosed = errors.New("emailconn: closed")
 
@@ -270,15 +281,27 @@ type RecipientsError struct {
 	Accepted int
 }
 
-// Error lists the refused recipients and their replies.
+// recipientsListed is how many refused recipients RecipientsError's text
+// lists one by one; a longer list is summarised (issue 14: a 150-recipient
+// send made a 2,947-character error).
+const recipientsListed = 5
+
+// Error lists the refused recipients and their replies. More than a few
+// are summarised: how many got each reply, and the first addresses;
+// Rejected keeps every one.
 func (e *RecipientsError) Error() string {
 	var b strings.Builder
 	total := e.Accepted + len(e.Rejected)
 	if e.Accepted > 0 {
-		fmt.Fprintf(&b, "%d of %d recipients refused: ", len(e.Rejected), total)
+		fmt.Fprintf(&b, "%d of %d recipients refused", len(e.Rejected), total)
 	} else {
-		fmt.Fprintf(&b, "all %d recipients refused: ", total)
+		fmt.Fprintf(&b, "all %d recipients refused", total)
 	}
+	if len(e.Rejected) > recipientsListed {
+		e.summary(&b)
+		return b.String()
+	}
+	b.WriteString(": ")
 	for i, r := range e.Rejected {
 		if i > 0 {
 			b.WriteString("; ")
@@ -286,6 +309,45 @@ func (e *RecipientsError) Error() string {
 		fmt.Fprintf(&b, "%s: %v", r.Address, r.Err)
 	}
 	return b.String()
+}
+
+// summary writes the replies with their counts, in the order first seen,
+// and the first few addresses.
+func (e *RecipientsError) summary(b *strings.Builder) {
+	var replies []string
+	count := map[string]int{}
+	for _, r := range e.Rejected {
+		key := "?"
+		if r.Err != nil {
+			key = strconv.Itoa(r.Err.Code)
+			if enh := r.Err.Enhanced(); enh != "" {
+				key += " " + enh
+			}
+		}
+		if count[key] == 0 {
+			replies = append(replies, key)
+		}
+		count[key]++
+	}
+	b.WriteString(" (")
+	for i, k := range replies {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%s ×%d", k, count[k])
+		if i == recipientsListed {
+			fmt.Fprintf(b, ", %d more replies", len(replies)-i-1)
+			break
+		}
+	}
+	b.WriteString("); first: ")
+	for i, r := range e.Rejected[:recipientsListed] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(r.Address)
+	}
+	fmt.Fprintf(b, ", … (%d in all; see Rejected); first reply: %v", len(e.Rejected), e.Rejected[0].Err)
 }
 
 // Is reports whether target is ErrRecipientRejected.
@@ -360,6 +422,23 @@ type Error struct {
 	usable   bool          // the client refused to go on; the session itself is in a known state
 	attempts int           // attempts made, when more than one
 	elapsed  time.Duration // the time they took in all
+
+	throttled bool          // a throttling reply: the error also matches ErrThrottled
+	paused    bool          // the reply paused the connection: not retried
+	retryAt   time.Time     // when a send may succeed again; zero when unknown
+	wait      time.Duration // the least wait before a retry the reply asks for
+	advice    string        // the reply's meaning in plain words, for Test Connection
+}
+
+// RetryAt returns when a send through the connection may succeed again:
+// for an error matching ErrThrottled, the end of the provider's
+// throttling or of the connection's pause; zero when the error does not
+// say. It is safe to call on a nil *Error (zero).
+func (e *Error) RetryAt() time.Time {
+	if e == nil {
+		return time.Time{}
+	}
+	return e.retryAt
 }
 
 // Error returns a lower-case message naming the connection, stage and cause,
@@ -406,6 +485,13 @@ func (w *wrapped) Unwrap() error { return w.err }
 
 // Unwrap returns the sentinel for the error's kind and its cause.
 func (e *Error) Unwrap() []error {
+	if e.throttled {
+		return append([]error{ErrThrottled}, e.unwrap()...)
+	}
+	return e.unwrap()
+}
+
+func (e *Error) unwrap() []error {
 	switch {
 	case e.kind != nil && e.Err != nil:
 		return []error{e.kind, e.Err}

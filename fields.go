@@ -47,6 +47,7 @@ const (
 	kindSeconds                    // a time.Duration, in whole seconds in the JSON form
 	kindStrings                    // a []string; a single JSON string reads as a list of one
 	kindStringMap                  // a map[string]string
+	kindInt                        // an int: a count or a limit
 	kindCode                       // a pointer or interface set in code, never in the JSON form
 )
 
@@ -89,6 +90,8 @@ func kindOf(t reflect.Type) fieldKind {
 		return kindString
 	case t.Kind() == reflect.Bool:
 		return kindBool
+	case t.Kind() == reflect.Int:
+		return kindInt
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return kindStrings
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
@@ -138,6 +141,8 @@ func (t *fieldTable[T]) jsonForm(v *T, reveal bool) jsonObject {
 			val = fv.Bool()
 		case kindSeconds:
 			val = int64((time.Duration(fv.Int()) + time.Second - 1) / time.Second)
+		case kindInt:
+			val = fv.Int()
 		case kindStrings, kindStringMap:
 			val = fv.Interface()
 		}
@@ -191,6 +196,10 @@ func (t *fieldTable[T]) decode(v *T, data []byte, p *problems) {
 			var d time.Duration
 			decodeSeconds(p, m, &d)
 			fv.SetInt(int64(d))
+		case kindInt:
+			var n int
+			decodeInt(p, m, &n)
+			fv.SetInt(int64(n))
 		case kindStrings:
 			var list []string
 			decodeStrings(p, m, &list)
@@ -270,6 +279,8 @@ func (f *field) text(fv reflect.Value) string {
 		return strconv.FormatBool(fv.Bool())
 	case kindSeconds:
 		return time.Duration(fv.Int()).String()
+	case kindInt:
+		return strconv.FormatInt(fv.Int(), 10)
 	case kindStrings:
 		return fmt.Sprintf("%q", fv.Interface())
 	case kindStringMap:

@@ -25,7 +25,9 @@ func TestIssue12_01_FieldTable(t *testing.T) {
 		{"Connection", connectionFields.fields, "Name=name MailServer=mailServer EnableTLS=enableTLS TLSMode=tlsMode " +
 			"ConnectTimeout=smtpConnectionTimeout SendTimeout=smtpTimeout AuthType=authType Username=userName " +
 			"Password=password OAuth2Config=oauth2Configuration ActionsBaseURL=emailActionsBaseURL From=from To=to " +
-			"LocalName=localName CAFile=caFile RootCAs=- AllowInsecureAuth=allowInsecureAuth"},
+			"LocalName=localName CAFile=caFile RootCAs=- AllowInsecureAuth=allowInsecureAuth Provider=provider " +
+			"MaxSessions=maxSessions MessagesPerMinute=messagesPerMinute MaxRecipientsPerMessage=maxRecipientsPerMessage " +
+			"MessagesPerDay=messagesPerDay RecipientsPerDay=recipientsPerDay"},
 		{"OAuth2Config", oauth2Fields.fields, "Name=name Provider=provider Tenant=tenant GrantType=grantType " +
 			"TokenURL=tokenURL ClientID=clientID ClientSecret=clientSecret RefreshToken=refreshToken Scopes=scopes " +
 			"EndpointParams=endpointParams ClientAuth=clientAuth TokenSource=-"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/rcptbatch"
 )
 
 // A Message is a notification to send. Addresses are "user@example.com" or
@@ -100,6 +101,15 @@ type Receipt struct {
 	Attempts int
 	// Duration is the time from the call to the server's reply.
 	Duration time.Duration
+	// Waited is the part of Duration spent waiting for the connection's
+	// limits: for a free session (MaxSessions) and for the message rate
+	// (MessagesPerMinute). Zero when the send did not wait.
+	Waited time.Duration
+	// Transactions is the number of mail transactions the message took:
+	// more than one when its recipients were split (MaxRecipientsPerMessage,
+	// or a server's 452 "too many recipients"); every one carried the same
+	// message, with the same Message-ID.
+	Transactions int
 }
 
 // prepared is a message ready for the wire.
@@ -114,6 +124,24 @@ type prepared struct {
 	allOrNot bool
 	rewinds  []rewind // how to rewind the message's readers for a retry
 	replay   bool     // whether every reader can be rewound
+
+	sessionWait time.Duration // time spent waiting for a free session
+	rateWait    time.Duration // time spent waiting for the message rate
+
+	// Recipient batching (issue 14): nil plan means one transaction to
+	// rcpts. With a plan, batch is the current transaction's recipients
+	// and acc what the transactions so far delivered.
+	plan  *rcptbatch.Plan
+	batch []string
+	acc   *Receipt
+}
+
+// envelope returns the recipients of the current transaction.
+func (p *prepared) envelope() []string {
+	if p.plan != nil {
+		return p.batch
+	}
+	return p.rcpts
 }
 
 type rewind struct {

@@ -45,8 +45,9 @@ const (
 
 // A Provider is a mail provider whose settings emailconn knows, so that a
 // configuration can name it instead of spelling the settings out. An
-// OAuth2Config takes its token endpoint and scopes from it. The zero value
-// means no provider: every setting is given.
+// OAuth2Config takes its token endpoint and scopes from it; a Connection
+// takes its sending limits from it (see Connection.Provider). The zero
+// value means no provider: every setting is given.
 type Provider string
 
 // The providers.
@@ -62,6 +63,9 @@ const (
 	// presets TokenURL https://oauth2.googleapis.com/token and the scope
 	// https://mail.google.com/.
 	ProviderGoogle Provider = "google"
+	// ProviderSES is Amazon SES's SMTP interface. It presets a
+	// Connection's limits only; it has no OAuth2 preset.
+	ProviderSES Provider = "ses"
 )
 
 // An OAuth2Config is a named OAuth2 configuration. Connections with

@@ -70,14 +70,25 @@ func (s *Sender) transactOn(ctx context.Context, sess *pconn, pr *prepared) (res
 }
 
 // acquire returns a pooled session that is still alive, or a new one.
-func (s *Sender) acquire(ctx context.Context) (*pconn, error) {
+// The connection's pause is asked first: a paused connection opens no
+// session. The time spent waiting for a free session is added to *waited.
+func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.ctxError(ctx, "", nil)
 	}
+	if e := s.checkPause(); e != nil {
+		return nil, e
+	}
 	select {
 	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, s.ctxError(ctx, "", errors.New("waiting for a free session"))
+	default:
+		start := time.Now()
+		select {
+		case s.slots <- struct{}{}:
+			*waited += time.Since(start)
+		case <-ctx.Done():
+			return nil, s.ctxError(ctx, "", errors.New("waiting for a free session"))
+		}
 	}
 	for {
 		s.mu.Lock()
@@ -120,7 +131,7 @@ func (s *Sender) put(sess *pconn, reusable bool) {
 	s.mu.Lock()
 	keep := reusable && s.state == stateOpen && s.opts.idleTimeout() > 0 &&
 		sess.msgs < s.opts.maxMessages() && time.Since(sess.Opened) < s.opts.maxAge() &&
-		len(s.idle) < s.opts.maxSessions()
+		len(s.idle) < cap(s.slots)
 	if keep {
 		sess.reused = false
 		sess.idleSince = time.Now()

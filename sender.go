@@ -20,6 +20,7 @@ import (
 	"github.com/emailconn/emailconn/internal/actionlink"
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/dialguard"
+	"github.com/emailconn/emailconn/internal/throttle"
 )
 
 // Options configures a Sender, or every Sender of a Registry. The zero
@@ -87,7 +88,8 @@ type Options struct {
 	// Sessions: the pool of SMTP sessions each connection keeps.
 
 	// MaxSessions bounds the SMTP sessions one connection holds open at
-	// once; further sends wait for a free session. Zero means 4.
+	// once; further sends wait for a free session. A connection's own
+	// MaxSessions, or its provider's limit, wins. Zero means 4.
 	MaxSessions int
 
 	// IdleTimeout closes a session that was not used for this long. Zero
@@ -132,6 +134,13 @@ type Options struct {
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// test seams of the limits (issue 14): the clock of the rate, pause
+	// and quotas (nil: the system clock), and the length of a provider's
+	// minute and day (zero: a minute, 24 hours), so tests run in seconds.
+	clock       throttle.Clock
+	limitMinute time.Duration
+	limitDay    time.Duration
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -216,6 +225,7 @@ type Sender struct {
 	open   *opener            // opens the sessions of sends
 
 	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
+	lim       *sendLimits  // the connection's limits and their state
 
 	slots   chan struct{} // one per session in use or being opened
 	mu      sync.Mutex
@@ -258,7 +268,16 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
 	s := &Sender{conn: c, ep: c.endpoint(), opts: o}
 	s.conn.To = slices.Clone(c.To)
-	s.slots = make(chan struct{}, o.maxSessions())
+	s.lim = newSendLimits(&s.conn, &o)
+	maxSessions := o.maxSessions()
+	if s.lim.l.MaxSessions > 0 {
+		maxSessions = s.lim.l.MaxSessions
+	}
+	s.slots = make(chan struct{}, maxSessions)
+	if it := s.lim.l.IdleTimeout; it > 0 && s.opts.idleTimeout() > 0 {
+		// The provider closes idle sessions (SES: 10 s): close ours first.
+		s.opts.IdleTimeout = max(min(s.opts.idleTimeout(), it-2*time.Second), time.Second)
+	}
 	s.tlsCfg = &tls.Config{ServerName: s.ep.host, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
 		if ca == nil {

@@ -167,6 +167,11 @@ type TestReport struct {
 	// ActionLinkPreview is a sample action link rewritten with the Email
 	// Actions Base URL, when the connection has one.
 	ActionLinkPreview string `json:"actionLinkPreview,omitempty"`
+
+	// Limits are the sending limits in force for the connection (its
+	// provider's defaults and its own limit fields, issue 14); nil when it
+	// has neither.
+	Limits *LimitsInfo `json:"limits,omitempty"`
 	// Duration is how long the test took; in JSON "durationMs", in whole
 	// milliseconds.
 	Duration time.Duration `json:"-"`
@@ -442,6 +447,7 @@ func (s *Sender) fillReport(rep *TestReport, tr *testRecorder, err error, opts *
 	}
 	rep.Stages = v.ladder(tr, seen, err, failedAt)
 	v.serverInfo(rep, tr, err)
+	rep.Limits = s.limitsInfo()
 	v.actionLinkPreview(rep, opts)
 	v.warnings(rep, tr, seen, err, failedAt)
 	if err != nil {

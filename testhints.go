@@ -35,10 +35,18 @@ func (v *view) hints(rep *TestReport, tr *testRecorder, err error, at Stage, opt
 	}
 	h.offersSTARTTLS = slices.ContainsFunc(rep.Server.Extensions, func(e string) bool { return strings.EqualFold(e, "STARTTLS") })
 	// The first part that recognises the cause gives the hint.
+	found := false
 	for _, part := range []func(*hintInput) string{v.transportHint, v.authHint, v.replyHint} {
 		if hint := part(h); hint != "" {
-			return append(hints, hint)
+			hints, found = append(hints, hint), true
+			break
 		}
+	}
+	// A provider's throttling, quota or disabled-AUTH reply, in plain
+	// words: after the hint above, or alone when none recognised it.
+	var e *Error
+	if hint := limitHint(err); hint != "" && (!found || errors.As(err, &e) && e.throttled) {
+		hints = append(hints, hint)
 	}
 	return hints
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +13,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/rcptbatch"
+	"github.com/emailconn/emailconn/internal/replyclass"
 	"github.com/emailconn/emailconn/internal/session"
+	"github.com/emailconn/emailconn/internal/throttle"
 )
 
 // txResult is an attempt's result plus whether the session may be kept.
@@ -37,7 +41,20 @@ type tx struct {
 func (s *Sender) transact(ctx context.Context, sess *pconn, pr *prepared) (res txResult, stale bool) {
 	t := tx{s: s, ctx: ctx, sess: sess}
 	start := time.Now()
+	if pr.plan != nil && !pr.plan.Open() {
+		pr.batch = pr.plan.Next()
+	}
 	res, stale = t.run(pr)
+	if pr.plan != nil && pr.plan.Open() {
+		switch {
+		case res.receipt != nil:
+			pr.plan.Commit()
+		case errors.Is(res.err, ErrDeliveryUnknown):
+			pr.plan.Lost()
+		default:
+			pr.plan.Abort(res.retry || stale)
+		}
+	}
 	if tr := s.opts.Trace; tr != nil && tr.TransactionDone != nil {
 		info := TransactionInfo{Server: sess.Remote, MessageID: pr.messageID(), Accepted: len(t.accepted),
 			Rejected: len(t.rejected), Duration: time.Since(start), Err: res.err}
@@ -86,27 +103,78 @@ func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
 	if pr.size > 0 && sess.Has("SIZE") {
 		opts.Size = pr.size
 	}
+	var r *throttle.Reservation
+	if rate := t.s.lim.rate; rate != nil {
+		var err error
+		if r, err = t.reserve(rate, pr); err != nil {
+			return txResult{attemptResult: attemptResult{err: err}}, false, false
+		}
+		if r.Waited > time.Second && !sess.Conn.Idle() {
+			// The server closed the session while it waited for its turn
+			// (SES after 10 s idle): give the turn back and redial.
+			r.Cancel()
+			sess.reused = true
+			return t.fail(StageMail, io.EOF, false), true, false
+		}
+	}
 	sess.dirty = true
 	if err := sess.Client.Mail(pr.envFrom, opts); err != nil {
+		if isStale(err) {
+			r.Cancel() // the server never saw this MAIL
+		}
 		return t.fail(StageMail, err, session.KeepAfterReply(err)), isStale(err), false
 	}
 	return txResult{}, false, true
 }
 
+// reserve waits for the message rate's turn and starts it, right before
+// MAIL FROM: the rate counts transactions as the server does.
+func (t *tx) reserve(rate throttle.Rate, pr *prepared) (*throttle.Reservation, error) {
+	for {
+		r, err := rate.Reserve(t.ctx)
+		if err != nil {
+			return nil, t.s.ctxError(t.ctx, StageMail, errors.New("waiting for the message rate"))
+		}
+		pr.rateWait += r.Waited
+		if r.Start() {
+			return r, nil
+		}
+		// The grant is older than the window: its slot may be another
+		// start's by now. Reserve again.
+	}
+}
+
 // rcpts says RCPT TO for every recipient. It goes on unless every
 // recipient was refused, or one was and the message requires them all.
 func (t *tx) rcpts(pr *prepared) (txResult, bool) {
-	for _, rcpt := range pr.rcpts {
+	rcpts := pr.envelope()
+	for k, rcpt := range rcpts {
 		err := t.sess.Client.Rcpt(rcpt, nil)
 		if err == nil {
 			t.accepted = append(t.accepted, rcpt)
+			if pr.plan != nil {
+				pr.plan.Accept(k)
+			}
 			continue
 		}
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) || se.Code == 421 {
 			return t.fail(StageRcpt, err, false), false
 		}
-		t.rejected = append(t.rejected, RecipientError{Address: rcpt, Err: newSMTPError(se)})
+		reply := newSMTPError(se)
+		if len(t.accepted) > 0 && t.split(pr, k, reply) {
+			// The server limits recipients per transaction: this one
+			// and the rest go into the next transaction of the message.
+			break
+		}
+		t.rejected = append(t.rejected, RecipientError{Address: rcpt, Err: reply})
+		if pr.plan != nil {
+			if rcptTemporary(reply) {
+				pr.plan.Retry(k)
+			} else {
+				pr.plan.Refuse(k)
+			}
+		}
 	}
 	if len(t.rejected) == 0 || len(t.accepted) > 0 && !pr.allOrNot {
 		return txResult{}, true
@@ -122,6 +190,53 @@ func (t *tx) rcpts(pr *prepared) (txResult, bool) {
 	res := t.fail(StageRcpt, rerr, keep)
 	res.retry = rerr.Temporary() && len(t.accepted) == 0
 	return res, false
+}
+
+// split handles a refusal of the k-th recipient that may be a limit on
+// recipients per transaction (RFC 5321 §4.5.3.1.10): when the reply's
+// decision is Split, the k-th recipient and those after it are deferred to
+// the next transaction of the same message, and split reports true. A
+// send without a plan gets one here.
+func (t *tx) split(pr *prepared, k int, reply *SMTPError) bool {
+	d := replyclass.Classify(replyclass.Reply{Code: reply.Code, Enhanced: reply.Enhanced(), Text: reply.Message,
+		Stage: replyclass.StageRcpt, Provider: string(t.s.conn.Provider)})
+	if d.Action != replyclass.Split {
+		return false
+	}
+	if pr.plan == nil {
+		plan := rcptbatch.New(pr.rcpts, 0)
+		batch := plan.Next()
+		if len(batch) != len(pr.rcpts) {
+			return false // duplicates (SendRaw): the indices would not match; no split
+		}
+		for i, a := range batch[:k] {
+			switch {
+			case slices.Contains(t.accepted, a):
+				plan.Accept(i)
+			case t.rejectedTemporarily(a):
+				plan.Retry(i)
+			default:
+				plan.Refuse(i)
+			}
+		}
+		pr.plan, pr.batch = plan, batch
+	}
+	ks := make([]int, 0, len(pr.batch)-k)
+	for i := k; i < len(pr.batch); i++ {
+		ks = append(ks, i)
+	}
+	return pr.plan.Defer(ks...)
+}
+
+// rejectedTemporarily reports whether rcpt was refused with a transient
+// reply in this transaction.
+func (t *tx) rejectedTemporarily(rcpt string) bool {
+	for _, r := range t.rejected {
+		if r.Address == rcpt {
+			return rcptTemporary(r.Err)
+		}
+	}
+	return false
 }
 
 // data uploads the message and reads the server's verdict.

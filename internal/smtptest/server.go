@@ -141,6 +141,14 @@ type Options struct {
 	// Faults are injected misbehaviours; see Fault. Nil means none.
 	Faults []Fault
 
+	// ConnectHook, when set, is called for each accepted connection before
+	// the greeting with the number of connections open, this one
+	// included; a non-nil result is sent instead of the 220 greeting and
+	// the connection is closed (as Microsoft 365 answers a connection
+	// beyond its limit with "432 4.3.2 Concurrent connections limit
+	// exceeded"). Nil greets every connection.
+	ConnectHook func(open int) *smtp.SMTPError
+
 	// MailHook, when set, is called for each syntactically valid MAIL; a
 	// non-nil result is sent as the reply instead of 250. Nil accepts every
 	// sender.
@@ -353,6 +361,7 @@ func (s *Server) accept() {
 		s.sessions++
 		id := s.sessions
 		s.conns[c] = struct{}{}
+		open := len(s.conns)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -362,7 +371,15 @@ func (s *Server) accept() {
 				delete(s.conns, c)
 				s.mu.Unlock()
 			}()
-			newSession(s, id, c).serve()
+			sess := newSession(s, id, c)
+			if h := s.opts.ConnectHook; h != nil {
+				if e := callHook(sess, func() *smtp.SMTPError { return h(open) }); e != nil {
+					sess.replyError(e)
+					sess.finish()
+					return
+				}
+			}
+			sess.serve()
 		}()
 	}
 }
