@@ -102,7 +102,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg := &emailconn.Message{To: some(msgTo, "msg@example.com"), Cc: some(cc, "cc@example.com"), Bcc: some(bcc, "bcc@example.com"), Subject: "s", Text: "t"}
+		msg := &emailconn.Message{To: some(msgTo, "msg@example.com"), Cc: some(cc, "cc@example.com"), Bcc: some(bcc, "hidden.bcc@example.com"), Subject: "s", Text: "t"}
 		var wantTo []string
 		switch {
 		case msgTo:
@@ -145,7 +145,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 		if !slices.Equal(hdrTo, wantTo) {
 			t.Errorf("%s: To header = %q, want %v", name, m.Header.Get("To"), wantTo)
 		}
-		if strings.Contains(string(got[0].Data), "bcc@example.com") {
+		if strings.Contains(string(got[0].Data), "hidden.bcc@example.com") {
 			t.Errorf("%s: the Bcc address appears in the message", name)
 		}
 	}

@@ -146,8 +146,11 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 		}
 	}
 	minimum := time.Duration((n+perMin-1)/perMin-1) * minute
-	if drain > minimum+minimum/20 || drain < minimum {
-		t.Errorf("drain %v, want within 5 %% above the minimum %v", drain, minimum)
+	// The limiter drains in exactly the minimum on the fake clock
+	// (internal/throttle TestIssue14_01); on the real clock a loaded machine
+	// adds scheduling delay, hence the allowance.
+	if drain > minimum+minimum/20+300*time.Millisecond || drain < minimum {
+		t.Errorf("drain %v, want within 5 %% above the minimum %v (plus scheduling)", drain, minimum)
 	}
 	if waited.Load() == 0 {
 		t.Error("no receipt reports a wait")

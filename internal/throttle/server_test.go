@@ -129,8 +129,15 @@ func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 	checkAnyWindow(t, mails, limit, window)
 	minimum := time.Duration((total+limit-1)/limit-1) * window
 	drain := mails[len(mails)-1].Sub(mails[0])
-	if drain > minimum+minimum/20 {
-		t.Errorf("drain took %v, want within 5%% of %v", drain, minimum)
+	// The limiter itself drains in exactly the minimum (shown on the fake
+	// clock by TestIssue14_01); on the real clock a loaded machine adds
+	// scheduling delay to the last start, hence the allowance.
+	if drain > minimum+minimum/20+schedulingAllowance {
+		t.Errorf("drain took %v, want within 5%% of %v (plus %v for scheduling)", drain, minimum, schedulingAllowance)
 	}
 	t.Logf("drain %v for a minimum of %v (+%.1f%%), peak %d transactions", drain, minimum, 100*float64(drain-minimum)/float64(minimum), peak.Load())
 }
+
+// schedulingAllowance is what a real-clock drain test allows beyond 5 % for
+// a loaded machine's scheduling of the last goroutines.
+const schedulingAllowance = 150 * time.Millisecond
