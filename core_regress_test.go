@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -719,29 +718,7 @@ func TestIssue11_T15_SlowDripEHLO(t *testing.T) {
 	})
 }
 
-// TestIssue11_T15_SlowDrip: a reply dripped a byte at a time is bounded by
-// SendTimeout, and an endless EHLO reply does not grow memory.
-func TestIssue11_T15_SlowDripAndEndlessEHLO(t *testing.T) {
-	t.Run("endless EHLO memory", func(t *testing.T) {
-		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Endless}}})
-		c := connFor(t, srv, emailconn.TLSNone)
-		c.ConnectTimeout, c.SendTimeout = 0, 0
-		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := s.Send(ctx, basicMessage())
-		runtime.ReadMemStats(&after)
-		if !errors.Is(err, emailconn.ErrReplyTooLarge) || !errors.Is(err, emailconn.ErrConnect) {
-			t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
-		}
-		if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
-			t.Errorf("allocated %d bytes reading an endless EHLO reply, want < 8 MiB", grew)
-		}
-	})
-}
+// The endless EHLO reply of T15 is a case of TestEndlessReplyMemory.
 
 type panicReader struct{}
 

@@ -465,25 +465,29 @@ func TestNoBareCROrLFOnTheWire(t *testing.T) {
 	}
 }
 
-// TestEndlessReplyMemory checks that an endless reply does not grow the
-// heap (F10, T15).
+// TestEndlessReplyMemory checks that an endless reply — the greeting, or
+// the EHLO reply (issue 11, T15) — does not grow the heap (F10, T15).
 func TestEndlessReplyMemory(t *testing.T) {
-	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Endless}}})
-	c := connFor(t, srv, emailconn.TLSNone)
-	c.ConnectTimeout, c.SendTimeout = 0, 0
-	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := s.Send(ctx, basicMessage())
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, emailconn.ErrReplyTooLarge) || !errors.Is(err, emailconn.ErrConnect) {
-		t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
-	}
-	if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
-		t.Errorf("allocated %d bytes reading an endless reply, want < 8 MiB", grew)
+	for name, at := range map[string]smtptest.Point{"greeting": smtptest.Greeting, "issue11-T15/EHLO": "EHLO"} {
+		t.Run(name, func(t *testing.T) {
+			srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: at, Action: smtptest.Endless}}})
+			c := connFor(t, srv, emailconn.TLSNone)
+			c.ConnectTimeout, c.SendTimeout = 0, 0
+			s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := s.Send(ctx, basicMessage())
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, emailconn.ErrReplyTooLarge) || !errors.Is(err, emailconn.ErrConnect) {
+				t.Fatalf("Send = %v, want ErrConnect caused by errReplyTooLarge", err)
+			}
+			if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 8<<20 {
+				t.Errorf("allocated %d bytes reading an endless reply, want < 8 MiB", grew)
+			}
+		})
 	}
 }
 
