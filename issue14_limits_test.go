@@ -135,13 +135,19 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	mails := slices.Clone(srv.mails)
 	srv.mu.Unlock()
 	slices.SortFunc(mails, func(a, b time.Time) int { return a.Compare(b) })
+	// The client keeps its starts a window plus 2 % apart: 1.2 s beyond a
+	// real minute, but only 12 ms beyond this scaled one, while the time a
+	// MAIL takes to reach the server varies by more than that under the race
+	// detector on a loaded machine. The server's windows are counted with
+	// that transit jitter allowed for; at real scale the margin covers it.
+	const jitter = 25 * time.Millisecond
 	for i := range mails {
 		k := 0
-		for j := i; j < len(mails) && mails[j].Sub(mails[i]) < minute; j++ {
+		for j := i; j < len(mails) && mails[j].Sub(mails[i]) < minute-jitter; j++ {
 			k++
 		}
 		if k > perMin {
-			t.Errorf("%d MAILs within %v from MAIL %d, want at most %d", k, minute, i, perMin)
+			t.Errorf("%d MAILs within %v from MAIL %d, want at most %d", k, minute-jitter, i, perMin)
 			break
 		}
 	}

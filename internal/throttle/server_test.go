@@ -126,7 +126,11 @@ func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	slices.SortFunc(mails, func(a, b time.Time) int { return a.Compare(b) })
-	checkAnyWindow(t, mails, limit, window)
+	// The starts are a window plus 2 % (12 ms here) apart at the client;
+	// the time a MAIL takes to reach the server varies by more than that
+	// under the race detector on a loaded machine, so the server's windows
+	// allow for that transit jitter (at a real minute the 2 % is 1.2 s).
+	checkAnyWindow(t, mails, limit, window-25*time.Millisecond)
 	minimum := time.Duration((total+limit-1)/limit-1) * window
 	drain := mails[len(mails)-1].Sub(mails[0])
 	// The limiter itself drains in exactly the minimum (shown on the fake
