@@ -217,13 +217,16 @@ type LimitsInfo struct {
 	// MaxSessions is the cap on concurrent sessions; zero means the
 	// Options' MaxSessions (4 by default).
 	MaxSessions int `json:"maxSessions,omitempty"`
-	// MessagesPerMinute caps the transactions started in any minute.
+	// MessagesPerMinute caps the transactions started in any minute; zero
+	// means no cap.
 	MessagesPerMinute int `json:"messagesPerMinute,omitempty"`
-	// MaxRecipientsPerMessage caps the recipients of one transaction.
+	// MaxRecipientsPerMessage caps the recipients of one transaction; zero
+	// means no cap.
 	MaxRecipientsPerMessage int `json:"maxRecipientsPerMessage,omitempty"`
-	// MessagesPerDay caps the messages in any 24 hours.
+	// MessagesPerDay caps the messages in any 24 hours; zero means no cap.
 	MessagesPerDay int `json:"messagesPerDay,omitempty"`
-	// RecipientsPerDay caps the recipients in any 24 hours.
+	// RecipientsPerDay caps the recipients in any 24 hours; zero means no
+	// cap.
 	RecipientsPerDay int `json:"recipientsPerDay,omitempty"`
 	// FromProvider lists, by JSON name, the limits that come from the
 	// provider's defaults rather than from the connection.
