@@ -81,7 +81,7 @@ func (v *view) transportHint(h *hintInput) string {
 		// refuses what it resolves to.
 		return fmt.Sprintf("Check the spelling of the mail server's name %s: this engine connects only to addresses it is allowed to reach.", host)
 	case errors.Is(err, ErrBlocked):
-		return fmt.Sprintf("The dial policy does not allow this destination.")
+		return "The dial policy does not allow this destination."
 	case at == StageResolve && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fmt.Sprintf("The host name %s does not resolve: check its spelling, and that this machine's DNS can see it.", host)
 	case at == StageResolve && errors.As(err, &dnsErr):
@@ -94,10 +94,9 @@ func (v *view) transportHint(h *hintInput) string {
 		return fmt.Sprintf("No answer from %s port %d: a firewall may drop the connection, or the host is down.", host, port)
 	case (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrTimeout) && mode != TLSImplicit:
 		if port == 465 {
-			return fmt.Sprintf("The server did not greet: port 465 expects implicit TLS. Set tlsMode to \"implicit\" (or keep Enable TLS on with port 465).")
-		} else {
-			return fmt.Sprintf("The server accepted the connection but sent no greeting: if port %d expects implicit TLS, set tlsMode to \"implicit\"; otherwise the server is overloaded or a firewall interferes.", port)
+			return "The server did not greet: port 465 expects implicit TLS. Set tlsMode to \"implicit\" (or keep Enable TLS on with port 465)."
 		}
+		return fmt.Sprintf("The server accepted the connection but sent no greeting: if port %d expects implicit TLS, set tlsMode to \"implicit\"; otherwise the server is overloaded or a firewall interferes.", port)
 	case at == StageTLS && errors.As(err, &rh):
 		return fmt.Sprintf("The server does not speak TLS on port %d: it is probably a plaintext or STARTTLS port. Use STARTTLS (Enable TLS on port 587) instead of implicit TLS, or the server's implicit-TLS port (465).", port)
 	case at == StageTLS && errors.Is(err, ErrTimeout):
@@ -117,13 +116,13 @@ func (v *view) transportHint(h *hintInput) string {
 			return fmt.Sprintf("The certificate is signed by an authority this machine does not trust%s: for a private relay, set caFile to the relay's CA certificate.", issuer)
 		}
 	case errors.As(err, &rootsErr):
-		return fmt.Sprintf("This machine has no trusted certificate authorities to verify the server's certificate with: install the system's CA certificates, or set caFile to the CA that issued the server's certificate.")
+		return "This machine has no trusted certificate authorities to verify the server's certificate with: install the system's CA certificates, or set caFile to the CA that issued the server's certificate."
 	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
 		return fmt.Sprintf("The server's certificate has expired (on %s): the server's administrator must renew it.", invErr.Cert.NotAfter.UTC().Format("2006-01-02"))
 	case at == StageSTARTTLS && errors.Is(err, errNoSTARTTLS):
 		return fmt.Sprintf("The server does not offer STARTTLS on port %d: check the port (587 usually offers it; use 465 with implicit TLS), or whether something between strips STARTTLS.", port)
 	case at == StageSTARTTLS && errors.Is(err, errSTARTTLSInjection):
-		return fmt.Sprintf("Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it.")
+		return "Something between this machine and the server tampers with the connection (data injected before TLS): do not send through it."
 	case errors.Is(err, errReplyTooLarge) || (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrConnect) && !h.hasSMTP && isPermanentConnect(err):
 		return fmt.Sprintf("The service on %s port %d does not speak SMTP: check the host and port.", host, port)
 	}
@@ -141,7 +140,7 @@ func (v *view) authHint(h *hintInput) string {
 		case tr.tls != nil:
 			return fmt.Sprintf("The server offers no AUTH, although the session is encrypted: it does not accept authentication from this client on port %d (relay ports such as 25 often do not; submission is on 587 or 465), or it accepts mail without it — then leave the user name empty.", port)
 		case offersSTARTTLS:
-			return fmt.Sprintf("The server offers STARTTLS and no AUTH before it: turn Enable TLS on, so that AUTH is offered on the encrypted session.")
+			return "The server offers STARTTLS and no AUTH before it: turn Enable TLS on, so that AUTH is offered on the encrypted session."
 		default:
 			return fmt.Sprintf("The server offers neither AUTH nor STARTTLS on port %d: it does not accept authentication here. Check the port (587 for submission), or leave the user name empty if it accepts mail without authentication.", port)
 		}
@@ -153,7 +152,7 @@ func (v *view) authHint(h *hintInput) string {
 			return fmt.Sprintf("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", offered)
 		}
 	case errors.Is(err, ErrInsecureAuth):
-		return fmt.Sprintf("Turn Enable TLS on, so that the credentials travel encrypted; set allowInsecureAuth only on a trusted network.")
+		return "Turn Enable TLS on, so that the credentials travel encrypted; set allowInsecureAuth only on a trusted network."
 	case errors.Is(err, ErrReauthorize):
 		return fmt.Sprintf("The OAuth2 configuration %q must be authorised again: its refresh token was revoked or expired.", s.conn.OAuth2Config)
 	case hasSMTP && se.Code == 535 && enh == "5.7.139":
@@ -167,7 +166,7 @@ func (v *view) authHint(h *hintInput) string {
 		}
 		return fmt.Sprintf("The server rejected the OAuth2 access token for %s%s: check that the token's scope covers SMTP (Google: https://mail.google.com/) and that it was issued for this mailbox.", s.conn.Username, detail)
 	case hasSMTP && se.Code == 534 && enh == "5.7.9":
-		return fmt.Sprintf("Google requires an app password or OAuth2 for this account: create an app password, or switch the connection to OAuth2.")
+		return "Google requires an app password or OAuth2 for this account: create an app password, or switch the connection to OAuth2."
 	}
 	return ""
 }
@@ -179,15 +178,15 @@ func (v *view) replyHint(h *hintInput) string {
 	case hasSMTP && rep.Server.TLSVersion == "" && (se.Code == 538 || se.Code == 530 && (at == StageAuth || offersSTARTTLS)):
 		// 530 to AUTH is "STARTTLS first" (RFC 3207); 538 is "encryption
 		// required" (RFC 4954).
-		return fmt.Sprintf("The server requires STARTTLS before this command: turn Enable TLS on.")
+		return "The server requires STARTTLS before this command: turn Enable TLS on."
 	case hasSMTP && se.Code == 530 && !s.conn.usesCredentials():
-		return fmt.Sprintf("The server requires authentication before sending: set a user name and password (or OAuth2).")
+		return "The server requires authentication before sending: set a user name and password (or OAuth2)."
 	case hasSMTP && se.Code == 530 && v.restricted:
-		return fmt.Sprintf("The server refused the command before authentication succeeded.")
+		return "The server refused the command before authentication succeeded."
 	case hasSMTP && se.Code == 530:
 		return fmt.Sprintf("The server refused the command before authentication succeeded (%s).", se.Message)
 	case hasSMTP && se.Code == 550 && enh == "5.7.30":
-		return fmt.Sprintf("Basic authentication is retired for client submission on this server: switch the connection to OAuth2.")
+		return "Basic authentication is retired for client submission on this server: switch the connection to OAuth2."
 	case hasSMTP && se.Code == 504 && enh == "5.7.4":
 		return fmt.Sprintf("The server does not recognise the authentication mechanism: it offers %s; Microsoft 365 accepts only LOGIN and XOAUTH2.", strings.Join(rep.Server.AuthMechanisms, " "))
 	case hasSMTP && se.Code == 535:
@@ -197,9 +196,9 @@ func (v *view) replyHint(h *hintInput) string {
 	case hasSMTP && (at == StageRcpt || at == StageMail) && enh == "5.7.1":
 		return fmt.Sprintf("The server refuses to relay from %s to the probe recipient: the account may not send for this sender, or the server does not accept mail for that domain from this client.", s.conn.From)
 	case hasSMTP && at == StageRcpt && enh == "5.1.1":
-		return fmt.Sprintf("The probe recipient does not exist on that server.")
+		return "The probe recipient does not exist on that server."
 	case hasSMTP && se.Code == 421:
-		return fmt.Sprintf("The server closed the session (421): it may be overloaded or refuse this client; try again later.")
+		return "The server closed the session (421): it may be overloaded or refuse this client; try again later."
 	case hasSMTP && (at == StageMail || at == StageRcpt) && se.Temporary():
 		what := "the probe recipient"
 		if at == StageMail {
@@ -216,7 +215,7 @@ func (v *view) replyHint(h *hintInput) string {
 	case hasSMTP && at == StageMail:
 		return fmt.Sprintf("The server refuses the sender %s (%d): check the connection's sender address, and that the account may send as it.", s.conn.From, se.Code)
 	case errors.Is(err, ErrTimeout) && !h.capped:
-		return fmt.Sprintf("The server did not reply in time: it may be overloaded, or a firewall interferes.")
+		return "The server did not reply in time: it may be overloaded, or a firewall interferes."
 	}
 	return ""
 }
