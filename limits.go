@@ -18,7 +18,7 @@ import (
 // internal/throttle/DESIGN-limits.md): the resolved provider limits, the
 // message rate, the pause after a quota or throttling reply, and the daily
 // caps. With no limit configured, rate, msgDay and rcpDay are nil and the
-// send path only asks the pause, an uncontended mutex.
+// send path only loads the paused flag.
 type sendLimits struct {
 	l      provider.Limits
 	rate   *throttle.Window // nil: no message rate
