@@ -131,6 +131,13 @@ type Options struct {
 	// A client given here is used as it is: DialPolicy does not apply to it.
 	HTTPClient *http.Client
 
+	// Store is the state shared by the nodes of one engine: OAuth2
+	// tokens and their refresh lease, each connection's session slots
+	// and message-rate window, and the delivery ledger (see Store and
+	// NewSQLStore). Zero means state kept in this process only, right
+	// for an engine with one node.
+	Store Store
+
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
