@@ -13,11 +13,13 @@
 package session
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -133,6 +135,13 @@ type Session struct {
 	capture *capture          // reads the greeting and EHLO replies; nil once established
 	rec     *transcript.Recorder
 	secrets []string // what AUTH sent, in every form a server may echo
+
+	// Pipelining and chunking (pipeline.go), on the current Tap.
+	flight Flight
+	br     *bufio.Reader
+	tr     *textproto.Reader
+	bw     *bufio.Writer
+	chunk  []byte
 }
 
 // Open establishes a session under cfg: resolve, connect, TLS, greeting,
