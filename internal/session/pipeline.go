@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/textproto"
 	"strconv"
+
+	"github.com/emersion/go-smtp"
 )
 
 // Pipelined commands (RFC 2920) and BDAT chunks (RFC 3030). go-smtp's
@@ -227,6 +229,14 @@ func (w *ChunkWriter) send(last bool) error {
 	w.buf = w.buf[:bdatHeader]
 	if w.pending {
 		if _, _, err := w.s.Reply(); err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				// The chunk just written has a reply of its own to come
+				// (a refusal, RFC 3030 §2): read it, to stay in step.
+				if _, _, derr := w.s.Reply(); derr != nil && !errors.As(derr, new(*smtp.SMTPError)) {
+					return derr
+				}
+			}
 			return err
 		}
 	}

@@ -3,9 +3,10 @@
 // before the handshake, and forcing the handshake before anything else is
 // sent), says EHLO and reads the extensions once, and runs AUTH with a SASL
 // client it is given. It is built on go-smtp's client: go-smtp reads the
-// greeting, says EHLO, authenticates and runs the transactions; the
-// session adds only what go-smtp cannot do on a session it already greeted,
-// STARTTLS.
+// greeting, says EHLO, authenticates and runs lockstep transactions; the
+// session adds what go-smtp cannot do: STARTTLS on a session it already
+// greeted, and pipelined commands (RFC 2920) and BDAT chunks (RFC 3030),
+// written and read on the same connection (Flight, Reply, Chunks).
 //
 // The session knows nothing of reports or of emailconn's error kinds: it
 // tells Hooks what happens, and returns every failure as an *Error naming
