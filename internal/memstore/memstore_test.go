@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/internal/memstore"
+	"github.com/emailconn/emailconn/internal/storetest"
 	"github.com/emailconn/emailconn/internal/throttle"
 )
 
@@ -45,4 +47,30 @@ func TestSweep(t *testing.T) {
 	if l, r := s.Len(); l != 0 || r != 0 {
 		t.Fatalf("after the sweep Len = %d, %d, want 0, 0", l, r)
 	}
+}
+
+// TestConformance runs the Store contract's suite on a fake clock.
+func TestConformance(t *testing.T) {
+	clocks := map[emailconn.Store]*throttle.FakeClock{}
+	var mu sync.Mutex
+	storetest.Run(t, func(t *testing.T) emailconn.Store {
+		clock := throttle.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		s := memstore.New(clock.Now)
+		mu.Lock()
+		clocks[s] = clock
+		mu.Unlock()
+		return s
+	}, storetest.Options{Advance: func(s emailconn.Store, d time.Duration) {
+		mu.Lock()
+		clock := clocks[s]
+		mu.Unlock()
+		clock.Advance(d)
+	}})
+}
+
+// TestConformanceRealTime runs the suite as the SQL stores run it, on real
+// time, so that its waiting paths are checked without a database.
+func TestConformanceRealTime(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) emailconn.Store { return memstore.New(nil) },
+		storetest.Options{ShortTTL: 20 * time.Millisecond})
 }
