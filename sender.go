@@ -148,6 +148,12 @@ type Options struct {
 	clock       throttle.Clock
 	limitMinute time.Duration
 	limitDay    time.Duration
+
+	// Options.Store (sharedstate.go): the owner of this Sender's or
+	// Registry's leases, set by its constructor, and the lease time
+	// (zero: 30 s), a test seam.
+	owner    string
+	leaseTTL time.Duration
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -281,6 +287,9 @@ func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
 		maxSessions = s.lim.l.MaxSessions
 	}
 	s.slots = make(chan struct{}, maxSessions)
+	if o.Store != nil {
+		s.shareState()
+	}
 	if it := s.lim.l.IdleTimeout; it > 0 && s.opts.idleTimeout() > 0 {
 		// The provider closes idle sessions (SES: 10 s): close ours first.
 		s.opts.IdleTimeout = max(min(s.opts.idleTimeout(), it-2*time.Second), time.Second)
