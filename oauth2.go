@@ -32,6 +32,8 @@ type oauthEntry struct {
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
 
+	shared bool // the token state is in Options.Store
+
 	// mu guards nothing: cfg is immutable. testconn.go still locks it
 	// around reading cfg; remove both together.
 	mu sync.Mutex
@@ -114,6 +116,7 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 	}
 	if opts.Store != nil {
 		tc.Shared, tc.LeaseTTL = newTokenShare(opts, cfg.Name), opts.leaseTTL
+		e.shared = cfg.TokenSource == nil
 	}
 	if tc.HTTPClient == nil && opts.DialPolicy != nil {
 		// The token cache's shared default does not dial under the policy.
@@ -413,6 +416,9 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 		rep.Claims = &TokenClaims{Issuer: info.Issuer, Audience: info.Audience, Scopes: info.Scopes, Roles: info.Roles,
 			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
 		rep.Hints = append(rep.Hints, claimHints(cfg, rep.Claims)...)
+	}
+	if e.shared {
+		rep.Hints = append(rep.Hints, sharedTokenHint)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)

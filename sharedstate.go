@@ -369,3 +369,13 @@ func (s *Sender) shareState() {
 		s.lim.rate = &storeRate{s: s, key: storeKey(&s.conn, "rate"), limit: l, length: minute + minute/50}
 	}
 }
+
+// sharedTokenHint is the hint of an OAuth2 test whose token state is in
+// Options.Store.
+const sharedTokenHint = "The token state is shared with the engine's other nodes (Options.Store): this test obtained its token under the shared refresh lease (or took the one another node had just refreshed), and the shared record holds it, so every node uses it; a rotated refresh token is handed to Options.OnRefreshToken only by the node whose write won."
+
+// sharedHint is the hint of a Test Connection with Options.Store.
+func sharedHint(c *Connection) string {
+	return "The session slots and the message rate of this connection are shared with the engine's other nodes (Options.Store, keys " +
+		storeKey(c, "sessions") + " and " + storeKey(c, "rate") + "): maxSessions and messagesPerMinute hold across all nodes together. The test's own session takes no shared slot."
+}
