@@ -289,10 +289,12 @@ func (c *cache) fetchShared(ctx context.Context, force bool) (*entry, error, err
 // awaitChange polls the record until its version is no longer ver, the
 // other process's lease has run out (wait), or ctx ends.
 func (c *cache) awaitChange(ctx context.Context, ver int64, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
+	// The store's wait is on its clock; the Cache's is the nearest we
+	// have (and the one tests move).
+	deadline := c.cfg.now().Add(wait)
 	d := pollFirst
 	for {
-		left := time.Until(deadline)
+		left := deadline.Sub(c.cfg.now())
 		if left <= 0 {
 			return nil
 		}
@@ -368,7 +370,9 @@ func (c *cache) refreshLeased(ctx context.Context, force bool, seen int64, retri
 				// The configured token is refused: stop preferring it,
 				// and retry with the record's even if it is unchanged.
 				c.distrusted = fingerprint(rt)
-				c.leasedVer = -1
+				if rec.RefreshToken != "" {
+					c.leasedVer = -1
+				}
 			}
 			if !*retried {
 				// Another process may have rotated the token under us.
