@@ -143,8 +143,9 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 // otherwise closed.
 func (s *Sender) put(sess *pconn, reusable bool) {
 	defer func() { <-s.slots }()
+	shared := sess.lease == nil || !reusable || s.keepShared(sess)
 	s.mu.Lock()
-	keep := reusable && s.state == stateOpen && s.opts.idleTimeout() > 0 && !sess.lease.isLost() &&
+	keep := reusable && shared && s.state == stateOpen && s.opts.idleTimeout() > 0 &&
 		sess.msgs < s.opts.maxMessages() && time.Since(sess.Opened) < s.opts.maxAge() &&
 		len(s.idle) < cap(s.slots)
 	if keep {

@@ -241,6 +241,12 @@ type Sender struct {
 	lim       *sendLimits  // the connection's limits and their state
 
 	slots   chan struct{} // one per session in use or being opened
+
+	// With Options.Store: when demand last asked whether another node
+	// wants a session slot, and its answer (sharedstate.go).
+	demandAt atomic.Int64
+	wanted   atomic.Bool
+
 	mu      sync.Mutex
 	idle    []*pconn
 	state   senderState

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ import (
 // slot's lease; a session's lease is renewed every third of it.
 const defaultLeaseTTL = 30 * time.Second
 
+// releaseGrace is how long a closed session's slot is held on after the
+// close, for the server to see the connection end.
+const releaseGrace = 50 * time.Millisecond
+
 // storeCallTimeout bounds the store calls made off a caller's path:
 // releasing and renewing leases.
 const storeCallTimeout = 5 * time.Second
@@ -40,6 +45,21 @@ const storeCallTimeout = 5 * time.Second
 const (
 	slotPollFirst = 10 * time.Millisecond
 	slotPollMax   = 200 * time.Millisecond
+)
+
+// Demand for sessions across nodes. A node waiting for a session slot
+// marks smtp/<connection>/sessions/wanted (a one-slot lease of
+// wantedTTL, marked at most every wantedMark), and a node holding
+// sessions looks at the mark (at most every demandProbe) when a session
+// is put back and when an idle session's lease is renewed: while it is
+// marked, that session is closed instead of kept, so that a node sending
+// without pause, or one whose sessions sit idle, hands its slots on
+// within moments instead of holding them until IdleTimeout.
+const (
+	wantedTTL   = time.Second
+	wantedMark  = 500 * time.Millisecond
+	demandProbe = 250 * time.Millisecond
+	maxRenewGap = 2 * time.Second // an idle session's renewal looks at the mark at least this often
 )
 
 func init() {
@@ -182,7 +202,7 @@ type slotLease struct {
 // to *waited.
 func (s *Sender) takeSessionSlot(ctx context.Context, waited *time.Duration) (*slotLease, error) {
 	st, key, owner, ttl, limit := s.opts.Store, storeKey(&s.conn, "sessions"), s.opts.owner, s.opts.storeLeaseTTL(), cap(s.slots)
-	var start time.Time
+	var start, marked time.Time
 	d := slotPollFirst
 	for {
 		slot, wait, err := st.Acquire(ctx, key, limit, owner, ttl)
@@ -195,8 +215,15 @@ func (s *Sender) takeSessionSlot(ctx context.Context, waited *time.Duration) (*s
 			}
 			return &slotLease{st: st, key: key, owner: owner, slot: slot, ttl: ttl, lastOK: time.Now()}, nil
 		}
+		now := time.Now()
 		if start.IsZero() {
-			start = time.Now()
+			start = now
+		}
+		if now.Sub(marked) >= wantedMark {
+			// Tell the nodes holding the slots that one is wanted; a
+			// mark already there (slot -1) is as good as ours.
+			marked = now
+			_, _, _ = st.Acquire(ctx, key+"/wanted", 1, owner, wantedTTL)
 		}
 		if err := sleepOn(ctx, s.opts.clock, min(d, max(wait, time.Millisecond))); err != nil {
 			return nil, s.ctxError(ctx, "", errors.New("waiting for a free session (shared by the engine's nodes)"))
@@ -208,10 +235,30 @@ func (s *Sender) takeSessionSlot(ctx context.Context, waited *time.Duration) (*s
 // arm schedules the next renewal. l.mu must be held.
 func (l *slotLease) arm() {
 	l.running.Add(1)
-	l.timer = time.AfterFunc(l.ttl/3, l.renew)
+	l.timer = time.AfterFunc(min(l.ttl/3, maxRenewGap), l.renew)
 }
 
-// start begins renewing the lease; onLost closes the session when idle.
+// demand reports whether another node waits for one of the connection's
+// session slots, asking the store at most every demandProbe.
+func (s *Sender) demand() bool {
+	now := time.Now().UnixNano()
+	last := s.demandAt.Load()
+	if now-last < int64(demandProbe) || !s.demandAt.CompareAndSwap(last, now) {
+		return s.wanted.Load()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	// A one-millisecond lease of our own when nobody marked: it blocks
+	// nobody's mark for longer than that.
+	slot, _, err := s.opts.Store.Acquire(ctx, storeKey(&s.conn, "sessions/wanted"), 1, s.opts.owner, time.Millisecond)
+	w := err == nil && slot < 0
+	s.wanted.Store(w)
+	return w
+}
+
+// start begins renewing the lease; onLost closes the session when idle,
+// and is also called after each renewal, to close an idle session that
+// another node wants.
 func (l *slotLease) start(onLost func()) {
 	if l == nil {
 		return
@@ -245,7 +292,7 @@ func (l *slotLease) renew() {
 	onLost := l.onLost
 	l.mu.Unlock()
 	l.running.Done()
-	if lost && onLost != nil {
+	if onLost != nil {
 		onLost()
 	}
 }
@@ -273,6 +320,10 @@ func (l *slotLease) release() {
 	if l.lost.Load() {
 		return
 	}
+	// The server counts a connection until it has seen it close, a
+	// moment after we closed it: hand the slot on after that moment, or
+	// another node's new session could be one too many for the server.
+	time.Sleep(releaseGrace)
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	_ = l.st.Release(ctx, l.key, l.slot, l.owner) // an unreleased lease expires
@@ -290,9 +341,16 @@ func (p *pconn) Quit() {
 	p.lease.release()
 }
 
-// dropLost closes sess if it is idle in the pool: its shared slot was
-// lost. A session in use is closed when it is put back.
+// dropLost closes sess if it is idle in the pool and its shared slot was
+// lost or is wanted by another node. A session in use is closed when it
+// is put back.
 func (s *Sender) dropLost(sess *pconn) {
+	s.mu.Lock()
+	idle := slices.Contains(s.idle, sess)
+	s.mu.Unlock()
+	if !idle || !sess.lease.isLost() && !s.demand() {
+		return
+	}
 	s.mu.Lock()
 	found := false
 	for i, p := range s.idle {
@@ -378,4 +436,11 @@ const sharedTokenHint = "The token state is shared with the engine's other nodes
 func sharedHint(c *Connection) string {
 	return "The session slots and the message rate of this connection are shared with the engine's other nodes (Options.Store, keys " +
 		storeKey(c, "sessions") + " and " + storeKey(c, "rate") + "): maxSessions and messagesPerMinute hold across all nodes together. The test's own session takes no shared slot."
+}
+
+// keepShared reports whether a session with a shared slot may go back to
+// the pool: its slot is still its own and no other node waits for one.
+// The store is asked at most every demandProbe; s.mu must not be held.
+func (s *Sender) keepShared(sess *pconn) bool {
+	return !sess.lease.isLost() && !s.demand()
 }
