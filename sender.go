@@ -240,7 +240,7 @@ type Sender struct {
 	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
 	lim       *sendLimits  // the connection's limits and their state
 
-	slots   chan struct{} // one per session in use or being opened
+	slots chan struct{} // one per session in use or being opened
 
 	// With Options.Store: when demand last asked whether another node
 	// wants a session slot, and its answer (sharedstate.go).
