@@ -126,7 +126,7 @@ func (t *tx) begin(pr *prepared) (opts *smtp.MailOptions, r *throttle.Reservatio
 	if rate := t.s.lim.rate; rate != nil {
 		var err error
 		if r, err = t.reserve(rate, pr); err != nil {
-			return nil, nil, txResult{attemptResult: attemptResult{err: err}}, false, false
+			return nil, nil, txResult{attemptResult: attemptResult{err: err, retry: errors.Is(err, ErrStore)}}, false, false
 		}
 		if r.Waited > time.Second && !sess.Conn.Idle() {
 			// The server closed the session while it waited for its turn
@@ -145,6 +145,9 @@ func (t *tx) reserve(rate throttle.Rate, pr *prepared) (*throttle.Reservation, e
 	for {
 		r, err := rate.Reserve(t.ctx)
 		if err != nil {
+			if errors.Is(err, ErrStore) {
+				return nil, err // Options.Store failed
+			}
 			return nil, t.s.ctxError(t.ctx, StageMail, errors.New("waiting for the message rate"))
 		}
 		pr.rateWait += r.Waited
