@@ -749,7 +749,7 @@ func mailLine(sess *session.Session, from string, opts *smtp.MailOptions) (strin
 // NUL. Such a message's size is its length, which BDAT announces before
 // the message; any other goes through the canonicalising writer.
 func canonical(p []byte) bool {
-	line := 0
+	line := 0 // octets of the current line, its CRLF left out
 	for i, c := range p {
 		switch c {
 		case 0:
@@ -762,11 +762,11 @@ func canonical(p []byte) bool {
 			if i == 0 || p[i-1] != '\r' {
 				return false
 			}
-			line = -1
-		}
-		line++
-		if line > compose.MaxLineLength+1 {
-			return false
+			line = 0
+		default:
+			if line++; line > compose.MaxLineLength {
+				return false
+			}
 		}
 	}
 	return true
