@@ -231,8 +231,15 @@ func runSend(t *table) {
 				case "gosmtp-reuse":
 					r.target = "ceiling"
 				case "emailconn":
-					r.target = "≥ 0.90× ceiling"
-					r.verdict = verdict(ratio(median(s, msgs), ceiling), 0.9, true)
+					// Sequentially, one write and one read per message
+					// (PIPELINING + CHUNKING, issue 17) against go-smtp's
+					// four of each: ≥ 1.2×.
+					bound := 0.9
+					if mode == "seq" {
+						bound = 1.2
+					}
+					r.target = fmt.Sprintf("≥ %.2f× ceiling", bound)
+					r.verdict = verdict(ratio(median(s, msgs), ceiling), bound, true)
 					r.result += fmt.Sprintf(", %.0f allocs/op", median(s, allocs))
 				case "emailconn-raw":
 					r.result += fmt.Sprintf(", %.0f allocs/op", median(s, allocs))
