@@ -15,8 +15,8 @@ import (
 // and the pipelined cases below can run without the proxy.
 func TestIssue17_MailpitOffersNeither(t *testing.T) {
 	s := setup(t)
-	c := s.conn(instPlain, emailconn.TLSNone)
-	rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{Options: allowCA(c, nil)})
+	c := s.conn(instPlain, "none")
+	rep := c.Test(t.Context(), &emailconn.TestOptions{Options: allowCA(c, nil)})
 	if !rep.OK {
 		t.Fatalf("Test Connection: %s", rep.Sentence)
 	}
@@ -46,7 +46,7 @@ func TestIssue17_PipelinedToMailpit(t *testing.T) {
 	mp := mailpitOf(instChaos)
 	newConn := func(t *testing.T) (emailconn.Connection, *proxy) {
 		px := newExtProxy(t, smtpAddr(instChaos), "PIPELINING")
-		c := s.conn(instChaos, emailconn.TLSNone)
+		c := s.conn(instChaos, "none")
 		c.MailServer = px.addr()
 		return c, px
 	}
@@ -54,7 +54,7 @@ func TestIssue17_PipelinedToMailpit(t *testing.T) {
 
 	t.Run("test connection", func(t *testing.T) {
 		c, _ := newConn(t)
-		rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{Options: allowCA(c, nil)})
+		rep := c.Test(t.Context(), &emailconn.TestOptions{Options: allowCA(c, nil)})
 		if !rep.OK || !rep.Server.Pipelining || !rep.Server.PipeliningUsed || rep.Server.ChunkingUsed {
 			t.Fatalf("report: ok %v, server %+v", rep.OK, rep.Server)
 		}
