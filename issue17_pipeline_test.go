@@ -439,3 +439,31 @@ func TestIssue17_SizeCheckedBeforeTheFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestIssue17_CancelledAfterTheFlight: the context ends while the replies
+// to a flight are awaited. With "BDAT n LAST" in the flight the message may
+// have been accepted: ErrDeliveryUnknown (matching context.Canceled too);
+// with DATA, whose message waits for the 354, it is the context's error.
+func TestIssue17_CancelledAfterTheFlight(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes[1:] {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.NewServer(t, smtptest.Options{EnableCHUNKING: m.chunking,
+				Faults: []smtptest.Fault{{At: "MAIL", Delay: time.Minute, Times: 1}}})
+			s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3}})
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				<-srv.Fired(0, 1)
+				cancel()
+			}()
+			_, err := s.Send(ctx, basicMessage())
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Send = %v, want context.Canceled", err)
+			}
+			if unknown := errors.Is(err, emailconn.ErrDeliveryUnknown); unknown != (m.name == "pipelined-BDAT") {
+				t.Errorf("Send = %v: ErrDeliveryUnknown %v", err, unknown)
+			}
+		})
+	}
+}
