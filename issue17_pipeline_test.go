@@ -467,3 +467,31 @@ func TestIssue17_CancelledAfterTheFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestIssue17_DataAfterRefusedMail: a server that refuses MAIL and still
+// answers the flight's DATA with 354 gets a lone "." too, and the session
+// stays in step.
+func TestIssue17_DataAfterRefusedMail(t *testing.T) {
+	t.Parallel()
+	var refuse sync.Once
+	srv := smtptest.NewServer(t, smtptest.Options{
+		MailHook: func(string) *smtp.SMTPError {
+			var e *smtp.SMTPError
+			refuse.Do(func() { e = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"} })
+			return e
+		},
+		Faults: []smtptest.Fault{{At: "DATA", Reply: "354 go ahead", Times: 1}}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrRefused) {
+		t.Fatalf("Send = %v, want ErrRefused", err)
+	}
+	if tx := lastTransaction(srv); len(tx) != 4 || tx[3] != "." {
+		t.Errorf("transaction = %q, want MAIL, RCPT, DATA and a lone dot", tx)
+	}
+	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatalf("next Send = %v", err)
+	}
+	if srv.Sessions() != 1 || len(srv.Messages()) != 1 {
+		t.Errorf("sessions %d, messages %d; want 1, 1", srv.Sessions(), len(srv.Messages()))
+	}
+}

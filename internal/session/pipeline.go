@@ -143,7 +143,9 @@ const bdatHeader = 32
 // caller reads with Reply.
 //
 // Write and Close return the first error: a write's, or a refusal of a
-// chunk (an *smtp.SMTPError), after which nothing more is sent.
+// chunk (an *smtp.SMTPError), after which nothing more is sent. The zero
+// value is not usable; get one from Session.Chunks. It is used by one
+// goroutine, like its Session.
 type ChunkWriter struct {
 	s       *Session
 	buf     []byte // bdatHeader bytes of room, then the chunk
