@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -493,5 +495,65 @@ func TestIssue17_DataAfterRefusedMail(t *testing.T) {
 	}
 	if srv.Sessions() != 1 || len(srv.Messages()) != 1 {
 		t.Errorf("sessions %d, messages %d; want 1, 1", srv.Sessions(), len(srv.Messages()))
+	}
+}
+
+// TestIssue17_LargeEnvelopeInGroups: an envelope of 700 recipients goes in
+// groups of RCPT commands, each written once the replies have caught up
+// with the one before, so that neither side blocks writing to the other;
+// every reply is matched to its recipient. A refused MAIL stops the rest
+// of the flight: only what was written is drained.
+func TestIssue17_LargeEnvelopeInGroups(t *testing.T) {
+	t.Parallel()
+	to := make([]string, 700)
+	for i := range to {
+		to[i] = fmt.Sprintf("r%03d@example.com", i)
+		if i%97 == 0 {
+			to[i] = fmt.Sprintf("no%03d@example.com", i)
+		}
+	}
+	for _, m := range modes[1:] {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			var refuseMail atomic.Bool
+			srv := smtptest.NewServer(t, smtptest.Options{EnableCHUNKING: m.chunking, RcptHook: refuseNo,
+				MailHook: func(string) *smtp.SMTPError {
+					if refuseMail.Load() {
+						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender not allowed"}
+					}
+					return nil
+				}})
+			s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+			msg := basicMessage()
+			msg.To = to
+			rc, err := s.Send(context.Background(), msg)
+			if !errors.Is(err, emailconn.ErrRecipientRejected) || rc == nil || len(rc.Accepted) != 692 || len(rc.Rejected) != 8 {
+				t.Fatalf("Send = %v; want 692 accepted, 8 refused", err)
+			}
+			for _, r := range rc.Rejected {
+				if !strings.HasPrefix(r.Address, "no") {
+					t.Errorf("%s reported refused", r.Address)
+				}
+			}
+			if msgs := srv.Messages(); len(msgs) != 1 || !slices.Equal(msgs[0].To, rc.Accepted) {
+				t.Fatalf("messages = %d", len(msgs))
+			}
+			refuseMail.Store(true)
+			if _, err := s.Send(context.Background(), msg); !errors.Is(err, emailconn.ErrRefused) {
+				t.Fatalf("Send = %v, want ErrRefused", err)
+			}
+			tx := lastTransaction(srv)
+			if n := len(tx); n != 1+256 {
+				t.Errorf("after the refused MAIL the client sent %d commands, want MAIL and the first 256 RCPT", n)
+			}
+			refuseMail.Store(false)
+			msg.To = to[1:3]
+			if _, err := s.Send(context.Background(), msg); err != nil {
+				t.Fatalf("next Send = %v", err)
+			}
+			if srv.Sessions() != 1 {
+				t.Errorf("sessions = %d, want 1", srv.Sessions())
+			}
+		})
 	}
 }

@@ -459,37 +459,17 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 		r.Cancel()
 		return t.fail(StageMail, io.EOF, false), true
 	}
-	f := sess.Flight()
 	line, err := mailLine(sess.Session, pr.envFrom, opts)
+	if err == nil && slices.ContainsFunc(rcpts, func(rc string) bool { return strings.ContainsAny(rc, "\r\n") }) {
+		err = errLineBreak
+	}
 	if err != nil {
 		r.Cancel()
 		return t.fail(StageMail, err, true), false
 	}
-	f.Command(line)
-	for _, rc := range rcpts {
-		if strings.ContainsAny(rc, "\r\n") {
-			r.Cancel()
-			return t.fail(StageRcpt, errLineBreak, true), false
-		}
-		f.Command("RCPT TO:<", rc, ">")
-	}
-	var body []byte
-	switch kind {
-	case flightDATA:
-		f.Command("DATA")
-	case flightBDAT:
-		f.Command("BDAT ", strconv.Itoa(len(pr.body)), " LAST")
-		if body = pr.body; len(body) <= flightBodyCopy {
-			f.Bytes(body)
-			body = nil
-		}
-	}
+	fl := &flight{t: t, pr: pr, rcpts: rcpts, kind: kind}
 	sess.dirty = true
-	err = f.Send()
-	if err == nil && body != nil {
-		err = sess.Write(body)
-	}
-	if err != nil {
+	if err := fl.write(line); err != nil {
 		// The flight did not reach the server whole: the server cannot
 		// have accepted a message whose last chunk it has not seen.
 		if isStale(err) {
@@ -499,7 +479,7 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 		res.bodyStarted = kind == flightBDAT
 		return res, isStale(err)
 	}
-	res, stale = t.flightReplies(pr, rcpts, kind)
+	res, stale = t.flightReplies(fl)
 	if stale {
 		r.Cancel()
 	}
@@ -514,28 +494,113 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 // does.
 var errLineBreak = errors.New("smtp: a line must not contain CR or LF")
 
+// flightRcpts is the most RCPT commands a flight has written ahead of the
+// reply being read. The client reads no reply while it writes: a flight
+// far larger than the socket buffers (thousands of recipients) would have
+// the server block on writing replies nobody reads, stop reading, and the
+// client block on writing (RFC 2920 §4). A larger envelope goes in groups,
+// each written once the replies have caught up with the one before.
+const flightRcpts = 256
+
+// A flight is a pipelined transaction's commands, written in groups.
+type flight struct {
+	t     *tx
+	pr    *prepared
+	rcpts []string
+	kind  int
+	sent  int  // RCPT commands written
+	done  bool // the whole flight is written, DATA or the message included
+}
+
+// write writes MAIL and the first group of recipients (with the data
+// command when they are all).
+func (fl *flight) write(mail string) error {
+	f := fl.t.sess.Flight()
+	f.Command(mail)
+	return fl.group(f)
+}
+
+// group adds the next group of RCPT commands to f, and the data command
+// after the last, and writes it.
+func (fl *flight) group(f *session.Flight) error {
+	end := min(len(fl.rcpts), fl.sent+flightRcpts)
+	for _, rc := range fl.rcpts[fl.sent:end] {
+		f.Command("RCPT TO:<", rc, ">")
+	}
+	fl.sent = end
+	var body []byte
+	if end == len(fl.rcpts) {
+		switch pr := fl.pr; fl.kind {
+		case flightDATA:
+			f.Command("DATA")
+		case flightBDAT:
+			f.Command("BDAT ", strconv.Itoa(len(pr.body)), " LAST")
+			if body = pr.body; len(body) <= flightBodyCopy {
+				f.Bytes(body)
+				body = nil
+			}
+		}
+	}
+	err := f.Send()
+	if err == nil && body != nil {
+		err = fl.t.sess.Write(body)
+	}
+	if err == nil && end == len(fl.rcpts) {
+		fl.done = true
+	}
+	return err
+}
+
+// ahead writes the groups due before the reply to the k-th RCPT is read.
+func (fl *flight) ahead(k int) error {
+	for fl.sent < len(fl.rcpts) && fl.sent-k < flightRcpts {
+		if err := fl.group(fl.t.sess.Flight()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unread is the number of replies due to the commands written after MAIL.
+func (fl *flight) unread() int {
+	if fl.done && fl.kind != flightEnvelope {
+		return fl.sent + 1
+	}
+	return fl.sent
+}
+
+// message reports whether the whole message went with the flight: from
+// then on, a lost connection may have lost the reply to an accepted one.
+func (fl *flight) message() bool { return fl.done && fl.kind == flightBDAT }
+
 // flightReplies reads the replies to a pipelined transaction's commands, in
 // order, and finishes the transaction.
-func (t *tx) flightReplies(pr *prepared, rcpts []string, kind int) (txResult, bool) {
-	sess := t.sess
+func (t *tx) flightReplies(fl *flight) (txResult, bool) {
+	sess, pr, rcpts, kind := t.sess, fl.pr, fl.rcpts, fl.kind
 	lost := func(err error) txResult {
 		return t.fail(StageData, &unknownError{messageID: pr.messageID(), err: err}, false)
 	}
 	if _, _, err := sess.Reply(); err != nil {
 		var se *smtp.SMTPError
 		switch {
-		case !errors.As(err, &se) && kind == flightBDAT:
+		case !errors.As(err, &se) && fl.message():
 			return lost(err), false
 		case !errors.As(err, &se) || se.Code == 421:
 			return t.fail(StageMail, err, false), isStale(err)
 		}
-		// The server refused MAIL: the other replies say nothing more.
-		keep := t.drain(len(rcpts), kind)
+		// The server refused MAIL: the other replies say nothing more,
+		// and the rest of the flight is not sent.
+		keep := t.drain(fl)
 		return t.fail(StageMail, err, keep), false
 	}
 	var deferred []int // recipients refused with a recipient limit
 	var limits []*SMTPError
 	for k, rcpt := range rcpts {
+		if err := fl.ahead(k); err != nil {
+			// The rest of the flight did not reach the server: the
+			// message was not sent.
+			return t.fail(StageRcpt, err, false), false
+		}
 		_, _, err := sess.Reply()
 		if err == nil {
 			t.accepted = append(t.accepted, rcpt)
@@ -545,7 +610,7 @@ func (t *tx) flightReplies(pr *prepared, rcpts []string, kind int) (txResult, bo
 			continue
 		}
 		var se *smtp.SMTPError
-		if !errors.As(err, &se) && kind == flightBDAT {
+		if !errors.As(err, &se) && fl.message() {
 			// The message went with the flight: this recipient and the
 			// ones after it may have it. They count as accepted, so that
 			// the plan's Lost makes them Unknown, never sent again.
@@ -640,21 +705,17 @@ func (t *tx) dataReply(pr *prepared) txResult {
 }
 
 // drain reads the replies that follow a refused MAIL in a flight: one per
-// recipient and one to DATA or BDAT; a 354 is answered by a lone ".". It
-// reports whether the session is still in step.
-func (t *tx) drain(rcpts, kind int) bool {
+// RCPT written and one to DATA or BDAT, when written; a 354 is answered by
+// a lone ".". It reports whether the session is still in step.
+func (t *tx) drain(fl *flight) bool {
 	sess := t.sess
-	n := rcpts
-	if kind != flightEnvelope {
-		n++
-	}
-	for i := range n {
+	for i := range fl.unread() {
 		code, _, err := sess.Reply()
 		var se *smtp.SMTPError
 		if err != nil && (!errors.As(err, &se) || se.Code == 421) {
 			return false
 		}
-		if i == rcpts && kind == flightDATA && code == 354 {
+		if i == fl.sent && fl.kind == flightDATA && code == 354 {
 			if sess.Write([]byte(".\r\n")) != nil {
 				return false
 			}
