@@ -498,7 +498,7 @@ var errLineBreak = errors.New("smtp: a line must not contain CR or LF")
 // reply being read. The client reads no reply while it writes: a flight
 // far larger than the socket buffers (thousands of recipients) would have
 // the server block on writing replies nobody reads, stop reading, and the
-// client block on writing (RFC 2920 §4). A larger envelope goes in groups,
+// client block on writing. A larger envelope goes in groups,
 // each written once the replies have caught up with the one before.
 const flightRcpts = 256
 
