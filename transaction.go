@@ -438,11 +438,6 @@ const flightBodyCopy = 64 << 10
 // ErrDeliveryUnknown, unless no recipient had been accepted.
 func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 	sess := t.sess
-	opts, r, res, stale, ok := t.begin(pr)
-	if !ok {
-		return res, stale
-	}
-	rcpts := pr.envelope()
 	kind := flightDATA
 	switch {
 	case pr.allOrNot:
@@ -452,13 +447,19 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 	case chunk:
 		kind = flightEnvelope
 	}
-	if kind == flightBDAT && sess.reused && !sess.Conn.Idle() {
+	if kind == flightBDAT && sess.reused && !sess.dirty && !sess.Conn.Idle() {
 		// The pooled session was closed by the server (or it said
 		// something unasked): with the message in the flight, a failure
-		// after the write could not be told from a lost reply.
-		r.Cancel()
+		// after the write could not be told from a lost reply. (Checked
+		// before the message rate's turn is taken, which the flight
+		// follows at once.)
 		return t.fail(StageMail, io.EOF, false), true
 	}
+	opts, r, res, stale, ok := t.begin(pr)
+	if !ok {
+		return res, stale
+	}
+	rcpts := pr.envelope()
 	line, err := mailLine(sess.Session, pr.envFrom, opts)
 	if err == nil && slices.ContainsFunc(rcpts, func(rc string) bool { return strings.ContainsAny(rc, "\r\n") }) {
 		err = errLineBreak
