@@ -428,6 +428,7 @@ type Error struct {
 	retryAt   time.Time     // when a send may succeed again; zero when unknown
 	wait      time.Duration // the least wait before a retry the reply asks for
 	advice    string        // the reply's meaning in plain words, for Test Connection
+	ledger    *Delivery     // the delivery ledger's record, for a message with an IdempotencyKey
 }
 
 // RetryAt returns when a send through the connection may succeed again:
@@ -492,6 +493,13 @@ func (e *Error) Unwrap() []error {
 }
 
 func (e *Error) unwrap() []error {
+	if e.ledger != nil {
+		return append(e.unwrapCause(), e.ledger)
+	}
+	return e.unwrapCause()
+}
+
+func (e *Error) unwrapCause() []error {
 	switch {
 	case e.kind != nil && e.Err != nil:
 		return []error{e.kind, e.Err}

@@ -251,6 +251,7 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 		r.opts = *opts
 	}
 	r.tokens = ownTokenClient(&r.opts)
+	r.opts.local = new(localStore) // the ledger of all its Senders, with no Store
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
 	}

@@ -138,6 +138,15 @@ type Options struct {
 	// for an engine with one node.
 	Store Store
 
+	// DeliveryRetention is how long the delivery ledger keeps the record
+	// of a message with an IdempotencyKey after its last write: a retry
+	// later than that is sent as a new message. Zero means 72 hours.
+	DeliveryRetention time.Duration
+
+	// local is the ledger's store when Store is nil: one per NewSender,
+	// one per Registry for all its Senders.
+	local *localStore
+
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -273,6 +282,9 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 // newSender builds a Sender for a valid connection whose references were
 // checked; ca holds the certificates of its CAFile, read by checkRefs.
 func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
+	if o.local == nil {
+		o.local = new(localStore)
+	}
 	s := &Sender{conn: c, ep: c.endpoint(), opts: o}
 	s.conn.To = slices.Clone(c.To)
 	s.lim = newSendLimits(&s.conn, &o)
@@ -390,6 +402,9 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
 	if err != nil {
 		return nil, err
+	}
+	if msg.IdempotencyKey != "" {
+		return s.sendKeyed(ctx, msg, pr, start)
 	}
 	return s.deliver(ctx, pr, start)
 }
