@@ -1,0 +1,5 @@
+package emailconn
+
+// NewLedgerTestStore returns an in-process Store for the ledger's
+// black-box tests.
+func NewLedgerTestStore() Store { return newLocalStore() }
