@@ -167,11 +167,13 @@ type localStore struct {
 	st   Store
 }
 
-// newLocalStore makes the in-process store of the ledger.
-var newLocalStore = func() Store { return newMemLedger() }
+// newLocalStore makes the in-process store of the ledger, on the clock
+// now.
+func newLocalStore(now func() time.Time) Store { return newMemLedger(now) }
 
-func (l *localStore) get() Store {
-	l.once.Do(func() { l.st = newLocalStore() })
+// get returns the store, made on the clock now at the first call.
+func (l *localStore) get(now func() time.Time) Store {
+	l.once.Do(func() { l.st = newLocalStore(now) })
 	return l.st
 }
 
@@ -180,7 +182,7 @@ func (s *Sender) ledgerStore() Store {
 	if s.opts.Store != nil {
 		return s.opts.Store
 	}
-	return s.opts.local.get()
+	return s.opts.local.get(s.clock().Now)
 }
 
 func (s *Sender) clock() throttle.Clock {
@@ -377,17 +379,21 @@ func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared
 			}
 			continue
 		}
-		if err := sleepClock(ctx, clk, poll); err != nil {
+		if err := sleepClock(ctx, clk, poll, s.opts.pollHook); err != nil {
 			return nil, nil, s.ctxError(ctx, "", fmt.Errorf("waiting for node %s, which is sending the same message (Message-ID %s)", cur.Node, cur.MessageID))
 		}
 		poll = min(2*poll, pollMax)
 	}
 }
 
-// sleepClock waits d on clk, or until ctx ends.
-func sleepClock(ctx context.Context, clk throttle.Clock, d time.Duration) error {
+// sleepClock waits d on clk, or until ctx ends. armed, when not nil, is
+// called once the timer is set (a test seam).
+func sleepClock(ctx context.Context, clk throttle.Clock, d time.Duration, armed func()) error {
 	ch := make(chan struct{})
 	stop := clk.AfterFunc(d, func() { close(ch) })
+	if armed != nil {
+		armed()
+	}
 	select {
 	case <-ch:
 		return nil
@@ -648,6 +654,7 @@ func mustJSON(r *ledgerRecord) []byte {
 // memLedger is a minimal in-process record store, until internal/memstore
 // is there: records only (the ledger needs no leases).
 type memLedger struct {
+	now  func() time.Time
 	mu   sync.Mutex
 	recs map[string]memRecord
 }
@@ -658,7 +665,9 @@ type memRecord struct {
 	expires time.Time
 }
 
-func newMemLedger() *memLedger { return &memLedger{recs: map[string]memRecord{}} }
+func newMemLedger(now func() time.Time) *memLedger {
+	return &memLedger{now: now, recs: map[string]memRecord{}}
+}
 
 func (m *memLedger) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
 	return -1, 0, errors.New("emailconn: memLedger holds no leases")
@@ -676,7 +685,7 @@ func (m *memLedger) Load(ctx context.Context, key string) ([]byte, int64, error)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.recs[key]
-	if !ok || !r.expires.IsZero() && !time.Now().Before(r.expires) {
+	if !ok || !r.expires.IsZero() && !m.now().Before(r.expires) {
 		return nil, 0, nil
 	}
 	return append([]byte(nil), r.val...), r.version, nil
@@ -687,7 +696,7 @@ func (m *memLedger) Swap(ctx context.Context, key string, version int64, value [
 	defer m.mu.Unlock()
 	r, ok := m.recs[key]
 	cur := r.version
-	if !ok || !r.expires.IsZero() && !time.Now().Before(r.expires) {
+	if !ok || !r.expires.IsZero() && !m.now().Before(r.expires) {
 		cur = 0
 	}
 	if cur != version {
@@ -695,7 +704,7 @@ func (m *memLedger) Swap(ctx context.Context, key string, version int64, value [
 	}
 	nr := memRecord{val: append([]byte(nil), value...), version: version + 1}
 	if ttl > 0 {
-		nr.expires = time.Now().Add(ttl)
+		nr.expires = m.now().Add(ttl)
 	}
 	m.recs[key] = nr
 	return true, nil

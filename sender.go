@@ -157,6 +157,10 @@ type Options struct {
 	clock       throttle.Clock
 	limitMinute time.Duration
 	limitDay    time.Duration
+	// pollHook, when set, is called each time a send waiting for another
+	// send of its IdempotencyKey has set its timer to read the record
+	// again (issue 16), so that a test moves the fake clock only then.
+	pollHook func()
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
