@@ -83,7 +83,11 @@ var (
 	// ErrDeliveryUnknown reports that the connection failed after the whole
 	// message had been sent and before the server replied: the server may or
 	// may not have accepted it. Such a message is never retried
-	// automatically; resending it may deliver it twice.
+	// automatically; resending it may deliver it twice. For a message with
+	// an IdempotencyKey the error holds the delivery ledger's record
+	// (errors.As with a *Delivery), and every later Send of the key
+	// returns it again, unless Message.ResendUnknown is set; so does a key
+	// whose sending node stopped renewing its lease (it crashed).
 	ErrDeliveryUnknown = errors.New("emailconn: delivery state unknown")
 
 	// ErrMessageTooLarge reports that the message exceeds the size the

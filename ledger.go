@@ -158,6 +158,7 @@ type ledgerRefusal struct {
 	Server   string        `json:"server,omitempty"`
 	Reply    *ledgerReply  `json:"reply,omitempty"`
 	Rejected []ledgerReply `json:"rejected,omitempty"`
+	Accepted int           `json:"accepted,omitempty"` // recipients accepted before the message was given up (RequireAllRecipients)
 }
 
 // localStore is the ledger's store when Options.Store is nil, made on
@@ -275,6 +276,10 @@ func (s *Sender) sendKeyed(ctx context.Context, msg *Message, pr *prepared, star
 		return rc, err
 	}
 	ls.renewLater()
+	// A panic of the caller's code (an attachment reader) stops the
+	// renewals and leaves the record "sending": its lease runs out and
+	// retries find the delivery unknown.
+	defer ls.halt()
 	rc, err = s.deliver(ctx, pr, start)
 	ls.halt()
 	d := ls.finish(rc, err)
@@ -436,7 +441,8 @@ func (ls *ledgerSend) renew() {
 	ls.renewLater()
 }
 
-// halt stops the renewals; none runs once it returns.
+// halt stops the renewals; none runs once it returns. It may be called
+// more than once.
 func (ls *ledgerSend) halt() {
 	ls.mu.Lock()
 	ls.stopped = true
@@ -491,8 +497,8 @@ func (ls *ledgerSend) finish(rc *Receipt, err error) *Delivery {
 }
 
 // refusalOf returns the permanent refusal of the message in err, which the
-// ledger keeps: a 5xx reply after DATA, or every recipient refused with a
-// 5xx reply. Refusals of the sender at MAIL FROM, throttling replies and
+// ledger keeps: a 5xx reply after DATA, or the recipients refused with
+// 5xx replies and none accepted (or RequireAllRecipients). Refusals of the sender at MAIL FROM, throttling replies and
 // every other failure are not kept, so that a retry after the cause was
 // fixed (an administrator's change of the connection) is sent.
 func refusalOf(err error) *ledgerRefusal {
@@ -504,8 +510,11 @@ func refusalOf(err error) *ledgerRefusal {
 	var se *SMTPError
 	switch {
 	case e.Stage == StageRcpt && errors.As(e.Err, &re):
-		ref := &ledgerRefusal{Stage: e.Stage, Server: e.Server}
+		ref := &ledgerRefusal{Stage: e.Stage, Server: e.Server, Accepted: re.Accepted}
 		for _, r := range re.Rejected {
+			if rcptTemporary(r.Err) {
+				return nil // this recipient may be accepted later
+			}
 			lr := toLedgerReply(r.Err)
 			lr.Address = r.Address
 			ref.Rejected = append(ref.Rejected, lr)
@@ -604,7 +613,7 @@ func (s *Sender) refusal(r *ledgerRecord) error {
 		e.kind, e.Err = ErrRefused, ref.Reply.smtpError()
 		return e
 	}
-	re := &RecipientsError{}
+	re := &RecipientsError{Accepted: ref.Accepted}
 	for _, x := range ref.Rejected {
 		re.Rejected = append(re.Rejected, RecipientError{Address: x.Address, Err: x.smtpError()})
 	}

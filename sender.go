@@ -381,6 +381,10 @@ func (s *Sender) describe() string {
 // matching ErrRecipientRejected — resend only to the refused, if at all.
 // If the connection fails after the whole message was sent and before the
 // server replied, Send returns ErrDeliveryUnknown and does not retry.
+//
+// A message with an IdempotencyKey is sent at most once per key: Send
+// first reads or writes the key's record in the delivery ledger, and
+// records the outcome before it returns (see Message.IdempotencyKey).
 func (s *Sender) Send(ctx context.Context, msg *Message) (*Receipt, error) {
 	return s.send(ctx, msg, "", nil)
 }
