@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func Server(t testing.TB, c Cut) *smtptest.Server {
 // An Outcome is what one attempt of the activity got back, in a form a
 // second process can print as JSON.
 type Outcome struct {
-	Node      string
+	Pid       int    // the process that made the attempt
 	MessageID string // the Receipt's, or the ledger record's
 	Replayed  bool
 	Accepted  bool // a Receipt without error
@@ -93,7 +94,7 @@ func Options(store emailconn.Store) *emailconn.Options {
 // Try makes one attempt of the activity through s.
 func Try(ctx context.Context, s *emailconn.Sender, key string, big bool) Outcome {
 	rc, err := s.Send(ctx, Message(key, big))
-	var out Outcome
+	out := Outcome{Pid: os.Getpid()}
 	if rc != nil {
 		out.MessageID, out.Replayed = rc.MessageID, rc.Replayed
 	}
