@@ -111,6 +111,7 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		EndpointParams: cfg.EndpointParams,
 		Source:         cfg.TokenSource,
 		HTTPClient:     opts.HTTPClient,
+		OnFetch:        traceRefreshes(opts.Trace, cfg.Name),
 	}
 	if tc.HTTPClient == nil && opts.DialPolicy != nil {
 		// The token cache's shared default does not dial under the policy.

@@ -387,11 +387,15 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
 	if err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
-	return s.deliver(ctx, pr, start)
+	rc, err := s.deliver(ctx, pr, start)
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
@@ -399,6 +403,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	var p problems
 	fromAddr, _ := parseAddress(&p, "from", from)
 	pr := &prepared{raw: r, replay: true}
@@ -414,6 +419,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		p.add("r", "is nil")
 	}
 	if err := p.err(); err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
 	pr.envFrom = fromAddr.Address
@@ -424,7 +430,9 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		pr.replay = false
 	}
 	pr.size = sizeOf(r)
-	return s.deliver(ctx, pr, start)
+	rc, err := s.deliver(ctx, pr, start)
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) logSent(ctx context.Context, pr *prepared, rc *Receipt) {

@@ -72,6 +72,7 @@ type flight struct {
 	tok    *oauth2.Token
 	err    error
 	rotErr error
+	ctx    context.Context // the starting caller's, uncancelled: for Config.OnFetch
 }
 
 // New returns a Cache for cfg. It makes no request: the first Token does.
@@ -146,7 +147,7 @@ func (c *cache) get(ctx context.Context, fresh bool) (*oauth2.Token, error) {
 	}
 	f := c.flight
 	if f == nil {
-		f = c.start()
+		f = c.start(ctx)
 	}
 	c.mu.Unlock()
 	return c.wait(ctx, f, fallback)
@@ -192,8 +193,11 @@ func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // start starts a token request. c.mu must be held.
-func (c *cache) start() *flight {
+func (c *cache) start(ctx context.Context) *flight {
 	f := &flight{done: make(chan struct{})}
+	if c.cfg.OnFetch != nil {
+		f.ctx = context.WithoutCancel(ctx)
+	}
 	c.flight = f
 	go c.run(f)
 	return f
@@ -201,8 +205,16 @@ func (c *cache) start() *flight {
 
 func (c *cache) run(f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
+	began := time.Now()
 	e, rotErr, err := c.fetch(ctx)
 	cancel()
+	if c.cfg.OnFetch != nil {
+		var expiry time.Time
+		if err == nil {
+			expiry = e.tok.Expiry
+		}
+		c.cfg.OnFetch(f.ctx, time.Since(began), expiry, err)
+	}
 
 	c.mu.Lock()
 	if err == nil {
