@@ -73,6 +73,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -167,13 +168,14 @@ type observer struct {
 	waits     metric.Float64Histogram
 	refreshes metric.Int64Counter
 
-	conns  sync.Map // connKey → *connAttrs
+	mu     sync.RWMutex
+	conns  map[connKey]*connAttrs
 	tokens sync.Map // OAuth2 configuration name → time.Time, the current token's expiry
 }
 
 func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, error) {
 	m := mp.Meter(ScopeName)
-	o := &observer{tracer: tp.Tracer(ScopeName)}
+	o := &observer{tracer: tp.Tracer(ScopeName), conns: map[connKey]*connAttrs{}}
 	var errs []error
 	check := func(err error) {
 		if err != nil {
@@ -228,31 +230,47 @@ type sendKey struct{}
 // connKey names a connection and its mail server.
 type connKey struct{ name, server string }
 
-// connAttrs are a connection's attributes, with the measurement options
-// made from them, cached: a send builds no attribute set after the first.
+// connAttrs are a connection's attributes, with the measurement and span
+// options made from them, cached: a pooled send builds no attribute set
+// and no option slice after the first of its kind.
 type connAttrs struct {
 	base     []attribute.KeyValue // connection, server.address, server.port
 	spanOpts []trace.SpanStartOption
 	sessions metric.MeasurementOption // connection only
 
 	mu      sync.RWMutex
-	results map[resultKey]metric.MeasurementOption
+	results map[resultKey]*result
 }
 
 // resultKey is a combination of the bounded attributes beyond the
 // connection's.
 type resultKey struct {
-	what        byte // 's' send, 'r' retry, 't' stage, 'w' wait
+	what        byte // 's' send, 'r' retry, 't' stage, 'w' wait, 'e' transaction event
 	outcome     string
-	stage       string
+	stage       string // the stage, or the limit of a wait
 	errType     string
 	statusClass string
+	attempts    int // sends: the span's emailconn.attempts, up to maxCachedAttempts
+}
+
+// maxCachedAttempts bounds the attempts whose span attributes are cached.
+const maxCachedAttempts = 8
+
+// result is the cached options of one resultKey.
+type result struct {
+	add   []metric.AddOption
+	rec   []metric.RecordOption
+	attrs []attribute.KeyValue // the span's or the event's own
+	event []trace.EventOption  // attrs as an event's
 }
 
 func (o *observer) conn(name, server string) *connAttrs {
 	k := connKey{name, server}
-	if v, ok := o.conns.Load(k); ok {
-		return v.(*connAttrs)
+	o.mu.RLock()
+	ca, ok := o.conns[k]
+	o.mu.RUnlock()
+	if ok {
+		return ca
 	}
 	base := []attribute.KeyValue{keyConnection.String(name)}
 	if host, port, err := net.SplitHostPort(server); err == nil {
@@ -261,11 +279,16 @@ func (o *observer) conn(name, server string) *connAttrs {
 			base = append(base, keyPort.Int(p))
 		}
 	}
-	ca := &connAttrs{base: base, results: map[resultKey]metric.MeasurementOption{},
+	ca = &connAttrs{base: base, results: map[resultKey]*result{},
 		sessions: metric.WithAttributeSet(attribute.NewSet(keyConnection.String(name))),
 		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(base...)}}
-	v, _ := o.conns.LoadOrStore(k, ca)
-	return v.(*connAttrs)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if prev, ok := o.conns[k]; ok {
+		return prev
+	}
+	o.conns[k] = ca
+	return ca
 }
 
 // sessionOpt is the attribute set of a connection known by name only (a
@@ -274,36 +297,43 @@ func (o *observer) sessionOpt(name string) metric.MeasurementOption {
 	return metric.WithAttributeSet(attribute.NewSet(keyConnection.String(name)))
 }
 
-// opt returns the measurement option for k, made once.
-func (ca *connAttrs) opt(k resultKey) metric.MeasurementOption {
+// get returns the options for k, made once.
+func (ca *connAttrs) get(k resultKey) *result {
 	ca.mu.RLock()
-	opt, ok := ca.results[k]
+	r, ok := ca.results[k]
 	ca.mu.RUnlock()
 	if ok {
-		return opt
+		return r
 	}
-	kv := append([]attribute.KeyValue(nil), ca.base...)
+	var own []attribute.KeyValue
 	if k.outcome != "" {
-		kv = append(kv, keyOutcome.String(k.outcome))
+		own = append(own, keyOutcome.String(k.outcome))
 	}
-	if k.stage != "" {
-		if k.what == 'w' {
-			kv = append(kv, keyLimit.String(k.stage))
-		} else {
-			kv = append(kv, keyStage.String(k.stage))
-		}
+	switch {
+	case k.stage != "" && k.what == 'w':
+		own = append(own, keyLimit.String(k.stage))
+	case k.stage != "":
+		own = append(own, keyStage.String(k.stage))
 	}
 	if k.errType != "" {
-		kv = append(kv, keyErrorType.String(k.errType))
+		own = append(own, keyErrorType.String(k.errType))
 	}
 	if k.statusClass != "" {
-		kv = append(kv, keyStatusClass.String(k.statusClass))
+		own = append(own, keyStatusClass.String(k.statusClass))
 	}
-	opt = metric.WithAttributeSet(attribute.NewSet(kv...))
+	opt := metric.WithAttributeSet(attribute.NewSet(append(slices.Clone(ca.base), own...)...))
+	r = &result{add: []metric.AddOption{opt}, rec: []metric.RecordOption{opt}, attrs: own}
+	if k.what == 's' && k.attempts > 0 {
+		r.attrs = append(slices.Clone(own), keyAttempts.Int(k.attempts))
+	}
+	r.event = []trace.EventOption{trace.WithAttributes(r.attrs...)}
+	if k.what == 's' && k.attempts > maxCachedAttempts {
+		return r
+	}
 	ca.mu.Lock()
-	ca.results[k] = opt
+	ca.results[k] = r
 	ca.mu.Unlock()
-	return opt
+	return r
 }
 
 // state returns the connection of the send whose context ctx is; nil
@@ -326,20 +356,15 @@ func (o *observer) trace() *emailconn.Trace {
 				return
 			}
 			outcome, errType := classify(err)
-			class := statusClass(err)
-			opt := ca.opt(resultKey{what: 's', outcome: outcome, errType: errType, statusClass: class})
-			o.sends.Add(ctx, 1, opt)
-			o.sendDur.Record(ctx, took.Seconds(), opt)
+			r := ca.get(resultKey{what: 's', outcome: outcome, errType: errType, statusClass: statusClass(err), attempts: attempts})
+			o.sends.Add(ctx, 1, r.add...)
+			o.sendDur.Record(ctx, took.Seconds(), r.rec...)
 			span := trace.SpanFromContext(ctx)
 			if !span.IsRecording() {
 				return
 			}
-			span.SetAttributes(keyOutcome.String(outcome), keyAttempts.Int(attempts))
-			if class != "" {
-				span.SetAttributes(keyStatusClass.String(class))
-			}
+			span.SetAttributes(r.attrs...)
 			if err != nil {
-				span.SetAttributes(keyErrorType.String(errType))
 				span.SetStatus(codes.Error, errType)
 			}
 			span.End()
@@ -351,7 +376,7 @@ func (o *observer) trace() *emailconn.Trace {
 			}
 			_, errType := classify(err)
 			class := statusClass(err)
-			o.retries.Add(ctx, 1, ca.opt(resultKey{what: 'r', errType: errType, statusClass: class}))
+			o.retries.Add(ctx, 1, ca.get(resultKey{what: 'r', errType: errType, statusClass: class}).add...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				span.AddEvent("retry", trace.WithAttributes(keyAttempt.Int(attempt), keyWait.Float64(wait.Seconds()), keyErrorType.String(errType)))
 			}
@@ -361,7 +386,7 @@ func (o *observer) trace() *emailconn.Trace {
 			if ca == nil {
 				return
 			}
-			o.waits.Record(ctx, waited.Seconds(), ca.opt(resultKey{what: 'w', stage: limit}))
+			o.waits.Record(ctx, waited.Seconds(), ca.get(resultKey{what: 'w', stage: limit}).rec...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				span.AddEvent("limit wait", trace.WithAttributes(keyLimit.String(limit), keyWait.Float64(waited.Seconds())))
 			}
@@ -379,7 +404,7 @@ func (o *observer) trace() *emailconn.Trace {
 				return
 			}
 			_, errType := classify(r.Err)
-			o.stageDur.Record(ctx, r.Duration.Seconds(), ca.opt(resultKey{what: 't', stage: string(r.Stage), outcome: string(r.Outcome), errType: errType}))
+			o.stageDur.Record(ctx, r.Duration.Seconds(), ca.get(resultKey{what: 't', stage: string(r.Stage), outcome: string(r.Outcome), errType: errType}).rec...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				attrs := []attribute.KeyValue{keyOutcome.String(string(r.Outcome)), keyDuration.Float64(r.Duration.Seconds())}
 				if errType != "" {
@@ -398,18 +423,12 @@ func (o *observer) trace() *emailconn.Trace {
 				outcome = string(emailconn.OutcomeFailed)
 			}
 			_, errType := classify(t.Err)
-			o.stageDur.Record(ctx, t.Duration.Seconds(), ca.opt(resultKey{what: 't', stage: "transaction", outcome: outcome, errType: errType}))
+			o.stageDur.Record(ctx, t.Duration.Seconds(), ca.get(resultKey{what: 't', stage: "transaction", outcome: outcome, errType: errType}).rec...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				attrs := []attribute.KeyValue{keyOutcome.String(outcome), keyDuration.Float64(t.Duration.Seconds())}
-				if class := statusClass(t.Err); class != "" {
-					attrs = append(attrs, keyStatusClass.String(class))
-				} else if t.Err == nil {
-					attrs = append(attrs, keyStatusClass.String("2xx"))
-				}
-				if errType != "" {
-					attrs = append(attrs, keyErrorType.String(errType))
-				}
-				span.AddEvent("transaction", trace.WithAttributes(attrs...))
+				// The event's own attributes, without the stage (its name)
+				// and the connection (the span's).
+				r := ca.get(resultKey{what: 'e', outcome: outcome, errType: errType, statusClass: statusClass(t.Err)})
+				span.AddEvent("transaction", r.event...)
 			}
 		},
 		TokenFetched: func(ctx context.Context, i emailconn.TokenInfo) {
