@@ -21,14 +21,20 @@
 // server, and fixed vocabularies. No recipient, sender address, subject,
 // message ID, server reply text or secret is ever recorded.
 //
-//	emailconn.send.count           Counter {send}          connection, outcome, error.type, smtp.status_class, server.*
-//	emailconn.send.duration        Histogram s             the same: from the call to its return, retries and waits included
-//	emailconn.send.retry.count     Counter {retry}         connection, error.type, smtp.status_class, server.*
-//	emailconn.stage.duration       Histogram s             connection, stage, outcome, error.type, server.*
-//	emailconn.session.count        UpDownCounter {session} connection: SMTP sessions open
-//	emailconn.limit.wait.duration  Histogram s             connection, limit: time waited for a provider limit
-//	emailconn.token.refresh.count  Counter {refresh}       oauth2.configuration, outcome, error.type
-//	emailconn.token.time_to_expiry Gauge s                 oauth2.configuration: until the current access token expires
+//	instrument                      kind           unit       attributes
+//	emailconn.sends                 Counter        {send}     connection, outcome, error.type, smtp.status_class, server.*
+//	emailconn.send.duration         Histogram      s          the same; from the call to its return, retries and waits included
+//	emailconn.send.retries          Counter        {retry}    connection, error.type, smtp.status_class, server.*
+//	emailconn.stage.duration        Histogram      s          connection, stage, outcome, error.type, server.*
+//	emailconn.session.count         UpDownCounter  {session}  connection; SMTP sessions open
+//	emailconn.limit.wait.duration   Histogram      s          connection, limit; time waited for a provider limit
+//	emailconn.token.refreshes       Counter        {refresh}  oauth2.configuration, outcome, error.type
+//	emailconn.token.time_to_expiry  Gauge          s          oauth2.configuration; until the current access token expires
+//
+// Counters of events are named in the plural and the up-down counter of
+// things open with ".count", as the general semantic conventions name
+// them (a Prometheus exporter shows emailconn_sends_total,
+// emailconn_session_count, emailconn_send_duration_seconds, …).
 //
 // The attributes are emailconn.connection, emailconn.outcome,
 // emailconn.stage, emailconn.limit, emailconn.oauth2.configuration,
@@ -183,14 +189,14 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 		}
 	}
 	var err error
-	o.sends, err = m.Int64Counter("emailconn.send.count", metric.WithUnit("{send}"),
+	o.sends, err = m.Int64Counter("emailconn.sends", metric.WithUnit("{send}"),
 		metric.WithDescription("Sends by connection and outcome."))
 	check(err)
 	o.sendDur, err = m.Float64Histogram("emailconn.send.duration", metric.WithUnit("s"),
 		metric.WithDescription("How long sends took, retries and waits for limits included."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	check(err)
-	o.retries, err = m.Int64Counter("emailconn.send.retry.count", metric.WithUnit("{retry}"),
+	o.retries, err = m.Int64Counter("emailconn.send.retries", metric.WithUnit("{retry}"),
 		metric.WithDescription("Attempts of sends that failed transiently and were retried."))
 	check(err)
 	o.stageDur, err = m.Float64Histogram("emailconn.stage.duration", metric.WithUnit("s"),
@@ -204,7 +210,7 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 		metric.WithDescription("Time sends waited for a connection's limits: a free session, the message rate."),
 		metric.WithExplicitBucketBoundaries(waitBuckets...))
 	check(err)
-	o.refreshes, err = m.Int64Counter("emailconn.token.refresh.count", metric.WithUnit("{refresh}"),
+	o.refreshes, err = m.Int64Counter("emailconn.token.refreshes", metric.WithUnit("{refresh}"),
 		metric.WithDescription("OAuth2 access token requests, by configuration and outcome."))
 	check(err)
 	_, err = m.Float64ObservableGauge("emailconn.token.time_to_expiry", metric.WithUnit("s"),

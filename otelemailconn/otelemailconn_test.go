@@ -201,7 +201,7 @@ func TestIssue18_Instruments(t *testing.T) {
 		return ""
 	}
 	srv := func(name string) string { return "server.address=127.0.0.1,server.port=" + port(name) }
-	sends := sums(t, rm, "emailconn.send.count")
+	sends := sums(t, rm, "emailconn.sends")
 	for label, n := range map[string]int64{
 		"emailconn.connection=accepted,emailconn.outcome=accepted," + srv("accepted") + ",smtp.status_class=2xx":                            2,
 		"emailconn.connection=refused,emailconn.outcome=refused,error.type=recipient_rejected," + srv("refused") + ",smtp.status_class=5xx": 1,
@@ -211,20 +211,20 @@ func TestIssue18_Instruments(t *testing.T) {
 		"emailconn.connection=oauth,emailconn.outcome=accepted," + srv("oauth") + ",smtp.status_class=2xx":                                  1,
 	} {
 		if sends[label] != n {
-			t.Errorf("emailconn.send.count{%s} = %d, want %d", label, sends[label], n)
+			t.Errorf("emailconn.sends{%s} = %d, want %d", label, sends[label], n)
 		}
 	}
 	if len(sends) != 6 {
-		t.Errorf("emailconn.send.count has %d series, want 6: %v", len(sends), sends)
+		t.Errorf("emailconn.sends has %d series, want 6: %v", len(sends), sends)
 	}
 	if d := histograms(t, rm, "emailconn.send.duration"); len(d) != 6 || d["emailconn.connection=accepted,emailconn.outcome=accepted,"+srv("accepted")+",smtp.status_class=2xx"] != 2 {
 		t.Errorf("emailconn.send.duration = %v", d)
 	}
 	// 451 at MAIL is a transient refusal; the throttling reply is retried
 	// once too (MaxAttempts 2), after the wait it asks for.
-	if r := sums(t, rm, "emailconn.send.retry.count"); len(r) != 2 || r["emailconn.connection=retried,error.type=refused,"+srv("retried")+",smtp.status_class=4xx"] != 1 ||
+	if r := sums(t, rm, "emailconn.send.retries"); len(r) != 2 || r["emailconn.connection=retried,error.type=refused,"+srv("retried")+",smtp.status_class=4xx"] != 1 ||
 		r["emailconn.connection=throttled,error.type=throttled,"+srv("throttled")+",smtp.status_class=4xx"] != 1 {
-		t.Errorf("emailconn.send.retry.count = %v, want one retry each of retried and throttled", r)
+		t.Errorf("emailconn.send.retries = %v, want one retry each of retried and throttled", r)
 	}
 	stages := histograms(t, rm, "emailconn.stage.duration")
 	for _, label := range []string{
@@ -248,8 +248,8 @@ func TestIssue18_Instruments(t *testing.T) {
 	if open["emailconn.connection=accepted"] != 1 || open["emailconn.connection=oauth"] != 1 || open["emailconn.connection=unknown"] != 0 {
 		t.Errorf("emailconn.session.count = %v, want accepted and oauth 1 each, unknown 0", open)
 	}
-	if r := sums(t, rm, "emailconn.token.refresh.count"); len(r) != 1 || r["emailconn.oauth2.configuration=contoso,emailconn.outcome=success"] != 1 || rg.tokens.Load() != 1 {
-		t.Errorf("emailconn.token.refresh.count = %v (%d requests), want one success of contoso", r, rg.tokens.Load())
+	if r := sums(t, rm, "emailconn.token.refreshes"); len(r) != 1 || r["emailconn.oauth2.configuration=contoso,emailconn.outcome=success"] != 1 || rg.tokens.Load() != 1 {
+		t.Errorf("emailconn.token.refreshes = %v (%d requests), want one success of contoso", r, rg.tokens.Load())
 	}
 	if m := find(rm, "emailconn.token.time_to_expiry"); m == nil {
 		t.Error("no emailconn.token.time_to_expiry")
