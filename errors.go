@@ -127,7 +127,8 @@ type FieldError struct {
 	// over:
 	//
 	//   - for a value built in Go — Connection.Validate, NewSender,
-	//     TestConnection, OAuth2Config.Validate, TestOAuth2, Sender.Send —
+	//     Connection.Test, OAuth2Config.Validate, OAuth2Config.Test,
+	//     Sender.Send —
 	//     the Go path: "MailServer", "To[1]", "Options.ActionOrigin",
 	//     "TestOptions.OAuth2Config.ClientSecret", "Message.Headers[X-Tag]";
 	//   - for a Config — LoadConfig, Config.Validate, NewRegistry, Replace,

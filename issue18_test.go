@@ -94,7 +94,7 @@ func TestIssue18_TraceSendHooks(t *testing.T) {
 	t.Run("issue18/accepted-and-refused", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no", Session: 1, Times: 1}}})
 		l := &seamLog{}
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.Name = "alerts"
 		s := mustSender(t, c, &emailconn.Options{Trace: l.trace()})
 		_, err := s.Send(context.Background(), basicMessage())
@@ -128,7 +128,7 @@ func TestIssue18_TraceSendHooks(t *testing.T) {
 	t.Run("issue18/retry", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "MAIL", Reply: "451 4.3.0 try again", Times: 1}}})
 		l := &seamLog{}
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.Name = "alerts"
 		s := mustSender(t, c, &emailconn.Options{Trace: l.trace(), Retry: emailconn.RetryPolicy{InitialBackoff: time.Millisecond}})
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
@@ -155,7 +155,7 @@ func TestIssue18_TraceTokenRefreshed(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := xoauth2Server(t)
 	l := &seamLog{}
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{Trace: l.trace()})
+	r := oauthRegistry(t, srv, te, "client_credentials", &emailconn.Options{Trace: l.trace()})
 	before := time.Now()
 	if _, err := sendVia(t, r); err != nil {
 		t.Fatalf("send = %v", err)
@@ -186,7 +186,7 @@ func TestIssue18_TraceTokenRefreshed(t *testing.T) {
 	te2 := newTokenEndpoint(t)
 	te2.set(func(te *tokenEndpoint) { te.fail = "invalid_client" })
 	l2 := &seamLog{}
-	r2 := oauthRegistry(t, srv, te2, emailconn.GrantClientCredentials, &emailconn.Options{Trace: l2.trace()})
+	r2 := oauthRegistry(t, srv, te2, "client_credentials", &emailconn.Options{Trace: l2.trace()})
 	if _, err := sendVia(t, r2); !errors.Is(err, emailconn.ErrAuthFailed) {
 		t.Fatalf("send with a refused client = %v, want ErrAuthFailed", err)
 	}

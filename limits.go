@@ -213,7 +213,7 @@ func (s *Sender) logWaited(ctx context.Context, pr *prepared) {
 // of the connection that is set instead. A zero limit means none.
 type LimitsInfo struct {
 	// Provider is the connection's provider, or "" for none.
-	Provider Provider `json:"provider,omitempty"`
+	Provider string `json:"provider,omitempty"`
 	// MaxSessions is the cap on concurrent sessions; zero means the
 	// Options' MaxSessions (4 by default).
 	MaxSessions int `json:"maxSessions,omitempty"`

@@ -121,15 +121,15 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		tc.RequestTimeout = tc.HTTPClient.Timeout
 	}
 	switch cfg.ClientAuth {
-	case ClientAuthHeader:
+	case clientAuthHeader:
 		tc.AuthStyle = oauth2.AuthStyleInHeader
-	case ClientAuthBody:
+	case clientAuthBody:
 		tc.AuthStyle = oauth2.AuthStyleInParams
 	}
 	if cfg.ClientSecret != "" {
 		tc.ClientSecret = func() (string, error) { return e.reveal(cfg.ClientSecret, "ClientSecret") }
 	}
-	if cfg.GrantType == GrantRefreshToken {
+	if cfg.GrantType == grantRefreshToken {
 		tc.RefreshToken = func() (string, error) { return e.reveal(cfg.RefreshToken, "RefreshToken") }
 		if onRotate == nil {
 			onRotate = rotated(opts.OnRefreshToken, opts.Logger)
@@ -261,8 +261,8 @@ type OAuth2Report struct {
 	// Sentence says in one sentence what was proven or what failed.
 	Sentence string `json:"sentence"`
 	// TokenURL and GrantType are what was used.
-	TokenURL  string    `json:"tokenURL,omitempty"`
-	GrantType GrantType `json:"grantType,omitempty"`
+	TokenURL  string `json:"tokenURL,omitempty"`
+	GrantType string `json:"grantType,omitempty"`
 	// Expiry is when the token expires; zero when it has none.
 	Expiry time.Time `json:"expiry"`
 	// GrantedScopes are the scopes the token endpoint said it granted.
@@ -338,7 +338,7 @@ func (o *OAuth2Config) check(refs *References) error {
 	return p.err()
 }
 
-// TestOAuth2 tests an OAuth2 configuration that is not saved in a
+// Test tests an OAuth2 configuration that is not saved in a
 // registry (the Test button of a configuration being edited), with a token
 // cache of its own that ends with the call; a saved one is tested with
 // Registry.TestOAuth2, whose cache the connections share. opts may be nil;
@@ -348,7 +348,7 @@ func (o *OAuth2Config) check(refs *References) error {
 // reference that References does not allow, is reported with an Err
 // matching ErrInvalid whose problems name the Go fields; see
 // OAuth2Report.Err for the rest. It is safe for concurrent use.
-func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
+func (cfg OAuth2Config) Test(ctx context.Context, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
 	o := Options{}
 	if opts != nil {
@@ -441,7 +441,7 @@ func oauth2Hints(cfg *OAuth2Config, err error) []string {
 	case errors.Is(err, oauthtoken.ErrInvalidClient):
 		return []string{"The token endpoint refused the client: check the client ID and the client secret (secrets expire; Microsoft Entra shows their expiry under Certificates & secrets) and the client authentication method (clientAuth)."}
 	case code == "invalid_scope":
-		if cfg.Provider == ProviderMicrosoft365 || strings.Contains(cfg.tokenURL(), "microsoftonline") {
+		if cfg.Provider == providerMicrosoft365 || strings.Contains(cfg.tokenURL(), "microsoftonline") {
 			return []string{"The scope is not valid for this grant: with client credentials use https://outlook.office365.com/.default; with a refresh token use https://outlook.office.com/SMTP.Send offline_access."}
 		}
 		return []string{"The token endpoint does not accept the requested scopes: check scopes."}
@@ -473,10 +473,10 @@ func claimHints(cfg *OAuth2Config, c *TokenClaims) []string {
 	if !exchange {
 		hints = append(hints, fmt.Sprintf("The token's audience is %s, not Exchange Online: SMTP will refuse it (535 5.7.3). Request the scope https://outlook.office365.com/.default.", strings.Join(c.Audience, ", ")))
 	}
-	if cfg.GrantType == GrantClientCredentials && !slices.Contains(c.Roles, "SMTP.SendAsApp") {
+	if cfg.GrantType == grantClientCredentials && !slices.Contains(c.Roles, "SMTP.SendAsApp") {
 		hints = append(hints, "The token has no SMTP.SendAsApp role: grant the application permission SMTP.SendAsApp (Office 365 Exchange Online) with admin consent, and register its service principal in Exchange.")
 	}
-	if cfg.GrantType == GrantRefreshToken && len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "SMTP.Send") {
+	if cfg.GrantType == grantRefreshToken && len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "SMTP.Send") {
 		hints = append(hints, "The token has no SMTP.Send scope: request https://outlook.office.com/SMTP.Send.")
 	}
 	return hints

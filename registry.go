@@ -548,7 +548,7 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry, cas map[string]*x509.C
 	}
 	entry := func(c Connection, via layer, old *connEntry) *connEntry {
 		var oe *oauthEntry
-		if c.authType() == AuthOAuth2 {
+		if c.authType() == authOAuth2 {
 			oe = s.oauth[c.OAuth2Config]
 		}
 		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {

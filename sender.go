@@ -108,7 +108,7 @@ type Options struct {
 	// OAuth2: token requests, for the Registry and TestOAuth2.
 
 	// OnRefreshToken is called when the token endpoint of an OAuth2
-	// configuration with GrantRefreshToken returns a new refresh token
+	// configuration with "refresh_token" returns a new refresh token
 	// (rotation), before the new access token is used: persist it, or the
 	// next restart will present a revoked token. When the configuration's
 	// RefreshToken is a literal, the Registry also keeps the new one in its
@@ -261,7 +261,7 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 	var p problems
 	c.validate(&p, goNames)
 	ca := c.checkRefs(&p, goNames, &o.References)
-	if c.authType() == AuthOAuth2 {
+	if c.authType() == authOAuth2 {
 		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
 	}
 	if err := p.err(); err != nil {
