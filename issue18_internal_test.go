@@ -45,3 +45,38 @@ func TestIssue18_TraceLimitWaited(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// BenchmarkIssue18_NilTrace is the cost the trace seam adds to a send
+// without a Trace, beside the send it is part of, in one run: "events" is
+// every check a pooled send makes for the seam's send-level events (start,
+// done, the two limit waits, a retry), "send" a send through a pooled
+// session to the test server. The ratio events/send is the seam's share of
+// a send; the session-level hooks are nil pointers checked once each.
+func BenchmarkIssue18_NilTrace(b *testing.B) {
+	srv := smtptest.NewServer(b, smtptest.Options{})
+	s, err := NewSender(Connection{MailServer: srv.Addr(), From: "a@example.com"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	b.Run("events", func(b *testing.B) {
+		pr := &prepared{}
+		for b.Loop() {
+			c := s.traceStart(ctx)
+			s.traceWait(c, "maxSessions", 0)
+			s.traceWait(c, "messagesPerMinute", 0)
+			s.traceRetry(c, 1, 0, nil)
+			s.traceDone(c, pr, time.Time{}, nil)
+		}
+	})
+	b.Run("send", func(b *testing.B) {
+		msg := &Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Send(ctx, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
