@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -117,10 +118,14 @@ func BenchmarkSend(b *testing.B) {
 // cost of observing a send, measured without the noise of the sends
 // themselves. "metrics" has no tracer (the OpenTelemetry no-op one);
 // "metrics+spans" records spans with a batching processor and a no-op
-// exporter, as an engine would with a real exporter.
+// exporter, as an engine would with a real exporter; the SDK then also
+// keeps exemplars (the sampled span of a measurement) by default, which
+// "metrics+spans-no-exemplars" turns off; "metrics+spans-syncer" exports
+// each span on the send's goroutine (no background batcher competing for
+// the CPU).
 func BenchmarkHooks(b *testing.B) {
-	run := func(b *testing.B, tp trace.TracerProvider) {
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	run := func(b *testing.B, tp trace.TracerProvider, opts ...sdkmetric.Option) {
+		mp := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithReader(sdkmetric.NewManualReader()))...)
 		defer func() { _ = mp.Shutdown(context.Background()) }()
 		tr, err := otelemailconn.New(otelemailconn.WithMeterProvider(mp), otelemailconn.WithTracerProvider(tp))
 		if err != nil {
@@ -138,6 +143,28 @@ func BenchmarkHooks(b *testing.B) {
 	b.Run("metrics", func(b *testing.B) { run(b, noop.NewTracerProvider()) })
 	b.Run("metrics+spans", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		run(b, tp)
+	})
+	b.Run("metrics+spans-no-exemplars", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		run(b, tp, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	})
+	b.Run("floor-sdk-span", func(b *testing.B) {
+		// The SDK's own cost of one empty span, for comparison.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tracer := tp.Tracer("floor")
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, span := tracer.Start(ctx, "x")
+			span.End()
+		}
+	})
+	b.Run("metrics+spans-syncer", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 		run(b, tp)
 	})
