@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/internal/smtptest"
@@ -352,5 +353,51 @@ func TestIssue18_Canary(t *testing.T) {
 		if strings.Contains(text, c) {
 			t.Errorf("%q appears in the telemetry", c)
 		}
+	}
+}
+
+// TestIssue18_WithTrace: an engine's own Trace composed with the adapter's
+// hears every event after it, its SendStart in the context that holds the
+// send's span, and the hooks the adapter does not use unchanged.
+func TestIssue18_WithTrace(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	var events []string
+	own := &emailconn.Trace{
+		SendStart: func(ctx context.Context, conn, _ string) context.Context {
+			events = append(events, fmt.Sprintf("start %s span=%v", conn, oteltrace.SpanFromContext(ctx).SpanContext().IsValid()))
+			return ctx
+		},
+		Connected:       func(context.Context, string) { events = append(events, "connected") },
+		StageDone:       func(_ context.Context, r emailconn.StageResult) { events = append(events, "stage "+string(r.Stage)) },
+		TransactionDone: func(context.Context, emailconn.TransactionInfo) { events = append(events, "tx") },
+		SessionsChanged: func(_ context.Context, _ string, d int) { events = append(events, fmt.Sprintf("sessions %+d", d)) },
+		SendDone: func(ctx context.Context, _ string, n int, _ time.Duration, err error) {
+			events = append(events, fmt.Sprintf("done %d %v", n, err))
+		},
+	}
+	tr, err := otelemailconn.New(otelemailconn.WithMeterProvider(mp), otelemailconn.WithTracerProvider(tp), otelemailconn.WithTrace(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := emailconn.NewSender(emailconn.Connection{Name: "c", MailServer: srv.Addr(), TLSMode: "none", From: "a@example.com"}, &emailconn.Options{Trace: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(context.Background(), &emailconn.Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	got := strings.Join(events, "; ")
+	want := "start c span=true; stage resolve; stage connect; connected; stage greeting; stage ehlo; stage auth; sessions +1; tx; done 1 <nil>; sessions -1"
+	if got != want {
+		t.Errorf("own Trace heard\n%s\nwant\n%s", got, want)
+	}
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("%d spans, want 1", n)
 	}
 }
