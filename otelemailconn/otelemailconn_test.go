@@ -74,8 +74,14 @@ func newRig(t *testing.T) *rig {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user " + canaries[3]}
 	}
 	servers := map[string]smtptest.Options{
-		"accepted":  {Users: map[string]string{"u": canaries[0]}},
-		"refused":   {RcptHook: refuse},
+		"accepted": {Users: map[string]string{"u": canaries[0]}},
+		"refused":  {RcptHook: refuse},
+		"partial": {RcptHook: func(to string) *smtp.SMTPError {
+			if to == canaries[4] {
+				return refuse(to)
+			}
+			return nil
+		}},
 		"throttled": {Faults: []smtptest.Fault{{At: "MAIL", Reply: "454 4.7.0 Throttling failure: Maximum sending rate exceeded."}}},
 		"unknown":   {Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}},
 		"retried":   {Faults: []smtptest.Fault{{At: "MAIL", Reply: "451 4.3.0 try again", Times: 1}}},
@@ -180,13 +186,14 @@ func histograms(t *testing.T, rm metricdata.ResourceMetrics, name string) map[st
 }
 
 // TestIssue18_Instruments: a scripted run — accepted, refused, throttled,
-// delivery unknown, a retry, an OAuth2 token refresh — recorded by the
+// delivery unknown, a retry, an OAuth2 token refresh, a partial delivery —
+// recorded by the
 // SDK's in-memory reader, with the values each instrument must hold.
 func TestIssue18_Instruments(t *testing.T) {
 	rg := newRig(t)
 	want := map[string]error{"accepted": nil, "refused": emailconn.ErrRecipientRejected, "throttled": emailconn.ErrThrottled,
-		"unknown": emailconn.ErrDeliveryUnknown, "retried": nil, "oauth": nil}
-	for _, p := range []string{"accepted", "refused", "throttled", "unknown", "retried", "oauth", "accepted"} {
+		"unknown": emailconn.ErrDeliveryUnknown, "retried": nil, "oauth": nil, "partial": emailconn.ErrRecipientRejected}
+	for _, p := range []string{"accepted", "refused", "throttled", "unknown", "retried", "oauth", "partial", "accepted"} {
 		if err := rg.send(t, p); !errors.Is(err, want[p]) || (want[p] == nil) != (err == nil) {
 			t.Fatalf("send through %s = %v, want %v", p, err, want[p])
 		}
@@ -215,10 +222,10 @@ func TestIssue18_Instruments(t *testing.T) {
 			t.Errorf("emailconn.sends{%s} = %d, want %d", label, sends[label], n)
 		}
 	}
-	if len(sends) != 6 {
-		t.Errorf("emailconn.sends has %d series, want 6: %v", len(sends), sends)
+	if len(sends) != 7 {
+		t.Errorf("emailconn.sends has %d series, want 7: %v", len(sends), sends)
 	}
-	if d := histograms(t, rm, "emailconn.send.duration"); len(d) != 6 || d["emailconn.connection=accepted,emailconn.outcome=accepted,"+srv("accepted")+",smtp.status_class=2xx"] != 2 {
+	if d := histograms(t, rm, "emailconn.send.duration"); len(d) != 7 || d["emailconn.connection=accepted,emailconn.outcome=accepted,"+srv("accepted")+",smtp.status_class=2xx"] != 2 {
 		t.Errorf("emailconn.send.duration = %v", d)
 	}
 	// 451 at MAIL is a transient refusal; the throttling reply is retried
@@ -278,8 +285,8 @@ func TestIssue18_Instruments(t *testing.T) {
 			parents[s.SpanContext().SpanID().String()] = s
 		}
 	}
-	if len(sendSpans) != 7 {
-		t.Fatalf("%d send spans, want 7", len(sendSpans))
+	if len(sendSpans) != 8 {
+		t.Fatalf("%d send spans, want 8", len(sendSpans))
 	}
 	events := map[string]string{}
 	for _, s := range sendSpans {
@@ -310,7 +317,7 @@ func TestIssue18_Instruments(t *testing.T) {
 // span (name, attribute, event, status) or metric (name, label, value).
 func TestIssue18_Canary(t *testing.T) {
 	rg := newRig(t)
-	for _, p := range []string{"accepted", "refused", "throttled", "unknown", "retried", "oauth"} {
+	for _, p := range []string{"accepted", "refused", "throttled", "unknown", "retried", "oauth", "partial"} {
 		_ = rg.send(t, p)
 	}
 	rm := rg.collect(t)
