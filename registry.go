@@ -250,6 +250,9 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	if opts != nil {
 		r.opts = *opts
 	}
+	if r.opts.Store != nil {
+		r.opts.owner = newOwner() // one owner for all the registry's leases
+	}
 	r.tokens = ownTokenClient(&r.opts)
 	if err := r.Replace(cfg); err != nil {
 		return nil, err

@@ -86,7 +86,9 @@ type Trace struct {
 	// TokenRefreshed is called when an OAuth2 configuration's token cache
 	// asked the token endpoint (or its TokenSource) for a new access
 	// token, once per request however many sends wait for it, with the
-	// new token's Expiry — never the token. It is set on the Options of a
+	// new token's Expiry — never the token. With Options.Store, it is
+	// called when this process's cache obtained a new token, by its own
+	// request or from another node's. It is set on the Options of a
 	// Registry (or of Registry.TestOAuth2) and given the context of the
 	// caller that started the request, without its cancellation.
 	TokenRefreshed func(ctx context.Context, info TokenInfo)

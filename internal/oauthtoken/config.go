@@ -145,13 +145,32 @@ type Config struct {
 	OnRotate func(ctx context.Context, newRefreshToken string) error
 
 	// OnFetch, when not nil, is called when a token request ended, once
-	// per request however many callers share it: took is how long it
+	// per request however many callers share it (with Shared, when the
+	// Cache obtained a token, by a request of its own or from the shared
+	// record): took is how long it
 	// took, expiry the new token's expiry (zero when the request failed or
 	// the token has none), err the failure. ctx is the context of the
 	// caller that started the request, without its cancellation, for the
 	// values it carries (a trace span). It runs on the Cache's goroutine
 	// before the callers are answered, and must be quick.
 	OnFetch func(ctx context.Context, took time.Duration, expiry time.Time, err error)
+
+	// Shared, when set, is the token state the Cache shares with the
+	// Caches of the same configuration in other processes (see Shared):
+	// a token is taken from it when fresh, and otherwise requested by
+	// one process at a time under its refresh lease and written back
+	// with compare-and-swap, so that a rotating refresh token is never
+	// presented twice. The shared record's refresh token wins over
+	// RefreshToken's, unless RefreshToken returns one the record has
+	// never held (a new grant after re-consent). OnRotate then runs only
+	// in the process whose write won. It is ignored with a Source. Nil
+	// means the state is this Cache's own.
+	Shared Shared
+
+	// LeaseTTL is how long the refresh lease of Shared is held at most;
+	// a request made under it times out after RequestTimeout or two
+	// thirds of LeaseTTL, whichever is shorter. Zero means 30 seconds.
+	LeaseTTL time.Duration
 
 	// Now returns the current time; tests replace it. It is used for
 	// expiry, the refresh window and the retry backoff, not for
@@ -224,6 +243,9 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshWindow < 0 {
 		add("RefreshWindow must not be negative")
+	}
+	if c.LeaseTTL < 0 {
+		add("LeaseTTL must not be negative")
 	}
 	if c.Source != nil {
 		return errors.Join(errs...)
