@@ -47,7 +47,9 @@
 // "unknown" (the connection failed after the message was sent and before
 // the server replied: ErrDeliveryUnknown, do not resend blindly) or
 // "failed" (anything else: error.type says what). Of a stage it is "passed"
-// or "failed"; of a token refresh "success" or "failure".
+// or "failed" (of a transaction also "partial": delivered to the
+// recipients the server accepted); of a token refresh "success" or
+// "failure".
 //
 // error.type is the sentinel the error matches, in snake case:
 // "delivery_unknown", "throttled", "recipient_rejected", "refused",
@@ -424,11 +426,14 @@ func (o *observer) trace() *emailconn.Trace {
 			if ca == nil {
 				return
 			}
+			sendOutcome, errType := classify(t.Err)
 			outcome := string(emailconn.OutcomePassed)
-			if t.Err != nil {
+			switch {
+			case sendOutcome == "partial" || errType == "recipient_rejected" && t.Accepted > 0:
+				outcome = "partial" // delivered to the recipients the server accepted
+			case t.Err != nil:
 				outcome = string(emailconn.OutcomeFailed)
 			}
-			_, errType := classify(t.Err)
 			o.stageDur.Record(ctx, t.Duration.Seconds(), ca.get(resultKey{what: 't', stage: "transaction", outcome: outcome, errType: errType}).rec...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				// The event's own attributes, without the stage (its name)

@@ -241,6 +241,7 @@ func TestIssue18_Instruments(t *testing.T) {
 		"emailconn.connection=oauth,emailconn.outcome=passed,emailconn.stage=oauth2 token," + srv("oauth"),
 		"emailconn.connection=accepted,emailconn.outcome=passed,emailconn.stage=transaction," + srv("accepted"),
 		"emailconn.connection=refused,emailconn.outcome=failed,emailconn.stage=transaction,error.type=recipient_rejected," + srv("refused"),
+		"emailconn.connection=partial,emailconn.outcome=partial,emailconn.stage=transaction,error.type=recipient_rejected," + srv("partial"),
 	} {
 		if stages[label] == 0 {
 			t.Errorf("emailconn.stage.duration lacks {%s}: %v", label, stages)
