@@ -28,9 +28,12 @@ import (
 // parallel call them concurrently, so they must be safe for concurrent use
 // and quick, and must not call back into the Sender. An error passed to a
 // hook is an *Error classified as the call's own error would be, with
-// every credential redacted; no hook is ever given a secret, and only
-// StageDone, Connected, Greeting, Capabilities and TransactionInfo's Reply
-// carry text from the server. Fields may be added in later versions.
+// every credential redacted; no hook is ever given a secret. An error's
+// text, Greeting, Capabilities and TransactionInfo's Reply carry what the
+// server wrote, and a send's error names the recipients it refused: an
+// adapter whose output must hold no address labels with errors.Is and
+// errors.As, as otelemailconn does, never with the text. Fields may be
+// added in later versions.
 //
 // The zero Trace, and a nil *Trace, observe nothing and cost nothing.
 type Trace struct {
