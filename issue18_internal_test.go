@@ -2,9 +2,14 @@ package emailconn
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -79,4 +84,73 @@ func BenchmarkIssue18_NilTrace(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestIssue18_TraceLimitWaitedSessions: a send that waits for a free
+// session (MaxSessions 1, the only session busy in DATA) reports the
+// wait, named "maxSessions". The test knows the second send waits when its
+// goroutine is parked in acquire's select, as the runtime reports it.
+func TestIssue18_TraceLimitWaitedSessions(t *testing.T) {
+	release := make(chan struct{})
+	inData := make(chan struct{}, 1)
+	srv := smtptest.NewServer(t, smtptest.Options{DataHook: func(string, []string, []byte) *smtp.SMTPError {
+		select {
+		case inData <- struct{}{}:
+			<-release
+		default:
+		}
+		return nil
+	}})
+	var mu sync.Mutex
+	var waits []string
+	opts := &Options{Trace: &Trace{LimitWaited: func(_ context.Context, conn, limit string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, fmt.Sprintf("%s %s %v", conn, limit, d > 0))
+	}}}
+	s, err := NewSender(Connection{Name: "one", MailServer: srv.Addr(), From: "a@example.com", MaxSessions: 1}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func() error {
+		_, err := s.Send(context.Background(), &Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"})
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = send() })
+	<-inData // the first send holds the only session
+	wg.Go(func() { errs[1] = send() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !parkedIn("(*Sender).acquire") {
+		if time.Now().After(deadline) {
+			close(release)
+			wg.Wait()
+			t.Fatal("the second send never waited for a session")
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("sends = %v", errs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 1 || waits[0] != "one maxSessions true" {
+		t.Errorf("waits %q, want one maxSessions wait of connection one", waits)
+	}
+}
+
+// parkedIn reports whether a goroutine is blocked in a select inside fn.
+func parkedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }
