@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +199,36 @@ func TestIssue18_TraceTokenRefreshed(t *testing.T) {
 	var e *emailconn.Error
 	if len(l2.refresh) == 1 && !errors.As(l2.refresh[0].Err, &e) {
 		t.Errorf("TokenRefreshed error %T is not an *Error", l2.refresh[0].Err)
+	}
+}
+
+// TestIssue18_StageResultErr: Test Connection's stages carry when they
+// began and, when one failed, its error (the report's own at the stage
+// that ended the test); a restricted report keeps the error to itself.
+func TestIssue18_StageResultErr(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+	c := emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"}
+	for _, restricted := range []bool{false, true} {
+		rep := runTest(c, &emailconn.TestOptions{Restricted: restricted})
+		var connect *emailconn.StageResult
+		for i := range rep.Stages {
+			if rep.Stages[i].Stage == emailconn.StageConnect {
+				connect = &rep.Stages[i]
+			}
+		}
+		switch {
+		case connect == nil || connect.Outcome != emailconn.OutcomeFailed || connect.Start.IsZero():
+			t.Errorf("restricted=%v: connect stage %+v, want failed with its start", restricted, connect)
+		case !restricted && (!errors.Is(connect.Err, emailconn.ErrConnect) || connect.Err != rep.Err):
+			t.Errorf("connect stage error %v, want the report's ErrConnect %v", connect.Err, rep.Err)
+		case restricted && connect.Err != nil:
+			t.Errorf("restricted report's connect stage error %v, want nil", connect.Err)
+		}
 	}
 }

@@ -89,7 +89,8 @@ type StageResult struct {
 	// what a passed stage found. In Trace.StageDone it is set only for a
 	// skipped stage.
 	Detail string `json:"detail,omitempty"`
-	// Start is when the stage began; zero when it did not run.
+	// Start is when the stage began, or was found not needed; zero when
+	// it did not run.
 	Start time.Time `json:"-"`
 	// Err is why the stage failed, an *Error; nil when it did not fail,
 	// and in a restricted report (TestOptions.Restricted), whose
