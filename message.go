@@ -161,6 +161,7 @@ type prepared struct {
 
 	sessionWait time.Duration // time spent waiting for a free session
 	rateWait    time.Duration // time spent waiting for the message rate
+	attempts    int           // attempts made, for Trace.SendDone
 
 	// Recipient batching (issue 14): nil plan means one transaction to
 	// rcpts. With a plan, batch is the current transaction's recipients
