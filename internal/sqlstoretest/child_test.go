@@ -90,6 +90,7 @@ func hammer(o orders) (rep report) {
 				var slot int
 				for {
 					var wait time.Duration
+					var err error
 					slot, wait, err = s.Acquire(ctx, o.LeaseKey, o.Limit, owner, time.Minute)
 					if err != nil {
 						fail(err)

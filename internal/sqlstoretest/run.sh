@@ -3,7 +3,8 @@
 # throwaway PostgreSQL cluster (initdb into a temporary directory, fsync
 # off, listening on 127.0.0.1 at a free port, its unix socket in that
 # directory), starts it, creates a database, and runs "go vet",
-# "go test -count=1 ./..." and "go test -race" in this module with
+# "go test -count=1 ./...", "go test -race" and the benchmarks once (untimed)
+# in this module, with
 #   EMAILCONN_TEST_POSTGRES     the database's DSN
 #   EMAILCONN_REQUIRE_POSTGRES  1: a test without the DSN fails, not skips
 #   EMAILCONN_TEST_PGCTL        a command: "$EMAILCONN_TEST_PGCTL stop" and
@@ -128,4 +129,6 @@ log "go test -count=1 ./..."
 go test -count=1 ./...
 log "go test -race -count=1 ./..."
 go test -race -count=1 ./...
+log "benchmarks once, untimed"
+go test -run '^$' -bench . -benchtime=1x ./... >/dev/null
 log "ok"
