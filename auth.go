@@ -90,9 +90,9 @@ func mechanismsIn(v string) []string {
 // chooseMechanism picks the mechanism for the connection's auth type among
 // those offered: PLAIN, else LOGIN for Basic; XOAUTH2, else OAUTHBEARER for
 // OAuth2 (Microsoft 365 offers only XOAUTH2).
-func chooseMechanism(t AuthType, offered []string) (string, error) {
+func chooseMechanism(t string, offered []string) (string, error) {
 	prefs := []string{mechPlain, mechLogin}
-	if t == AuthOAuth2 {
+	if t == authOAuth2 {
 		prefs = []string{mechXOAuth2, mechOAuthBearer}
 	}
 	for _, m := range prefs {
@@ -108,7 +108,7 @@ func chooseMechanism(t AuthType, offered []string) (string, error) {
 
 // mechanismError says the server offers no usable mechanism.
 type mechanismError struct {
-	authType AuthType
+	authType string
 	offered  []string
 	wanted   []string
 }
@@ -279,7 +279,7 @@ func (o *opener) authenticate(ctx context.Context, sess *session.Session, retry 
 	var client sasl.Client
 	var secret string
 	var bearer *bearerClient
-	if s.conn.authType() == AuthOAuth2 {
+	if s.conn.authType() == authOAuth2 {
 		tok, err := o.token(ctx, sess, retry)
 		if err != nil {
 			return err

@@ -29,25 +29,25 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	type path struct {
 		name  string
 		srv   smtptest.Options
-		mode  emailconn.TLSMode
+		mode  string
 		patch func(*emailconn.Connection)
 	}
 	good := map[string]string{user: pw}
 	wrong := map[string]string{user: "something-else"}
 	paths := []path{
-		{"plain success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"PLAIN"}}, emailconn.TLSStartTLS, nil},
-		{"login success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"LOGIN"}}, emailconn.TLSStartTLS, nil},
-		{"implicit success", smtptest.Options{TLS: smtptest.Implicit, Users: good}, emailconn.TLSImplicit, nil},
-		{"plain rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"PLAIN"}}, emailconn.TLSStartTLS, nil},
-		{"login rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"LOGIN"}}, emailconn.TLSStartTLS, nil},
-		{"5.7.139", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"}}}, emailconn.TLSStartTLS, nil},
-		{"auth silent", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil},
-		{"auth drop", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Action: smtptest.Drop}}}, emailconn.TLSStartTLS, nil},
-		{"insecure refused", smtptest.Options{Users: good}, emailconn.TLSNone, func(c *emailconn.Connection) { c.Name = "fake-remote" }},
-		{"no mechanism", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"CRAM-MD5"}}, emailconn.TLSStartTLS, nil},
-		{"tls failure", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, nil},
-		{"refused after auth", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no"}}}, emailconn.TLSStartTLS, nil},
-		{"unknown delivery", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}}, emailconn.TLSStartTLS, nil},
+		{"plain success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"PLAIN"}}, "starttls", nil},
+		{"login success", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"LOGIN"}}, "starttls", nil},
+		{"implicit success", smtptest.Options{TLS: smtptest.Implicit, Users: good}, "implicit", nil},
+		{"plain rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"PLAIN"}}, "starttls", nil},
+		{"login rejected", smtptest.Options{TLS: smtptest.StartTLS, Users: wrong, Mechanisms: []string{"LOGIN"}}, "starttls", nil},
+		{"5.7.139", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"}}}, "starttls", nil},
+		{"auth silent", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, "starttls", nil},
+		{"auth drop", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AuthResult, Action: smtptest.Drop}}}, "starttls", nil},
+		{"insecure refused", smtptest.Options{Users: good}, "none", func(c *emailconn.Connection) { c.Name = "fake-remote" }},
+		{"no mechanism", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Mechanisms: []string{"CRAM-MD5"}}, "starttls", nil},
+		{"tls failure", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Cert: smtptest.CertWrongName}, "starttls", nil},
+		{"refused after auth", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "554 5.7.1 no"}}}, "starttls", nil},
+		{"unknown delivery", smtptest.Options{TLS: smtptest.StartTLS, Users: good, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop}}}, "starttls", nil},
 	}
 	for _, p := range paths {
 		srv := smtptest.NewServer(t, p.srv)

@@ -145,7 +145,7 @@ func (s *Sender) sessionKind(e *Error) {
 		// The kind is the RecipientsError's own; a recipient refused with
 		// a throttling or quota reply throttles the send.
 		for _, r := range re.Rejected {
-			s.decide(e, r.Err, s.conn.authType() == AuthOAuth2)
+			s.decide(e, r.Err, s.conn.authType() == authOAuth2)
 		}
 	case errors.As(err, new(*readError)), errors.Is(err, errNeedsSMTPUTF8):
 		e.kind = ErrInvalid
@@ -163,7 +163,7 @@ func (s *Sender) sessionKind(e *Error) {
 		reply := newSMTPError(se)
 		e.Err = reply
 		e.kind = replyKind(e.Stage, se.Code)
-		s.decide(e, reply, s.conn.authType() == AuthOAuth2)
+		s.decide(e, reply, s.conn.authType() == authOAuth2)
 	case errors.Is(err, errCleartextAuth):
 		e.kind = ErrInsecureAuth
 	case errors.Is(err, ErrAuthUnsupported):

@@ -227,7 +227,7 @@ func (c *Config) validate(p *problems) {
 
 func (c *Config) validateConnection(conn *Connection, p *problems, oauthIndex map[string]int) {
 	conn.validate(p, jsonNames)
-	if conn.OAuth2Config != "" && conn.authType() == AuthOAuth2 {
+	if conn.OAuth2Config != "" && conn.authType() == authOAuth2 {
 		if _, ok := oauthIndex[conn.OAuth2Config]; !ok {
 			p.add("oauth2Configuration", "OAuth2 configuration %q does not exist%s",
 				conn.OAuth2Config, suggest(conn.OAuth2Config, slices.Collect(maps.Keys(oauthIndex))))

@@ -19,44 +19,16 @@ import (
 	"github.com/emailconn/emailconn/internal/provider"
 )
 
-// TLSMode says how a connection protects its SMTP session. The zero
-// value means the mode follows Connection.EnableTLS and the port; a value
-// that is none of the constants below is invalid (Validate says so).
-type TLSMode string
-
-// The TLS modes. Only TLSStartTLS and TLSImplicit guarantee an encrypted,
-// verified session.
+// The values of Connection.TLSMode and Connection.AuthType; the fields'
+// comments say what each means.
 const (
-	// TLSStartTLS connects in plaintext and requires the server to offer
-	// STARTTLS and the upgrade to succeed; there is no fallback to
-	// plaintext. Port 587 when the mail server names none.
-	TLSStartTLS TLSMode = "starttls"
-	// TLSImplicit starts TLS before the first SMTP byte (SMTPS, RFC 8314).
-	// Port 465 when the mail server names none.
-	TLSImplicit TLSMode = "implicit"
-	// TLSOpportunistic upgrades with STARTTLS when the server offers it and
-	// continues in plaintext otherwise. Credentials are still only sent over
-	// verified TLS (see Connection.AllowInsecureAuth). Port 25 when the
-	// mail server names none.
-	TLSOpportunistic TLSMode = "opportunistic"
-	// TLSNone never uses TLS. Port 25 when the mail server names none.
-	TLSNone TLSMode = "none"
-)
+	tlsStartTLS      = "starttls"
+	tlsImplicit      = "implicit"
+	tlsOpportunistic = "opportunistic"
+	tlsNone          = "none"
 
-// AuthType says how a connection authenticates. The zero value means
-// AuthBasic; a value that is neither constant below is invalid (Validate
-// says so).
-type AuthType string
-
-// The authentication types.
-const (
-	// AuthBasic authenticates with a user name and password (SASL PLAIN, or
-	// LOGIN when the server does not offer PLAIN). With no user name, the
-	// connection does not authenticate.
-	AuthBasic AuthType = "basic"
-	// AuthOAuth2 authenticates with an access token from a named OAuth2
-	// configuration (SASL XOAUTH2 or OAUTHBEARER).
-	AuthOAuth2 AuthType = "oauth2"
+	authBasic  = "basic"
+	authOAuth2 = "oauth2"
 )
 
 // Limits on timeouts: longer values are configuration mistakes.
@@ -96,11 +68,23 @@ type Connection struct {
 	EnableTLS bool `json:"enableTLS"`
 
 	// TLS mode (emailconn's own, beside Enable TLS): the finer choice of
-	// TLS behaviour. With EnableTLS set, it must be TLSStartTLS or
-	// TLSImplicit. Zero means it follows EnableTLS and the port:
-	// TLSImplicit for EnableTLS on port 465, TLSStartTLS for EnableTLS on
-	// any other port, TLSNone without EnableTLS.
-	TLSMode TLSMode `json:"tlsMode,omitempty"`
+	// TLS behaviour, one of
+	//   - "starttls": connect in plaintext and require the server to offer
+	//     STARTTLS and the upgrade to succeed, with no fallback to
+	//     plaintext; port 587 when the mail server names none;
+	//   - "implicit": TLS before the first SMTP byte (SMTPS, RFC 8314);
+	//     port 465 when the mail server names none;
+	//   - "opportunistic": upgrade with STARTTLS when the server offers it
+	//     and continue in plaintext otherwise; credentials are still only
+	//     sent over verified TLS (see AllowInsecureAuth); port 25 when the
+	//     mail server names none;
+	//   - "none": never TLS; port 25 when the mail server names none.
+	// Only "starttls" and "implicit" guarantee an encrypted, verified
+	// session, and with EnableTLS set it must be one of them. Zero means it
+	// follows EnableTLS and the port: "implicit" for EnableTLS on port 465,
+	// "starttls" for EnableTLS on any other port, "none" without EnableTLS.
+	// Any other value is invalid (Validate says so).
+	TLSMode string `json:"tlsMode,omitempty"`
 
 	// SMTP Connection Timeout: the bound on establishing a usable, secured
 	// session (DNS, TCP connect, implicit TLS, the greeting, EHLO, STARTTLS
@@ -116,9 +100,12 @@ type Connection struct {
 	// day. Zero means no timeout (the caller's context still applies).
 	SendTimeout time.Duration `json:"smtpTimeout,omitempty"`
 
-	// Auth Type: AuthBasic (user name and password) or AuthOAuth2 (an
-	// access token from OAuth2Config). Zero means AuthBasic.
-	AuthType AuthType `json:"authType,omitempty"`
+	// Auth Type: "basic", a user name and password (SASL PLAIN, or LOGIN
+	// when the server does not offer PLAIN; with no user name the
+	// connection does not authenticate), or "oauth2", an access token from
+	// OAuth2Config (SASL XOAUTH2 or OAUTHBEARER). Zero means "basic"; any
+	// other value is invalid.
+	AuthType string `json:"authType,omitempty"`
 
 	// User Name: the user name for Basic auth, or the mailbox the token is
 	// for with OAuth2. Zero means no authentication with Basic; OAuth2
@@ -131,7 +118,7 @@ type Connection struct {
 	Password Secret `json:"password,omitempty"`
 
 	// OAuth2 Configuration: the name of the OAuth2Config that provides
-	// access tokens. Required with AuthOAuth2, not allowed otherwise. Zero
+	// access tokens. Required with "oauth2", not allowed otherwise. Zero
 	// means none.
 	OAuth2Config string `json:"oauth2Configuration,omitempty"`
 
@@ -183,11 +170,11 @@ type Connection struct {
 	AllowInsecureAuth bool `json:"allowInsecureAuth,omitempty"`
 
 	// Provider (emailconn's own): the mail provider behind MailServer,
-	// ProviderMicrosoft365, ProviderGoogle or ProviderSES, whose documented
+	// "microsoft365", "google" or "ses", whose documented
 	// submission limits the connection keeps (see the README's Provider
 	// limits; each limit field below that is set wins). Zero means no
 	// provider: only the limits set below apply.
-	Provider Provider `json:"provider,omitempty"`
+	Provider string `json:"provider,omitempty"`
 
 	// Max sessions (emailconn's own): the SMTP sessions this connection
 	// holds open at once; further sends wait for a free one. Zero means
@@ -259,7 +246,7 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 	checkTimeout(p, n.of("SendTimeout"), c.SendTimeout)
 	c.validateAuth(p, n)
 	if c.usesCredentials() && !c.AllowInsecureAuth && hostErr == "" &&
-		c.tlsMode(port) == TLSNone && !isLoopbackHost(host) {
+		c.tlsMode(port) == tlsNone && !isLoopbackHost(host) {
 		p.add(n.of("TLSMode"), "TLS is off but credentials are configured: they would be sent in plaintext; turn %s on, or set %s if the network is trusted",
 			n.of("EnableTLS"), n.of("AllowInsecureAuth"))
 	}
@@ -279,7 +266,7 @@ func (c *Connection) validate(p *problems, n fieldNames) {
 func (c *Connection) validateLimits(p *problems, n fieldNames) {
 	if c.Provider != "" && !provider.Known(string(c.Provider)) {
 		p.add(n.of("Provider"), "%q is not a known provider (use %q, %q or %q, or leave it empty)",
-			c.Provider, ProviderMicrosoft365, ProviderGoogle, ProviderSES)
+			c.Provider, providerMicrosoft365, providerGoogle, providerSES)
 	}
 	for _, l := range [...]struct {
 		name string
@@ -306,15 +293,15 @@ func (c *Connection) limits() provider.Limits {
 // validateTLS checks TLSMode against EnableTLS.
 func (c *Connection) validateTLS(p *problems, n fieldNames) {
 	switch c.TLSMode {
-	case "", TLSStartTLS, TLSImplicit:
-	case TLSOpportunistic, TLSNone:
+	case "", tlsStartTLS, tlsImplicit:
+	case tlsOpportunistic, tlsNone:
 		if c.EnableTLS {
 			p.add(n.of("TLSMode"), "%q contradicts %s (TLS is mandatory): use %q or %q, or turn %s off",
-				c.TLSMode, n.of("EnableTLS"), TLSStartTLS, TLSImplicit, n.of("EnableTLS"))
+				c.TLSMode, n.of("EnableTLS"), tlsStartTLS, tlsImplicit, n.of("EnableTLS"))
 		}
 	default:
 		p.add(n.of("TLSMode"), "%q is not a TLS mode (use %q, %q, %q or %q)",
-			c.TLSMode, TLSStartTLS, TLSImplicit, TLSOpportunistic, TLSNone)
+			c.TLSMode, tlsStartTLS, tlsImplicit, tlsOpportunistic, tlsNone)
 	}
 }
 
@@ -326,27 +313,27 @@ func (c *Connection) validateAuth(p *problems, n fieldNames) {
 		p.add(username, "must not contain CR, LF or NUL")
 	}
 	switch c.AuthType {
-	case "", AuthBasic:
+	case "", authBasic:
 		if c.OAuth2Config != "" {
 			p.add(oauth2Config, "is set but %s is %q: set %s to %q or clear %s",
-				authType, AuthBasic, authType, AuthOAuth2, oauth2Config)
+				authType, authBasic, authType, authOAuth2, oauth2Config)
 		}
 		if c.Password != "" && c.Username == "" {
 			p.add(password, "is set but %s is empty", username)
 		}
-	case AuthOAuth2:
+	case authOAuth2:
 		if c.OAuth2Config == "" {
-			p.add(oauth2Config, "is required when %s is %q", authType, AuthOAuth2)
+			p.add(oauth2Config, "is required when %s is %q", authType, authOAuth2)
 		}
 		if c.Password != "" {
 			p.add(password, "is not used with %s %q (the OAuth2 configuration provides the token): clear it",
-				authType, AuthOAuth2)
+				authType, authOAuth2)
 		}
 		if c.Username == "" {
-			p.add(username, "is required when %s is %q (the mailbox the token is for)", authType, AuthOAuth2)
+			p.add(username, "is required when %s is %q (the mailbox the token is for)", authType, authOAuth2)
 		}
 	default:
-		p.add(authType, "%q is not an auth type (use %q or %q)", c.AuthType, AuthBasic, AuthOAuth2)
+		p.add(authType, "%q is not an auth type (use %q or %q)", c.AuthType, authBasic, authOAuth2)
 	}
 	connectionFields.checkSecretForms(c, p, n)
 }
@@ -507,36 +494,36 @@ func isLoopbackHost(host string) bool {
 
 // usesCredentials reports whether the connection authenticates.
 func (c *Connection) usesCredentials() bool {
-	return c.authType() == AuthOAuth2 || c.Username != ""
+	return c.authType() == authOAuth2 || c.Username != ""
 }
 
-func (c *Connection) authType() AuthType {
+func (c *Connection) authType() string {
 	if c.AuthType == "" {
-		return AuthBasic
+		return authBasic
 	}
 	return c.AuthType
 }
 
 // tlsMode returns the effective TLS mode for the given explicit port (0 when
 // the mail server names none).
-func (c *Connection) tlsMode(port int) TLSMode {
+func (c *Connection) tlsMode(port int) string {
 	if c.TLSMode != "" {
 		return c.TLSMode
 	}
 	switch {
 	case c.EnableTLS && port == 465:
-		return TLSImplicit
+		return tlsImplicit
 	case c.EnableTLS:
-		return TLSStartTLS
+		return tlsStartTLS
 	}
-	return TLSNone
+	return tlsNone
 }
 
 // endpoint is the effective address of a connection's server.
 type endpoint struct {
 	host string // without brackets
 	port int
-	mode TLSMode
+	mode string
 }
 
 func (e endpoint) addr() string { return net.JoinHostPort(e.host, strconv.Itoa(e.port)) }
@@ -547,9 +534,9 @@ func (c *Connection) endpoint() endpoint {
 	mode := c.tlsMode(port)
 	if port == 0 {
 		switch mode {
-		case TLSImplicit:
+		case tlsImplicit:
 			port = 465
-		case TLSStartTLS:
+		case tlsStartTLS:
 			port = 587
 		default:
 			port = 25

@@ -62,16 +62,16 @@ func TestEndpointDefaults(t *testing.T) {
 	tests := []struct {
 		conn Connection
 		addr string
-		mode TLSMode
+		mode string
 	}{
-		{Connection{MailServer: "mx.example.com"}, "mx.example.com:25", TLSNone},
-		{Connection{MailServer: "mx.example.com", EnableTLS: true}, "mx.example.com:587", TLSStartTLS},
-		{Connection{MailServer: "mx.example.com:465", EnableTLS: true}, "mx.example.com:465", TLSImplicit},
-		{Connection{MailServer: "mx.example.com:2525", EnableTLS: true}, "mx.example.com:2525", TLSStartTLS},
-		{Connection{MailServer: "mx.example.com", TLSMode: TLSImplicit}, "mx.example.com:465", TLSImplicit},
-		{Connection{MailServer: "mx.example.com:587", EnableTLS: true, TLSMode: TLSImplicit}, "mx.example.com:587", TLSImplicit},
-		{Connection{MailServer: "mx.example.com", TLSMode: TLSOpportunistic}, "mx.example.com:25", TLSOpportunistic},
-		{Connection{MailServer: "[::1]", EnableTLS: true}, "[::1]:587", TLSStartTLS},
+		{Connection{MailServer: "mx.example.com"}, "mx.example.com:25", tlsNone},
+		{Connection{MailServer: "mx.example.com", EnableTLS: true}, "mx.example.com:587", tlsStartTLS},
+		{Connection{MailServer: "mx.example.com:465", EnableTLS: true}, "mx.example.com:465", tlsImplicit},
+		{Connection{MailServer: "mx.example.com:2525", EnableTLS: true}, "mx.example.com:2525", tlsStartTLS},
+		{Connection{MailServer: "mx.example.com", TLSMode: tlsImplicit}, "mx.example.com:465", tlsImplicit},
+		{Connection{MailServer: "mx.example.com:587", EnableTLS: true, TLSMode: tlsImplicit}, "mx.example.com:587", tlsImplicit},
+		{Connection{MailServer: "mx.example.com", TLSMode: tlsOpportunistic}, "mx.example.com:25", tlsOpportunistic},
+		{Connection{MailServer: "[::1]", EnableTLS: true}, "[::1]:587", tlsStartTLS},
 	}
 	for _, tt := range tests {
 		ep := tt.conn.endpoint()

@@ -25,24 +25,24 @@ func TestConnectionValidate(t *testing.T) {
 	}{
 		{"minimal", emailconn.Connection{MailServer: "smtp.example.com"}, nil},
 		{"basic over starttls", emailconn.Connection{MailServer: "smtp.example.com", EnableTLS: true, Username: "u", Password: "p"}, nil},
-		{"oauth2", emailconn.Connection{MailServer: "smtp.office365.com", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "robot@contoso.com", OAuth2Config: "contoso"}, nil},
+		{"oauth2", emailconn.Connection{MailServer: "smtp.office365.com", EnableTLS: true, AuthType: "oauth2", Username: "robot@contoso.com", OAuth2Config: "contoso"}, nil},
 		{"loopback plaintext auth", emailconn.Connection{MailServer: "127.0.0.1:2525", Username: "u", Password: "p"}, nil},
 		{"localhost plaintext auth", emailconn.Connection{MailServer: "localhost:2525", Username: "u", Password: "p"}, nil},
 		{"insecure auth allowed", emailconn.Connection{MailServer: "relay.internal", Username: "u", Password: "p", AllowInsecureAuth: true}, nil},
 		{"missing server", emailconn.Connection{}, []string{"MailServer: is required"}},
 		{"negative timeouts", emailconn.Connection{MailServer: "m.example", ConnectTimeout: -time.Second, SendTimeout: -1}, []string{"ConnectTimeout: must not be negative", "SendTimeout: must not be negative"}},
 		{"absurd timeout", emailconn.Connection{MailServer: "m.example", SendTimeout: 48 * time.Hour}, []string{"SendTimeout: must be at most 86400 seconds"}},
-		{"tls downgrade", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: emailconn.TLSNone}, []string{"TLSMode: \"none\" contradicts EnableTLS"}},
-		{"opportunistic with EnableTLS", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: emailconn.TLSOpportunistic}, []string{"TLSMode: \"opportunistic\" contradicts"}},
+		{"tls downgrade", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: "none"}, []string{"TLSMode: \"none\" contradicts EnableTLS"}},
+		{"opportunistic with EnableTLS", emailconn.Connection{MailServer: "m.example", EnableTLS: true, TLSMode: "opportunistic"}, []string{"TLSMode: \"opportunistic\" contradicts"}},
 		{"bad tls mode", emailconn.Connection{MailServer: "m.example", TLSMode: "ssl"}, []string{"TLSMode: \"ssl\" is not a TLS mode"}},
 		{"bad auth type", emailconn.Connection{MailServer: "m.example", AuthType: "ntlm"}, []string{"AuthType: \"ntlm\" is not an auth type"}},
-		{"oauth2 without config", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "u@x.example"}, []string{"OAuth2Config: is required"}},
-		{"oauth2 with password", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, Username: "u@x.example", OAuth2Config: "o", Password: "p"}, []string{"Password: is not used with AuthType"}},
-		{"oauth2 without user", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: emailconn.AuthOAuth2, OAuth2Config: "o"}, []string{"Username: is required when AuthType"}},
+		{"oauth2 without config", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: "oauth2", Username: "u@x.example"}, []string{"OAuth2Config: is required"}},
+		{"oauth2 with password", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: "oauth2", Username: "u@x.example", OAuth2Config: "o", Password: "p"}, []string{"Password: is not used with AuthType"}},
+		{"oauth2 without user", emailconn.Connection{MailServer: "m.example", EnableTLS: true, AuthType: "oauth2", OAuth2Config: "o"}, []string{"Username: is required when AuthType"}},
 		{"basic with oauth2 config", emailconn.Connection{MailServer: "m.example", OAuth2Config: "o"}, []string{"OAuth2Config: is set but AuthType is \"basic\""}},
 		{"password without user", emailconn.Connection{MailServer: "m.example", EnableTLS: true, Password: "p"}, []string{"Password: is set but Username is empty"}},
 		{"plaintext credentials", emailconn.Connection{MailServer: "relay.internal", Username: "u", Password: "p"}, []string{"TLSMode: TLS is off but credentials are configured"}},
-		{"plaintext oauth2", emailconn.Connection{MailServer: "relay.internal", AuthType: emailconn.AuthOAuth2, Username: "u@x.example", OAuth2Config: "o"}, []string{"TLS is off but credentials"}},
+		{"plaintext oauth2", emailconn.Connection{MailServer: "relay.internal", AuthType: "oauth2", Username: "u@x.example", OAuth2Config: "o"}, []string{"TLS is off but credentials"}},
 		{"bad base url", emailconn.Connection{MailServer: "m.example", ActionsBaseURL: "https://approvals.example.com/x?y=1"}, []string{"ActionsBaseURL: "}},
 		{"bad from", emailconn.Connection{MailServer: "m.example", From: "not an address"}, []string{"From: \"not an address\" is not an email address"}},
 		{"smuggling from", emailconn.Connection{MailServer: "m.example", From: "<a@x.example> RET=FULL"}, []string{"From: "}},
@@ -110,7 +110,7 @@ func TestReferencesResolve(t *testing.T) {
 				t.Errorf("Validate() = %v, want nil: Validate does no I/O", err)
 			}
 			_, err := emailconn.NewSender(tt.conn, &emailconn.Options{References: refs})
-			rep := emailconn.TestConnection(context.Background(), tt.conn, &emailconn.TestOptions{Options: &emailconn.Options{References: refs}})
+			rep := tt.conn.Test(context.Background(), &emailconn.TestOptions{Options: &emailconn.Options{References: refs}})
 			for _, e := range []error{err, rep.Err} {
 				if !errors.Is(e, emailconn.ErrInvalid) {
 					t.Errorf("error %v does not match ErrInvalid", e)
@@ -174,7 +174,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	t.Parallel()
 	const pw, cs, rt = "canary-password-Zq81", "canary-client-secret-Xw42", "canary-refresh-token-Pk77"
 	conn := emailconn.Connection{Name: "c", MailServer: "m.example", EnableTLS: true, Username: "u", Password: pw}
-	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantRefreshToken, TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: "refresh_token", TokenURL: "https://login.example/token", ClientID: "id", ClientSecret: cs, RefreshToken: rt}
 	cfg := emailconn.Config{Connections: []emailconn.Connection{conn}, OAuth2Configs: []emailconn.OAuth2Config{oc}, Grid: &emailconn.Connection{MailServer: "g.example", EnableTLS: true, Username: "g", Password: pw}}
 
 	var out bytes.Buffer
@@ -217,9 +217,9 @@ func TestConnectionJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := emailconn.Connection{Name: "a", MailServer: "smtp.example.com:587", EnableTLS: true, ConnectTimeout: 10 * time.Second,
-		SendTimeout: time.Minute, AuthType: emailconn.AuthBasic, Username: "alerts@example.com", Password: "env:PW",
+		SendTimeout: time.Minute, AuthType: "basic", Username: "alerts@example.com", Password: "env:PW",
 		From: "alerts@example.com", To: []string{"ops@example.com"}, ActionsBaseURL: "https://approvals.example.com",
-		TLSMode: emailconn.TLSStartTLS, LocalName: "engine.example.com"}
+		TLSMode: "starttls", LocalName: "engine.example.com"}
 	if c.String() != want.String() || c.Password != want.Password {
 		t.Errorf("Unmarshal = %v, want %v", c, want)
 	}

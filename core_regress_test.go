@@ -51,7 +51,7 @@ func TestIssue10_03_RcptReplyKeptAsSent(t *testing.T) {
 				}
 				return nil
 			}})
-			s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+			s := mustSender(t, connFor(t, srv, "none"), nil)
 			rc, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com", "b@example.com"}, Subject: "s", Text: "t"})
 			var re *emailconn.RecipientsError
 			if rc == nil || !errors.As(err, &re) || len(re.Rejected) != 1 {
@@ -153,7 +153,7 @@ func TestIssue10_05_RecipientRule(t *testing.T) {
 func TestIssue10_10_NoRecipientSentence(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, "none"), nil)
 	_, err := s.Send(context.Background(), &emailconn.Message{Subject: "s"})
 	const want = "emailconn: To: no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)"
 	if err == nil || err.Error() != want {
@@ -285,7 +285,7 @@ func TestIssue10_16_NonSMTPServiceEndsAtOnce(t *testing.T) {
 		io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
 		io.Copy(io.Discard, r)
 	})
-	for _, mode := range []emailconn.TLSMode{emailconn.TLSNone, emailconn.TLSStartTLS, emailconn.TLSOpportunistic} {
+	for _, mode := range []string{"none", "starttls", "opportunistic"} {
 		c := emailconn.Connection{Name: "x", MailServer: addr, TLSMode: mode, From: "a@example.com", ConnectTimeout: time.Minute}
 		s := mustSender(t, c, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -371,7 +371,7 @@ func TestIssue11_10_LongEHLOKeepsExtensions(t *testing.T) {
 func TestIssue10_23_OpportunisticWithoutSTARTTLSSaysEHLOOnce(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, emailconn.TLSOpportunistic)
+	c := connFor(t, srv, "opportunistic")
 	c.EnableTLS = false
 	s := mustSender(t, c, nil)
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
@@ -407,7 +407,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 	}
 	t.Run("failed AUTH", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "right"}})
-		c := connFor(t, srv, emailconn.TLSStartTLS)
+		c := connFor(t, srv, "starttls")
 		c.Username, c.Password = "alice", "wrong"
 		s := mustSender(t, c, nil)
 		if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrAuthFailed) {
@@ -417,7 +417,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 	})
 	t.Run("mechanism not offered", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.Username, c.Password = "alice", "pw"
 		s := mustSender(t, c, nil)
 		if _, err := s.Send(context.Background(), basicMessage()); err == nil {
@@ -429,7 +429,7 @@ func TestIssue10_24_QuitAfterFailure(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 		}})
-		rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{ProbeRecipient: "nobody@example.com"})
+		rep := runTest(connFor(t, srv, "none"), &emailconn.TestOptions{ProbeRecipient: "nobody@example.com"})
 		if rep.OK {
 			t.Fatal("Test Connection passed with a refused probe recipient")
 		}
@@ -441,7 +441,7 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 	t.Parallel()
 	t.Run("upload stall", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Stall}}})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		// Long enough for the greeting and EHLO on a loaded machine under
 		// the race detector; the stall itself is what runs into it.
 		c.SendTimeout = 1500 * time.Millisecond
@@ -453,7 +453,7 @@ func TestIssue10_22_TimeoutSentences(t *testing.T) {
 	})
 	t.Run("connect timeout over retries", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.ConnectTimeout = 200 * time.Millisecond
 		s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 		_, err := s.Send(context.Background(), basicMessage())
@@ -471,8 +471,8 @@ func TestIssue11_02_EveryTypePrintsRedacted(t *testing.T) {
 	const pw, clientSecret, refresh = "canaryPW-5f3e9a1c", "canaryCS-0b1d2e3f", "canaryRT-9a8b7c6d"
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	basic := emailconn.Connection{Name: "basic", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", Password: pw}
-	oauth := emailconn.Connection{Name: "oauth", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", AuthType: emailconn.AuthOAuth2, OAuth2Config: "o"}
-	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantRefreshToken, TokenURL: "https://login.example.com/token", ClientID: "id", ClientSecret: clientSecret, RefreshToken: refresh, Scopes: []string{"s"}}
+	oauth := emailconn.Connection{Name: "oauth", MailServer: srv.Addr(), From: "a@example.com", Username: "alice", AuthType: "oauth2", OAuth2Config: "o"}
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: "refresh_token", TokenURL: "https://login.example.com/token", ClientID: "id", ClientSecret: clientSecret, RefreshToken: refresh, Scopes: []string{"s"}}
 	grid := basic
 	grid.Name = ""
 	cfg := emailconn.Config{Connections: []emailconn.Connection{basic, oauth}, OAuth2Configs: []emailconn.OAuth2Config{oc}, Grid: &grid, Processes: map[string]string{"P": "oauth"}}
@@ -597,7 +597,7 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 		io.WriteString(c, "220 go ahead\r\n")
 		closeAfterHello(c, r)
 	})
-	for mode, addr := range map[emailconn.TLSMode]string{emailconn.TLSImplicit: implicit, emailconn.TLSStartTLS: starttls} {
+	for mode, addr := range map[string]string{"implicit": implicit, "starttls": starttls} {
 		var sessions atomic.Int32
 		opts := emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}},
 			func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -619,7 +619,7 @@ func TestIssue11_F18_CloseInTheHandshakeIsTemporary(t *testing.T) {
 func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
 	// Not parallel: the test bounds the wall time of a send tightly.
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, emailconn.TLSImplicit)
+	c := connFor(t, srv, "implicit")
 	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
 	_, err := s.Send(context.Background(), basicMessage())
@@ -635,7 +635,7 @@ func TestIssue11_F20_ImplicitTLSToPlaintextQuickly(t *testing.T) {
 func TestIssue11_04_ImplicitHandshakeBoundedBySendTimeout(t *testing.T) {
 	t.Parallel()
 	addr := scriptServer(t, func(c net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }) // accepts, never answers
-	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, TLSMode: emailconn.TLSImplicit, EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
+	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, TLSMode: "implicit", EnableTLS: true, From: "a@example.com", SendTimeout: 300 * time.Millisecond},
 		&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
 	_, err := s.Send(context.Background(), basicMessage())
@@ -654,13 +654,13 @@ func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		srv  smtptest.Options
-		mode emailconn.TLSMode
+		mode string
 		ca   bool
 	}{
-		{"self-signed implicit", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, emailconn.TLSImplicit, true},
-		{"wrong name starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, true},
-		{"expired starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, emailconn.TLSStartTLS, true},
-		{"unknown authority implicit", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, false},
+		{"self-signed implicit", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, "implicit", true},
+		{"wrong name starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, "starttls", true},
+		{"expired starttls", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, "starttls", true},
+		{"unknown authority implicit", smtptest.Options{TLS: smtptest.Implicit}, "implicit", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.srv.Users = map[string]string{"alice": "pw"}
@@ -672,7 +672,7 @@ func TestIssue11_T7_CertificateFailuresStage(t *testing.T) {
 			}
 			s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			_, err := s.Send(context.Background(), basicMessage())
-			want := map[emailconn.TLSMode]emailconn.Stage{emailconn.TLSImplicit: emailconn.StageTLS, emailconn.TLSStartTLS: emailconn.StageSTARTTLS}[tc.mode]
+			want := map[string]emailconn.Stage{"implicit": emailconn.StageTLS, "starttls": emailconn.StageSTARTTLS}[tc.mode]
 			var e *emailconn.Error
 			var cv *tls.CertificateVerificationError
 			if !errors.Is(err, emailconn.ErrTLSUnavailable) || !errors.As(err, &e) || e.Stage != want || !errors.As(err, &cv) {
@@ -730,7 +730,7 @@ func (panicReader) Read([]byte) (int, error) { panic("attachment reader failed")
 func TestIssue11_08_PanickingReaderKeepsThePool(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{MaxSessions: 2})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{MaxSessions: 2})
 	for range 3 {
 		func() {
 			defer func() {
@@ -760,7 +760,7 @@ func TestIssue11_07_EchoedCredentialsRedacted(t *testing.T) {
 	reply := "535 5.7.8 rejected: AUTH PLAIN " + blob + " (password " + pw + ")"
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{user: pw}, Mechanisms: []string{"PLAIN"},
 		Faults: []smtptest.Fault{{At: smtptest.AuthResult, Reply: reply}}})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c := connFor(t, srv, "starttls")
 	c.Username, c.Password = user, pw
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -806,7 +806,7 @@ func TestIssue10_02_HungTokenEndpointNotRetried(t *testing.T) {
 func TestIssue12_CAFileReadOnce(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c := connFor(t, srv, "starttls")
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, smtptest.SharedCA().PEM(), 0o600); err != nil {
 		t.Fatal(err)

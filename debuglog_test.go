@@ -37,11 +37,11 @@ func TestIssue11_6_DebugLogPipelinedLogin(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		srv   smtptest.Options
-		mode  emailconn.TLSMode
+		mode  string
 		mechs string
 	}{
-		{"issue11-6/starttls", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, "LOGIN"},
-		{"issue11-6/implicit", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, "LOGIN"},
+		{"issue11-6/starttls", smtptest.Options{TLS: smtptest.StartTLS}, "starttls", "LOGIN"},
+		{"issue11-6/implicit", smtptest.Options{TLS: smtptest.Implicit}, "implicit", "LOGIN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.srv

@@ -104,13 +104,13 @@ func (s *Sender) newOpener(t *Trace) *opener {
 	return o
 }
 
-func sessionMode(m TLSMode) session.Mode {
+func sessionMode(m string) session.Mode {
 	switch m {
-	case TLSImplicit:
+	case tlsImplicit:
 		return session.ModeImplicit
-	case TLSStartTLS:
+	case tlsStartTLS:
 		return session.ModeStartTLS
-	case TLSOpportunistic:
+	case tlsOpportunistic:
 		return session.ModeOpportunistic
 	}
 	return session.ModeNone

@@ -105,6 +105,15 @@ var (
 	// succeed again.
 	ErrThrottled = errors.New("emailconn: throttled")
 
+	// ErrStore reports that Options.Store could not decide (the
+	// database was unreachable or failed): a send that needed a session
+	// slot or the message-rate window, or an OAuth2 token that had to be
+	// refreshed, failed before anything was sent, rather than fall back to
+	// per-node limits or refresh without the lease. It is Temporary and
+	// retried by the RetryPolicy; a still-valid cached access token is
+	// used meanwhile without asking the store.
+	ErrStore = errors.New("emailconn: shared state store unavailable")
+
 	// ErrClosed reports a call on a closed Sender or Registry.
 	ErrClosed = errors.New("emailconn: closed")
 
@@ -127,7 +136,8 @@ type FieldError struct {
 	// over:
 	//
 	//   - for a value built in Go — Connection.Validate, NewSender,
-	//     TestConnection, OAuth2Config.Validate, TestOAuth2, Sender.Send —
+	//     Connection.Test, OAuth2Config.Validate, OAuth2Config.Test,
+	//     Sender.Send —
 	//     the Go path: "MailServer", "To[1]", "Options.ActionOrigin",
 	//     "TestOptions.OAuth2Config.ClientSecret", "Message.Headers[X-Tag]";
 	//   - for a Config — LoadConfig, Config.Validate, NewRegistry, Replace,

@@ -16,7 +16,7 @@ import (
 // (see package emailconntest). RootCAs makes the client trust the test
 // server's certificate authority without a CA file.
 func ExampleSender_Send() {
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"})
 	defer srv.Close()
 
 	s, err := emailconn.NewSender(emailconn.Connection{
@@ -47,10 +47,10 @@ func ExampleSender_Send() {
 // This example shows the errors of a failed send: the server rejects the
 // credentials.
 func ExampleError() {
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSImplicit, Username: "alerts", Password: "other"})
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "implicit", Username: "alerts", Password: "other"})
 	defer srv.Close()
 
-	conn := srv.Connection("workunit-alerts") // TLSImplicit, RootCAs, the server's credentials
+	conn := srv.Connection("workunit-alerts") // "implicit" TLS, RootCAs, the server's credentials
 	conn.Password = "wrong"
 	conn.From = "alerts@example.com"
 	s, err := emailconn.NewSender(conn, nil)

@@ -11,13 +11,13 @@ import (
 
 // This example tests a connection against a local test server with
 // STARTTLS and AUTH, including a MAIL FROM / RCPT TO probe.
-func ExampleTestConnection() {
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+func ExampleConnection_Test() {
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"})
 	defer srv.Close()
 
 	conn := srv.Connection("workunit-alerts") // STARTTLS, RootCAs, alerts / s3cret
 	conn.From = "alerts@example.com"
-	rep := emailconn.TestConnection(context.Background(), conn, &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
+	rep := conn.Test(context.Background(), &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
 
 	fmt.Println("ok:", rep.OK)
 	for _, s := range rep.Stages {
@@ -44,13 +44,13 @@ func ExampleTestConnection() {
 // This example shows a failing test: the server does not offer STARTTLS,
 // which the connection requires. The report names the stage and says what
 // to change.
-func ExampleTestConnection_failure() {
+func ExampleConnection_Test_failure() {
 	srv := emailconntest.NewServer(nil) // plaintext
 	defer srv.Close()
 
 	conn := srv.Connection("relay")
 	conn.EnableTLS = true
-	rep := emailconn.TestConnection(context.Background(), conn, nil)
+	rep := conn.Test(context.Background(), nil)
 
 	fmt.Println("ok:", rep.OK)
 	for _, s := range rep.Stages[3:7] {

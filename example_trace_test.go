@@ -17,7 +17,7 @@ import (
 // outcome of the transaction. A logging or metrics adapter is built the
 // same way.
 func ExampleTrace() {
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"})
 	defer srv.Close()
 
 	var mu sync.Mutex // hooks are called from every send's goroutine

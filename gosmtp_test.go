@@ -130,8 +130,8 @@ func (s *goSMTPSession) Data(r io.Reader) error {
 func (s *goSMTPSession) Reset()        {}
 func (s *goSMTPSession) Logout() error { return nil }
 
-func goSMTPConn(t *testing.T, g *goSMTPServer, mode emailconn.TLSMode) emailconn.Connection {
-	return emailconn.Connection{Name: "gosmtp", MailServer: g.addr, TLSMode: mode, EnableTLS: mode != emailconn.TLSNone,
+func goSMTPConn(t *testing.T, g *goSMTPServer, mode string) emailconn.Connection {
+	return emailconn.Connection{Name: "gosmtp", MailServer: g.addr, TLSMode: mode, EnableTLS: mode != "none",
 		CAFile: caFile(t), Username: "alice", Password: "s3cret", From: "engine@example.com"}
 }
 
@@ -197,9 +197,9 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 	for _, implicit := range []bool{false, true} {
 		t.Run(fmt.Sprintf("implicit=%v", implicit), func(t *testing.T) {
 			g := startGoSMTP(t, implicit, nil)
-			mode := emailconn.TLSStartTLS
+			mode := "starttls"
 			if implicit {
-				mode = emailconn.TLSImplicit
+				mode = "implicit"
 			}
 			s := mustSender(t, goSMTPConn(t, g, mode), &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 			big := make([]byte, 3<<20)
@@ -265,7 +265,7 @@ func TestGoSMTPServerFullMessage(t *testing.T) {
 func TestGoSMTPServerConcurrentSends(t *testing.T) {
 	t.Parallel()
 	g := startGoSMTP(t, false, nil)
-	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{MaxSessions: 4})
+	s := mustSender(t, goSMTPConn(t, g, "starttls"), &emailconn.Options{MaxSessions: 4})
 	const n, workers = 200, 16
 	ids := make(chan string, n)
 	var wg sync.WaitGroup
@@ -324,7 +324,7 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 	for _, enabled := range []bool{true, false} {
 		t.Run(fmt.Sprintf("offered=%v", enabled), func(t *testing.T) {
 			g := startGoSMTP(t, false, func(s *smtp.Server) { s.EnableSMTPUTF8 = enabled })
-			s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), nil)
+			s := mustSender(t, goSMTPConn(t, g, "starttls"), nil)
 			_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"jürgen@bücher.example"}, Subject: "x", Text: "y"})
 			if enabled {
 				if err != nil {
@@ -349,7 +349,7 @@ func TestGoSMTPServerSMTPUTF8(t *testing.T) {
 func TestGoSMTPServerSize(t *testing.T) {
 	t.Parallel()
 	g := startGoSMTP(t, false, func(s *smtp.Server) { s.MaxMessageBytes = 20000 })
-	s := mustSender(t, goSMTPConn(t, g, emailconn.TLSStartTLS), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, goSMTPConn(t, g, "starttls"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	known := &emailconn.Message{To: []string{"a@example.com"}, Attachments: []emailconn.Attachment{{Filename: "a", Content: bytes.NewReader(make([]byte, 50000))}}}
 	if _, err := s.Send(context.Background(), known); !errors.Is(err, emailconn.ErrMessageTooLarge) {
 		t.Errorf("known size: Send = %v, want ErrMessageTooLarge", err)

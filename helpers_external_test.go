@@ -38,10 +38,10 @@ func caFile(t testing.TB) string {
 }
 
 // connFor returns a connection to srv in the given TLS mode.
-func connFor(t testing.TB, srv *smtptest.Server, mode emailconn.TLSMode) emailconn.Connection {
+func connFor(t testing.TB, srv *smtptest.Server, mode string) emailconn.Connection {
 	return emailconn.Connection{
 		Name: "test", MailServer: srv.Addr(), TLSMode: mode,
-		EnableTLS: mode == emailconn.TLSStartTLS || mode == emailconn.TLSImplicit,
+		EnableTLS: mode == "starttls" || mode == "implicit",
 		CAFile:    caFile(t), From: "engine@example.com",
 		ConnectTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
 	}
@@ -245,14 +245,14 @@ func (te *tokenEndpoint) set(f func(te *tokenEndpoint)) {
 }
 
 // oauthRegistry builds a registry with one OAuth2 connection to srv.
-func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant emailconn.GrantType, opts *emailconn.Options) *emailconn.Registry {
+func oauthRegistry(t *testing.T, srv *smtptest.Server, te *tokenEndpoint, grant string, opts *emailconn.Options) *emailconn.Registry {
 	t.Helper()
 	oc := emailconn.OAuth2Config{Name: "contoso", GrantType: grant, TokenURL: te.URL + "/token", ClientID: "app", ClientSecret: emailconn.Secret(te.secret), Scopes: []string{"https://outlook.office365.com/.default"}}
-	if grant == emailconn.GrantRefreshToken {
+	if grant == "refresh_token" {
 		oc.RefreshToken = "rt-0"
 	}
-	c := connFor(t, srv, emailconn.TLSStartTLS)
-	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
+	c := connFor(t, srv, "starttls")
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", "oauth2", "robot@contoso.com", "contoso"
 	if opts == nil {
 		opts = &emailconn.Options{}
 	}
@@ -310,11 +310,11 @@ func shortTokenTimeout(t *testing.T, d time.Duration) {
 // connection to srv, whose token endpoint is tokenURL.
 func oauthRegistryAt(t *testing.T, srv *smtptest.Server, tokenURL string, opts *emailconn.Options) *emailconn.Registry {
 	t.Helper()
-	c := connFor(t, srv, emailconn.TLSStartTLS)
-	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", emailconn.AuthOAuth2, "robot@contoso.com", "down"
+	c := connFor(t, srv, "starttls")
+	c.Name, c.AuthType, c.Username, c.OAuth2Config = "m365", "oauth2", "robot@contoso.com", "down"
 	r, err := emailconn.NewRegistry(emailconn.Config{
 		Connections:   []emailconn.Connection{c},
-		OAuth2Configs: []emailconn.OAuth2Config{{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
+		OAuth2Configs: []emailconn.OAuth2Config{{Name: "down", GrantType: "client_credentials", TokenURL: tokenURL, ClientID: "app", ClientSecret: "s3cret-value"}},
 		Processes:     map[string]string{"P": "m365"},
 	}, allowCA(c, opts))
 	if err != nil {
@@ -355,7 +355,7 @@ func runTest(c emailconn.Connection, to *emailconn.TestOptions) *emailconn.TestR
 		o = *to
 	}
 	o.Options = allowCA(c, o.Options)
-	return emailconn.TestConnection(context.Background(), c, &o)
+	return c.Test(context.Background(), &o)
 }
 
 // reportJSON is the report's JSON, indented, as an engine's UI gets it.

@@ -2,6 +2,7 @@ package emailconn
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -69,15 +70,15 @@ func TestIssue12_01_FieldTable(t *testing.T) {
 // JSON name in LogValue, with no secret.
 func TestIssue12_01_StringFromTable(t *testing.T) {
 	t.Parallel()
-	c := Connection{Name: "n", MailServer: "m.example", TLSMode: TLSStartTLS, SendTimeout: 1500e6, AuthType: AuthBasic, Username: "u",
+	c := Connection{Name: "n", MailServer: "m.example", TLSMode: tlsStartTLS, SendTimeout: 1500e6, AuthType: authBasic, Username: "u",
 		Password: "canary-pw-81", From: "a@example.com", To: []string{"b@example.com"}, AllowInsecureAuth: true}
 	want := `emailconn.Connection{Name: "n", MailServer: "m.example", EnableTLS: false, TLSMode: "starttls", SendTimeout: 1.5s, ` +
 		`AuthType: "basic", Username: "u", Password: [redacted], From: "a@example.com", To: ["b@example.com"], AllowInsecureAuth: true}`
 	if got := c.String(); got != want {
 		t.Errorf("String() = %s\nwant %s", got, want)
 	}
-	o := OAuth2Config{Name: "o", GrantType: GrantRefreshToken, ClientID: "id", RefreshToken: "canary-rt-82",
-		EndpointParams: map[string]string{"client_assertion": "canary-assertion-83"}, ClientAuth: ClientAuthBody}
+	o := OAuth2Config{Name: "o", GrantType: grantRefreshToken, ClientID: "id", RefreshToken: "canary-rt-82",
+		EndpointParams: map[string]string{"client_assertion": "canary-assertion-83"}, ClientAuth: clientAuthBody}
 	want = `emailconn.OAuth2Config{Name: "o", GrantType: "refresh_token", ClientID: "id", RefreshToken: [redacted], EndpointParams: (1 set), ClientAuth: "body"}`
 	if got := o.String(); got != want {
 		t.Errorf("String() = %s\nwant %s", got, want)
@@ -101,8 +102,12 @@ func TestIssue12_01_StringFromTable(t *testing.T) {
 // no GoString (fmt prefers Format, so it was never reached) and still
 // print redacted for %#v; Secret has no MarshalJSON (MarshalText writes the
 // same JSON); Route has no FromSource or ActionsBaseURLSource (they always
-// equalled Via); OAuth2Config.Provider has the type of the provider
-// constants.
+// equalled Via). The configuration values (TLS mode, auth type, grant
+// type, client authentication, provider) are the configuration file's
+// strings, with no exported constants or types of their own (issue 12's
+// name budget): Connection.Provider and OAuth2Config.Provider are both
+// strings, and a value that is none of the documented ones is refused
+// naming the field.
 func TestIssue12_02_SmallerSurface(t *testing.T) {
 	t.Parallel()
 	const pw = "canary-pw-Q7"
@@ -127,7 +132,24 @@ func TestIssue12_02_SmallerSurface(t *testing.T) {
 			t.Errorf("Route has a field %s", name)
 		}
 	}
-	if reflect.TypeFor[OAuth2Config]().Field(1).Type != reflect.TypeOf(ProviderGoogle) || reflect.TypeOf(ProviderGoogle).Name() != "Provider" {
-		t.Errorf("OAuth2Config.Provider is a %v, want emailconn.Provider, the type of ProviderGoogle", reflect.TypeFor[OAuth2Config]().Field(1).Type)
+	if ct, ot := reflect.TypeFor[Connection](), reflect.TypeFor[OAuth2Config](); ot.Field(1).Name != "Provider" ||
+		ot.Field(1).Type != reflect.TypeFor[string]() {
+		t.Errorf("OAuth2Config.Provider is %v %v, want a string", ot.Field(1).Name, ot.Field(1).Type)
+	} else if f, ok := ct.FieldByName("Provider"); !ok || f.Type != ot.Field(1).Type {
+		t.Errorf("Connection.Provider has type %v, OAuth2Config.Provider %v: want the same", f.Type, ot.Field(1).Type)
+	}
+	for field, v := range map[string]interface{ Validate() error }{
+		"TLSMode":    &Connection{MailServer: "m.example", TLSMode: "tls"},
+		"AuthType":   &Connection{MailServer: "m.example", AuthType: "ntlm"},
+		"Provider":   &Connection{MailServer: "m.example", Provider: "yahoo"},
+		"GrantType":  &OAuth2Config{Name: "o", GrantType: "password", ClientID: "c", ClientSecret: "x", TokenURL: "https://t.example/token"},
+		"ClientAuth": &OAuth2Config{Name: "o", GrantType: grantClientCredentials, ClientID: "c", ClientSecret: "x", TokenURL: "https://t.example/token", ClientAuth: "jwt"},
+		"Provider ":  &OAuth2Config{Name: "o", GrantType: grantClientCredentials, ClientID: "c", ClientSecret: "x", TokenURL: "https://t.example/token", Provider: "ses"},
+	} {
+		err := v.Validate()
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != strings.TrimSpace(field) {
+			t.Errorf("%v: Validate = %v, want a *FieldError for %s matching ErrInvalid", v, err, field)
+		}
 	}
 }

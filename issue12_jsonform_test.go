@@ -37,18 +37,18 @@ func jsonForms() []byte {
 	conns := []emailconn.Connection{
 		{},
 		{MailServer: "m.example"},
-		{Name: "full", MailServer: "smtp.example.com:587", EnableTLS: true, TLSMode: emailconn.TLSStartTLS, ConnectTimeout: 1500 * time.Millisecond, SendTimeout: time.Minute,
-			AuthType: emailconn.AuthBasic, Username: "u<&>\u2028", Password: "lit<pw>", OAuth2Config: "o", ActionsBaseURL: "https://a.example/?x=<1>&y",
+		{Name: "full", MailServer: "smtp.example.com:587", EnableTLS: true, TLSMode: "starttls", ConnectTimeout: 1500 * time.Millisecond, SendTimeout: time.Minute,
+			AuthType: "basic", Username: "u<&>\u2028", Password: "lit<pw>", OAuth2Config: "o", ActionsBaseURL: "https://a.example/?x=<1>&y",
 			From: "Alerts <alerts@example.com>", To: []string{"a@example.com", "b <b@example.com>"}, LocalName: "engine.example.com",
 			CAFile: "/etc/ca&.pem", RootCAs: x509.NewCertPool(), AllowInsecureAuth: true},
-		{MailServer: "x\xff", To: []string{}, ConnectTimeout: -time.Second, SendTimeout: 1, Password: "env:PW", AuthType: emailconn.AuthOAuth2},
+		{MailServer: "x\xff", To: []string{}, ConnectTimeout: -time.Second, SendTimeout: 1, Password: "env:PW", AuthType: "oauth2"},
 		{MailServer: "y", Password: "file:/run/pw"},
 	}
 	ocs := []emailconn.OAuth2Config{
 		{},
-		{Name: "o", Provider: emailconn.ProviderMicrosoft365, Tenant: "contoso.onmicrosoft.com", GrantType: emailconn.GrantClientCredentials, ClientID: "id", ClientSecret: "cs<lit>"},
-		{Name: "g", Provider: emailconn.ProviderGoogle, GrantType: emailconn.GrantRefreshToken, ClientID: "id", RefreshToken: "env:RT", Scopes: []string{"a", "b&"},
-			EndpointParams: map[string]string{"z": "1", "a": "<2>"}, ClientAuth: emailconn.ClientAuthBody, TokenURL: "https://t.example/token"},
+		{Name: "o", Provider: "microsoft365", Tenant: "contoso.onmicrosoft.com", GrantType: "client_credentials", ClientID: "id", ClientSecret: "cs<lit>"},
+		{Name: "g", Provider: "google", GrantType: "refresh_token", ClientID: "id", RefreshToken: "env:RT", Scopes: []string{"a", "b&"},
+			EndpointParams: map[string]string{"z": "1", "a": "<2>"}, ClientAuth: "body", TokenURL: "https://t.example/token"},
 		{Name: "ts", TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x"}), ClientID: "id"},
 		{Name: "e", Scopes: []string{}, EndpointParams: map[string]string{}},
 	}

@@ -59,7 +59,7 @@ func TestIssue12_TraceSeam(t *testing.T) {
 				}
 				return nil
 			}})
-		c := connFor(t, srv, emailconn.TLSStartTLS)
+		c := connFor(t, srv, "starttls")
 		c.Username, c.Password = "u", "pw-canary-123"
 		l := &traceLog{}
 		s := mustSender(t, c, &emailconn.Options{Trace: l.trace()})

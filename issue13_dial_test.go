@@ -223,8 +223,9 @@ func TestIssue13_4_DialContext(t *testing.T) {
 		h := &hookRecorder{dial: func(ctx context.Context) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr())
 		}}
-		rep := emailconn.TestConnection(context.Background(), emailconn.Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"},
+		rep := emailconn.Connection{Name: "x", MailServer: "127.0.0.1:25", From: "engine@example.com"}.Test(context.Background(),
 			&emailconn.TestOptions{Options: &emailconn.Options{DialContext: h.DialContext}})
+
 		if !rep.OK || rep.Server.Address != "127.0.0.1:25" {
 			t.Errorf("TestConnection through a hook: OK %v, address %q, %s", rep.OK, rep.Server.Address, rep.Sentence)
 		}

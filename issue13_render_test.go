@@ -38,7 +38,7 @@ func renderMsg() *emailconn.Message {
 func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.ActionsBaseURL = "https://approvals.example.com"
 	c.To = []string{"ops@example.com"}
 	s := mustSender(t, c, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
@@ -91,7 +91,7 @@ func TestIssue13_2_RenderIsWhatIsSent(t *testing.T) {
 func TestIssue13_2_RouteRender(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.To = []string{"ops@example.com"}
 	reg, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, Processes: map[string]string{"Payroll": "test"}}, allowCA(c, nil))
 	if err != nil {

@@ -52,7 +52,7 @@ func recipients(n int) []string {
 // one receipt — both when the server's 452 4.5.3 splits the message
 // (no provider) and when the provider's limit does (google: 100).
 func TestIssue14_150RecipientsThrough100(t *testing.T) {
-	for name, prov := range map[string]Provider{"server-452": "", "provider-google": ProviderGoogle} {
+	for name, prov := range map[string]string{"server-452": "", "provider-google": providerGoogle} {
 		t.Run(name, func(t *testing.T) {
 			srv := rcptLimitServer(t, 100, nil)
 			c := Connection{Name: "g", MailServer: srv.Addr(), From: "engine@example.com", Provider: prov, SendTimeout: 5 * time.Second}

@@ -20,7 +20,7 @@ func TestIssue14_Config_RoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Provider != emailconn.ProviderMicrosoft365 || c.MaxSessions != 2 || c.MessagesPerMinute != 20 ||
+	if c.Provider != "microsoft365" || c.MaxSessions != 2 || c.MessagesPerMinute != 20 ||
 		c.MaxRecipientsPerMessage != 100 || c.MessagesPerDay != 1000 || c.RecipientsPerDay != 5000 {
 		t.Fatalf("decoded %+v", c)
 	}

@@ -88,7 +88,7 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	opts := &Options{}
 	opts.limitMinute = minute
 	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: ProviderMicrosoft365, SendTimeout: 10 * time.Second}
+		Provider: providerMicrosoft365, SendTimeout: 10 * time.Second}
 	s, err := NewSender(c, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestIssue14_DailyQuotaPauses(t *testing.T) {
 	opts := &Options{IdleTimeout: -1}
 	opts.clock = clock
 	c := Connection{Name: "gmail", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: ProviderGoogle, SendTimeout: 5 * time.Second}
+		Provider: providerGoogle, SendTimeout: 5 * time.Second}
 	s, err := NewSender(c, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestIssue14_ThrottledRetryAfterWait(t *testing.T) {
 		Faults: []smtptest.Fault{{At: "MAIL", Reply: "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", Times: 2}},
 	})
 	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com",
-		Provider: ProviderMicrosoft365, SendTimeout: 5 * time.Second}
+		Provider: providerMicrosoft365, SendTimeout: 5 * time.Second}
 	s, err := NewSender(c, &Options{Retry: RetryPolicy{InitialBackoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

@@ -65,18 +65,18 @@ func TestIssue14_TestConnectionLimits(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{
 		Faults: []smtptest.Fault{{At: "MAIL", Reply: "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information."}},
 	})
-	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com", Provider: ProviderMicrosoft365,
+	c := Connection{Name: "m365", MailServer: srv.Addr(), From: "engine@example.com", Provider: providerMicrosoft365,
 		MessagesPerMinute: 20, SendTimeout: 5 * time.Second}
-	rep := TestConnection(context.Background(), c, &TestOptions{ProbeRecipient: "probe@example.com"})
+	rep := c.Test(context.Background(), &TestOptions{ProbeRecipient: "probe@example.com"})
 	l := rep.Limits
-	if l == nil || l.Provider != ProviderMicrosoft365 || l.MaxSessions != 3 || l.MessagesPerMinute != 20 || l.RecipientsPerDay != 10000 ||
+	if l == nil || l.Provider != providerMicrosoft365 || l.MaxSessions != 3 || l.MessagesPerMinute != 20 || l.RecipientsPerDay != 10000 ||
 		!slices.Contains(l.FromProvider, "maxSessions") || slices.Contains(l.FromProvider, "messagesPerMinute") {
 		t.Errorf("limits = %+v", l)
 	}
 	if rep.OK || !slices.ContainsFunc(rep.Hints, func(h string) bool { return strings.Contains(h, "3 concurrent SMTP sessions") }) {
 		t.Errorf("hints = %q, want the concurrency limit in plain words", rep.Hints)
 	}
-	if rep := TestConnection(context.Background(), Connection{MailServer: srv.Addr(), From: "engine@example.com"}, nil); rep.Limits != nil {
+	if rep := (Connection{MailServer: srv.Addr(), From: "engine@example.com"}).Test(context.Background(), nil); rep.Limits != nil {
 		t.Errorf("a connection without limits reports %+v", rep.Limits)
 	}
 }

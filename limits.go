@@ -21,7 +21,7 @@ import (
 // send path only loads the paused flag.
 type sendLimits struct {
 	l      provider.Limits
-	rate   *throttle.Window // nil: no message rate
+	rate   throttle.Rate // nil: no message rate; a *throttle.Window, or with Options.Store a *storeRate
 	pause  *throttle.Pause
 	paused atomic.Bool     // set once the pause was ever extended: until then no send takes its mutex
 	msgDay *throttle.Quota // nil: no daily message cap
@@ -213,7 +213,7 @@ func (s *Sender) logWaited(ctx context.Context, pr *prepared) {
 // of the connection that is set instead. A zero limit means none.
 type LimitsInfo struct {
 	// Provider is the connection's provider, or "" for none.
-	Provider Provider `json:"provider,omitempty"`
+	Provider string `json:"provider,omitempty"`
 	// MaxSessions is the cap on concurrent sessions; zero means the
 	// Options' MaxSessions (4 by default).
 	MaxSessions int `json:"maxSessions,omitempty"`

@@ -32,6 +32,8 @@ type oauthEntry struct {
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
 
+	shared bool // the token state is in Options.Store
+
 	// mu guards nothing: cfg is immutable. testconn.go still locks it
 	// around reading cfg; remove both together.
 	mu sync.Mutex
@@ -112,6 +114,10 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		Source:         cfg.TokenSource,
 		HTTPClient:     opts.HTTPClient,
 	}
+	if opts.Store != nil {
+		tc.Shared, tc.LeaseTTL = newTokenShare(opts, cfg.Name), opts.leaseTTL
+		e.shared = cfg.TokenSource == nil
+	}
 	if tc.HTTPClient == nil && opts.DialPolicy != nil {
 		// The token cache's shared default does not dial under the policy.
 		tc.HTTPClient = newTokenClient(opts).Client
@@ -120,15 +126,15 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		tc.RequestTimeout = tc.HTTPClient.Timeout
 	}
 	switch cfg.ClientAuth {
-	case ClientAuthHeader:
+	case clientAuthHeader:
 		tc.AuthStyle = oauth2.AuthStyleInHeader
-	case ClientAuthBody:
+	case clientAuthBody:
 		tc.AuthStyle = oauth2.AuthStyleInParams
 	}
 	if cfg.ClientSecret != "" {
 		tc.ClientSecret = func() (string, error) { return e.reveal(cfg.ClientSecret, "ClientSecret") }
 	}
-	if cfg.GrantType == GrantRefreshToken {
+	if cfg.GrantType == grantRefreshToken {
 		tc.RefreshToken = func() (string, error) { return e.reveal(cfg.RefreshToken, "RefreshToken") }
 		if onRotate == nil {
 			onRotate = rotated(opts.OnRefreshToken, opts.Logger)
@@ -212,8 +218,8 @@ type tokenError struct{ err error }
 func (e *tokenError) Error() string { return "emailconn: " + e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
 
-// Is reports the sentinel of the failure: ErrReauthorize for an invalid
-// grant, ErrBlocked for a token endpoint the dial policy refused, ErrTimeout
+// Is reports the sentinel of the failure: ErrStore when Options.Store
+// failed, ErrReauthorize for an invalid grant, ErrBlocked for a token endpoint the dial policy refused, ErrTimeout
 // when the token request timed out, ErrConnect when the token endpoint
 // could not be reached or answered that it is unavailable (HTTP 408, 429 or
 // 5xx, temporarily_unavailable, server_error), and ErrAuthFailed for any
@@ -229,7 +235,9 @@ func (e *tokenError) Is(target error) bool {
 	case ErrTimeout:
 		return errors.Is(e.err, oauthtoken.ErrTimeout)
 	case ErrConnect:
-		return e.Temporary() && !errors.Is(e.err, oauthtoken.ErrTimeout)
+		return e.Temporary() && !errors.Is(e.err, oauthtoken.ErrTimeout) && !errors.Is(e.err, oauthtoken.ErrShared)
+	case ErrStore:
+		return errors.Is(e.err, oauthtoken.ErrShared)
 	case ErrAuthFailed:
 		return !e.Temporary() && !e.blocked() && !errors.Is(e.err, oauthtoken.ErrInvalidGrant) && !errors.Is(e.err, ErrClosed) &&
 			!errors.Is(e.err, context.Canceled) && !errors.Is(e.err, context.DeadlineExceeded)
@@ -243,6 +251,9 @@ func (e *tokenError) blocked() bool { return errors.Is(e.err, dialguard.ErrBlock
 // Temporary reports whether the token endpoint may answer later. A refusal
 // of the dial policy and a closed Registry are not temporary.
 func (e *tokenError) Temporary() bool {
+	if errors.Is(e.err, oauthtoken.ErrShared) {
+		return true
+	}
 	var oe *oauthtoken.Error
 	return errors.As(e.err, &oe) && oe.Temporary && !e.blocked() && !errors.Is(e.err, ErrClosed)
 }
@@ -260,8 +271,8 @@ type OAuth2Report struct {
 	// Sentence says in one sentence what was proven or what failed.
 	Sentence string `json:"sentence"`
 	// TokenURL and GrantType are what was used.
-	TokenURL  string    `json:"tokenURL,omitempty"`
-	GrantType GrantType `json:"grantType,omitempty"`
+	TokenURL  string `json:"tokenURL,omitempty"`
+	GrantType string `json:"grantType,omitempty"`
 	// Expiry is when the token expires; zero when it has none.
 	Expiry time.Time `json:"expiry"`
 	// GrantedScopes are the scopes the token endpoint said it granted.
@@ -337,7 +348,7 @@ func (o *OAuth2Config) check(refs *References) error {
 	return p.err()
 }
 
-// TestOAuth2 tests an OAuth2 configuration that is not saved in a
+// Test tests an OAuth2 configuration that is not saved in a
 // registry (the Test button of a configuration being edited), with a token
 // cache of its own that ends with the call; a saved one is tested with
 // Registry.TestOAuth2, whose cache the connections share. opts may be nil;
@@ -347,7 +358,7 @@ func (o *OAuth2Config) check(refs *References) error {
 // reference that References does not allow, is reported with an Err
 // matching ErrInvalid whose problems name the Go fields; see
 // OAuth2Report.Err for the rest. It is safe for concurrent use.
-func TestOAuth2(ctx context.Context, cfg OAuth2Config, opts *Options) *OAuth2Report {
+func (cfg OAuth2Config) Test(ctx context.Context, opts *Options) *OAuth2Report {
 	rep := &OAuth2Report{OAuth2Config: cfg.Name, GrantedScopes: []string{}, Hints: []string{}}
 	o := Options{}
 	if opts != nil {
@@ -406,6 +417,9 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
 		rep.Hints = append(rep.Hints, claimHints(cfg, rep.Claims)...)
 	}
+	if e.shared {
+		rep.Hints = append(rep.Hints, sharedTokenHint)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)
 	if rep.TokenURL != "" {
@@ -440,7 +454,7 @@ func oauth2Hints(cfg *OAuth2Config, err error) []string {
 	case errors.Is(err, oauthtoken.ErrInvalidClient):
 		return []string{"The token endpoint refused the client: check the client ID and the client secret (secrets expire; Microsoft Entra shows their expiry under Certificates & secrets) and the client authentication method (clientAuth)."}
 	case code == "invalid_scope":
-		if cfg.Provider == ProviderMicrosoft365 || strings.Contains(cfg.tokenURL(), "microsoftonline") {
+		if cfg.Provider == providerMicrosoft365 || strings.Contains(cfg.tokenURL(), "microsoftonline") {
 			return []string{"The scope is not valid for this grant: with client credentials use https://outlook.office365.com/.default; with a refresh token use https://outlook.office.com/SMTP.Send offline_access."}
 		}
 		return []string{"The token endpoint does not accept the requested scopes: check scopes."}
@@ -472,10 +486,10 @@ func claimHints(cfg *OAuth2Config, c *TokenClaims) []string {
 	if !exchange {
 		hints = append(hints, fmt.Sprintf("The token's audience is %s, not Exchange Online: SMTP will refuse it (535 5.7.3). Request the scope https://outlook.office365.com/.default.", strings.Join(c.Audience, ", ")))
 	}
-	if cfg.GrantType == GrantClientCredentials && !slices.Contains(c.Roles, "SMTP.SendAsApp") {
+	if cfg.GrantType == grantClientCredentials && !slices.Contains(c.Roles, "SMTP.SendAsApp") {
 		hints = append(hints, "The token has no SMTP.SendAsApp role: grant the application permission SMTP.SendAsApp (Office 365 Exchange Online) with admin consent, and register its service principal in Exchange.")
 	}
-	if cfg.GrantType == GrantRefreshToken && len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "SMTP.Send") {
+	if cfg.GrantType == grantRefreshToken && len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "SMTP.Send") {
 		hints = append(hints, "The token has no SMTP.Send scope: request https://outlook.office.com/SMTP.Send.")
 	}
 	return hints

@@ -147,7 +147,7 @@ func TestIssue10_12_TestOAuth2OneRequest(t *testing.T) {
 	srv := xoauth2Server(t)
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+	r := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		persisted = append(persisted, rt)
@@ -236,7 +236,7 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			cc := newConnCounter(t)
-			r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
+			r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials",
 				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &emailconn.Options{DialPolicy: policy})
 			if err != nil {
 				t.Fatal(err)
@@ -256,8 +256,9 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 				t.Errorf("TestOAuth2 after Close opened %d connections", n)
 			}
 
-			if rep := emailconn.TestOAuth2(context.Background(), emailconn.OAuth2Config{Name: "once", GrantType: emailconn.GrantClientCredentials,
-				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}, &emailconn.Options{DialPolicy: policy}); !rep.OK {
+			if rep := (emailconn.OAuth2Config{Name: "once", GrantType: "client_credentials",
+				TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}).Test(context.Background(),
+				&emailconn.Options{DialPolicy: policy}); !rep.OK {
 				t.Fatalf("package TestOAuth2 = %+v", rep)
 			}
 			cc.waitOpen(t, 0, "after the package TestOAuth2")
@@ -273,7 +274,7 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 			<-release
 			inner.ServeHTTP(w, r)
 		})
-		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
+		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials",
 			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -292,7 +293,7 @@ func TestIssue10_13_CloseClosesTokenConnections(t *testing.T) {
 		cc := newConnCounter(t)
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
-		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials,
+		r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials",
 			TokenURL: cc.URL + "/token", ClientID: "app", ClientSecret: "s3cret-value"}}}, &emailconn.Options{HTTPClient: &http.Client{Transport: tr}})
 		if err != nil {
 			t.Fatal(err)
@@ -322,7 +323,7 @@ func TestIssue11_08_OnRefreshTokenPanics(t *testing.T) {
 	var logs syncBuffer
 	var mu sync.Mutex
 	var calls []string
-	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{
+	r := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{
 		IdleTimeout: -1,
 		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 		OnRefreshToken: func(_ context.Context, _, rt string) error {
@@ -367,7 +368,7 @@ func TestIssue11_11_TokenEndpointBlocked(t *testing.T) {
 	te := newTokenEndpoint(t)
 	srv := xoauth2Server(t)
 	policy := &emailconn.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{srv.Port()}}
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	r := oauthRegistry(t, srv, te, "client_credentials", &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	_, err := sendVia(t, r)
 	var e *emailconn.Error
 	if !errors.As(err, &e) || e.Stage != emailconn.StageToken || !errors.Is(err, emailconn.ErrBlocked) || errors.Is(err, emailconn.ErrAuthFailed) || errors.Is(err, emailconn.ErrConnect) || e.Temporary() {
@@ -395,7 +396,7 @@ func rotatingRegistry(t *testing.T) (*emailconn.Registry, *tokenEndpoint, emailc
 	te.set(func(te *tokenEndpoint) { te.rotate = true })
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, xoauth2Server(t), te, emailconn.GrantRefreshToken, &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
+	r := oauthRegistry(t, xoauth2Server(t), te, "refresh_token", &emailconn.Options{OnRefreshToken: func(_ context.Context, _, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		persisted = append(persisted, rt)
@@ -578,7 +579,7 @@ func TestIssue12_OAuth2State_ReferenceRefreshToken(t *testing.T) {
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.rotate = true })
 	var logs syncBuffer
-	r := oauthRegistry(t, xoauth2Server(t), te, emailconn.GrantRefreshToken, &emailconn.Options{IdleTimeout: -1,
+	r := oauthRegistry(t, xoauth2Server(t), te, "refresh_token", &emailconn.Options{IdleTimeout: -1,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), References: emailconn.References{Env: []string{"EMAILCONN_TEST_RT"}}})
 	cfg := r.Config()
 	cfg.OAuth2Configs[0].RefreshToken = "env:EMAILCONN_TEST_RT"

@@ -41,7 +41,7 @@ func TestOAuth2Mechanisms(t *testing.T) {
 			var auths atomic.Int32
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"LOGIN", mech}, RequireAuth: true,
 				ValidateToken: acceptTokens(&auths, func(tok string) bool { return strings.HasPrefix(tok, "tok-") })})
-			r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
+			r := oauthRegistry(t, srv, te, "client_credentials", nil)
 			for range 5 {
 				rc, err := sendVia(t, r)
 				if err != nil {
@@ -70,7 +70,7 @@ func TestOAuth2RejectedTokenRefreshedOnce(t *testing.T) {
 			// The server rejects the first token (revoked early) and accepts later ones.
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{mech},
 				ValidateToken: acceptTokens(&auths, func(tok string) bool { return tok != "tok-1" })})
-			r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
+			r := oauthRegistry(t, srv, te, "client_credentials", nil)
 			if _, err := sendVia(t, r); err != nil {
 				t.Fatalf("Send = %v, want success after one refresh", err)
 			}
@@ -87,7 +87,7 @@ func TestOAuth2RejectedTwice(t *testing.T) {
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return false })})
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, "client_credentials", nil)
 	_, err := sendVia(t, r)
 	if !errors.Is(err, emailconn.ErrAuthFailed) {
 		t.Fatalf("Send = %v, want ErrAuthFailed", err)
@@ -115,7 +115,7 @@ func TestOAuth2ConcurrentSendsOneRefresh(t *testing.T) {
 	var auths atomic.Int32
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{MaxSessions: 50})
+	r := oauthRegistry(t, srv, te, "client_credentials", &emailconn.Options{MaxSessions: 50})
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -138,7 +138,7 @@ func TestOAuth2ExpiryMidRun(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"},
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
 	// New sessions every time, so each send authenticates.
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{IdleTimeout: -1})
+	r := oauthRegistry(t, srv, te, "client_credentials", &emailconn.Options{IdleTimeout: -1})
 	for range 4 {
 		if _, err := sendVia(t, r); err != nil {
 			t.Fatal(err)
@@ -160,7 +160,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		ValidateToken: acceptTokens(&auths, func(string) bool { return true })})
 	var mu sync.Mutex
 	var persisted []string
-	r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{IdleTimeout: -1, OnRefreshToken: func(_ context.Context, name, rt string) error {
+	r := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{IdleTimeout: -1, OnRefreshToken: func(_ context.Context, name, rt string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if name != "contoso" {
@@ -206,7 +206,7 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 			te := newTokenEndpoint(t)
 			te.set(func(te *tokenEndpoint) { te.fail = tt.fail })
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-			r := oauthRegistry(t, srv, te, emailconn.GrantRefreshToken, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+			r := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			_, err := sendVia(t, r)
 			var e *emailconn.Error
 			if !errors.As(err, &e) || e.Stage != emailconn.StageToken {
@@ -237,14 +237,14 @@ func TestOAuth2HungEndpointDoesNotBlockOthers(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	ca := caFile(t)
 	conn := func(name, oauth string) emailconn.Connection {
-		return emailconn.Connection{Name: name, MailServer: srv.Addr(), EnableTLS: true, CAFile: ca, AuthType: emailconn.AuthOAuth2,
+		return emailconn.Connection{Name: name, MailServer: srv.Addr(), EnableTLS: true, CAFile: ca, AuthType: "oauth2",
 			Username: "robot@contoso.com", OAuth2Config: oauth, From: "robot@contoso.com"}
 	}
 	r, err := emailconn.NewRegistry(emailconn.Config{
 		Connections: []emailconn.Connection{conn("a", "hung"), conn("b", "ok")},
 		OAuth2Configs: []emailconn.OAuth2Config{
-			{Name: "hung", GrantType: emailconn.GrantClientCredentials, TokenURL: hung.URL, ClientID: "app", ClientSecret: emailconn.Secret(hung.secret)},
-			{Name: "ok", GrantType: emailconn.GrantClientCredentials, TokenURL: ok.URL, ClientID: "app", ClientSecret: emailconn.Secret(ok.secret)},
+			{Name: "hung", GrantType: "client_credentials", TokenURL: hung.URL, ClientID: "app", ClientSecret: emailconn.Secret(hung.secret)},
+			{Name: "ok", GrantType: "client_credentials", TokenURL: ok.URL, ClientID: "app", ClientSecret: emailconn.Secret(ok.secret)},
 		},
 	}, allowCA(conn("a", "hung"), &emailconn.Options{HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}, Retry: emailconn.RetryPolicy{MaxAttempts: 1}}))
 	if err != nil {
@@ -283,7 +283,7 @@ func TestOAuth2LongTokenDeferredInitialResponse(t *testing.T) {
 	te.set(func(te *tokenEndpoint) { te.padding = 1500 }) // a 1.5 kB token, like Entra's
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, MaxLineLength: 512,
 		ValidateToken: func(_, tok string) bool { return len(tok) > 1500 }})
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, "client_credentials", nil)
 	if _, err := sendVia(t, r); err != nil {
 		t.Fatalf("Send = %v", err)
 	}
@@ -302,9 +302,9 @@ func TestOAuth2TokenNotSentInPlaintext(t *testing.T) {
 	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-	c := connFor(t, srv, emailconn.TLSNone)
-	c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
-	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret)}}},
+	c := connFor(t, srv, "none")
+	c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "contoso"
+	r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials", TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret)}}},
 		emailconn.WithDial(&emailconn.Options{References: emailconn.References{Dirs: []string{filepath.Dir(c.CAFile)}}}, func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
@@ -349,9 +349,9 @@ func TestOAuth2CanaryNeverLeaks(t *testing.T) {
 				te.fail = scenario
 			}
 		})
-		oc := emailconn.OAuth2Config{Name: "contoso", GrantType: emailconn.GrantRefreshToken, TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
-		c := connFor(t, srv, emailconn.TLSStartTLS)
-		c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "contoso"
+		oc := emailconn.OAuth2Config{Name: "contoso", GrantType: "refresh_token", TokenURL: te.URL, ClientID: "app", ClientSecret: emailconn.Secret(te.secret), RefreshToken: "refresh-canary-Kq8"}
+		c := connFor(t, srv, "starttls")
+		c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "contoso"
 		r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}, OAuth2Configs: []emailconn.OAuth2Config{oc}}, allowCA(c, &emailconn.Options{Logger: logger}))
 		if err != nil {
 			t.Fatal(err)
@@ -393,7 +393,7 @@ func TestOAuth2Report(t *testing.T) {
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3599,"scope":"https://graph.microsoft.com/.default"}`, token)
 	}))
 	defer srv.Close()
-	r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: srv.URL, ClientID: "app", ClientSecret: "s"}}}, nil)
+	r, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials", TokenURL: srv.URL, ClientID: "app", ClientSecret: "s"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestOAuth2Report(t *testing.T) {
 
 	te := newTokenEndpoint(t)
 	te.set(func(te *tokenEndpoint) { te.fail = "invalid_client" })
-	rep = emailconn.TestOAuth2(context.Background(), emailconn.OAuth2Config{Name: "x", GrantType: emailconn.GrantClientCredentials, TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}, nil)
+	rep = emailconn.OAuth2Config{Name: "x", GrantType: "client_credentials", TokenURL: te.URL, ClientID: "app", ClientSecret: "wrong"}.Test(context.Background(), nil)
 	if rep.OK || !strings.Contains(rep.Sentence, "invalid_client") || len(rep.Hints) != 1 || !strings.Contains(rep.Hints[0], "client secret") {
 		t.Errorf("report %+v", rep)
 	}
@@ -436,7 +436,7 @@ func TestOAuth2TokenEndpointUnderDialPolicy(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	smtpPort := srv.Port()
 	policy := &emailconn.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Ports: []int{smtpPort}}
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	r := oauthRegistry(t, srv, te, "client_credentials", &emailconn.Options{DialPolicy: policy, Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	_, err := sendVia(t, r)
 	if !errors.Is(err, emailconn.ErrBlocked) {
 		t.Fatalf("Send = %v, want ErrBlocked for the token endpoint", err)

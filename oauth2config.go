@@ -12,64 +12,22 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// GrantType is how an OAuth2 configuration obtains access tokens. The
-// zero value and any value but the constants below are invalid (Validate
-// says so), unless the configuration has a TokenSource.
-type GrantType string
-
-// The grant types.
+// The values of OAuth2Config.GrantType, ClientAuth and Provider (and
+// Connection.Provider); the fields' comments say what each means.
 const (
-	// GrantClientCredentials obtains tokens for the application itself
-	// (RFC 6749 §4.4), as Microsoft 365 app-only SMTP does.
-	GrantClientCredentials GrantType = "client_credentials"
-	// GrantRefreshToken obtains tokens with a stored refresh token (RFC 6749
-	// §6), as delegated Microsoft 365 and Google configurations do. When
-	// the server rotates the refresh token, the new one is handed to
-	// Options.OnRefreshToken before the new access token is used.
-	GrantRefreshToken GrantType = "refresh_token"
-)
+	grantClientCredentials = "client_credentials"
+	grantRefreshToken      = "refresh_token"
 
-// ClientAuth is how the client authenticates to the token endpoint. The
-// zero value means the header is tried first and what works is
-// remembered; a value that is neither constant below is invalid.
-type ClientAuth string
+	clientAuthHeader = "header"
+	clientAuthBody   = "body"
 
-// The client authentication methods.
-const (
-	// ClientAuthHeader sends the client ID and secret in an HTTP Basic
-	// Authorization header (client_secret_basic).
-	ClientAuthHeader ClientAuth = "header"
-	// ClientAuthBody sends them as form parameters (client_secret_post).
-	ClientAuthBody ClientAuth = "body"
-)
-
-// A Provider is a mail provider whose settings emailconn knows, so that a
-// configuration can name it instead of spelling the settings out. An
-// OAuth2Config takes its token endpoint and scopes from it; a Connection
-// takes its sending limits from it (see Connection.Provider). The zero
-// value means no provider: every setting is given.
-type Provider string
-
-// The providers.
-const (
-	// ProviderMicrosoft365 is Microsoft 365 (Exchange Online). For an
-	// OAuth2Config it presets Microsoft Entra ID: TokenURL
-	// https://login.microsoftonline.com/<Tenant>/oauth2/v2.0/token and, for
-	// client credentials, the scope https://outlook.office365.com/.default
-	// (the app needs the SMTP.SendAsApp permission); for a refresh token,
-	// the scopes https://outlook.office.com/SMTP.Send and offline_access.
-	ProviderMicrosoft365 Provider = "microsoft365"
-	// ProviderGoogle is Google Workspace and Gmail. For an OAuth2Config it
-	// presets TokenURL https://oauth2.googleapis.com/token and the scope
-	// https://mail.google.com/.
-	ProviderGoogle Provider = "google"
-	// ProviderSES is Amazon SES's SMTP interface. It presets a
-	// Connection's limits only; it has no OAuth2 preset.
-	ProviderSES Provider = "ses"
+	providerMicrosoft365 = "microsoft365"
+	providerGoogle       = "google"
+	providerSES          = "ses"
 )
 
 // An OAuth2Config is a named OAuth2 configuration. Connections with
-// AuthType AuthOAuth2 name one; every connection naming it shares its
+// AuthType "oauth2" name one; every connection naming it shares its
 // cached access token. The json tag is the field's name in the
 // configuration file (see LoadConfig).
 //
@@ -82,18 +40,34 @@ type OAuth2Config struct {
 	// OAuth2Config. Zero is invalid: the name is required.
 	Name string `json:"name"`
 
-	// Provider presets TokenURL and Scopes for a known provider
-	// (ProviderMicrosoft365 or ProviderGoogle); fields that are set win.
-	// Zero means no preset: TokenURL is required.
-	Provider Provider `json:"provider,omitempty"`
+	// Provider presets TokenURL and Scopes for a known mail provider,
+	// so that a configuration can name it instead of spelling them out;
+	// fields that are set win. "microsoft365" (Exchange Online) presets
+	// Microsoft Entra ID: TokenURL
+	// https://login.microsoftonline.com/<Tenant>/oauth2/v2.0/token and,
+	// for client credentials, the scope
+	// https://outlook.office365.com/.default (the app needs the
+	// SMTP.SendAsApp permission); for a refresh token, the scopes
+	// https://outlook.office.com/SMTP.Send and offline_access. "google"
+	// (Google Workspace and Gmail) presets TokenURL
+	// https://oauth2.googleapis.com/token and the scope
+	// https://mail.google.com/. Zero means no preset: TokenURL is
+	// required. Any other value is invalid ("ses", a Connection's
+	// provider, has no OAuth2 preset).
+	Provider string `json:"provider,omitempty"`
 
 	// Tenant is the Microsoft Entra tenant (ID or domain) used to build the
-	// token URL with ProviderMicrosoft365. Zero means TokenURL must be set.
+	// token URL with "microsoft365". Zero means TokenURL must be set.
 	Tenant string `json:"tenant,omitempty"`
 
-	// GrantType is GrantClientCredentials or GrantRefreshToken. Zero is
-	// invalid unless TokenSource is set.
-	GrantType GrantType `json:"grantType,omitempty"`
+	// GrantType is how tokens are obtained: "client_credentials" for the
+	// application itself (RFC 6749 §4.4), as Microsoft 365 app-only SMTP
+	// does, or "refresh_token" with a stored refresh token (RFC 6749 §6),
+	// as delegated Microsoft 365 and Google configurations do; when the
+	// server rotates the refresh token, the new one is handed to
+	// Options.OnRefreshToken before the new access token is used. Zero
+	// and any other value are invalid unless TokenSource is set.
+	GrantType string `json:"grantType,omitempty"`
 
 	// TokenURL is the token endpoint: an https URL (http only on a loopback
 	// address). Zero means the provider preset's.
@@ -105,13 +79,13 @@ type OAuth2Config struct {
 
 	// ClientSecret is the client secret: a literal, "env:NAME" or
 	// "file:PATH" (read only where Options.References allows it). Required
-	// with GrantClientCredentials. Zero means none, which suits
-	// GrantRefreshToken for a public client.
+	// with "client_credentials". Zero means none, which suits
+	// "refresh_token" for a public client.
 	ClientSecret Secret `json:"clientSecret,omitempty"`
 
-	// RefreshToken is the stored refresh token for GrantRefreshToken: a
+	// RefreshToken is the stored refresh token for "refresh_token": a
 	// literal, "env:NAME" or "file:PATH" (read only where
-	// Options.References allows it). Required with GrantRefreshToken,
+	// Options.References allows it). Required with "refresh_token",
 	// not allowed otherwise. Zero means none.
 	RefreshToken Secret `json:"refreshToken,omitempty"`
 
@@ -124,9 +98,12 @@ type OAuth2Config struct {
 	// are, never their values. Zero means none.
 	EndpointParams map[string]string `json:"endpointParams,omitempty"`
 
-	// ClientAuth is how the client authenticates to the token endpoint.
-	// Zero means try the header first and remember what works.
-	ClientAuth ClientAuth `json:"clientAuth,omitempty"`
+	// ClientAuth is how the client authenticates to the token endpoint:
+	// "header" sends the client ID and secret in an HTTP Basic
+	// Authorization header (client_secret_basic), "body" as form
+	// parameters (client_secret_post). Zero means try the header first
+	// and remember what works; any other value is invalid.
+	ClientAuth string `json:"clientAuth,omitempty"`
 
 	// TokenSource supplies tokens instead of the fields above, for grants
 	// this package does not implement (for example a Google service account
@@ -193,27 +170,27 @@ func (o *OAuth2Config) validate(p *problems, n fieldNames) {
 		}
 	}
 	switch o.ClientAuth {
-	case "", ClientAuthHeader, ClientAuthBody:
+	case "", clientAuthHeader, clientAuthBody:
 	default:
-		p.add(n.of("ClientAuth"), "%q is not a client authentication method (use %q or %q)", o.ClientAuth, ClientAuthHeader, ClientAuthBody)
+		p.add(n.of("ClientAuth"), "%q is not a client authentication method (use %q or %q)", o.ClientAuth, clientAuthHeader, clientAuthBody)
 	}
 }
 
 // validateProvider checks Provider and Tenant.
 func (o *OAuth2Config) validateProvider(p *problems, n fieldNames) {
 	switch o.Provider {
-	case "", ProviderGoogle:
-	case ProviderMicrosoft365:
+	case "", providerGoogle:
+	case providerMicrosoft365:
 		if o.Tenant == "" && o.TokenURL == "" {
-			p.add(n.of("Tenant"), "is required with provider %q (or set %s)", ProviderMicrosoft365, n.of("TokenURL"))
+			p.add(n.of("Tenant"), "is required with provider %q (or set %s)", providerMicrosoft365, n.of("TokenURL"))
 		}
 	default:
 		p.add(n.of("Provider"), "%q is not a known provider (use %q or %q, or leave it empty and set %s)",
-			o.Provider, ProviderMicrosoft365, ProviderGoogle, n.of("TokenURL"))
+			o.Provider, providerMicrosoft365, providerGoogle, n.of("TokenURL"))
 	}
 	if o.Tenant != "" {
-		if o.Provider != ProviderMicrosoft365 {
-			p.add(n.of("Tenant"), "is only used with provider %q", ProviderMicrosoft365)
+		if o.Provider != providerMicrosoft365 {
+			p.add(n.of("Tenant"), "is only used with provider %q", providerMicrosoft365)
 		} else if msg := checkHostname(o.Tenant); msg != "" {
 			p.add(n.of("Tenant"), "must be a tenant ID or domain: %s", msg)
 		}
@@ -223,21 +200,21 @@ func (o *OAuth2Config) validateProvider(p *problems, n fieldNames) {
 // validateGrant checks GrantType against the secrets it needs.
 func (o *OAuth2Config) validateGrant(p *problems, n fieldNames) {
 	switch o.GrantType {
-	case GrantClientCredentials:
+	case grantClientCredentials:
 		if o.ClientSecret == "" {
-			p.add(n.of("ClientSecret"), "is required with grant type %q", GrantClientCredentials)
+			p.add(n.of("ClientSecret"), "is required with grant type %q", grantClientCredentials)
 		}
 		if o.RefreshToken != "" {
-			p.add(n.of("RefreshToken"), "is only used with grant type %q", GrantRefreshToken)
+			p.add(n.of("RefreshToken"), "is only used with grant type %q", grantRefreshToken)
 		}
-	case GrantRefreshToken:
+	case grantRefreshToken:
 		if o.RefreshToken == "" {
-			p.add(n.of("RefreshToken"), "is required with grant type %q", GrantRefreshToken)
+			p.add(n.of("RefreshToken"), "is required with grant type %q", grantRefreshToken)
 		}
 	case "":
-		p.add(n.of("GrantType"), "is required (%q or %q)", GrantClientCredentials, GrantRefreshToken)
+		p.add(n.of("GrantType"), "is required (%q or %q)", grantClientCredentials, grantRefreshToken)
 	default:
-		p.add(n.of("GrantType"), "%q is not supported (use %q or %q)", o.GrantType, GrantClientCredentials, GrantRefreshToken)
+		p.add(n.of("GrantType"), "%q is not supported (use %q or %q)", o.GrantType, grantClientCredentials, grantRefreshToken)
 	}
 }
 
@@ -273,9 +250,9 @@ func (o *OAuth2Config) tokenURL() string {
 	switch {
 	case o.TokenURL != "":
 		return o.TokenURL
-	case o.Provider == ProviderMicrosoft365:
+	case o.Provider == providerMicrosoft365:
 		return "https://login.microsoftonline.com/" + url.PathEscape(o.Tenant) + "/oauth2/v2.0/token"
-	case o.Provider == ProviderGoogle:
+	case o.Provider == providerGoogle:
 		return "https://oauth2.googleapis.com/token"
 	}
 	return ""
@@ -286,11 +263,11 @@ func (o *OAuth2Config) scopes() []string {
 	switch {
 	case len(o.Scopes) > 0:
 		return o.Scopes
-	case o.Provider == ProviderMicrosoft365 && o.GrantType == GrantRefreshToken:
+	case o.Provider == providerMicrosoft365 && o.GrantType == grantRefreshToken:
 		return []string{"https://outlook.office.com/SMTP.Send", "offline_access"}
-	case o.Provider == ProviderMicrosoft365:
+	case o.Provider == providerMicrosoft365:
 		return []string{"https://outlook.office365.com/.default"}
-	case o.Provider == ProviderGoogle:
+	case o.Provider == providerGoogle:
 		return []string{"https://mail.google.com/"}
 	}
 	return nil

@@ -250,6 +250,9 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	if opts != nil {
 		r.opts = *opts
 	}
+	if r.opts.Store != nil {
+		r.opts.owner = newOwner() // one owner for all the registry's leases
+	}
 	r.tokens = ownTokenClient(&r.opts)
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
@@ -548,7 +551,7 @@ func newSnapshot(cfg Config, prev *snapshot, r *Registry, cas map[string]*x509.C
 	}
 	entry := func(c Connection, via layer, old *connEntry) *connEntry {
 		var oe *oauthEntry
-		if c.authType() == AuthOAuth2 {
+		if c.authType() == authOAuth2 {
 			oe = s.oauth[c.OAuth2Config]
 		}
 		if old != nil && old.via == via && old.oauth == oe && sameConnection(&old.conn, &c) {

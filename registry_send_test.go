@@ -114,7 +114,7 @@ func TestReplaceKeepsUnchangedSenders(t *testing.T) {
 func TestIssue10_07_ActionOriginWhereNeeded(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	withBase, plain := c, c
 	withBase.Name, withBase.ActionsBaseURL = "approvals", "https://x.example"
 	plain.Name = "plain"
@@ -161,7 +161,7 @@ func TestSendLogs(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	var buf syncBuffer
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 		t.Fatal(err)
 	}

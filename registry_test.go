@@ -427,7 +427,7 @@ func TestIssue10_04_ErrorsMatchSentinels(t *testing.T) {
 	t.Parallel()
 	r, err := emailconn.NewRegistry(emailconn.Config{
 		Connections:   []emailconn.Connection{{Name: "alerts", MailServer: "m.example"}},
-		OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: emailconn.GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
+		OAuth2Configs: []emailconn.OAuth2Config{{Name: "contoso", GrantType: "client_credentials", TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "s"}},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func TestIssue11_01_ReferencesRefusedByDefault(t *testing.T) {
 			_, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}}, nil)
 			return err
 		},
-		"TestConnection": func(c emailconn.Connection) error { return emailconn.TestConnection(context.Background(), c, nil).Err },
+		"TestConnection": func(c emailconn.Connection) error { return c.Test(context.Background(), nil).Err },
 	}
 	type pair struct{ present, absent emailconn.Connection }
 	base := emailconn.Connection{MailServer: srv.Addr(), Username: "u", From: "a@example.com"}
@@ -90,8 +90,8 @@ func TestIssue11_01_ReferencesRefusedByDefault(t *testing.T) {
 	}
 
 	// Secrets of an OAuth2 configuration follow the same rule.
-	oc := emailconn.OAuth2Config{Name: "o", GrantType: emailconn.GrantClientCredentials, TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "env:EMAILCONN_TEST_ENGINE_DB_PASSWORD"}
-	if rep := emailconn.TestOAuth2(context.Background(), oc, nil); !errors.Is(rep.Err, emailconn.ErrInvalid) || !strings.Contains(rep.Error, "ClientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
+	oc := emailconn.OAuth2Config{Name: "o", GrantType: "client_credentials", TokenURL: "https://127.0.0.1:1/token", ClientID: "id", ClientSecret: "env:EMAILCONN_TEST_ENGINE_DB_PASSWORD"}
+	if rep := oc.Test(context.Background(), nil); !errors.Is(rep.Err, emailconn.ErrInvalid) || !strings.Contains(rep.Error, "ClientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {
 		t.Errorf("TestOAuth2 with an env: client secret = %v, want a refusal", rep.Err)
 	}
 	if _, err := emailconn.NewRegistry(emailconn.Config{OAuth2Configs: []emailconn.OAuth2Config{oc}}, nil); err == nil || !strings.Contains(err.Error(), "oauth2Configurations[0].clientSecret: \"env:EMAILCONN_TEST_ENGINE_DB_PASSWORD\" is not allowed") {

@@ -34,7 +34,7 @@ func TestIssue11_05_FIFONeverBlocks(t *testing.T) {
 		"NewSender password": func() error { _, err := emailconn.NewSender(pw, &emailconn.Options{References: refs}); return err },
 		"NewSender CAFile":   func() error { _, err := emailconn.NewSender(ca, &emailconn.Options{References: refs}); return err },
 		"TestConnection": func() error {
-			return emailconn.TestConnection(context.Background(), ca, &emailconn.TestOptions{Options: &emailconn.Options{References: refs}}).Err
+			return ca.Test(context.Background(), &emailconn.TestOptions{Options: &emailconn.Options{References: refs}}).Err
 		},
 		"NewRegistry": func() error {
 			pw.Name = "p"

@@ -108,7 +108,7 @@ type Options struct {
 	// OAuth2: token requests, for the Registry and TestOAuth2.
 
 	// OnRefreshToken is called when the token endpoint of an OAuth2
-	// configuration with GrantRefreshToken returns a new refresh token
+	// configuration with "refresh_token" returns a new refresh token
 	// (rotation), before the new access token is used: persist it, or the
 	// next restart will present a revoked token. When the configuration's
 	// RefreshToken is a literal, the Registry also keeps the new one in its
@@ -148,6 +148,12 @@ type Options struct {
 	clock       throttle.Clock
 	limitMinute time.Duration
 	limitDay    time.Duration
+
+	// Options.Store (sharedstate.go): the owner of this Sender's or
+	// Registry's leases, set by its constructor, and the lease time
+	// (zero: 30 s), a test seam.
+	owner    string
+	leaseTTL time.Duration
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -234,7 +240,13 @@ type Sender struct {
 	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
 	lim       *sendLimits  // the connection's limits and their state
 
-	slots   chan struct{} // one per session in use or being opened
+	slots chan struct{} // one per session in use or being opened
+
+	// With Options.Store: when demand last asked whether another node
+	// wants a session slot, and its answer (sharedstate.go).
+	demandAt atomic.Int64
+	wanted   atomic.Bool
+
 	mu      sync.Mutex
 	idle    []*pconn
 	state   senderState
@@ -261,7 +273,7 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 	var p problems
 	c.validate(&p, goNames)
 	ca := c.checkRefs(&p, goNames, &o.References)
-	if c.authType() == AuthOAuth2 {
+	if c.authType() == authOAuth2 {
 		p.add("AuthType", "OAuth2 connections send through a Registry, which holds their OAuth2 configuration")
 	}
 	if err := p.err(); err != nil {
@@ -281,6 +293,9 @@ func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
 		maxSessions = s.lim.l.MaxSessions
 	}
 	s.slots = make(chan struct{}, maxSessions)
+	if o.Store != nil {
+		s.shareState()
+	}
 	if it := s.lim.l.IdleTimeout; it > 0 && s.opts.idleTimeout() > 0 {
 		// The provider closes idle sessions (SES: 10 s): close ours first.
 		s.opts.IdleTimeout = max(min(s.opts.idleTimeout(), it-2*time.Second), time.Second)

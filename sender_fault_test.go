@@ -22,7 +22,7 @@ import (
 type faultCase struct {
 	name     string
 	srv      smtptest.Options
-	mode     emailconn.TLSMode
+	mode     string
 	conn     func(*emailconn.Connection)
 	opts     *emailconn.Options
 	msg      func() *emailconn.Message
@@ -44,7 +44,7 @@ func runFaultCase(t *testing.T, tc faultCase) {
 	srv := smtptest.NewServer(t, tc.srv)
 	mode := tc.mode
 	if mode == "" {
-		mode = map[smtptest.Mode]emailconn.TLSMode{smtptest.Plain: emailconn.TLSNone, smtptest.StartTLS: emailconn.TLSStartTLS, smtptest.Implicit: emailconn.TLSImplicit}[tc.srv.TLS]
+		mode = map[smtptest.Mode]string{smtptest.Plain: "none", smtptest.StartTLS: "starttls", smtptest.Implicit: "implicit"}[tc.srv.TLS]
 	}
 	c := connFor(t, srv, mode)
 	if tc.within != 0 || tc.wantErr == emailconn.ErrTimeout {
@@ -145,7 +145,7 @@ func TestSendFaults(t *testing.T) {
 		{name: "F14 STARTTLS 502", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "502 5.5.1 Not implemented"}}},
 			wantErr: emailconn.ErrTLSUnavailable, wantCode: 502, temp: no, absent: []string{"AUTH", "MAIL"}},
 		{name: "F14 opportunistic continues after 454", srv: smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 Try later"}}},
-			mode: emailconn.TLSOpportunistic},
+			mode: "opportunistic"},
 		{name: "F15 injection after 220", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Inject, Reply: "250-INJECTED\r\n250 AUTH PLAIN"}}},
 			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"AUTH", "MAIL"}},
 		{name: "F16 injection in a later segment", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Inject, Reply: "250 AUTH PLAIN", Delay: 50 * time.Millisecond}}},
@@ -161,11 +161,11 @@ func TestSendFaults(t *testing.T) {
 		{name: "F19 TLS 1.1 only", srv: smtptest.Options{TLS: smtptest.Implicit, MaxTLSVersion: 0x0302},
 			wantErr: emailconn.ErrTLSUnavailable, absent: []string{"MAIL"}},
 		{name: "F20 implicit TLS to a plaintext port", srv: smtptest.Options{},
-			mode: emailconn.TLSImplicit, wantErr: emailconn.ErrTLSUnavailable, within: ftSlack},
+			mode: "implicit", wantErr: emailconn.ErrTLSUnavailable, within: ftSlack},
 		{name: "F21 plaintext to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
-			mode: emailconn.TLSNone, wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
+			mode: "none", wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
 		{name: "F21 STARTTLS to an implicit-TLS port", srv: smtptest.Options{TLS: smtptest.Implicit},
-			mode: emailconn.TLSStartTLS, wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
+			mode: "starttls", wantErr: emailconn.ErrTimeout, within: ftC + ftSlack},
 
 		// AUTH (F22–F27).
 		{name: "F23 535", srv: smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}},
@@ -355,7 +355,7 @@ func smallWriteBuffer(ctx context.Context, network, addr string) (net.Conn, erro
 func TestInsecureAuthRefused(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Mechanisms: []string{"PLAIN", "LOGIN", "XOAUTH2"}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.Username, c.Password, c.AllowInsecureAuth = "alice", "s3cret", false
 	opts := emailconn.WithDial(&emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}}, func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -379,7 +379,7 @@ func TestInsecureAuthRefused(t *testing.T) {
 
 	// With AllowInsecureAuth the same session authenticates.
 	srv2 := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, RequireAuth: true})
-	c2 := connFor(t, srv2, emailconn.TLSNone)
+	c2 := connFor(t, srv2, "none")
 	c2.Username, c2.Password, c2.AllowInsecureAuth = "alice", "s3cret", true
 	emailconn.WithDial(opts, func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -398,7 +398,7 @@ func TestInsecureAuthRefused(t *testing.T) {
 func TestHostileInputRefusedBeforeIO(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, "none"), nil)
 	hostile := []struct {
 		name  string
 		msg   *emailconn.Message
@@ -433,7 +433,7 @@ func TestHostileInputRefusedBeforeIO(t *testing.T) {
 func TestNoBareCROrLFOnTheWire(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, "none"), nil)
 	seqs := []string{"x\r.\rSMUGGLED\r", "x\r.\r\nSMUGGLED\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n", "x\n.\nSMUGGLED\n", "\r\r\n", "trailing\r", ".leading\r\n"}
 	for _, seq := range seqs {
 		if _, err := s.Send(context.Background(), &emailconn.Message{To: []string{"a@example.com"}, Text: seq, HTML: "<p>" + seq + "</p>",
@@ -471,7 +471,7 @@ func TestEndlessReplyMemory(t *testing.T) {
 	for name, at := range map[string]smtptest.Point{"greeting": smtptest.Greeting, "issue11-T15/EHLO": "EHLO"} {
 		t.Run(name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: at, Action: smtptest.Endless}}})
-			c := connFor(t, srv, emailconn.TLSNone)
+			c := connFor(t, srv, "none")
 			c.ConnectTimeout, c.SendTimeout = 0, 0
 			s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			var before, after runtime.MemStats
@@ -494,7 +494,7 @@ func TestEndlessReplyMemory(t *testing.T) {
 func TestPoolReusesSessions(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c := connFor(t, srv, "starttls")
 	c.Username, c.Password = "alice", "s3cret"
 	s := mustSender(t, c, nil)
 	for i := range 20 {
@@ -527,7 +527,7 @@ func TestPoolRedialsDeadIdleSession(t *testing.T) {
 	// by the clock, and under load also cut a new session between its
 	// greeting and EHLO.)
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "250 2.0.0 Queued\n421 4.4.2 Idle timeout", Close: true}}})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	for i := range 3 {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
@@ -552,7 +552,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 	// The server answers the first command after each message with 421
 	// and closes: the stale session is replaced without failing the send.
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterMessage, Reply: "421 4.4.2 Closing", Close: true}}})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	for i := range 3 {
 		if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 			t.Fatalf("send %d: %v", i, err)
@@ -566,7 +566,7 @@ func TestPoolRedialsWhenServerDropsAfterMessage(t *testing.T) {
 func TestMaxSessionsBound(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Delay: 50 * time.Millisecond}}})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{MaxSessions: 2})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{MaxSessions: 2})
 	errc := make(chan error, 10)
 	for range 10 {
 		go func() {
@@ -615,12 +615,12 @@ func TestCancelInEveryPhase(t *testing.T) {
 				opts.Users = map[string]string{"alice": "s3cret"}
 			}
 			srv := smtptest.NewServer(t, opts)
-			mode := emailconn.TLSNone
+			mode := "none"
 			if ph.mode == smtptest.StartTLS {
-				mode = emailconn.TLSStartTLS
+				mode = "starttls"
 			}
 			if ph.name == "tls handshake" {
-				mode = emailconn.TLSImplicit // the server never answers the ClientHello
+				mode = "implicit" // the server never answers the ClientHello
 			}
 			c := connFor(t, srv, mode)
 			c.ConnectTimeout, c.SendTimeout = 0, 0 // only the context can end it
@@ -670,7 +670,7 @@ func TestCancelInEveryPhase(t *testing.T) {
 func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	s := mustSender(t, c, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -688,7 +688,7 @@ func TestContextDeadlineWithoutTimeouts(t *testing.T) {
 func TestSendAfterClose(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), nil)
+	s := mustSender(t, connFor(t, srv, "none"), nil)
 	if _, err := s.Send(context.Background(), basicMessage()); err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +701,7 @@ func TestSendAfterClose(t *testing.T) {
 func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "451 4.3.0 Try again", Times: 1}}})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 	m := basicMessage()
 	m.Attachments = []emailconn.Attachment{{Filename: "a.bin", Content: io.LimitReader(zeroReader{}, 1000)}}
 	_, err := s.Send(context.Background(), m)
@@ -716,7 +716,7 @@ func TestNonSeekableAttachmentNotRetriedAfterUpload(t *testing.T) {
 func TestRSETAfterRefusedMessage(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Reply: "552 5.3.4 Message too big", Times: 1}}})
-	s := mustSender(t, connFor(t, srv, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	if _, err := s.Send(context.Background(), basicMessage()); !errors.Is(err, emailconn.ErrRefused) {
 		t.Fatalf("first Send = %v, want ErrRefused", err)
 	}
@@ -737,7 +737,7 @@ func TestRSETAfterRefusedMessage(t *testing.T) {
 func TestAuthRefusedBeforeTLSIsNotBadCredentials(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.Username, c.Password = "alice", "s3cret"
 	_, err := mustSender(t, c, nil).Send(context.Background(), basicMessage())
 	if !errors.Is(err, emailconn.ErrAuthUnsupported) || errors.Is(err, emailconn.ErrAuthFailed) {

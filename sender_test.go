@@ -17,16 +17,16 @@ func TestSendModes(t *testing.T) {
 	tests := []struct {
 		name   string
 		srv    smtptest.Mode
-		mode   emailconn.TLSMode
+		mode   string
 		mechs  []string
 		tlsVer bool
 	}{
-		{"plain", smtptest.Plain, emailconn.TLSNone, nil, false},
-		{"starttls plain auth", smtptest.StartTLS, emailconn.TLSStartTLS, []string{"PLAIN", "LOGIN"}, true},
-		{"starttls login auth", smtptest.StartTLS, emailconn.TLSStartTLS, []string{"LOGIN"}, true},
-		{"implicit", smtptest.Implicit, emailconn.TLSImplicit, []string{"PLAIN"}, true},
-		{"opportunistic with starttls", smtptest.StartTLS, emailconn.TLSOpportunistic, []string{"PLAIN"}, true},
-		{"opportunistic without", smtptest.Plain, emailconn.TLSOpportunistic, nil, false},
+		{"plain", smtptest.Plain, "none", nil, false},
+		{"starttls plain auth", smtptest.StartTLS, "starttls", []string{"PLAIN", "LOGIN"}, true},
+		{"starttls login auth", smtptest.StartTLS, "starttls", []string{"LOGIN"}, true},
+		{"implicit", smtptest.Implicit, "implicit", []string{"PLAIN"}, true},
+		{"opportunistic with starttls", smtptest.StartTLS, "opportunistic", []string{"PLAIN"}, true},
+		{"opportunistic without", smtptest.Plain, "opportunistic", nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestSendModes(t *testing.T) {
 func TestStartTLSRequiredButNotOffered(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Plain, Users: map[string]string{"alice": "pw"}})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c := connFor(t, srv, "starttls")
 	c.Username, c.Password = "alice", "pw"
 	s := mustSender(t, c, nil)
 	_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"ops@example.com"}, Text: "x"})

@@ -39,11 +39,11 @@ type TestOptions struct {
 	SampleActionLink string
 
 	// OAuth2Config is the OAuth2 configuration an OAuth2 connection names,
-	// for the package function TestConnection. A Registry uses its own.
+	// for Connection.Test. A Registry uses its own.
 	OAuth2Config *OAuth2Config
 
-	// Options are the Sender options for the package function
-	// TestConnection (DialPolicy, HTTPClient, Logger, ActionOrigin). A
+	// Options are the Sender options for Connection.Test
+	// (DialPolicy, HTTPClient, Logger, ActionOrigin). A
 	// Registry uses its own. Nil means the defaults.
 	Options *Options
 
@@ -109,9 +109,9 @@ type ServerInfo struct {
 	Address string `json:"address,omitempty"`
 	// TLSMode is the mode used; TLSVersion and CipherSuite describe the
 	// TLS session, when there was one.
-	TLSMode     TLSMode `json:"tlsMode"`
-	TLSVersion  string  `json:"tlsVersion,omitempty"`
-	CipherSuite string  `json:"cipherSuite,omitempty"`
+	TLSMode     string `json:"tlsMode"`
+	TLSVersion  string `json:"tlsVersion,omitempty"`
+	CipherSuite string `json:"cipherSuite,omitempty"`
 	// Extensions are the EHLO keywords with their parameters, from the
 	// last EHLO (after STARTTLS when there was one).
 	Extensions []string `json:"extensions"`
@@ -202,17 +202,19 @@ func (r TestReport) MarshalJSON() ([]byte, error) {
 var ladder = []Stage{StageResolve, StageConnect, StageTLS, StageGreeting, StageEHLO, StageSTARTTLS,
 	StageToken, StageAuth, StageMail, StageRcpt, StageReset, StageQuit}
 
-// TestConnection runs the real protocol against c's mail server up to, and
-// never including, sending a message: resolve, connect, TLS, greeting,
+// Test is the Test Connection action for a connection that need not be
+// saved anywhere (one being edited): it runs the real protocol against
+// c's mail server up to, and never including, sending a message: resolve, connect, TLS, greeting,
 // EHLO, STARTTLS with its handshake, OAuth2 token, AUTH, an optional
-// MAIL FROM / RCPT TO probe followed by RSET, and QUIT. c need not be saved
-// anywhere. It always returns within opts.Timeout (30 seconds by default).
+// MAIL FROM / RCPT TO probe followed by RSET, and QUIT. It always returns
+// within opts.Timeout (30 seconds by default) and never returns nil; opts
+// may be nil. It is safe for concurrent use.
 //
 // An OAuth2 connection needs opts.OAuth2Config; a Registry's
 // TestConnection uses its own configurations and token cache. A caller
 // that is not trusted with the engine's network — a tenant — should get a
 // report made with opts.Restricted.
-func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestReport {
+func (c Connection) Test(ctx context.Context, opts *TestOptions) *TestReport {
 	var to TestOptions
 	if opts != nil {
 		to = *opts
@@ -225,7 +227,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 	var p problems
 	c.validate(&p, goNames)
 	ca := c.checkRefs(&p, goNames, &o.References)
-	if c.authType() == AuthOAuth2 {
+	if c.authType() == authOAuth2 {
 		switch {
 		case to.OAuth2Config == nil:
 			p.add("OAuth2Config", "TestOptions.OAuth2Config is needed to test an OAuth2 connection")
@@ -247,7 +249,7 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 		rep.invalid(err)
 		return rep
 	}
-	if c.authType() == AuthOAuth2 {
+	if c.authType() == authOAuth2 {
 		s.tokens = cacheTokens{e: newOAuthEntry(*to.OAuth2Config, &o, func(ctx context.Context, _ *oauthEntry, rt string) error {
 			if o.OnRefreshToken != nil {
 				return o.OnRefreshToken(ctx, to.OAuth2Config.Name, rt)
@@ -260,8 +262,8 @@ func TestConnection(ctx context.Context, c Connection, opts *TestOptions) *TestR
 }
 
 // TestConnection tests the named connection, or the grid settings when name
-// is "", with the registry's options and OAuth2 token caches. See the
-// package function TestConnection.
+// is "", with the registry's options and OAuth2 token caches. See
+// Connection.Test.
 func (r *Registry) TestConnection(ctx context.Context, name string, opts *TestOptions) *TestReport {
 	var to TestOptions
 	if opts != nil {
@@ -350,6 +352,9 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 	}
 	rep.Duration = time.Since(start)
 	s.fillReport(rep, rec, err, opts, ctx)
+	if s.opts.Store != nil {
+		rep.Hints = append(rep.Hints, sharedHint(&s.conn))
+	}
 	return rep
 }
 

@@ -35,20 +35,20 @@ func TestTestConnectionPasses(t *testing.T) {
 	tests := []struct {
 		name  string
 		srv   smtptest.Options
-		mode  emailconn.TLSMode
+		mode  string
 		auth  bool
 		probe string
 		want  map[emailconn.Stage]emailconn.Outcome
 		say   string
 	}{
-		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSStartTLS, true, "ops@example.com",
+		{"starttls with auth and probe", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}}, "starttls", true, "ops@example.com",
 			map[emailconn.Stage]emailconn.Outcome{emailconn.StageResolve: emailconn.OutcomeSkipped, emailconn.StageConnect: emailconn.OutcomePassed, emailconn.StageTLS: emailconn.OutcomeSkipped, emailconn.StageGreeting: emailconn.OutcomePassed, emailconn.StageEHLO: emailconn.OutcomePassed, emailconn.StageSTARTTLS: emailconn.OutcomePassed,
 				emailconn.StageToken: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomePassed, emailconn.StageMail: emailconn.OutcomePassed, emailconn.StageRcpt: emailconn.OutcomePassed, emailconn.StageReset: emailconn.OutcomePassed, emailconn.StageQuit: emailconn.OutcomePassed},
 			"STARTTLS (TLS 1.3), authenticated as alice with PLAIN, and the server accepts mail from engine@example.com to the probe recipient in"},
-		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSImplicit, true, "",
+		{"implicit without probe", smtptest.Options{TLS: smtptest.Implicit, Users: map[string]string{"alice": "s3cret"}}, "implicit", true, "",
 			map[emailconn.Stage]emailconn.Outcome{emailconn.StageTLS: emailconn.OutcomePassed, emailconn.StageGreeting: emailconn.OutcomePassed, emailconn.StageEHLO: emailconn.OutcomePassed, emailconn.StageSTARTTLS: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomePassed, emailconn.StageMail: emailconn.OutcomeSkipped, emailconn.StageQuit: emailconn.OutcomePassed},
 			"implicit TLS (TLS 1.3), authenticated as alice with PLAIN in"},
-		{"plaintext without auth", smtptest.Options{}, emailconn.TLSNone, false, "",
+		{"plaintext without auth", smtptest.Options{}, "none", false, "",
 			map[emailconn.Stage]emailconn.Outcome{emailconn.StageTLS: emailconn.OutcomeSkipped, emailconn.StageSTARTTLS: emailconn.OutcomeSkipped, emailconn.StageAuth: emailconn.OutcomeSkipped, emailconn.StageQuit: emailconn.OutcomePassed},
 			", without TLS in"},
 	}
@@ -96,7 +96,7 @@ func TestTestConnectionPasses(t *testing.T) {
 func TestTestConnectionReportsServer(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "s3cret"}, MaxMessageBytes: 10 << 20, Mechanisms: []string{"PLAIN", "LOGIN", "CRAM-MD5"}})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
+	c := connFor(t, srv, "starttls")
 	c.Username, c.Password, c.ActionsBaseURL = "alice", "s3cret", "https://approvals.example.com"
 	rep := runTest(c, &emailconn.TestOptions{Options: &emailconn.Options{ActionOrigin: "http://engine.internal:8080"}})
 	if !rep.OK {
@@ -134,7 +134,7 @@ func TestTestConnectionReportsServer(t *testing.T) {
 func TestTestConnectionWarnings(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertExpiresSoon})
-	c := connFor(t, srv, emailconn.TLSImplicit)
+	c := connFor(t, srv, "implicit")
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	rep := runTest(c, nil)
 	if !rep.OK {
@@ -154,13 +154,13 @@ func TestTestConnectionWarnings(t *testing.T) {
 	}
 
 	plain := smtptest.NewServer(t, smtptest.Options{})
-	rep = runTest(connFor(t, plain, emailconn.TLSNone), nil)
+	rep = runTest(connFor(t, plain, "none"), nil)
 	if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "messages travel in plaintext") {
 		t.Errorf("plaintext warnings = %q", rep.Warnings)
 	}
 
 	// STARTTLS on 465: a warning even though nothing listens there.
-	c = emailconn.Connection{Name: "x", MailServer: "127.0.0.1:465", TLSMode: emailconn.TLSStartTLS, EnableTLS: true, ConnectTimeout: time.Second, SendTimeout: time.Second}
+	c = emailconn.Connection{Name: "x", MailServer: "127.0.0.1:465", TLSMode: "starttls", EnableTLS: true, ConnectTimeout: time.Second, SendTimeout: time.Second}
 	rep = runTest(c, nil)
 	if rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "STARTTLS on port 465") {
 		t.Errorf("465 warnings = %q", rep.Warnings)
@@ -171,7 +171,7 @@ func TestTestConnectionWarnings(t *testing.T) {
 type hintCase struct {
 	name  string
 	srv   smtptest.Options
-	mode  emailconn.TLSMode
+	mode  string
 	patch func(*emailconn.Connection, *emailconn.TestOptions)
 	stage emailconn.Stage
 	hint  string // substring of the first hint
@@ -187,36 +187,36 @@ func TestTestConnectionHints(t *testing.T) {
 		o.ProbeRecipient = "someone@elsewhere.example"
 	}
 	tests := []hintCase{
-		{"plaintext to implicit TLS port", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSNone, nil, emailconn.StageGreeting, "expects implicit TLS"},
-		{"TLS to a plaintext port", smtptest.Options{}, emailconn.TLSImplicit, nil, emailconn.StageTLS, "does not speak TLS on port"},
-		{"STARTTLS not offered", smtptest.Options{}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "does not offer STARTTLS on port"},
-		{"certificate name mismatch", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "The certificate is for wrong.example, not 127.0.0.1"},
+		{"plaintext to implicit TLS port", smtptest.Options{TLS: smtptest.Implicit}, "none", nil, emailconn.StageGreeting, "expects implicit TLS"},
+		{"TLS to a plaintext port", smtptest.Options{}, "implicit", nil, emailconn.StageTLS, "does not speak TLS on port"},
+		{"STARTTLS not offered", smtptest.Options{}, "starttls", nil, emailconn.StageSTARTTLS, "does not offer STARTTLS on port"},
+		{"certificate name mismatch", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertWrongName}, "starttls", nil, emailconn.StageSTARTTLS, "The certificate is for wrong.example, not 127.0.0.1"},
 		// Without caFile (issue 10-17: with a caFile of the wrong CA, the
 		// hint is another one; see TestIssue10_17_CAFileOfAnotherCA).
-		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, emailconn.TLSImplicit, func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.CAFile = "" }, emailconn.StageTLS, "set caFile"},
-		{"expired certificate", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "certificate has expired"},
-		{"AUTH not offered", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.Username, c.Password = "alice", "s3cret" }, emailconn.StageAuth, "offers no AUTH"},
-		{"mechanism not offered", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5", "GSSAPI"}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "offers CRAM-MD5 GSSAPI but not PLAIN or LOGIN"},
-		{"535 5.7.139", authReply("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Basic authentication) is disabled for this Microsoft 365 tenant"},
-		{"535 5.7.3", authReply("535 5.7.3 Authentication unsuccessful"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "SMTP.SendAsApp"},
-		{"534 5.7.9", authReply("534-5.7.9 Application-specific password required.\n534 5.7.9 Learn more at https://support.google.com/mail"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "app password or OAuth2"},
-		{"530 5.7.0", smtptest.Options{Users: users, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}}, emailconn.TLSNone, nil, emailconn.StageAuth, "requires STARTTLS before this command"},
-		{"550 5.7.30", authReply("550 5.7.30 Basic authentication is not supported for Client Submission"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Basic authentication is retired"},
-		{"504 5.7.4", authReply("504 5.7.4 Unrecognized authentication type"), emailconn.TLSStartTLS, nil, emailconn.StageAuth, "Microsoft 365 accepts only LOGIN and XOAUTH2"},
-		{"wrong password", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "rejected the credentials of alice"},
+		{"unknown authority", smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertSelfSigned}, "implicit", func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.CAFile = "" }, emailconn.StageTLS, "set caFile"},
+		{"expired certificate", smtptest.Options{TLS: smtptest.StartTLS, Cert: smtptest.CertExpired}, "starttls", nil, emailconn.StageSTARTTLS, "certificate has expired"},
+		{"AUTH not offered", smtptest.Options{TLS: smtptest.StartTLS}, "starttls", func(c *emailconn.Connection, _ *emailconn.TestOptions) { c.Username, c.Password = "alice", "s3cret" }, emailconn.StageAuth, "offers no AUTH"},
+		{"mechanism not offered", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Mechanisms: []string{"CRAM-MD5", "GSSAPI"}}, "starttls", nil, emailconn.StageAuth, "offers CRAM-MD5 GSSAPI but not PLAIN or LOGIN"},
+		{"535 5.7.139", authReply("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully"), "starttls", nil, emailconn.StageAuth, "Basic authentication) is disabled for this Microsoft 365 tenant"},
+		{"535 5.7.3", authReply("535 5.7.3 Authentication unsuccessful"), "starttls", nil, emailconn.StageAuth, "SMTP.SendAsApp"},
+		{"534 5.7.9", authReply("534-5.7.9 Application-specific password required.\n534 5.7.9 Learn more at https://support.google.com/mail"), "starttls", nil, emailconn.StageAuth, "app password or OAuth2"},
+		{"530 5.7.0", smtptest.Options{Users: users, Faults: []smtptest.Fault{{At: "AUTH", Reply: "530 5.7.0 Must issue a STARTTLS command first"}}}, "none", nil, emailconn.StageAuth, "requires STARTTLS before this command"},
+		{"550 5.7.30", authReply("550 5.7.30 Basic authentication is not supported for Client Submission"), "starttls", nil, emailconn.StageAuth, "Basic authentication is retired"},
+		{"504 5.7.4", authReply("504 5.7.4 Unrecognized authentication type"), "starttls", nil, emailconn.StageAuth, "Microsoft 365 accepts only LOGIN and XOAUTH2"},
+		{"wrong password", smtptest.Options{TLS: smtptest.StartTLS, Users: map[string]string{"alice": "other"}}, "starttls", nil, emailconn.StageAuth, "rejected the credentials of alice"},
 		{"550 5.7.1 relay denied", smtptest.Options{TLS: smtptest.StartTLS, Users: users, RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Unable to relay"}
-		}}, emailconn.TLSStartTLS, probe, emailconn.StageRcpt, "refuses to relay"},
+		}}, "starttls", probe, emailconn.StageRcpt, "refuses to relay"},
 		{"550 5.7.60 send-as denied", smtptest.Options{TLS: smtptest.StartTLS, Users: users, MailHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 60}, Message: "Client does not have permissions to send as this sender"}
-		}}, emailconn.TLSStartTLS, probe, emailconn.StageMail, "may not send as engine@example.com"},
-		{"non-SMTP service", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "HTTP/1.1 400 Bad Request\r\n", Close: true}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "does not speak SMTP"},
-		{"421 greeting", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "421 4.3.2 Too many connections", Close: true}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "closed the session (421)"},
-		{"greeting timeout", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}}, emailconn.TLSNone, nil, emailconn.StageGreeting, "sent no greeting"},
-		{"EHLO timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageEHLO, "sent no greeting"},
-		{"STARTTLS timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageSTARTTLS, "did not reply in time"},
-		{"AUTH timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, nil, emailconn.StageAuth, "did not reply in time"},
-		{"MAIL timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Silent}}}, emailconn.TLSStartTLS, probe, emailconn.StageMail, "did not reply in time"},
+		}}, "starttls", probe, emailconn.StageMail, "may not send as engine@example.com"},
+		{"non-SMTP service", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "HTTP/1.1 400 Bad Request\r\n", Close: true}}}, "none", nil, emailconn.StageGreeting, "does not speak SMTP"},
+		{"421 greeting", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "421 4.3.2 Too many connections", Close: true}}}, "none", nil, emailconn.StageGreeting, "closed the session (421)"},
+		{"greeting timeout", smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}}, "none", nil, emailconn.StageGreeting, "sent no greeting"},
+		{"EHLO timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "EHLO", Action: smtptest.Silent}}}, "starttls", nil, emailconn.StageEHLO, "sent no greeting"},
+		{"STARTTLS timeout", smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Action: smtptest.Silent}}}, "starttls", nil, emailconn.StageSTARTTLS, "did not reply in time"},
+		{"AUTH timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "AUTH", Action: smtptest.Silent}}}, "starttls", nil, emailconn.StageAuth, "did not reply in time"},
+		{"MAIL timeout", smtptest.Options{TLS: smtptest.StartTLS, Users: users, Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Silent}}}, "starttls", probe, emailconn.StageMail, "did not reply in time"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,7 +313,7 @@ func TestTestConnectionBoundedWithoutTimeouts(t *testing.T) {
 	const limit = 300 * time.Millisecond // the cap, shortened for the test
 	emailconn.SetDefaultTestTimeout(t, limit)
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	start := time.Now()
 	rep := runTest(c, nil)
@@ -414,7 +414,7 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	t.Parallel()
 	te := newTokenEndpoint(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(_, tok string) bool { return tok != "tok-1" }})
-	r := oauthRegistry(t, srv, te, emailconn.GrantClientCredentials, nil)
+	r := oauthRegistry(t, srv, te, "client_credentials", nil)
 	rep := r.TestConnection(context.Background(), "m365", nil)
 	// The first token is rejected; like a send, the test drops it and
 	// authenticates with a fresh one, and says so.
@@ -429,7 +429,7 @@ func TestTestConnectionOAuth2(t *testing.T) {
 	}
 	// Every token rejected: the failure names the decoded challenge.
 	srv2 := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return false }})
-	r2 := oauthRegistry(t, srv2, te, emailconn.GrantClientCredentials, nil)
+	r2 := oauthRegistry(t, srv2, te, "client_credentials", nil)
 	checkFailure(t, r2.TestConnection(context.Background(), "m365", nil), emailconn.StageAuth, "rejected the OAuth2 access token for robot@contoso.com (status 401, scope https://mail.google.com/")
 	if strings.Contains(string(reportJSON(rep)), "tok-") {
 		t.Error("the report contains a token")
@@ -443,7 +443,7 @@ func TestTestConnection530Hints(t *testing.T) {
 	t.Parallel()
 	// A server that requires AUTH, and a connection without credentials.
 	srv := smtptest.NewServer(t, smtptest.Options{RequireAuth: true, Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	checkFailure(t, runTest(c, &emailconn.TestOptions{ProbeRecipient: "ops@example.com"}), emailconn.StageMail, "requires authentication before sending")
 }
 
@@ -459,9 +459,9 @@ func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 	down := l.Addr().String()
 	l.Close()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
-	c := connFor(t, srv, emailconn.TLSStartTLS)
-	c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "down"
-	oc := &emailconn.OAuth2Config{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "client-secret-canary", Scopes: []string{"https://outlook.office365.com/.default"}}
+	c := connFor(t, srv, "starttls")
+	c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "down"
+	oc := &emailconn.OAuth2Config{Name: "down", GrantType: "client_credentials", TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "client-secret-canary", Scopes: []string{"https://outlook.office365.com/.default"}}
 	for _, restricted := range []bool{false, true} {
 		rep := runTest(c, &emailconn.TestOptions{OAuth2Config: oc, Restricted: restricted})
 		checkFailure(t, rep, emailconn.StageToken, `Nothing accepts connections at the token endpoint of OAuth2 configuration "down": check its tokenURL`)
@@ -501,7 +501,7 @@ func TestIssue10_17_CAFileOfAnotherCA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: tt.cert})
-			c := connFor(t, srv, emailconn.TLSImplicit)
+			c := connFor(t, srv, "implicit")
 			c.CAFile = tt.caFile(t)
 			rep := runTest(c, nil)
 			checkFailure(t, rep, emailconn.StageTLS, tt.hint)
@@ -522,14 +522,14 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 	tests := []struct {
 		name string
 		srv  smtptest.Options
-		mode emailconn.TLSMode
+		mode string
 		hint string
 		not  string
 	}{
-		{"encrypted", smtptest.Options{TLS: smtptest.StartTLS}, emailconn.TLSStartTLS, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
-		{"implicit TLS", smtptest.Options{TLS: smtptest.Implicit}, emailconn.TLSImplicit, "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
-		{"plaintext, STARTTLS offered", smtptest.Options{TLS: smtptest.StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "s3cret"}}, emailconn.TLSNone, "offers STARTTLS and no AUTH before it: turn Enable TLS on", ""},
-		{"plaintext, no STARTTLS", smtptest.Options{}, emailconn.TLSNone, "offers neither AUTH nor STARTTLS on port", "turn Enable TLS on"},
+		{"encrypted", smtptest.Options{TLS: smtptest.StartTLS}, "starttls", "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"implicit TLS", smtptest.Options{TLS: smtptest.Implicit}, "implicit", "offers no AUTH, although the session is encrypted", "turn Enable TLS on"},
+		{"plaintext, STARTTLS offered", smtptest.Options{TLS: smtptest.StartTLS, RequireTLSForAuth: true, Users: map[string]string{"alice": "s3cret"}}, "none", "offers STARTTLS and no AUTH before it: turn Enable TLS on", ""},
+		{"plaintext, no STARTTLS", smtptest.Options{}, "none", "offers neither AUTH nor STARTTLS on port", "turn Enable TLS on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -546,7 +546,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 					t.Errorf("warning %q although no credentials were sent", w)
 				}
 			}
-			if tt.mode == emailconn.TLSNone && !strings.Contains(strings.Join(rep.Warnings, " "), "messages travel in plaintext") {
+			if tt.mode == "none" && !strings.Contains(strings.Join(rep.Warnings, " "), "messages travel in plaintext") {
 				t.Errorf("warnings = %q, want the plaintext warning", rep.Warnings)
 			}
 		})
@@ -554,7 +554,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 	// Credentials that were sent in plaintext (to loopback) are still
 	// reported as sent.
 	srv := smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	creds(&c, nil)
 	rep := runTest(c, nil)
 	if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "the credentials were sent in plaintext") {
@@ -567,7 +567,7 @@ func TestIssue10_18_AuthNotOffered(t *testing.T) {
 func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit})
-	rep := runTest(connFor(t, srv, emailconn.TLSImplicit), nil)
+	rep := runTest(connFor(t, srv, "implicit"), nil)
 	if !rep.OK || len(rep.Warnings) != 0 {
 		t.Errorf("implicit TLS on port %d: ok %v, warnings %q, want none", rep.Server.Port, rep.OK, rep.Warnings)
 	}
@@ -576,7 +576,7 @@ func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr())
 	})
 	for _, port := range []string{"587", "25"} {
-		c := connFor(t, srv, emailconn.TLSImplicit)
+		c := connFor(t, srv, "implicit")
 		c.MailServer = "127.0.0.1:" + port
 		rep = runTest(c, &emailconn.TestOptions{Options: redirect})
 		if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "Implicit TLS on port "+port+": port "+port+" usually expects STARTTLS") {
@@ -585,7 +585,7 @@ func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 	}
 	// STARTTLS on an unusual port: no warning either.
 	st := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
-	if rep := runTest(connFor(t, st, emailconn.TLSStartTLS), nil); !rep.OK || len(rep.Warnings) != 0 {
+	if rep := runTest(connFor(t, st, "starttls"), nil); !rep.OK || len(rep.Warnings) != 0 {
 		t.Errorf("STARTTLS: ok %v, warnings %q", rep.OK, rep.Warnings)
 	}
 }
@@ -596,7 +596,7 @@ func TestIssue10_19_PortWarningOnlyOnWellKnownPorts(t *testing.T) {
 func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Action: smtptest.Silent}}})
-	c := connFor(t, srv, emailconn.TLSNone)
+	c := connFor(t, srv, "none")
 	c.ConnectTimeout, c.SendTimeout = 0, 0
 	for _, restricted := range []bool{false, true} {
 		start := time.Now()
@@ -618,7 +618,7 @@ func TestIssue10_20_TestLimitAtGreeting(t *testing.T) {
 	// The caller's own deadline is still the caller's context error.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	rep := emailconn.TestConnection(ctx, c, &emailconn.TestOptions{Timeout: 5 * time.Second, Options: allowCA(c, nil)})
+	rep := c.Test(ctx, &emailconn.TestOptions{Timeout: 5 * time.Second, Options: allowCA(c, nil)})
 	if !errors.Is(rep.Err, context.DeadlineExceeded) || errors.Is(rep.Err, emailconn.ErrTimeout) {
 		t.Errorf("caller's deadline: err = %v", rep.Err)
 	}
@@ -645,7 +645,7 @@ func TestIssue10_21_TemporaryProbeRefusal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, tt.srv)
-			rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
+			rep := runTest(connFor(t, srv, "none"), &emailconn.TestOptions{ProbeRecipient: "ops@example.com"})
 			checkFailure(t, rep, tt.stage, tt.hint)
 		})
 	}
@@ -690,7 +690,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("banner", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: banner, Close: true}}})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		full := runTest(c, nil)
 		if !strings.Contains(full.Sentence, banner) {
 			t.Errorf("full report: the banner is for administrators: %q", full.Sentence)
@@ -709,7 +709,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		}
 
 		ssh := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.Greeting, Reply: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"}}})
-		rep = runTest(connFor(t, ssh, emailconn.TLSNone), &emailconn.TestOptions{Restricted: true})
+		rep = runTest(connFor(t, ssh, "none"), &emailconn.TestOptions{Restricted: true})
 		checkFailure(t, rep, emailconn.StageGreeting, "does not speak SMTP")
 		leaks(t, rep, "SSH-2.0", "OpenSSH", "Debian")
 		if !strings.Contains(rep.Sentence, "stopped at the greeting stage: the service does not speak SMTP.") {
@@ -720,7 +720,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 	t.Run("extensions and replies", func(t *testing.T) {
 		ehlo := "250-internal-relay-7.corp.local Hello\n250-X-DB db=10.1.2.3\n250-SIZE 1000\n250-AUTH PLAIN LOGIN db=10.1.2.3\n250 PIPELINING"
 		srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: "EHLO", Reply: ehlo}}})
-		rep := runTest(connFor(t, srv, emailconn.TLSNone), &emailconn.TestOptions{Restricted: true})
+		rep := runTest(connFor(t, srv, "none"), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK {
 			t.Fatalf("%s", reportJSON(rep))
 		}
@@ -735,7 +735,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		srv = smtptest.NewServer(t, smtptest.Options{Users: map[string]string{"alice": "s3cret"}, Faults: []smtptest.Fault{
 			{At: smtptest.AuthResult, Reply: "535 5.7.8 internal-relay-7.corp.local rejected alice (Postfix db=10.1.2.3)"},
 		}})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.Username, c.Password = "alice", "s3cret"
 		rep = runTest(c, &emailconn.TestOptions{Restricted: true})
 		checkFailure(t, rep, emailconn.StageAuth, "rejected the credentials of alice")
@@ -747,7 +747,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		// A refused opportunistic STARTTLS: the skip reason and the
 		// warning do not quote the server.
 		srv = smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Faults: []smtptest.Fault{{At: "STARTTLS", Reply: "454 4.7.0 TLS not available on internal-relay-7.corp.local"}}})
-		rep = runTest(connFor(t, srv, emailconn.TLSOpportunistic), &emailconn.TestOptions{Restricted: true})
+		rep = runTest(connFor(t, srv, "opportunistic"), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK || !strings.Contains(strings.Join(rep.Warnings, " "), "Opportunistic TLS fell back to plaintext: the server refused STARTTLS") {
 			t.Errorf("opportunistic: %s", reportJSON(rep))
 		}
@@ -797,14 +797,14 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("certificate", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.Implicit, Cert: smtptest.CertWrongName})
-		rep := runTest(connFor(t, srv, emailconn.TLSImplicit), &emailconn.TestOptions{Restricted: true})
+		rep := runTest(connFor(t, srv, "implicit"), &emailconn.TestOptions{Restricted: true})
 		checkFailure(t, rep, emailconn.StageTLS, "The server's certificate is not valid for 127.0.0.1")
 		leaks(t, rep, smtptest.WrongName, "smtptest CA")
 		if ci := rep.Certificate; ci == nil || ci.Verified || ci.NotAfter.IsZero() || ci.Subject != "" {
 			t.Errorf("certificate = %+v", ci)
 		}
 		ok := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS})
-		rep = runTest(connFor(t, ok, emailconn.TLSStartTLS), &emailconn.TestOptions{Restricted: true})
+		rep = runTest(connFor(t, ok, "starttls"), &emailconn.TestOptions{Restricted: true})
 		if !rep.OK || rep.Certificate == nil || !rep.Certificate.Verified || rep.Server.TLSVersion == "" {
 			t.Errorf("verified certificate: %s", reportJSON(rep))
 		}
@@ -819,9 +819,9 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 		down := l.Addr().String()
 		l.Close()
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}})
-		c := connFor(t, srv, emailconn.TLSStartTLS)
-		c.AuthType, c.Username, c.OAuth2Config = emailconn.AuthOAuth2, "robot@contoso.com", "down"
-		oc := &emailconn.OAuth2Config{Name: "down", GrantType: emailconn.GrantClientCredentials, TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
+		c := connFor(t, srv, "starttls")
+		c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "down"
+		oc := &emailconn.OAuth2Config{Name: "down", GrantType: "client_credentials", TokenURL: "http://" + down + "/token", ClientID: "app", ClientSecret: "x-secret", Scopes: []string{"s"}}
 		rep := runTest(c, &emailconn.TestOptions{OAuth2Config: oc, Restricted: true})
 		leaks(t, rep, "dial tcp", "Post ")
 		if !strings.Contains(rep.Sentence, "stopped at the OAuth2 token: connection refused.") {
@@ -831,7 +831,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 
 	t.Run("registry names", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		c := connFor(t, srv, emailconn.TLSNone)
+		c := connFor(t, srv, "none")
 		c.Name = "billing-eu"
 		r, err := emailconn.NewRegistry(emailconn.Config{Connections: []emailconn.Connection{c}}, allowCA(c, nil))
 		if err != nil {

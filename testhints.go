@@ -92,7 +92,7 @@ func (v *view) transportHint(h *hintInput) string {
 		return fmt.Sprintf("No route to %s: check the network path and firewalls.", host)
 	case at == StageConnect && errors.Is(err, ErrTimeout):
 		return fmt.Sprintf("No answer from %s port %d: a firewall may drop the connection, or the host is down.", host, port)
-	case (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrTimeout) && mode != TLSImplicit:
+	case (at == StageGreeting || at == StageEHLO) && errors.Is(err, ErrTimeout) && mode != tlsImplicit:
 		if port == 465 {
 			return "The server did not greet: port 465 expects implicit TLS. Set tlsMode to \"implicit\" (or keep Enable TLS on with port 465)."
 		}
@@ -146,7 +146,7 @@ func (v *view) authHint(h *hintInput) string {
 		}
 	case errors.As(err, &mech):
 		offered := strings.Join(saslNames(mech.offered), " ")
-		if s.conn.authType() == AuthOAuth2 {
+		if s.conn.authType() == authOAuth2 {
 			return fmt.Sprintf("The server offers %s but not XOAUTH2 or OAUTHBEARER: it does not accept OAuth2 here.", offered)
 		} else {
 			return fmt.Sprintf("The server offers %s but not PLAIN or LOGIN: it does not accept a user name and password here (try OAuth2 if it offers XOAUTH2).", offered)

@@ -191,7 +191,7 @@ func (v *view) skipReason(st Stage, traced string, tr *testRecorder) string {
 	case StageMail, StageRcpt, StageReset:
 		return "no probe recipient was given"
 	case StageSTARTTLS:
-		if v.s.ep.mode == TLSOpportunistic {
+		if v.s.ep.mode == tlsOpportunistic {
 			if slices.ContainsFunc(tr.ext, func(l string) bool { return strings.EqualFold(l, "STARTTLS") }) {
 				return "the server refused STARTTLS; opportunistic mode continues in plaintext"
 			}
@@ -267,7 +267,7 @@ func (s *Sender) whySkipped(st Stage) string {
 	case StageTLS:
 		return fmt.Sprintf("implicit TLS is not used (TLS mode %s)", s.ep.mode)
 	case StageSTARTTLS:
-		if s.ep.mode == TLSImplicit {
+		if s.ep.mode == tlsImplicit {
 			return "the session is already encrypted (implicit TLS)"
 		}
 		return "TLS is off (TLS mode none)"
@@ -308,9 +308,9 @@ func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageI
 	// Only the well-known ports say which TLS mode a server expects; any
 	// other port says nothing.
 	switch {
-	case s.ep.mode == TLSImplicit && (s.ep.port == 587 || s.ep.port == 25):
+	case s.ep.mode == tlsImplicit && (s.ep.port == 587 || s.ep.port == 25):
 		add("Implicit TLS on port %d: port %d usually expects STARTTLS; implicit TLS is usually on port 465.", s.ep.port, s.ep.port)
-	case (s.ep.mode == TLSStartTLS || s.ep.mode == TLSOpportunistic) && s.ep.port == 465:
+	case (s.ep.mode == tlsStartTLS || s.ep.mode == tlsOpportunistic) && s.ep.port == 465:
 		add("STARTTLS on port 465: port 465 usually expects implicit TLS (tlsMode \"implicit\").")
 	}
 	if rep.Certificate != nil && rep.Certificate.Verified {
@@ -345,7 +345,7 @@ func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageI
 	if tr.retried != nil {
 		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", v.detail(tr.retried, StageAuth))
 	}
-	if ts, ok := seen[StageSTARTTLS]; ok && ts.Skipped != "" && s.ep.mode == TLSOpportunistic {
+	if ts, ok := seen[StageSTARTTLS]; ok && ts.Skipped != "" && s.ep.mode == tlsOpportunistic {
 		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.Skipped, tr))
 	}
 }
@@ -392,7 +392,7 @@ func (v *view) sentence(rep *TestReport, err error, failedAt Stage) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "Connected to %s", where)
 		switch {
-		case s.ep.mode == TLSImplicit:
+		case s.ep.mode == tlsImplicit:
 			fmt.Fprintf(&b, ", implicit TLS (%s)", rep.Server.TLSVersion)
 		case rep.Server.TLSVersion != "":
 			fmt.Fprintf(&b, ", STARTTLS (%s)", rep.Server.TLSVersion)

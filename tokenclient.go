@@ -15,7 +15,7 @@ var tokenRequestTimeout = 30 * time.Second
 var errRegistryClosed = &wrapped{msg: "the registry is closed", err: ErrClosed}
 
 // A tokenClient is the HTTP client for token requests that a Registry (or
-// one TestOAuth2 call) makes when Options.HTTPClient is nil: a pool of
+// one OAuth2Config.Test call) makes when Options.HTTPClient is nil: a pool of
 // connections of its own, dialling under Options.DialPolicy, following no
 // redirect (a redirected POST would resend the client secret), each request
 // bounded by tokenRequestTimeout. Once closed it refuses requests. It is

@@ -5,7 +5,7 @@
 // every message it accepts.
 //
 //	srv := emailconntest.NewServer(&emailconntest.Options{
-//		TLS:      emailconn.TLSStartTLS,
+//		TLS:      "starttls",
 //		Username: "alerts", Password: "s3cret",
 //	})
 //	defer srv.Close()

@@ -18,7 +18,7 @@ import (
 // along a process's route, and assertions on the decoded message.
 func ExampleServer() {
 	srv := emailconntest.NewServer(&emailconntest.Options{
-		TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret",
+		TLS: "starttls", Username: "alerts", Password: "s3cret",
 	})
 	defer srv.Close()
 

@@ -16,12 +16,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/emailconntest"
 )
 
 func TestTrustFromCode(t *testing.T) {
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSImplicit})
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "implicit"})
 	defer srv.Close()
 	if c := srv.Connection("x"); c.CAFile != "" || c.RootCAs == nil {
 		t.Errorf("CAFile %q, RootCAs set %v; want trust from code", c.CAFile, c.RootCAs != nil)

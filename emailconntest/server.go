@@ -18,14 +18,14 @@ import (
 // Options configures a Server. The zero value, and a nil *Options, give a
 // plaintext server without AUTH that accepts every message.
 type Options struct {
-	// TLS is how the server offers TLS: emailconn.TLSStartTLS advertises
-	// STARTTLS, emailconn.TLSImplicit speaks TLS from the first byte. Either
+	// TLS is how the server offers TLS: "starttls" advertises
+	// STARTTLS, "implicit" speaks TLS from the first byte. Either
 	// way the server presents a certificate for 127.0.0.1 signed by a CA
 	// made when the first server of the process starts, and AUTH is only
-	// offered under TLS. Zero (or emailconn.TLSNone) means plaintext;
-	// emailconn.TLSOpportunistic is not a server mode and makes NewServer
+	// offered under TLS. Zero (or "none") means plaintext;
+	// "opportunistic" is not a server mode and makes NewServer
 	// panic.
-	TLS emailconn.TLSMode
+	TLS string
 
 	// Username and Password are the only credentials AUTH PLAIN and LOGIN
 	// accept. When Username is set, the server refuses MAIL until the
@@ -91,13 +91,13 @@ func NewServer(opts *Options) *Server {
 	}
 	so := smtptest.Options{Domain: "emailconntest.localhost"}
 	switch o.TLS {
-	case "", emailconn.TLSNone:
-	case emailconn.TLSStartTLS:
+	case "", "none":
+	case "starttls":
 		so.TLS = smtptest.StartTLS
-	case emailconn.TLSImplicit:
+	case "implicit":
 		so.TLS = smtptest.Implicit
 	default:
-		panic(fmt.Sprintf("emailconntest: Options.TLS %q is not a server mode (use %q, %q or none)", o.TLS, emailconn.TLSStartTLS, emailconn.TLSImplicit))
+		panic(fmt.Sprintf("emailconntest: Options.TLS %q is not a server mode (use %q, %q or none)", o.TLS, "starttls", "implicit"))
 	}
 	so.RequireTLSForAuth = so.TLS != smtptest.Plain
 	if o.Username != "" {
@@ -197,7 +197,7 @@ func (s *Server) Addr() string { return s.srv.Addr() }
 // not turned off); Username and Password are the server's; ConnectTimeout
 // and SendTimeout are 10 seconds, so a test that goes wrong fails instead
 // of hanging. When the server has ValidateToken and no Password, the
-// connection has AuthType emailconn.AuthOAuth2 and the caller sets
+// connection has AuthType "oauth2" and the caller sets
 // OAuth2Config to the name of an OAuth2 configuration of its Registry.
 // From, To and ActionsBaseURL are left for the caller to set. (A server
 // Password that starts with "env:" or "file:" would be read as a
@@ -208,14 +208,14 @@ func (s *Server) Connection(name string) emailconn.Connection {
 		ConnectTimeout: 10 * time.Second, SendTimeout: 10 * time.Second,
 	}
 	switch s.opts.TLS {
-	case emailconn.TLSStartTLS, emailconn.TLSImplicit:
+	case "starttls", "implicit":
 		c.EnableTLS, c.TLSMode = true, s.opts.TLS
 		c.RootCAs = smtptest.SharedCA().Pool()
 	}
 	if s.opts.Username != "" {
 		c.Username = s.opts.Username
 		if s.opts.Password == "" && s.opts.ValidateToken != nil {
-			c.AuthType = emailconn.AuthOAuth2
+			c.AuthType = "oauth2"
 		} else {
 			c.Password = emailconn.Secret(s.opts.Password)
 		}

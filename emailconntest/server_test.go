@@ -48,13 +48,13 @@ func TestIssue13_1_Modes(t *testing.T) {
 		opts     *emailconntest.Options
 		tls      bool
 		mech     string
-		wantMode emailconn.TLSMode
+		wantMode string
 	}{
 		{"nil options", nil, false, "", ""},
 		{"plaintext auth", &emailconntest.Options{Username: "alerts", Password: "s3cret"}, false, "PLAIN", ""},
-		{"starttls", &emailconntest.Options{TLS: emailconn.TLSStartTLS}, true, "", emailconn.TLSStartTLS},
-		{"starttls auth", &emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"}, true, "PLAIN", emailconn.TLSStartTLS},
-		{"implicit auth", &emailconntest.Options{TLS: emailconn.TLSImplicit, Username: "alerts", Password: "s3cret"}, true, "PLAIN", emailconn.TLSImplicit},
+		{"starttls", &emailconntest.Options{TLS: "starttls"}, true, "", "starttls"},
+		{"starttls auth", &emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"}, true, "PLAIN", "starttls"},
+		{"implicit auth", &emailconntest.Options{TLS: "implicit", Username: "alerts", Password: "s3cret"}, true, "PLAIN", "implicit"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, tt.opts)
@@ -85,16 +85,16 @@ func TestIssue13_1_Modes(t *testing.T) {
 func TestIssue13_1_BadTLSModePanics(t *testing.T) {
 	defer func() {
 		if r := recover(); r == nil || !strings.Contains(r.(string), "is not a server mode") {
-			t.Errorf("NewServer with TLSOpportunistic: recover() = %v, want a panic naming the mode", r)
+			t.Errorf("NewServer with TLS \"opportunistic\": recover() = %v, want a panic naming the mode", r)
 		}
 	}()
-	srv := emailconntest.NewServer(&emailconntest.Options{TLS: emailconn.TLSOpportunistic})
+	srv := emailconntest.NewServer(&emailconntest.Options{TLS: "opportunistic"})
 	srv.Close()
 }
 
 // TestIssue13_1_Decoded: the content is decoded with go-message.
 func TestIssue13_1_Decoded(t *testing.T) {
-	srv := newServer(t, &emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	srv := newServer(t, &emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"})
 	c := srv.Connection("alerts")
 	c.From = "Alerts <alerts@example.com>"
 	c.ActionsBaseURL = "https://approvals.example.com"
@@ -194,7 +194,7 @@ func TestIssue13_1_DecodeLenient(t *testing.T) {
 }
 
 func TestIssue13_1_Auth(t *testing.T) {
-	srv := newServer(t, &emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "alerts", Password: "s3cret"})
+	srv := newServer(t, &emailconntest.Options{TLS: "starttls", Username: "alerts", Password: "s3cret"})
 	msg := &emailconn.Message{From: "alerts@example.com", To: []string{"ops@example.com"}, Text: "x"}
 
 	c := srv.Connection("wrong")
@@ -222,7 +222,7 @@ func TestIssue13_1_Token(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	srv := newServer(t, &emailconntest.Options{
-		TLS: emailconn.TLSImplicit, Username: "robot@example.com",
+		TLS: "implicit", Username: "robot@example.com",
 		ValidateToken: func(user, token string) bool {
 			mu.Lock()
 			seen = append(seen, user+" "+token)
@@ -235,7 +235,7 @@ func TestIssue13_1_Token(t *testing.T) {
 		want  error
 	}{{"good-token", nil}, {"bad-token", emailconn.ErrAuthFailed}} {
 		c := srv.Connection("m365")
-		if c.AuthType != emailconn.AuthOAuth2 || c.Username != "robot@example.com" || c.Password != "" {
+		if c.AuthType != "oauth2" || c.Username != "robot@example.com" || c.Password != "" {
 			t.Fatalf("Connection() = %v, want an OAuth2 connection for robot@example.com", c)
 		}
 		c.OAuth2Config = "test"
@@ -392,7 +392,7 @@ func TestIssue13_1_MessagesAreCopies(t *testing.T) {
 
 // TestIssue13_1_Concurrent sends from many goroutines (run with -race).
 func TestIssue13_1_Concurrent(t *testing.T) {
-	srv := newServer(t, &emailconntest.Options{TLS: emailconn.TLSStartTLS, Username: "u", Password: "p"})
+	srv := newServer(t, &emailconntest.Options{TLS: "starttls", Username: "u", Password: "p"})
 	c := srv.Connection("x")
 	c.From = "a@example.com"
 	s := newSender(t, c, nil)

@@ -46,7 +46,7 @@ func main() {
 	}))
 	defer idp.Close()
 	srv := emailconntest.NewServer(&emailconntest.Options{
-		TLS:      emailconn.TLSStartTLS,
+		TLS:      "starttls",
 		Username: "alerts@example.com", Password: "correct horse battery staple",
 		ValidateToken: func(user, token string) bool {
 			return user == "hr@example.com" && strings.HasPrefix(token, "local-access-token-")
@@ -65,7 +65,7 @@ func main() {
 	alerts.ActionsBaseURL = "https://approvals.example.com"
 
 	hr := srv.Connection("hr")
-	hr.AuthType, hr.Username, hr.Password = emailconn.AuthOAuth2, "hr@example.com", ""
+	hr.AuthType, hr.Username, hr.Password = "oauth2", "hr@example.com", ""
 	hr.OAuth2Config = "local-idp"
 	hr.From, hr.To = "hr@example.com", []string{"hr-team@example.com"}
 
@@ -75,7 +75,7 @@ func main() {
 	cfg := emailconn.Config{
 		Connections: []emailconn.Connection{alerts, hr},
 		OAuth2Configs: []emailconn.OAuth2Config{{
-			Name: "local-idp", GrantType: emailconn.GrantClientCredentials, TokenURL: idp.URL + "/token",
+			Name: "local-idp", GrantType: "client_credentials", TokenURL: idp.URL + "/token",
 			ClientID: "engine", ClientSecret: "engine-client-secret", Scopes: []string{"smtp.send"},
 		}},
 		Grid:      &grid,

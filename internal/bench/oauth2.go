@@ -14,10 +14,10 @@ func oauthRegistry(e *Env, opts *emailconn.Options) (*emailconn.Registry, error)
 	base := emailconn.Connection{MailServer: e.TLS.Addr, EnableTLS: true, CAFile: e.CAFile, From: From, Username: User}
 	basic, oauth := base, base
 	basic.Name, basic.Password = "basic", emailconn.Secret(Password)
-	oauth.Name, oauth.AuthType, oauth.OAuth2Config = "oauth2", emailconn.AuthOAuth2, "bench"
+	oauth.Name, oauth.AuthType, oauth.OAuth2Config = "oauth2", "oauth2", "bench"
 	return emailconn.NewRegistry(emailconn.Config{
 		Connections: []emailconn.Connection{basic, oauth},
-		OAuth2Configs: []emailconn.OAuth2Config{{Name: "bench", GrantType: emailconn.GrantClientCredentials,
+		OAuth2Configs: []emailconn.OAuth2Config{{Name: "bench", GrantType: "client_credentials",
 			TokenURL: e.TokenURL, ClientID: "bench-client", ClientSecret: "bench-secret"}},
 		Processes: map[string]string{"basic": "basic", "oauth2": "oauth2"},
 	}, withRefs(e, opts))

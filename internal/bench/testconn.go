@@ -34,8 +34,8 @@ func BareProtocolBench(b *testing.B) {
 	}
 }
 
-// TestConnectionBench is case 5 for emailconn: the package function
-// TestConnection (a new Sender, the CA file read, every stage traced and
+// TestConnectionBench is case 5 for emailconn: Connection.Test
+// (a new Sender, the CA file read, every stage traced and
 // reported), or with registry, Registry.TestConnection on a connection
 // whose Sender the Registry keeps. Both run STARTTLS, AUTH PLAIN and QUIT
 // against the same sink.
@@ -57,7 +57,7 @@ func TestConnectionBench(registry bool) func(b *testing.B) {
 		n := 0
 		test := func() *emailconn.TestReport {
 			n++
-			return emailconn.TestConnection(ctx, conns[n%len(conns)], topts)
+			return conns[n%len(conns)].Test(ctx, topts)
 		}
 		if registry {
 			r, err := emailconn.NewRegistry(emailconn.Config{Connections: conns}, withRefs(e, nil))

@@ -17,7 +17,7 @@ import (
 func TestActionLinks(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instPlain).reset(t)
-	c := s.conn(instPlain, emailconn.TLSNone)
+	c := s.conn(instPlain, "none")
 	c.ActionsBaseURL = "https://approvals.example.com"
 	snd := newSender(t, c, &emailconn.Options{ActionOrigin: "http://engine.internal:8080"})
 

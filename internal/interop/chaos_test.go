@@ -36,7 +36,7 @@ func TestChaosClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mp := mailpitOf(instChaos).reset(t)
 			mp.setChaos(t, tc.chaos(trigger{ErrorCode: tc.code, Probability: 100}))
-			snd := newSender(t, s.conn(instChaos, emailconn.TLSNone), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+			snd := newSender(t, s.conn(instChaos, "none"), &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 			_, err := snd.Send(t.Context(), &emailconn.Message{Subject: "must not arrive", Text: "x"})
 			if err == nil {
 				t.Fatalf("Send succeeded despite a %d chaos trigger", tc.code)
@@ -92,7 +92,7 @@ func TestChaosRetries(t *testing.T) {
 			mp := mailpitOf(instChaos).reset(t)
 			mp.setChaos(t, chaos{Sender: &trigger{ErrorCode: tc.code, Probability: 100}})
 			logs := &logRecorder{}
-			snd := newSender(t, s.conn(instChaos, emailconn.TLSNone), &emailconn.Options{Logger: newLogger(logs), Retry: retry})
+			snd := newSender(t, s.conn(instChaos, "none"), &emailconn.Options{Logger: newLogger(logs), Retry: retry})
 			if _, err := snd.Send(t.Context(), &emailconn.Message{Subject: "must not arrive", Text: "x"}); err == nil {
 				t.Fatalf("Send succeeded despite a %d chaos trigger", tc.code)
 			}
@@ -109,7 +109,7 @@ func TestChaosRetries(t *testing.T) {
 		mp.setChaos(t, chaos{Sender: &trigger{ErrorCode: 451, Probability: 30}})
 		r := retry
 		r.MaxAttempts = 12 // a message fails only if 12 attempts in a row do: 0.3^12 ≈ 5e-7
-		snd := newSender(t, s.conn(instChaos, emailconn.TLSNone), &emailconn.Options{Retry: r})
+		snd := newSender(t, s.conn(instChaos, "none"), &emailconn.Options{Retry: r})
 		ids := map[string]bool{}
 		attempts := 0
 		for n := range messages {

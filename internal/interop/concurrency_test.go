@@ -17,7 +17,7 @@ func TestConcurrentSends(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instSTARTTLS).reset(t)
 	const messages, workers = 200, 16
-	snd := newSender(t, s.conn(instSTARTTLS, emailconn.TLSStartTLS), &emailconn.Options{MaxSessions: 8})
+	snd := newSender(t, s.conn(instSTARTTLS, "starttls"), &emailconn.Options{MaxSessions: 8})
 
 	var mu sync.Mutex
 	receipts := make(map[int]*emailconn.Receipt)

@@ -32,7 +32,7 @@ import (
 func TestRichMessage(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instSTARTTLS).reset(t)
-	snd := newSender(t, s.conn(instSTARTTLS, emailconn.TLSStartTLS), nil)
+	snd := newSender(t, s.conn(instSTARTTLS, "starttls"), nil)
 
 	big := make([]byte, 10<<20)
 	fillRandom(big, 42)

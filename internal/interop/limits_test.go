@@ -38,7 +38,7 @@ func TestMessageSize(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			mp := mailpitOf(instChaos).reset(t)
-			snd := newSender(t, s.conn(instChaos, emailconn.TLSNone), nil)
+			snd := newSender(t, s.conn(instChaos, "none"), nil)
 			_, err := snd.Send(t.Context(), &emailconn.Message{
 				Subject:     "too large",
 				Text:        "2 MiB attached",
@@ -101,7 +101,7 @@ func TestRecipientRejected(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			mp := mailpitOf(instChaos).reset(t)
-			snd := newSender(t, s.conn(instChaos, emailconn.TLSNone), nil)
+			snd := newSender(t, s.conn(instChaos, "none"), nil)
 			rc, err := snd.Send(t.Context(), &emailconn.Message{To: tc.to, Subject: "recipients " + tc.name, Text: "x", RequireAllRecipients: tc.requireAll})
 			if !errors.Is(err, emailconn.ErrRecipientRejected) {
 				t.Fatalf("Send error = %v, want ErrRecipientRejected", err)

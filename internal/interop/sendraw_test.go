@@ -3,8 +3,6 @@ package interop
 import (
 	"strings"
 	"testing"
-
-	"github.com/emailconn/emailconn"
 )
 
 // TestSendRaw sends a prepared RFC 5322 message whose lines end in bare LF,
@@ -14,7 +12,7 @@ import (
 func TestSendRaw(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instPlain).reset(t)
-	snd := newSender(t, s.conn(instPlain, emailconn.TLSNone), nil)
+	snd := newSender(t, s.conn(instPlain, "none"), nil)
 	raw := "From: Workflow Engine <engine@example.com>\n" +
 		"To: Ops <ops@example.com>\n" +
 		"Subject: raw interop message\n" +

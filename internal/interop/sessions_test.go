@@ -32,19 +32,19 @@ func TestSessions(t *testing.T) {
 	cases := []struct {
 		name     string
 		inst     string
-		mode     emailconn.TLSMode
+		mode     string
 		tlsOn    bool   // EnableTLS, with mode ""
 		authOnly string // offer only this mechanism (through a proxy)
 		wantTLS  bool
 		wantMech string
 	}{
-		{name: "plain/none", inst: instPlain, mode: emailconn.TLSNone, wantMech: "PLAIN"},
-		{name: "plain/opportunistic", inst: instPlain, mode: emailconn.TLSOpportunistic, wantMech: "PLAIN"},
-		{name: "plain/LOGIN only", inst: instPlain, mode: emailconn.TLSNone, authOnly: "LOGIN", wantMech: "LOGIN"},
-		{name: "starttls-required/starttls", inst: instSTARTTLS, mode: emailconn.TLSStartTLS, wantTLS: true, wantMech: "PLAIN"},
+		{name: "plain/none", inst: instPlain, mode: "none", wantMech: "PLAIN"},
+		{name: "plain/opportunistic", inst: instPlain, mode: "opportunistic", wantMech: "PLAIN"},
+		{name: "plain/LOGIN only", inst: instPlain, mode: "none", authOnly: "LOGIN", wantMech: "LOGIN"},
+		{name: "starttls-required/starttls", inst: instSTARTTLS, mode: "starttls", wantTLS: true, wantMech: "PLAIN"},
 		{name: "starttls-required/EnableTLS", inst: instSTARTTLS, tlsOn: true, wantTLS: true, wantMech: "PLAIN"},
-		{name: "starttls-required/opportunistic", inst: instSTARTTLS, mode: emailconn.TLSOpportunistic, wantTLS: true, wantMech: "PLAIN"},
-		{name: "implicit-tls/implicit", inst: instTLS, mode: emailconn.TLSImplicit, wantTLS: true, wantMech: "PLAIN"},
+		{name: "starttls-required/opportunistic", inst: instSTARTTLS, mode: "opportunistic", wantTLS: true, wantMech: "PLAIN"},
+		{name: "implicit-tls/implicit", inst: instTLS, mode: "implicit", wantTLS: true, wantMech: "PLAIN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,13 +148,13 @@ func TestWrongPassword(t *testing.T) {
 	cases := []struct {
 		name     string
 		inst     string
-		mode     emailconn.TLSMode
+		mode     string
 		authOnly string
 	}{
-		{"plain/PLAIN", instPlain, emailconn.TLSNone, ""},
-		{"plain/LOGIN only", instPlain, emailconn.TLSNone, "LOGIN"},
-		{"starttls-required", instSTARTTLS, emailconn.TLSStartTLS, ""},
-		{"implicit-tls", instTLS, emailconn.TLSImplicit, ""},
+		{"plain/PLAIN", instPlain, "none", ""},
+		{"plain/LOGIN only", instPlain, "none", "LOGIN"},
+		{"starttls-required", instSTARTTLS, "starttls", ""},
+		{"implicit-tls", instTLS, "implicit", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,18 +210,18 @@ func TestTLSUnavailable(t *testing.T) {
 	cases := []struct {
 		name      string
 		inst      string
-		mode      emailconn.TLSMode
+		mode      string
 		tlsOn     bool
 		noCA      bool
 		proxy     bool // through a recording proxy (plaintext servers only)
 		wantStage emailconn.Stage
 		wantCert  bool // the cause is a certificate verification error
 	}{
-		{name: "starttls mode, STARTTLS not offered", inst: instPlain, mode: emailconn.TLSStartTLS, proxy: true, wantStage: emailconn.StageSTARTTLS},
+		{name: "starttls mode, STARTTLS not offered", inst: instPlain, mode: "starttls", proxy: true, wantStage: emailconn.StageSTARTTLS},
 		{name: "EnableTLS, STARTTLS not offered", inst: instPlain, tlsOn: true, proxy: true, wantStage: emailconn.StageSTARTTLS},
-		{name: "implicit mode, plaintext server", inst: instPlain, mode: emailconn.TLSImplicit, proxy: true, wantStage: emailconn.StageTLS},
-		{name: "starttls, untrusted certificate", inst: instSTARTTLS, mode: emailconn.TLSStartTLS, noCA: true, wantStage: emailconn.StageSTARTTLS, wantCert: true},
-		{name: "implicit, untrusted certificate", inst: instTLS, mode: emailconn.TLSImplicit, noCA: true, wantStage: emailconn.StageTLS, wantCert: true},
+		{name: "implicit mode, plaintext server", inst: instPlain, mode: "implicit", proxy: true, wantStage: emailconn.StageTLS},
+		{name: "starttls, untrusted certificate", inst: instSTARTTLS, mode: "starttls", noCA: true, wantStage: emailconn.StageSTARTTLS, wantCert: true},
+		{name: "implicit, untrusted certificate", inst: instTLS, mode: "implicit", noCA: true, wantStage: emailconn.StageTLS, wantCert: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,7 +274,7 @@ func TestTLSUnavailable(t *testing.T) {
 func TestTLSModeMismatch(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instTLS).reset(t)
-	c := s.conn(instTLS, emailconn.TLSStartTLS)
+	c := s.conn(instTLS, "starttls")
 	c.ConnectTimeout = time.Second
 	snd := newSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
@@ -315,7 +315,7 @@ func TestPlaintextToSTARTTLSRequired(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mp := mailpitOf(instSTARTTLS).reset(t)
-			c := s.conn(instSTARTTLS, emailconn.TLSNone)
+			c := s.conn(instSTARTTLS, "none")
 			c.Username = tc.user
 			if tc.user == "" {
 				c.Password = ""

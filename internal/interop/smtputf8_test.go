@@ -13,7 +13,7 @@ import (
 func TestSMTPUTF8(t *testing.T) {
 	s := setup(t)
 	mp := mailpitOf(instPlain).reset(t)
-	snd := newSender(t, s.conn(instPlain, emailconn.TLSNone), nil)
+	snd := newSender(t, s.conn(instPlain, "none"), nil)
 	rc, err := snd.Send(t.Context(), &emailconn.Message{
 		From:    "Prozess-Engine <engine@example.com>",
 		To:      []string{"Jürgen Groß <jürgen.groß@bücher.example>", "山田太郎 <山田@例え.example>"},

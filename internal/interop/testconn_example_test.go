@@ -158,7 +158,7 @@ func TestTestconnExample(t *testing.T) {
 					t.Errorf("JSON of a passing test has an error: %v", rep.Raw["error"])
 				}
 				checkLadder(t, &rep.TestReport, "s p s p p p s p p p p p")
-				if rep.Server.TLSVersion != cert.tlsVersion || rep.Server.Mechanism != "PLAIN" || rep.Server.TLSMode != emailconn.TLSStartTLS {
+				if rep.Server.TLSVersion != cert.tlsVersion || rep.Server.Mechanism != "PLAIN" || rep.Server.TLSMode != "starttls" {
 					t.Errorf("JSON server: %+v", rep.Server)
 				}
 				checkCertificate(t, rep.Certificate, cert, true)

@@ -209,58 +209,58 @@ func TestTestConnectionPasses(t *testing.T) {
 	cases := []struct {
 		name  string
 		inst  string
-		mode  emailconn.TLSMode
+		mode  string
 		mod   func(c *emailconn.Connection)
 		proxy bool // through the recording proxy, to see every command
 		// ladder up to auth (mail, rcpt and rset follow from the probe,
 		// quit passes)
 		spec           string
-		wantMode       emailconn.TLSMode
+		wantMode       string
 		starttlsDetail string // a skipped starttls stage's reason
 		warnings       []string
 	}{
 		{
-			name: "plain/none over loopback", inst: instPlain, mode: emailconn.TLSNone, proxy: true,
-			spec: "s p s p p s s p", wantMode: emailconn.TLSNone, starttlsDetail: "TLS is off",
+			name: "plain/none over loopback", inst: instPlain, mode: "none", proxy: true,
+			spec: "s p s p p s s p", wantMode: "none", starttlsDetail: "TLS is off",
 			warnings: []string{"credentials were sent in plaintext"},
 		},
 		{
-			name: "plain/none with allowInsecureAuth", inst: instPlain, mode: emailconn.TLSNone,
+			name: "plain/none with allowInsecureAuth", inst: instPlain, mode: "none",
 			mod:  func(c *emailconn.Connection) { c.AllowInsecureAuth = true },
-			spec: "s p s p p s s p", wantMode: emailconn.TLSNone, starttlsDetail: "TLS is off",
+			spec: "s p s p p s s p", wantMode: "none", starttlsDetail: "TLS is off",
 			warnings: []string{"credentials were sent in plaintext"},
 		},
 		{
-			name: "plain/opportunistic", inst: instPlain, mode: emailconn.TLSOpportunistic,
-			spec: "s p s p p s s p", wantMode: emailconn.TLSOpportunistic, starttlsDetail: "does not offer STARTTLS",
+			name: "plain/opportunistic", inst: instPlain, mode: "opportunistic",
+			spec: "s p s p p s s p", wantMode: "opportunistic", starttlsDetail: "does not offer STARTTLS",
 			warnings: []string{"credentials were sent in plaintext", "Opportunistic TLS fell back to plaintext"},
 		},
 		{
-			name: "starttls/starttls", inst: instSTARTTLS, mode: emailconn.TLSStartTLS,
-			spec: "s p s p p p s p", wantMode: emailconn.TLSStartTLS,
+			name: "starttls/starttls", inst: instSTARTTLS, mode: "starttls",
+			spec: "s p s p p p s p", wantMode: "starttls",
 		},
 		{
 			name: "starttls/EnableTLS", inst: instSTARTTLS,
 			mod:  func(c *emailconn.Connection) { c.EnableTLS = true },
-			spec: "s p s p p p s p", wantMode: emailconn.TLSStartTLS,
+			spec: "s p s p p p s p", wantMode: "starttls",
 		},
 		{
-			name: "starttls/opportunistic", inst: instSTARTTLS, mode: emailconn.TLSOpportunistic,
-			spec: "s p s p p p s p", wantMode: emailconn.TLSOpportunistic,
+			name: "starttls/opportunistic", inst: instSTARTTLS, mode: "opportunistic",
+			spec: "s p s p p p s p", wantMode: "opportunistic",
 		},
 		{
-			name: "starttls/starttls by host name", inst: instSTARTTLS, mode: emailconn.TLSStartTLS,
+			name: "starttls/starttls by host name", inst: instSTARTTLS, mode: "starttls",
 			mod: func(c *emailconn.Connection) {
 				_, port, _ := net.SplitHostPort(c.MailServer)
 				c.MailServer = net.JoinHostPort("localhost", port)
 			},
-			spec: "p p s p p p s p", wantMode: emailconn.TLSStartTLS,
+			spec: "p p s p p p s p", wantMode: "starttls",
 		},
 		{
-			name: "implicit-tls/implicit", inst: instTLS, mode: emailconn.TLSImplicit,
+			name: "implicit-tls/implicit", inst: instTLS, mode: "implicit",
 			// A clean success on the implicit-TLS port has no port warning
 			// (issue 10-19).
-			spec: "s p p p p s s p", wantMode: emailconn.TLSImplicit, starttlsDetail: "already encrypted",
+			spec: "s p p p p s s p", wantMode: "implicit", starttlsDetail: "already encrypted",
 		},
 	}
 	for _, tc := range cases {
@@ -280,7 +280,7 @@ func TestTestConnectionPasses(t *testing.T) {
 					px = newProxy(t, smtpAddr(tc.inst), "")
 					c.MailServer = px.addr()
 				}
-				rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe, Options: allowCA(c, nil)})
+				rep := c.Test(t.Context(), &emailconn.TestOptions{ProbeRecipient: probe, Options: allowCA(c, nil)})
 				if !rep.OK || rep.Err != nil || strings.Contains(string(reportJSON(rep)), `"error"`) {
 					t.Fatalf("Test Connection failed: %v\n%s", rep.Err, reportJSON(rep))
 				}
@@ -360,7 +360,7 @@ func TestTestConnectionPasses(t *testing.T) {
 						t.Errorf("Sentence of a passing test contains %q: %q", bad, sentence)
 					}
 				}
-				wantTLS := map[emailconn.TLSMode]string{emailconn.TLSImplicit: "implicit TLS (" + srv.TLSVersion + ")"}[tc.wantMode]
+				wantTLS := map[string]string{"implicit": "implicit TLS (" + srv.TLSVersion + ")"}[tc.wantMode]
 				if wantTLS == "" && tlsOn {
 					wantTLS = "STARTTLS (" + srv.TLSVersion + ")"
 				} else if !tlsOn {
@@ -445,7 +445,7 @@ func TestTestConnectionFails(t *testing.T) {
 	cases := []struct {
 		name    string
 		inst    string
-		mode    emailconn.TLSMode
+		mode    string
 		mod     func(c *emailconn.Connection)
 		chaos   *chaos
 		probe   string        // the probe recipient; "" means probeTo
@@ -464,14 +464,14 @@ func TestTestConnectionFails(t *testing.T) {
 		bug string
 	}{
 		{
-			name: "starttls mode against the implicit-TLS port", inst: instTLS, mode: emailconn.TLSStartTLS,
+			name: "starttls mode against the implicit-TLS port", inst: instTLS, mode: "starttls",
 			mod:  func(c *emailconn.Connection) { c.ConnectTimeout = time.Second },
 			spec: "s p s f n n n n n n n n", stage: emailconn.StageGreeting, detail: "timeout",
 			hint: `sent no greeting: if port PORT expects implicit TLS, set tlsMode to "implicit"`,
 			kind: emailconn.ErrTimeout, slow: true,
 		},
 		{
-			name: "no timeouts: the test's own time limit", inst: instTLS, mode: emailconn.TLSStartTLS,
+			name: "no timeouts: the test's own time limit", inst: instTLS, mode: "starttls",
 			mod:     func(c *emailconn.Connection) { c.ConnectTimeout, c.SendTimeout = 0, 0 },
 			timeout: time.Second,
 			// the detail is the read's "i/o timeout" or the context's
@@ -480,27 +480,27 @@ func TestTestConnectionFails(t *testing.T) {
 			said: "time limit (1s)", hint: "The test reached its time limit (1s)", warning: "No timeouts are configured", slow: true,
 		},
 		{
-			name: "implicit TLS against the plaintext port", inst: instPlain, mode: emailconn.TLSImplicit,
+			name: "implicit TLS against the plaintext port", inst: instPlain, mode: "implicit",
 			spec: "s p f n n n n n n n n n", stage: emailconn.StageTLS, detail: "does not look like a TLS handshake",
 			hint: "does not speak TLS on port PORT", kind: emailconn.ErrTLSUnavailable,
 		},
 		{
-			name: "wrong password/plain", inst: instPlain, mode: emailconn.TLSNone, mod: wrongPassword,
+			name: "wrong password/plain", inst: instPlain, mode: "none", mod: wrongPassword,
 			spec: "s p s p p s s f n n n n", stage: emailconn.StageAuth, detail: "535",
 			hint: "The server rejected the credentials of " + s.user, kind: emailconn.ErrAuthFailed,
 		},
 		{
-			name: "wrong password/starttls", inst: instSTARTTLS, mode: emailconn.TLSStartTLS, mod: wrongPassword,
+			name: "wrong password/starttls", inst: instSTARTTLS, mode: "starttls", mod: wrongPassword,
 			spec: "s p s p p p s f n n n n", stage: emailconn.StageAuth, detail: "535",
 			hint: "The server rejected the credentials of " + s.user, kind: emailconn.ErrAuthFailed,
 		},
 		{
-			name: "wrong password/implicit", inst: instTLS, mode: emailconn.TLSImplicit, mod: wrongPassword,
+			name: "wrong password/implicit", inst: instTLS, mode: "implicit", mod: wrongPassword,
 			spec: "s p p p p s s f n n n n", stage: emailconn.StageAuth, detail: "535",
 			hint: "The server rejected the credentials of " + s.user, kind: emailconn.ErrAuthFailed,
 		},
 		{
-			name: "starttls required, not offered", inst: instPlain, mode: emailconn.TLSStartTLS,
+			name: "starttls required, not offered", inst: instPlain, mode: "starttls",
 			spec: "s p s p p f n n n n n n", stage: emailconn.StageSTARTTLS, detail: "does not offer STARTTLS",
 			hint: "does not offer STARTTLS on port PORT", kind: emailconn.ErrTLSUnavailable,
 		},
@@ -510,40 +510,40 @@ func TestTestConnectionFails(t *testing.T) {
 			hint: "does not offer STARTTLS on port PORT", kind: emailconn.ErrTLSUnavailable,
 		},
 		{
-			name: "untrusted certificate/starttls", inst: instSTARTTLS, mode: emailconn.TLSStartTLS, mod: noCA,
+			name: "untrusted certificate/starttls", inst: instSTARTTLS, mode: "starttls", mod: noCA,
 			spec: "s p s p p f n n n n n n", stage: emailconn.StageSTARTTLS, detail: "unknown authority",
 			hint: "signed by an authority this machine does not trust (issued by " + cert.ca.Subject.String() + ")",
 			kind: emailconn.ErrTLSUnavailable, cert: true,
 		},
 		{
-			name: "untrusted certificate/implicit", inst: instTLS, mode: emailconn.TLSImplicit, mod: noCA,
+			name: "untrusted certificate/implicit", inst: instTLS, mode: "implicit", mod: noCA,
 			spec: "s p f n n n n n n n n n", stage: emailconn.StageTLS, detail: "unknown authority",
 			hint: "signed by an authority this machine does not trust (issued by " + cert.ca.Subject.String() + ")",
 			kind: emailconn.ErrTLSUnavailable, cert: true,
 		},
 		{
-			name: "plaintext to the STARTTLS-required server", inst: instSTARTTLS, mode: emailconn.TLSNone,
+			name: "plaintext to the STARTTLS-required server", inst: instSTARTTLS, mode: "none",
 			spec: "s p s p p s s f n n n n", stage: emailconn.StageAuth, detail: "530",
 			hint: "requires STARTTLS before this command: turn Enable TLS on",
 		},
 		{
-			name: "nothing listening", inst: instPlain, mode: emailconn.TLSNone,
+			name: "nothing listening", inst: instPlain, mode: "none",
 			mod:  func(c *emailconn.Connection) { c.MailServer = closedPort(t) },
 			spec: "s f n n n n n n n n n n", stage: emailconn.StageConnect, detail: "refused",
 			hint: "Nothing accepts connections on 127.0.0.1 port PORT", kind: emailconn.ErrConnect,
 		},
 		{
-			name: "probe recipient refused", inst: instChaos, mode: emailconn.TLSNone,
+			name: "probe recipient refused", inst: instChaos, mode: "none",
 			probe: "someone@elsewhere.test", // the instance takes only @example.com
 			spec:  "s p s p p s s p p f n n", stage: emailconn.StageRcpt, detail: "550",
 		},
 		{
-			name: "probe sender refused (451)", inst: instChaos, mode: emailconn.TLSNone,
+			name: "probe sender refused (451)", inst: instChaos, mode: "none",
 			chaos: &chaos{Sender: &trigger{ErrorCode: 451, Probability: 100}},
 			spec:  "s p s p p s s p f n n n", stage: emailconn.StageMail, detail: "451",
 		},
 		{
-			name: "no user name, the server requires AUTH", inst: instPlain, mode: emailconn.TLSNone,
+			name: "no user name, the server requires AUTH", inst: instPlain, mode: "none",
 			mod:  func(c *emailconn.Connection) { c.Username, c.Password = "", "" },
 			spec: "s p s p p s s s f n n n", stage: emailconn.StageMail, detail: "530",
 			hint: "requires authentication before sending",
@@ -567,7 +567,7 @@ func TestTestConnectionFails(t *testing.T) {
 				probe = probeTo
 			}
 			start := time.Now()
-			rep := emailconn.TestConnection(t.Context(), c, &emailconn.TestOptions{ProbeRecipient: probe, Timeout: tc.timeout, Options: allowCA(c, nil)})
+			rep := c.Test(t.Context(), &emailconn.TestOptions{ProbeRecipient: probe, Timeout: tc.timeout, Options: allowCA(c, nil)})
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("Test Connection took %v", took)
 			}

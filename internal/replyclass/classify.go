@@ -9,7 +9,7 @@ import (
 )
 
 // The provider names: those of internal/provider, one vocabulary with the
-// OAuth2 presets of the root package (ProviderMicrosoft365, ProviderGoogle).
+// OAuth2 presets of the root package ("microsoft365", "google").
 const (
 	Microsoft365 = provider.Microsoft365
 	Google       = provider.Google
