@@ -365,8 +365,10 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 		hint = "sqlite"
 	}
 	var version string
+	var pgErr error
 	if hint != "sqlite" {
 		err := db.QueryRowContext(ctx, "SELECT version()").Scan(&version)
+		pgErr = err
 		switch {
 		case err == nil && strings.HasPrefix(version, "PostgreSQL "):
 			return "postgres", nil
@@ -385,7 +387,7 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 	case hint == "sqlite" || ctx.Err() != nil:
 		return "", fmt.Errorf("emailconn: store: opening SQLite (%s): %w", driver, withCtx(ctx, err))
 	}
-	return "", fmt.Errorf("emailconn: store: the database (%s) is neither PostgreSQL nor SQLite: %w", driver, err)
+	return "", fmt.Errorf("emailconn: store: the database (%s) is neither PostgreSQL nor SQLite: SELECT version(): %w; SELECT sqlite_version(): %w", driver, pgErr, err)
 }
 
 func sqliteAtLeast(version string, major, minor int) bool {
