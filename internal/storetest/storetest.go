@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -673,6 +674,8 @@ func testBadArguments(t *testing.T, h *harness) {
 	}{
 		{"Acquire limit 0", "limit", acquire(key, 0, owner, time.Minute)},
 		{"Acquire limit -1", "limit", acquire(key, -1, owner, time.Minute)},
+		{"Acquire limit 1<<20+1", "limit", acquire(key, 1<<20+1, owner, time.Minute)},
+		{"Acquire limit MaxInt32", "limit", acquire(key, math.MaxInt32, owner, time.Minute)},
 		{"Acquire ttl 0", "ttl", acquire(key, 1, owner, 0)},
 		{"Acquire ttl 999µs", "ttl", acquire(key, 1, owner, 999*time.Microsecond)},
 		{"Acquire ttl -1s", "ttl", acquire(key, 1, owner, -time.Second)},
@@ -684,6 +687,8 @@ func testBadArguments(t *testing.T, h *harness) {
 		{"Acquire owner of 129 bytes", "owner", acquire(key, 1, strings.Repeat("o", 129), time.Minute)},
 		{"Acquire owner not UTF-8", "owner", acquire(key, 1, "\xc3", time.Minute)},
 		{"Renew slot -1", "slot", renew(key, -1, owner, time.Minute)},
+		{"Renew slot 1<<20", "slot", renew(key, 1<<20, owner, time.Minute)},
+		{"Release slot MaxInt32", "slot", release(key, math.MaxInt32, owner)},
 		{"Renew ttl 0", "ttl", renew(key, 0, owner, 0)},
 		{"Renew key of 513 bytes", "key", renew(long, 0, owner, time.Minute)},
 		{"Renew owner of 129 bytes", "owner", renew(key, 0, strings.Repeat("o", 129), time.Minute)},
