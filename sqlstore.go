@@ -26,9 +26,9 @@ import (
 // the version is still the one read. No lock and no transaction outlives
 // the statement. Times are the database server's (now() on PostgreSQL, the
 // time of the SQLite process), so the nodes' clocks need not agree. Expired
-// rows mean nothing and are deleted lazily: at most once a minute a call
-// also runs a bounded DELETE of expired rows, so the tables do not grow for
-// ever.
+// rows mean nothing and are deleted lazily: NewSQLStore, and at most once a
+// minute one call, also run a bounded DELETE of expired rows, so the tables
+// do not grow for ever.
 //
 // The zero value is not usable: its methods return an error; call
 // NewSQLStore. A SQLStore is safe for concurrent use by many goroutines,
@@ -92,6 +92,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB) (*SQLStore, error) {
 		}
 	}
 	s.nextSweep.Store(time.Now().Add(sweepEvery).UnixNano())
+	s.sweepOnce(ctx) // what the nodes left while none ran
 	return s, nil
 }
 
@@ -304,7 +305,8 @@ const sweepEvery = time.Minute
 
 // sweep deletes up to a batch of expired leases and records, when the last
 // sweep is sweepEvery ago (or left rows behind), after the call's own
-// statement: one extra statement on one call a minute. Its errors are
+// statement: two extra statements on one call a minute. NewSQLStore sweeps
+// once too. Its errors are
 // dropped: the call's decision is made, and the next sweep tries again.
 func (s *SQLStore) sweep(ctx context.Context) {
 	now := time.Now().UnixNano()
@@ -315,6 +317,11 @@ func (s *SQLStore) sweep(ctx context.Context) {
 	if !s.nextSweep.CompareAndSwap(next, now+int64(sweepEvery)) {
 		return // another goroutine sweeps
 	}
+	s.sweepOnce(ctx)
+}
+
+// sweepOnce deletes up to sweepBatch expired leases and as many records.
+func (s *SQLStore) sweepOnce(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
