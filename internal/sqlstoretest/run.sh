@@ -45,8 +45,8 @@ fi
 # 2. Who runs the server: postgres when we are root.
 if [ "$(id -u)" -eq 0 ]; then
   id postgres >/dev/null 2>&1 || die "running as root, but there is no \"postgres\" user to run PostgreSQL as (PostgreSQL refuses to run as root)"
+  command -v runuser >/dev/null 2>&1 || die "running as root, but runuser (util-linux) is missing to run PostgreSQL as \"postgres\""
   runas=(runuser -u postgres --)
-  command -v runuser >/dev/null 2>&1 || runas=(su postgres -s /bin/sh -c '"$0" "$@"')
 else
   runas=()
 fi
