@@ -61,6 +61,8 @@ type SQLStore struct {
 // On PostgreSQL the tables go to the first schema of the connection's
 // search_path: to give them a schema of their own, create it and put it
 // first on the DSN, e.g. "postgres://…/engine?search_path=emailconn".
+// Behind PgBouncer in transaction mode, open db without prepared
+// statements (pgx: "default_query_exec_mode=exec" on the DSN).
 // On SQLite, open the file with a busy timeout and in WAL mode when
 // several processes share it, e.g. modernc.org/sqlite's
 // "file:state.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)".
@@ -108,7 +110,10 @@ func (s *SQLStore) String() string {
 // Acquire implements Store.Acquire in one statement: it picks a free slot
 // at random (so concurrent callers seldom pick the same one) and takes it
 // with an INSERT … ON CONFLICT DO UPDATE WHERE the lease there has expired.
-// When another caller took that slot first, it tries again.
+// When another caller took that slot first, it tries again, at most 16
+// times in all; then it reports the slots as held with a wait of one
+// millisecond. On SQLite, a key whose slots are all held costs a second
+// statement, which reads the wait.
 func (s *SQLStore) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
 	if err := s.usable(); err != nil {
 		return -1, 0, err
@@ -144,7 +149,7 @@ func (s *SQLStore) Acquire(ctx context.Context, key string, limit int, owner str
 		switch {
 		case wait.Valid && !(free.Valid && free.Int64 > 0):
 			return -1, max(time.Duration(wait.Int64)*time.Microsecond, time.Microsecond), nil
-		case attempt >= limit+2:
+		case attempt >= min(limit+2, maxAcquireAttempts):
 			// Lost the race for a free slot every time: report the
 			// slots as held, briefly.
 			return -1, time.Millisecond, nil
@@ -299,6 +304,10 @@ func transient(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }
+
+// maxAcquireAttempts bounds Acquire's statements when other callers keep
+// taking the free slot it picked.
+const maxAcquireAttempts = 16
 
 // sweepEvery is how often (at most) a call also deletes expired rows.
 const sweepEvery = time.Minute

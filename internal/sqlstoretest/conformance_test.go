@@ -2,6 +2,7 @@ package sqlstoretest
 
 import (
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/emailconn/emailconn"
@@ -14,6 +15,30 @@ func TestConformance(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			db, _ := d.open(t)
+			s := newStore(t, db)
+			storetest.Run(t, func(t *testing.T) emailconn.Store { return s }, storetest.Options{})
+		})
+	}
+}
+
+// TestConformancePgxModes runs the suite on PostgreSQL with pgx's other
+// query modes: "exec" (unnamed prepared statements, as behind PgBouncer in
+// transaction mode, which NewSQLStore's doc advises) and the simple
+// protocol (arguments interpolated by pgx).
+func TestConformancePgxModes(t *testing.T) {
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			dsn := postgresDSN(t)
+			if strings.Contains(dsn, "?") {
+				dsn += "&default_query_exec_mode=" + mode
+			} else {
+				dsn += "?default_query_exec_mode=" + mode
+			}
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
 			s := newStore(t, db)
 			storetest.Run(t, func(t *testing.T) emailconn.Store { return s }, storetest.Options{})
 		})
