@@ -49,14 +49,15 @@ type SQLStore struct {
 	sweepLeft atomic.Bool  // the last sweep deleted a full batch
 }
 
-// NewSQLStore returns a Store on db, a PostgreSQL or SQLite database that
-// the engine opened with its own driver (the library imports none): pgx's
-// database/sql driver (github.com/jackc/pgx/v5/stdlib) or lib/pq for
-// PostgreSQL 12 or later, modernc.org/sqlite or mattn/go-sqlite3 for
-// SQLite 3.42 or later. It finds which from the driver, or else by asking
-// the database, and creates the tables and their indexes when absent
-// (CREATE TABLE IF NOT EXISTS: the database user needs that right once).
-// It does not close db, nor change the pool's settings.
+// NewSQLStore returns a Store on db, a PostgreSQL (12 or later) or SQLite
+// (3.42 or later) database that the engine opened with its own driver (the
+// library imports none). It is tested with pgx's database/sql driver
+// (github.com/jackc/pgx/v5/stdlib) and modernc.org/sqlite; it recognises
+// lib/pq and mattn/go-sqlite3 too, and any other driver by asking the
+// database. It creates the tables and their indexes when absent (CREATE
+// TABLE IF NOT EXISTS: the database user needs that right once; nodes
+// starting at once are fine). It does not close db, nor change the pool's
+// settings.
 //
 // On PostgreSQL the tables go to the first schema of the connection's
 // search_path: to give them a schema of their own, create it and put it
@@ -84,7 +85,10 @@ func NewSQLStore(ctx context.Context, db *sql.DB) (*SQLStore, error) {
 		// EXISTS (PostgreSQL then reports a duplicate pg_type row): the
 		// second try sees the table.
 		for attempt := 1; ; attempt++ {
-			_, err = db.ExecContext(ctx, stmt)
+			err = s.retry(ctx, func() error {
+				_, err := db.ExecContext(ctx, stmt)
+				return err
+			})
 			if err == nil || attempt == 3 || ctx.Err() != nil {
 				break
 			}
@@ -268,6 +272,10 @@ func (s *SQLStore) exec(ctx context.Context, query string, args ...any) (int64, 
 // growing pause, until ctx ends. The statement of such a failure changed
 // nothing.
 func (s *SQLStore) retry(ctx context.Context, f func() error) error {
+	return retryTransient(ctx, f)
+}
+
+func retryTransient(ctx context.Context, f func() error) error {
 	pause := time.Millisecond
 	for {
 		err := f()
@@ -383,7 +391,9 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 	var version string
 	var pgErr error
 	if hint != "sqlite" {
-		err := db.QueryRowContext(ctx, "SELECT version()").Scan(&version)
+		err := retryTransient(ctx, func() error {
+			return db.QueryRowContext(ctx, "SELECT version()").Scan(&version)
+		})
 		pgErr = err
 		switch {
 		case err == nil && strings.HasPrefix(version, "PostgreSQL "):
@@ -394,7 +404,9 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 			return "", fmt.Errorf("emailconn: store: connecting to PostgreSQL (%s): %w", driver, withCtx(ctx, err))
 		}
 	}
-	err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version)
+	err := retryTransient(ctx, func() error {
+		return db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version)
+	})
 	switch {
 	case err == nil && sqliteAtLeast(version, 3, 42):
 		return "sqlite", nil

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emailconn/emailconn"
 )
 
 // TestPostgresSchema: with a schema first on the DSN's search_path (the
@@ -54,5 +58,68 @@ func TestPostgresSchema(t *testing.T) {
 	newStore(t, admin)
 	if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM public.emailconn_records WHERE key = $1`, key).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("the record in public.emailconn_records: %d rows, %v", rows, err)
+	}
+}
+
+// TestNodesStartAtOnce: several nodes calling NewSQLStore at the same time
+// on a database without the tables all succeed (CREATE TABLE IF NOT EXISTS
+// races on PostgreSQL; SQLite without a busy timeout answers SQLITE_BUSY).
+func TestNodesStartAtOnce(t *testing.T) {
+	const nodes = 8
+	for _, d := range []struct {
+		name string
+		open func(t *testing.T) *sql.DB
+	}{
+		{"SQLiteWithoutBusyTimeout", func(t *testing.T) *sql.DB {
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "state.db")+"?_pragma=journal_mode(WAL)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		}},
+		{"PostgreSQL", func(t *testing.T) *sql.DB {
+			admin := openPostgres(t)
+			schema := fmt.Sprintf("emailconn_start_%d", time.Now().UnixNano())
+			if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+			dsn := postgresDSN(t)
+			sep := "?"
+			if strings.Contains(dsn, "?") {
+				sep = "&"
+			}
+			db, err := sql.Open("pgx", dsn+sep+"search_path="+schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		}},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			db := d.open(t)
+			start := make(chan struct{})
+			errs := make(chan error, nodes)
+			var wg sync.WaitGroup
+			for range nodes {
+				wg.Go(func() {
+					<-start
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					_, err := emailconn.NewSQLStore(ctx, db)
+					errs <- err
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }
