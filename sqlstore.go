@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -282,7 +283,7 @@ func retryTransient(ctx context.Context, f func() error) error {
 		if err == nil || !transient(err) {
 			return err
 		}
-		t := time.NewTimer(pause)
+		t := time.NewTimer(pause/2 + rand.N(pause/2+1)) // jitter: retries do not collide again
 		select {
 		case <-ctx.Done():
 			t.Stop()
