@@ -450,6 +450,11 @@ var queries = map[string]*sqlQueries{"postgres": pgQueries, "sqlite": sqliteQuer
 // INSERT … ON CONFLICT DO UPDATE decides on the newest version of the slot
 // (READ COMMITTED locks and re-checks it), so two callers never both take
 // one slot; the loser sees free > 0 and no slot, and tries again.
+// emailconn_leases has no index on expires_at: the table stays small (live
+// keys × their slots), the sweep's scan of it once a minute is cheap, and
+// without one an Acquire or Renew that rewrites a row is a HOT update (no
+// index changes). emailconn_records, which holds days of ledger records,
+// has one for the sweep.
 var pgQueries = &sqlQueries{
 	create: []string{
 		`CREATE TABLE IF NOT EXISTS emailconn_leases (
@@ -458,7 +463,6 @@ var pgQueries = &sqlQueries{
 	owner text NOT NULL,
 	expires_at timestamptz NOT NULL,
 	PRIMARY KEY (key, slot))`,
-		`CREATE INDEX IF NOT EXISTS emailconn_leases_expires_at ON emailconn_leases (expires_at)`,
 		`CREATE TABLE IF NOT EXISTS emailconn_records (
 	key text PRIMARY KEY,
 	version bigint NOT NULL,
@@ -516,7 +520,6 @@ var sqliteQueries = &sqlQueries{
 	owner TEXT NOT NULL,
 	expires_at INTEGER NOT NULL,
 	PRIMARY KEY (key, slot))`,
-		`CREATE INDEX IF NOT EXISTS emailconn_leases_expires_at ON emailconn_leases (expires_at)`,
 		`CREATE TABLE IF NOT EXISTS emailconn_records (
 	key TEXT PRIMARY KEY,
 	version INTEGER NOT NULL,
