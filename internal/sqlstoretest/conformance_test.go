@@ -2,6 +2,7 @@ package sqlstoretest
 
 import (
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -58,6 +59,26 @@ func TestConformanceTwoStores(t *testing.T) {
 			t.Cleanup(func() { db2.Close() })
 			pair := &alternating{stores: [2]emailconn.Store{newStore(t, db), newStore(t, db2)}}
 			storetest.Run(t, func(t *testing.T) emailconn.Store { return pair }, storetest.Options{})
+		})
+	}
+}
+
+// TestString: a SQLStore prints as its kind of database, with every verb.
+func TestString(t *testing.T) {
+	for _, d := range []struct{ name, want string }{{"SQLite", "SQLStore(sqlite)"}, {"PostgreSQL", "SQLStore(postgres)"}} {
+		t.Run(d.name, func(t *testing.T) {
+			var db *sql.DB
+			for _, o := range dialects {
+				if o.name == d.name {
+					db, _ = o.open(t)
+				}
+			}
+			s := newStore(t, db)
+			for _, verb := range []string{"%v", "%s", "%+v"} {
+				if got := fmt.Sprintf(verb, s); got != d.want {
+					t.Errorf("Sprintf(%q, store) = %q, want %q", verb, got, d.want)
+				}
+			}
 		})
 	}
 }
