@@ -25,21 +25,35 @@ func TestConformance(t *testing.T) {
 // TestConformancePgxModes runs the suite on PostgreSQL with pgx's other
 // query modes: "exec" (unnamed prepared statements, as behind PgBouncer in
 // transaction mode, which NewSQLStore's doc advises) and the simple
-// protocol (arguments interpolated by pgx).
+// protocol (arguments interpolated by pgx); and under the stricter
+// isolation levels, as a database configured so would run it.
 func TestConformancePgxModes(t *testing.T) {
-	for _, mode := range []string{"exec", "simple_protocol"} {
+	for _, mode := range []string{
+		"default_query_exec_mode=exec",
+		"default_query_exec_mode=simple_protocol",
+		// A database whose default isolation is stricter: conflicts are
+		// serialization failures (40001), which the store retries.
+		"default_transaction_isolation=serializable",
+		"default_transaction_isolation=repeatable%20read",
+	} {
 		t.Run(mode, func(t *testing.T) {
 			dsn := postgresDSN(t)
 			if strings.Contains(dsn, "?") {
-				dsn += "&default_query_exec_mode=" + mode
+				dsn += "&" + mode
 			} else {
-				dsn += "?default_query_exec_mode=" + mode
+				dsn += "?" + mode
 			}
 			db, err := sql.Open("pgx", dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
+			if level, ok := strings.CutPrefix(mode, "default_transaction_isolation="); ok {
+				var got string
+				if err := db.QueryRow("SHOW transaction_isolation").Scan(&got); err != nil || got != strings.ReplaceAll(level, "%20", " ") {
+					t.Fatalf("the connection's isolation is %q (%v), want %s", got, err, level)
+				}
+			}
 			s := newStore(t, db)
 			storetest.Run(t, func(t *testing.T) emailconn.Store { return s }, storetest.Options{})
 		})
