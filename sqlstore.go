@@ -154,7 +154,7 @@ func (s *SQLStore) Acquire(ctx context.Context, key string, limit int, owner str
 		switch {
 		case wait.Valid && !(free.Valid && free.Int64 > 0):
 			return -1, max(time.Duration(wait.Int64)*time.Microsecond, time.Microsecond), nil
-		case attempt >= min(limit+2, maxAcquireAttempts):
+		case attempt+1 >= min(limit+2, maxAcquireAttempts):
 			// Lost the race for a free slot every time: report the
 			// slots as held, briefly.
 			return -1, time.Millisecond, nil
