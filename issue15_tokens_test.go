@@ -21,7 +21,7 @@ import (
 // corners (lease lost mid-refresh, invalid_grant after another node's
 // rotation, re-consent) and internal/sqlstoretest runs it across processes.
 
-// TestIssue15_OneTokenRequestPerExpiryAcrossNodes: three registries, ten
+// TestIssue15_OneTokenRequestPerExpiryAcrossNodes: three registries, six
 // concurrent sends each, tokens that rotate their refresh token at every
 // request: one token request per expiry in all, OnRefreshToken once per
 // rotation across the nodes, no invalid_grant.
@@ -49,7 +49,7 @@ func TestIssue15_OneTokenRequestPerExpiryAcrossNodes(t *testing.T) {
 	for round := 1; round <= rounds; round++ {
 		var wg sync.WaitGroup
 		for _, r := range regs {
-			for range 10 {
+			for range 6 {
 				wg.Go(func() {
 					if _, err := sendVia(t, r); err != nil {
 						t.Errorf("round %d: %v", round, err)
