@@ -34,7 +34,7 @@ const defaultLeaseTTL = 30 * time.Second
 
 // releaseGrace is how long a closed session's slot is held on after the
 // close, for the server to see the connection end.
-const releaseGrace = 50 * time.Millisecond
+const releaseGrace = 100 * time.Millisecond
 
 // storeCallTimeout bounds the store calls made off a caller's path:
 // releasing and renewing leases.
@@ -99,6 +99,10 @@ func newOwner() string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
+
+// errSlotLost is the cause of a session whose shared slot expired before
+// it was open.
+var errSlotLost = errors.New("the store gave the slot to another node")
 
 // A storeError is the cause of an *Error matching ErrStore.
 type storeError struct {
