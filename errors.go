@@ -83,7 +83,11 @@ var (
 	// ErrDeliveryUnknown reports that the connection failed after the whole
 	// message had been sent and before the server replied: the server may or
 	// may not have accepted it. Such a message is never retried
-	// automatically; resending it may deliver it twice.
+	// automatically; resending it may deliver it twice. For a message with
+	// an IdempotencyKey the error holds the delivery ledger's record
+	// (errors.As with a *Delivery), and every later Send of the key
+	// returns it again, unless Message.ResendUnknown is set; so does a key
+	// whose sending node stopped renewing its lease (it crashed).
 	ErrDeliveryUnknown = errors.New("emailconn: delivery state unknown")
 
 	// ErrMessageTooLarge reports that the message exceeds the size the
@@ -438,6 +442,7 @@ type Error struct {
 	retryAt   time.Time     // when a send may succeed again; zero when unknown
 	wait      time.Duration // the least wait before a retry the reply asks for
 	advice    string        // the reply's meaning in plain words, for Test Connection
+	ledger    *Delivery     // the delivery ledger's record, for a message with an IdempotencyKey
 }
 
 // RetryAt returns when a send through the connection may succeed again:
@@ -502,6 +507,13 @@ func (e *Error) Unwrap() []error {
 }
 
 func (e *Error) unwrap() []error {
+	if e.ledger != nil {
+		return append(e.unwrapCause(), e.ledger)
+	}
+	return e.unwrapCause()
+}
+
+func (e *Error) unwrapCause() []error {
 	switch {
 	case e.kind != nil && e.Err != nil:
 		return []error{e.kind, e.Err}

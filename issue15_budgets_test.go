@@ -242,7 +242,7 @@ func TestIssue15_StoreDownFailsSend(t *testing.T) {
 	srv := newConcurrencyServer(t)
 	st := &downStore{Store: memstore.New(nil)}
 	st.down.Store(true)
-	c := Connection{Name: "down", MailServer: srv.Addr(), From: "engine@example.com", SendTimeout: 5 * time.Second}
+	c := Connection{Name: "down", MailServer: srv.Addr(), From: "engine@example.com", MaxSessions: 2, SendTimeout: 5 * time.Second}
 	s := nodes(t, 1, c, st, func(o *Options) {
 		o.IdleTimeout = -1
 		o.Retry = RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}

@@ -37,7 +37,8 @@ func TestIssue15_OneTokenRequestPerExpiryAcrossNodes(t *testing.T) {
 	var persisted []string
 	var regs []*emailconn.Registry
 	for range 3 {
-		regs = append(regs, oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st,
+		// Sessions closed after each send: each one authenticates anew.
+		regs = append(regs, oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st, IdleTimeout: -1,
 			OnRefreshToken: func(_ context.Context, _, rt string) error {
 				mu.Lock()
 				persisted = append(persisted, rt)

@@ -118,7 +118,10 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 		sess.Close()
 	}
 	p := &pconn{}
-	if s.opts.Store != nil {
+	if s.opts.Store != nil && s.lim.l.MaxSessions > 0 {
+		// A mailbox's session limit (the connection's maxSessions, or
+		// its provider's) holds across all nodes; the pool's own size
+		// (Options.MaxSessions) is this node's business.
 		l, err := s.takeSessionSlot(ctx, waited)
 		if err != nil {
 			<-s.slots
