@@ -228,3 +228,34 @@ func TestIssue16_15_OutcomeBeatsTakeover(t *testing.T) {
 		t.Errorf("retry: %+v, %v", rc, err)
 	}
 }
+
+// TestIssue16_16_ForeignRecords: a record the library did not write (not
+// JSON, no state, an unknown state, a refusal without its reply, absurd
+// fields) fails the send before any SMTP, or is read for what it says;
+// nothing panics.
+func TestIssue16_16_ForeignRecords(t *testing.T) {
+	f := newLedgerFixture(t, smtptest.Options{})
+	s := f.sender(t, Options{})
+	for i, v := range []string{
+		`not json`, `{}`, `{"state":""}`, `{"state":"exploded"}`, `null`, `[]`, `{"state":7}`,
+		`{"state":"refused"}`, `{"state":"refused","refusal":{"stage":"rcpt"}}`,
+		`{"state":"accepted","receipt":{"rejected":[{"code":-1}],"durationMs":-9223372036854775808}}`,
+		`{"state":"unknown","started":"0001-01-01T00:00:00Z"}`,
+		`{"state":"sending","leaseMs":-5,"updated":"9999-12-31T23:59:59Z"}`,
+	} {
+		key := "wf-16/foreign/" + string(rune('a'+i))
+		if ok, err := f.store.Swap(context.Background(), ledgerKey(key), 0, []byte(v), time.Hour); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		rc, err := s.Send(context.Background(), ledgerMessage(key))
+		if err == nil && !rc.Replayed {
+			t.Errorf("record %s: sent, %+v", v, rc)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "emailconn: ") {
+			t.Errorf("record %s: %v", v, err)
+		}
+	}
+	if f.srv.Sessions() != 0 {
+		t.Errorf("%d sessions", f.srv.Sessions())
+	}
+}

@@ -606,7 +606,8 @@ func (s *Sender) replay(ctx context.Context, r *ledgerRecord) (*Receipt, error) 
 func (s *Sender) refusal(r *ledgerRecord) error {
 	ref := r.Refusal
 	if ref == nil {
-		return &Error{Connection: s.conn.Name, kind: ErrRefused, Err: errors.New(r.Detail)}
+		return &Error{Connection: s.conn.Name, kind: ErrRefused,
+			Err: fmt.Errorf("the delivery ledger records message %s as refused: %s", r.MessageID, r.Detail)}
 	}
 	e := &Error{Connection: s.conn.Name, Server: ref.Server, Stage: ref.Stage}
 	if ref.Reply != nil {
