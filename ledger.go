@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn/internal/compose"
+	"github.com/emailconn/emailconn/internal/memstore"
 	"github.com/emailconn/emailconn/internal/throttle"
 )
 
@@ -170,7 +171,7 @@ type localStore struct {
 
 // newLocalStore makes the in-process store of the ledger, on the clock
 // now.
-func newLocalStore(now func() time.Time) Store { return newMemLedger(now) }
+func newLocalStore(now func() time.Time) Store { return memstore.New(now) }
 
 // get returns the store, made on the clock now at the first call.
 func (l *localStore) get(now func() time.Time) Store {
@@ -631,12 +632,10 @@ func (s *Sender) unknownRecord(r *ledgerRecord) error {
 			d.MessageID, d.Updated.UTC().Format(time.RFC3339), d.Node)}
 }
 
-// ledgerError reports a store that could not decide: nothing was sent.
+// ledgerError reports a store that could not decide, as ErrStore:
+// nothing was sent.
 func (s *Sender) ledgerError(ctx context.Context, doing string, err error) error {
-	if ctx.Err() != nil {
-		return s.ctxError(ctx, "", fmt.Errorf("%s the delivery ledger: %w", doing, err))
-	}
-	return &Error{Connection: s.conn.Name, Err: fmt.Errorf("delivery ledger: %s the record of the message failed, nothing was sent: %w", doing, err)}
+	return s.storeFailed(ctx, "", "delivery ledger: "+doing+" the record of the message failed, nothing was sent", err)
 }
 
 func (s *Sender) logResend(ctx context.Context, r *ledgerRecord) {
@@ -659,63 +658,4 @@ func mustJSON(r *ledgerRecord) []byte {
 		panic("emailconn: encoding a ledger record: " + err.Error()) // only strings, times and numbers: cannot fail
 	}
 	return b
-}
-
-// memLedger is a minimal in-process record store, until internal/memstore
-// is there: records only (the ledger needs no leases).
-type memLedger struct {
-	now  func() time.Time
-	mu   sync.Mutex
-	recs map[string]memRecord
-}
-
-type memRecord struct {
-	val     []byte
-	version int64
-	expires time.Time
-}
-
-func newMemLedger(now func() time.Time) *memLedger {
-	return &memLedger{now: now, recs: map[string]memRecord{}}
-}
-
-func (m *memLedger) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
-	return -1, 0, errors.New("emailconn: memLedger holds no leases")
-}
-
-func (m *memLedger) Renew(ctx context.Context, key string, slot int, owner string, ttl time.Duration) (bool, error) {
-	return false, errors.New("emailconn: memLedger holds no leases")
-}
-
-func (m *memLedger) Release(ctx context.Context, key string, slot int, owner string) error {
-	return nil
-}
-
-func (m *memLedger) Load(ctx context.Context, key string) ([]byte, int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.recs[key]
-	if !ok || !r.expires.IsZero() && !m.now().Before(r.expires) {
-		return nil, 0, nil
-	}
-	return append([]byte(nil), r.val...), r.version, nil
-}
-
-func (m *memLedger) Swap(ctx context.Context, key string, version int64, value []byte, ttl time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.recs[key]
-	cur := r.version
-	if !ok || !r.expires.IsZero() && !m.now().Before(r.expires) {
-		cur = 0
-	}
-	if cur != version {
-		return false, nil
-	}
-	nr := memRecord{val: append([]byte(nil), value...), version: version + 1}
-	if ttl > 0 {
-		nr.expires = m.now().Add(ttl)
-	}
-	m.recs[key] = nr
-	return true, nil
 }

@@ -21,7 +21,7 @@ import (
 // send path only loads the paused flag.
 type sendLimits struct {
 	l      provider.Limits
-	rate   *throttle.Window // nil: no message rate
+	rate   throttle.Rate // nil: no message rate; a *throttle.Window, or with Options.Store a *storeRate
 	pause  *throttle.Pause
 	paused atomic.Bool     // set once the pause was ever extended: until then no send takes its mutex
 	msgDay *throttle.Quota // nil: no daily message cap

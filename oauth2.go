@@ -32,6 +32,8 @@ type oauthEntry struct {
 	cache *oauthtoken.Cache
 	now   func() time.Time // the cache's clock
 
+	shared bool // the token state is in Options.Store
+
 	// mu guards nothing: cfg is immutable. testconn.go still locks it
 	// around reading cfg; remove both together.
 	mu sync.Mutex
@@ -111,6 +113,10 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		EndpointParams: cfg.EndpointParams,
 		Source:         cfg.TokenSource,
 		HTTPClient:     opts.HTTPClient,
+	}
+	if opts.Store != nil {
+		tc.Shared, tc.LeaseTTL = newTokenShare(opts, cfg.Name), opts.leaseTTL
+		e.shared = cfg.TokenSource == nil
 	}
 	if tc.HTTPClient == nil && opts.DialPolicy != nil {
 		// The token cache's shared default does not dial under the policy.
@@ -212,8 +218,8 @@ type tokenError struct{ err error }
 func (e *tokenError) Error() string { return "emailconn: " + e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
 
-// Is reports the sentinel of the failure: ErrReauthorize for an invalid
-// grant, ErrBlocked for a token endpoint the dial policy refused, ErrTimeout
+// Is reports the sentinel of the failure: ErrStore when Options.Store
+// failed, ErrReauthorize for an invalid grant, ErrBlocked for a token endpoint the dial policy refused, ErrTimeout
 // when the token request timed out, ErrConnect when the token endpoint
 // could not be reached or answered that it is unavailable (HTTP 408, 429 or
 // 5xx, temporarily_unavailable, server_error), and ErrAuthFailed for any
@@ -229,7 +235,9 @@ func (e *tokenError) Is(target error) bool {
 	case ErrTimeout:
 		return errors.Is(e.err, oauthtoken.ErrTimeout)
 	case ErrConnect:
-		return e.Temporary() && !errors.Is(e.err, oauthtoken.ErrTimeout)
+		return e.Temporary() && !errors.Is(e.err, oauthtoken.ErrTimeout) && !errors.Is(e.err, oauthtoken.ErrShared)
+	case ErrStore:
+		return errors.Is(e.err, oauthtoken.ErrShared)
 	case ErrAuthFailed:
 		return !e.Temporary() && !e.blocked() && !errors.Is(e.err, oauthtoken.ErrInvalidGrant) && !errors.Is(e.err, ErrClosed) &&
 			!errors.Is(e.err, context.Canceled) && !errors.Is(e.err, context.DeadlineExceeded)
@@ -243,6 +251,9 @@ func (e *tokenError) blocked() bool { return errors.Is(e.err, dialguard.ErrBlock
 // Temporary reports whether the token endpoint may answer later. A refusal
 // of the dial policy and a closed Registry are not temporary.
 func (e *tokenError) Temporary() bool {
+	if errors.Is(e.err, oauthtoken.ErrShared) {
+		return true
+	}
 	var oe *oauthtoken.Error
 	return errors.As(e.err, &oe) && oe.Temporary && !e.blocked() && !errors.Is(e.err, ErrClosed)
 }
@@ -405,6 +416,9 @@ func (e *oauthEntry) test(ctx context.Context, rep *OAuth2Report) *OAuth2Report 
 		rep.Claims = &TokenClaims{Issuer: info.Issuer, Audience: info.Audience, Scopes: info.Scopes, Roles: info.Roles,
 			AppID: info.AppID, User: info.User, TenantID: info.TenantID, IssuedAt: info.IssuedAt, NotBefore: info.NotBefore, ExpiresAt: info.ExpiresAt}
 		rep.Hints = append(rep.Hints, claimHints(cfg, rep.Claims)...)
+	}
+	if e.shared {
+		rep.Hints = append(rep.Hints, sharedTokenHint)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Obtained an access token for OAuth2 configuration %q", cfg.Name)

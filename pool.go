@@ -16,7 +16,8 @@ type pconn struct {
 	msgs      int
 	dirty     bool // a transaction was started and not finished: RSET first
 	reused    bool
-	idleSince time.Time // when it was put back into the pool
+	idleSince time.Time  // when it was put back into the pool
+	lease     *slotLease // its slot of Options.Store's shared sessions; nil without a Store
 }
 
 // retire keeps the Sender usable but stops it from keeping sessions: a
@@ -116,20 +117,35 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 		}
 		sess.Close()
 	}
+	var lease *slotLease
+	if s.opts.Store != nil {
+		l, err := s.takeSessionSlot(ctx, waited)
+		if err != nil {
+			<-s.slots
+			return nil, err
+		}
+		lease = l
+	}
 	ss, err := s.open.open(ctx)
 	if err != nil {
+		lease.release()
 		<-s.slots
 		return nil, err
 	}
-	return &pconn{Session: ss}, nil
+	p := &pconn{Session: ss, lease: lease}
+	if lease != nil {
+		lease.start(func() { s.dropLost(p) })
+	}
+	return p, nil
 }
 
 // put returns a session after use: back to the pool when it may be reused,
 // otherwise closed.
 func (s *Sender) put(sess *pconn, reusable bool) {
 	defer func() { <-s.slots }()
+	shared := sess.lease == nil || !reusable || s.keepShared(sess)
 	s.mu.Lock()
-	keep := reusable && s.state == stateOpen && s.opts.idleTimeout() > 0 &&
+	keep := reusable && shared && s.state == stateOpen && s.opts.idleTimeout() > 0 &&
 		sess.msgs < s.opts.maxMessages() && time.Since(sess.Opened) < s.opts.maxAge() &&
 		len(s.idle) < cap(s.slots)
 	if keep {

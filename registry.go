@@ -250,6 +250,9 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 	if opts != nil {
 		r.opts = *opts
 	}
+	if r.opts.Store != nil {
+		r.opts.owner = newOwner() // one owner for all the registry's leases
+	}
 	r.tokens = ownTokenClient(&r.opts)
 	r.opts.local = new(localStore) // the ledger of all its Senders, with no Store
 	if err := r.Replace(cfg); err != nil {

@@ -161,6 +161,12 @@ type Options struct {
 	// send of its IdempotencyKey has set its timer to read the record
 	// again (issue 16), so that a test moves the fake clock only then.
 	pollHook func()
+
+	// Options.Store (sharedstate.go): the owner of this Sender's or
+	// Registry's leases, set by its constructor, and the lease time
+	// (zero: 30 s), a test seam.
+	owner    string
+	leaseTTL time.Duration
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -247,7 +253,13 @@ type Sender struct {
 	regClosed *atomic.Bool // the closed flag of the Registry that made it; nil for NewSender
 	lim       *sendLimits  // the connection's limits and their state
 
-	slots   chan struct{} // one per session in use or being opened
+	slots chan struct{} // one per session in use or being opened
+
+	// With Options.Store: when demand last asked whether another node
+	// wants a session slot, and its answer (sharedstate.go).
+	demandAt atomic.Int64
+	wanted   atomic.Bool
+
 	mu      sync.Mutex
 	idle    []*pconn
 	state   senderState
@@ -297,6 +309,9 @@ func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
 		maxSessions = s.lim.l.MaxSessions
 	}
 	s.slots = make(chan struct{}, maxSessions)
+	if o.Store != nil {
+		s.shareState()
+	}
 	if it := s.lim.l.IdleTimeout; it > 0 && s.opts.idleTimeout() > 0 {
 		// The provider closes idle sessions (SES: 10 s): close ours first.
 		s.opts.IdleTimeout = max(min(s.opts.idleTimeout(), it-2*time.Second), time.Second)

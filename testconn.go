@@ -352,6 +352,9 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 	}
 	rep.Duration = time.Since(start)
 	s.fillReport(rep, rec, err, opts, ctx)
+	if s.opts.Store != nil {
+		rep.Hints = append(rep.Hints, sharedHint(&s.conn))
+	}
 	return rep
 }
 

@@ -107,7 +107,7 @@ func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
 	if rate := t.s.lim.rate; rate != nil {
 		var err error
 		if r, err = t.reserve(rate, pr); err != nil {
-			return txResult{attemptResult: attemptResult{err: err}}, false, false
+			return txResult{attemptResult: attemptResult{err: err, retry: errors.Is(err, ErrStore)}}, false, false
 		}
 		if r.Waited > time.Second && !sess.Conn.Idle() {
 			// The server closed the session while it waited for its turn
@@ -133,6 +133,9 @@ func (t *tx) reserve(rate throttle.Rate, pr *prepared) (*throttle.Reservation, e
 	for {
 		r, err := rate.Reserve(t.ctx)
 		if err != nil {
+			if errors.Is(err, ErrStore) {
+				return nil, err // Options.Store failed
+			}
 			return nil, t.s.ctxError(t.ctx, StageMail, errors.New("waiting for the message rate"))
 		}
 		pr.rateWait += r.Waited

@@ -42,10 +42,26 @@ type cache struct {
 	// have piled up. Nil in production.
 	onWait func()
 
+	// rejected is the access token Invalidate dropped: a shared record
+	// holding it is not adopted again.
+	rejected string
+
 	// Owned by the one refresh in progress (handed over through mu).
 	// detected is the client authentication style AutoDetect found to
 	// work; AutoDetect while none has yet.
 	detected oauth2.AuthStyle
+
+	// With Config.Shared (shared.go), also owned by the refresh in
+	// progress: Config.RefreshToken as read (confRT is written under mu,
+	// for knownSecrets), the fingerprint of a configured token the
+	// endpoint refused, a record the store failed to take, and the
+	// version of the record read under the lease.
+	confRT     string
+	confErr    error
+	confRead   bool
+	distrusted string
+	unsaved    *unsavedSwap
+	leasedVer  int64
 }
 
 // A record is the refresh-token state of a Cache: the one place the
@@ -68,6 +84,7 @@ type entry struct {
 
 // A flight is a token request that callers wait for.
 type flight struct {
+	force  bool          // Refresh: a token newer than the call (Config.Shared)
 	done   chan struct{} // closed when the fields below are set
 	tok    *oauth2.Token
 	err    error
@@ -146,7 +163,7 @@ func (c *cache) get(ctx context.Context, fresh bool) (*oauth2.Token, error) {
 	}
 	f := c.flight
 	if f == nil {
-		f = c.start()
+		f = c.start(fresh)
 	}
 	c.mu.Unlock()
 	return c.wait(ctx, f, fallback)
@@ -192,17 +209,25 @@ func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // start starts a token request. c.mu must be held.
-func (c *cache) start() *flight {
-	f := &flight{done: make(chan struct{})}
+func (c *cache) start(force bool) *flight {
+	f := &flight{done: make(chan struct{}), force: force}
 	c.flight = f
 	go c.run(f)
 	return f
 }
 
 func (c *cache) run(f *flight) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
-	e, rotErr, err := c.fetch(ctx)
-	cancel()
+	var e *entry
+	var rotErr, err error
+	if c.shared() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.sharedFlightTimeout())
+		e, rotErr, err = c.fetchShared(ctx, f.force)
+		cancel()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
+		e, rotErr, err = c.fetch(ctx)
+		cancel()
+	}
 
 	c.mu.Lock()
 	if err == nil {
@@ -233,6 +258,7 @@ func (c *Cache) Invalidate(accessToken string) {
 	if e := c.c.cur; e != nil && e.tok.AccessToken == accessToken {
 		c.c.cur = nil
 		c.c.retryAt = time.Time{}
+		c.c.rejected = accessToken
 	}
 }
 
@@ -252,6 +278,10 @@ func (c *Cache) RefreshToken() (rt string, ok bool) {
 	defer c.c.mu.Unlock()
 	return c.c.rec.rt, c.c.rec.rt != ""
 }
+
+// shared reports whether the token state is shared with other processes:
+// Config.Shared is set and the tokens come from a grant, not a Source.
+func (c *cache) shared() bool { return c.cfg.Shared != nil && c.cfg.Source == nil }
 
 // load returns the refresh-token record for a request, reading
 // Config.RefreshToken first when the record holds no usable token.

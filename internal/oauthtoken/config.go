@@ -144,6 +144,23 @@ type Config struct {
 	// the rotated token is kept in memory only.
 	OnRotate func(ctx context.Context, newRefreshToken string) error
 
+	// Shared, when set, is the token state the Cache shares with the
+	// Caches of the same configuration in other processes (see Shared):
+	// a token is taken from it when fresh, and otherwise requested by
+	// one process at a time under its refresh lease and written back
+	// with compare-and-swap, so that a rotating refresh token is never
+	// presented twice. The shared record's refresh token wins over
+	// RefreshToken's, unless RefreshToken returns one the record has
+	// never held (a new grant after re-consent). OnRotate then runs only
+	// in the process whose write won. It is ignored with a Source. Nil
+	// means the state is this Cache's own.
+	Shared Shared
+
+	// LeaseTTL is how long the refresh lease of Shared is held at most;
+	// a request made under it times out after RequestTimeout or two
+	// thirds of LeaseTTL, whichever is shorter. Zero means 30 seconds.
+	LeaseTTL time.Duration
+
 	// Now returns the current time; tests replace it. It is used for
 	// expiry, the refresh window and the retry backoff, not for
 	// RequestTimeout. Nil means time.Now.
@@ -215,6 +232,9 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshWindow < 0 {
 		add("RefreshWindow must not be negative")
+	}
+	if c.LeaseTTL < 0 {
+		add("LeaseTTL must not be negative")
 	}
 	if c.Source != nil {
 		return errors.Join(errs...)

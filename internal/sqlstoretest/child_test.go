@@ -1,0 +1,3 @@
+package sqlstoretest
+
+func childMain() int { return 0 }

@@ -1,0 +1,297 @@
+package sqlstoretest
+
+// The delivery ledger (issue 16) on a real database shared by two
+// processes: the fault matrix of internal/ledgertest with the attempts of
+// the engine's activity alternating between this test process and a
+// re-executed copy of the test binary, the store round trips a keyed send
+// adds, and benchmarks of a send with and without a key.
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/internal/ledgertest"
+	"github.com/emailconn/emailconn/internal/smtptest"
+)
+
+// envLedgerChild holds the orders of a re-executed test binary that makes
+// one attempt of the ledger matrix: see ledgerOrders.
+const envLedgerChild = "EMAILCONN_LEDGER16_CHILD"
+
+// ledgerOrders are what the child process does: one attempt of the
+// activity through the server at Addr, with the ledger on the database.
+type ledgerOrders struct {
+	Driver, DSN, Addr, Key string
+	Big                    bool
+}
+
+// init runs the child's attempt, before TestMain, when the binary was
+// re-executed for it, and exits with its outcome as JSON on stdout.
+func init() {
+	orders := os.Getenv(envLedgerChild)
+	if orders == "" {
+		return
+	}
+	out, err := ledgerChild(orders)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ledger child:", err)
+		os.Exit(2)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+func ledgerChild(orders string) (ledgertest.Outcome, error) {
+	var o ledgerOrders
+	if err := json.Unmarshal([]byte(orders), &o); err != nil {
+		return ledgertest.Outcome{}, err
+	}
+	db, err := sql.Open(o.Driver, o.DSN)
+	if err != nil {
+		return ledgertest.Outcome{}, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := emailconn.NewSQLStore(ctx, db)
+	if err != nil {
+		return ledgertest.Outcome{}, err
+	}
+	return ledgertest.Send(ctx, o.Addr, st, o.Key, o.Big), nil
+}
+
+// runLedgerChild makes one attempt in a second process and returns its
+// outcome.
+func runLedgerChild(t *testing.T, o ledgerOrders) ledgertest.Outcome {
+	t.Helper()
+	orders, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envLedgerChild+"="+string(orders))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child process: %v\n%s", err, stderr.String())
+	}
+	var out ledgertest.Outcome
+	if err := json.Unmarshal(stdout, &out); err != nil {
+		t.Fatalf("child process output %q: %v", stdout, err)
+	}
+	return out
+}
+
+// uniqueKey is a key no earlier run used: the database outlives a run.
+func uniqueKey(t testing.TB, name string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "wf-16/" + name + "/" + hex.EncodeToString(b[:])
+}
+
+// TestIssue16_LedgerTwoProcesses: the connection cut at each point of the
+// first attempt, and the engine retrying three times with the same key,
+// the attempts alternating between this process and a second one, which
+// share the ledger on the database: no duplicate where the ledger says
+// accepted, every cut after the final dot ErrDeliveryUnknown with the
+// first process's record in both, a cut before the final dot delivered
+// exactly once.
+func TestIssue16_LedgerTwoProcesses(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			db, dsn := d.open(t)
+			st := newStore(t, db)
+			for _, c := range ledgertest.Cuts() {
+				t.Run(c.Name, func(t *testing.T) {
+					srv := ledgertest.Server(t, c)
+					key := uniqueKey(t, c.Name)
+					var outs []ledgertest.Outcome
+					for i := range ledgertest.Attempts {
+						if i%2 == 0 {
+							outs = append(outs, ledgertest.Send(context.Background(), srv.Addr(), st, key, c.Big))
+						} else {
+							outs = append(outs, runLedgerChild(t, ledgerOrders{Driver: driverOf(dsn), DSN: dsn, Addr: srv.Addr(), Key: key, Big: c.Big}))
+						}
+					}
+					ledgertest.Check(t, c, outs, ledgertest.Delivered(srv))
+					if outs[1].Pid == outs[0].Pid || outs[1].Pid == 0 {
+						t.Errorf("attempts 1 and 2 made by processes %d and %d; want two", outs[0].Pid, outs[1].Pid)
+					}
+					if c.AfterDot {
+						for i, o := range outs {
+							if o.Delivery != nil && outs[0].Delivery != nil && o.Delivery.Node != outs[0].Delivery.Node {
+								t.Errorf("attempt %d: record of node %s; want the first attempt's, %s", i+1, o.Delivery.Node, outs[0].Delivery.Node)
+							}
+						}
+						if srv.Sessions() != 1 {
+							t.Errorf("%d sessions: a retry of an unknown delivery reached the server", srv.Sessions())
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// ledgerCounter counts the calls a send makes of a Store for the delivery
+// ledger's keys (the connection's session slots, shared through the same
+// store, are not counted).
+type ledgerCounter struct {
+	emailconn.Store
+	calls atomic.Int32
+}
+
+func (c *ledgerCounter) count(key string) {
+	if strings.HasPrefix(key, "delivery/") {
+		c.calls.Add(1)
+	}
+}
+
+func (c *ledgerCounter) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
+	c.count(key)
+	return c.Store.Acquire(ctx, key, limit, owner, ttl)
+}
+
+func (c *ledgerCounter) Renew(ctx context.Context, key string, slot int, owner string, ttl time.Duration) (bool, error) {
+	c.count(key)
+	return c.Store.Renew(ctx, key, slot, owner, ttl)
+}
+
+func (c *ledgerCounter) Release(ctx context.Context, key string, slot int, owner string) error {
+	c.count(key)
+	return c.Store.Release(ctx, key, slot, owner)
+}
+
+func (c *ledgerCounter) Load(ctx context.Context, key string) ([]byte, int64, error) {
+	c.count(key)
+	return c.Store.Load(ctx, key)
+}
+
+func (c *ledgerCounter) Swap(ctx context.Context, key string, version int64, value []byte, ttl time.Duration) (bool, error) {
+	c.count(key)
+	return c.Store.Swap(ctx, key, version, value, ttl)
+}
+
+// TestIssue16_LedgerRoundTrips: on the database, a first send of a key
+// that is accepted makes two ledger calls (the claim and the final write),
+// one round trip each; its replay two and no SMTP; a send without a key
+// none.
+func TestIssue16_LedgerRoundTrips(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			db, _ := d.open(t)
+			cs := &ledgerCounter{Store: newStore(t, db)}
+			srv := smtptest.NewServer(t, smtptest.Options{})
+			s, err := emailconn.NewSender(ledgertest.Connection(srv.Addr()), &emailconn.Options{Store: cs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			if _, err := s.Send(ctx, ledgertest.Message("", false)); err != nil {
+				t.Fatal(err)
+			}
+			if n := cs.calls.Swap(0); n != 0 {
+				t.Errorf("a send without a key: %d ledger calls", n)
+			}
+			key := uniqueKey(t, "round-trips")
+			if rc, err := s.Send(ctx, ledgertest.Message(key, false)); err != nil || rc.Replayed {
+				t.Fatal(rc, err)
+			}
+			if n := cs.calls.Swap(0); n != 2 {
+				t.Errorf("first send of a key: %d ledger calls; want 2", n)
+			}
+			if rc, err := s.Send(ctx, ledgertest.Message(key, false)); err != nil || !rc.Replayed {
+				t.Fatal(rc, err)
+			}
+			if n := cs.calls.Swap(0); n != 2 {
+				t.Errorf("replay: %d ledger calls; want 2", n)
+			}
+			if len(srv.Messages()) != 2 {
+				t.Errorf("%d messages; want 2", len(srv.Messages()))
+			}
+		})
+	}
+}
+
+// TestIssue16_LedgerStoreDown: with the database closed, a send with a key
+// fails with ErrStore before any SMTP.
+func TestIssue16_LedgerStoreDown(t *testing.T) {
+	db, _ := openSQLite(t)
+	st := newStore(t, db)
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s, err := emailconn.NewSender(ledgertest.Connection(srv.Addr()), &emailconn.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db.Close()
+	_, err = s.Send(context.Background(), ledgertest.Message(uniqueKey(t, "down"), false))
+	if !errors.Is(err, emailconn.ErrStore) || !strings.Contains(err.Error(), "delivery ledger") || errors.Is(err, emailconn.ErrDeliveryUnknown) {
+		t.Errorf("Send with the database closed = %v; want ErrStore from the ledger", err)
+	}
+	if srv.Sessions() != 0 {
+		t.Errorf("%d sessions", srv.Sessions())
+	}
+}
+
+// BenchmarkIssue16_LedgerSend compares a send with a new key each time
+// (the ledger's common path: two round trips to the database) with the
+// same send without a key, on each database, to the test server on
+// loopback. Report the ratio of the key/… row to the nokey/… row of the
+// same run.
+func BenchmarkIssue16_LedgerSend(b *testing.B) {
+	for _, d := range dialects {
+		b.Run(d.name, func(b *testing.B) {
+			db, _ := d.open(b)
+			st := newStore(b, db)
+			srv := smtptest.NewServer(b, smtptest.Options{})
+			s, err := emailconn.NewSender(ledgertest.Connection(srv.Addr()), &emailconn.Options{Store: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			prefix := uniqueKey(b, "bench")
+			ctx := context.Background()
+			var n atomic.Int64 // keys stay new across -count runs
+			for _, keyed := range []bool{false, true} {
+				name := "nokey"
+				if keyed {
+					name = "key"
+				}
+				b.Run(name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						key := ""
+						if keyed {
+							key = prefix + "/" + fmt.Sprint(n.Add(1))
+						}
+						if _, err := s.Send(ctx, ledgertest.Message(key, false)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					srv.Reset()
+				})
+			}
+		})
+	}
+}
