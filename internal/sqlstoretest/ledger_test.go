@@ -122,6 +122,7 @@ func TestIssue16_LedgerTwoProcesses(t *testing.T) {
 			st := newStore(t, db)
 			for _, c := range ledgertest.Cuts() {
 				t.Run(c.Name, func(t *testing.T) {
+					t.Parallel()
 					srv := ledgertest.Server(t, c)
 					key := uniqueKey(t, c.Name)
 					var outs []ledgertest.Outcome
