@@ -244,6 +244,15 @@ func TestIssue16_04_RefusedReplay(t *testing.T) {
 	nouser := keyed("wf-4/nouser")
 	nouser.To = []string{"nouser@example.com"}
 	check("every recipient refused", nouser, emailconn.ErrRecipientRejected, 550)
+	all := keyed("wf-4/all-or-nothing")
+	all.To, all.RequireAllRecipients = []string{"ok@example.com", "nouser@example.com"}, true
+	check("all or nothing", all, emailconn.ErrRecipientRejected, 550)
+	if _, err := s.Send(context.Background(), all); err != nil {
+		var re *emailconn.RecipientsError
+		if !errors.As(err, &re) || re.Accepted != 1 || len(re.Rejected) != 1 {
+			t.Errorf("all or nothing, replayed: %v", err)
+		}
+	}
 
 	// The sender refused: an administrator may fix the connection.
 	refuseMail.Store(true)

@@ -141,6 +141,7 @@ type ledgerReceipt struct {
 	Mechanism    string        `json:"mechanism,omitempty"`
 	Attempts     int           `json:"attempts,omitempty"`
 	DurationMS   int64         `json:"durationMs,omitempty"`
+	WaitedMS     int64         `json:"waitedMs,omitempty"`
 	Transactions int           `json:"transactions,omitempty"`
 }
 
@@ -549,7 +550,7 @@ func toLedgerReceipt(rc *Receipt) *ledgerReceipt {
 	}
 	lr := &ledgerReceipt{Reply: rc.Reply, QueueID: rc.QueueID, Accepted: rc.Accepted, Server: rc.Server,
 		TLSVersion: rc.TLSVersion, Mechanism: rc.Mechanism, Attempts: rc.Attempts,
-		DurationMS: rc.Duration.Milliseconds(), Transactions: rc.Transactions}
+		DurationMS: rc.Duration.Milliseconds(), WaitedMS: rc.Waited.Milliseconds(), Transactions: rc.Transactions}
 	for _, r := range rc.Rejected {
 		x := toLedgerReply(r.Err)
 		x.Address = r.Address
@@ -566,7 +567,8 @@ func (r *ledgerRecord) receipt() *Receipt {
 	}
 	rc := &Receipt{MessageID: r.MessageID, Reply: lr.Reply, QueueID: lr.QueueID, Accepted: lr.Accepted,
 		Server: lr.Server, TLSVersion: lr.TLSVersion, Mechanism: lr.Mechanism, Attempts: lr.Attempts,
-		Duration: time.Duration(lr.DurationMS) * time.Millisecond, Transactions: lr.Transactions, Replayed: true}
+		Duration: time.Duration(lr.DurationMS) * time.Millisecond, Waited: time.Duration(lr.WaitedMS) * time.Millisecond,
+		Transactions: lr.Transactions, Replayed: true}
 	for _, x := range lr.Rejected {
 		rc.Rejected = append(rc.Rejected, RecipientError{Address: x.Address, Err: x.smtpError()})
 	}

@@ -141,8 +141,8 @@ type Receipt struct {
 	Transactions int
 	// Replayed reports a Receipt that the delivery ledger returned for a
 	// message with an IdempotencyKey sent before: this call sent nothing,
-	// and every other field is the first send's (Duration and Attempts
-	// included).
+	// and every other field is the first send's (Attempts, and Duration
+	// and Waited to the millisecond, included).
 	Replayed bool
 }
 
