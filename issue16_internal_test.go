@@ -94,7 +94,7 @@ func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
 		key := "wf-12/crashed"
 		now := f.clock.Now()
 		crashed := ledgerRecord{V: 1, State: stateSending, MessageID: "dead.1@example.com", Node: "worker-2/99",
-			Started: now, Updated: now, LeaseMS: defaultLease.Milliseconds()}
+			Started: now, Updated: now, LeaseMS: defaultLeaseTTL.Milliseconds()}
 		if ok, err := f.store.Swap(context.Background(), ledgerKey(key), 0, mustJSON(&crashed), time.Hour); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
@@ -103,8 +103,8 @@ func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
 		// The clock moves a second each time the send waits to read the
 		// record again.
 		res, waited := f.drive(sendAsync(s, m), time.Second)
-		if waited < defaultLease || waited > defaultLease+2*time.Second {
-			t.Errorf("decided after %v on the clock; want the lease, %v", waited, defaultLease)
+		if waited < defaultLeaseTTL || waited > defaultLeaseTTL+2*time.Second {
+			t.Errorf("decided after %v on the clock; want the lease, %v", waited, defaultLeaseTTL)
 		}
 		if resend {
 			if res.err != nil || res.rc.Replayed || len(f.srv.Messages()) != 1 {
@@ -146,7 +146,7 @@ func TestIssue16_13_LiveOwnerRenews(t *testing.T) {
 	first := sendAsync(a, ledgerMessage(key))
 	<-entered
 	second := sendAsync(b, ledgerMessage(key))
-	for elapsed := time.Duration(0); elapsed < 3*defaultLease; elapsed += time.Second {
+	for elapsed := time.Duration(0); elapsed < 3*defaultLeaseTTL; elapsed += time.Second {
 		<-f.polls
 		f.clock.Advance(time.Second)
 	}

@@ -28,6 +28,10 @@ import (
 // under "delivery/" + the SHA-256 of the key, in Options.Store (or, with
 // none, in a store of the process that the Senders of one Registry share).
 //
+// A "sending" record is valid for the lease of Options.Store's leases (30
+// seconds; a test seam shortens it) after its last write; its owner
+// renews it every third of that while the send lasts.
+//
 // The common path — a key never sent before, accepted by the server —
 // costs two store calls: Swap(version 0) writes the record "sending"
 // before the first attempt, and Swap(version 1) writes "accepted" (with the
@@ -50,11 +54,6 @@ const (
 	pollMin = 50 * time.Millisecond
 	pollMax = time.Second
 )
-
-// defaultLease is how long a "sending" record stays valid without being
-// renewed; its owner renews it every third of that while the send lasts.
-// A variable so that white-box tests can shorten it.
-var defaultLease = 30 * time.Second
 
 // The states of a ledger record.
 const (
@@ -301,7 +300,7 @@ func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared
 	clk := s.clock()
 	now := clk.Now()
 	rec := ledgerRecord{V: 1, State: stateSending, MessageID: pr.messageID(), Connection: s.conn.Name,
-		Node: nodeName(), Started: now, Updated: now, LeaseMS: defaultLease.Milliseconds()}
+		Node: nodeName(), Started: now, Updated: now, LeaseMS: s.opts.storeLeaseTTL().Milliseconds()}
 	ret := s.opts.retention()
 	take := func(version int64) (*ledgerSend, bool, error) {
 		ok, err := st.Swap(ctx, key, version, mustJSON(&rec), ret)
@@ -415,7 +414,7 @@ func (ls *ledgerSend) renewLater() {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if !ls.stopped {
-		ls.stop = ls.s.clock().AfterFunc(defaultLease/3, ls.renew)
+		ls.stop = ls.s.clock().AfterFunc(ls.s.opts.storeLeaseTTL()/3, ls.renew)
 	}
 }
 
@@ -428,7 +427,7 @@ func (ls *ledgerSend) renew() {
 		return
 	}
 	ls.rec.Updated = ls.s.clock().Now()
-	ctx, cancel := context.WithTimeout(ls.ctx, defaultLease/3)
+	ctx, cancel := context.WithTimeout(ls.ctx, ls.s.opts.storeLeaseTTL()/3)
 	ok, err := ls.st.Swap(ctx, ls.key, ls.version, mustJSON(&ls.rec), ls.s.opts.retention())
 	cancel()
 	switch {

@@ -17,13 +17,17 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/internal/ledgertest"
 	"github.com/emailconn/emailconn/internal/smtptest"
+	"github.com/emailconn/emailconn/internal/storeseam"
 )
 
 // envLedgerChild holds the orders of a re-executed test binary that makes
@@ -35,6 +39,7 @@ const envLedgerChild = "EMAILCONN_LEDGER16_CHILD"
 type ledgerOrders struct {
 	Driver, DSN, Addr, Key string
 	Big                    bool
+	Lease                  time.Duration // the ledger's lease; zero: the default
 }
 
 // init runs the child's attempt, before TestMain, when the binary was
@@ -71,21 +76,36 @@ func ledgerChild(orders string) (ledgertest.Outcome, error) {
 	if err != nil {
 		return ledgertest.Outcome{}, err
 	}
-	return ledgertest.Send(ctx, o.Addr, st, o.Key, o.Big), nil
+	opts := ledgertest.Options(st)
+	storeseam.Set(opts, storeseam.Seams{LeaseTTL: o.Lease})
+	s, err := emailconn.NewSender(ledgertest.Connection(o.Addr), opts)
+	if err != nil {
+		return ledgertest.Outcome{}, err
+	}
+	defer s.Close()
+	return ledgertest.Try(ctx, s, o.Key, o.Big), nil
+}
+
+// ledgerChildCmd is the command of a second process that makes one
+// attempt.
+func ledgerChildCmd(t *testing.T, ctx context.Context, o ledgerOrders) *exec.Cmd {
+	t.Helper()
+	orders, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envLedgerChild+"="+string(orders))
+	return cmd
 }
 
 // runLedgerChild makes one attempt in a second process and returns its
 // outcome.
 func runLedgerChild(t *testing.T, o ledgerOrders) ledgertest.Outcome {
 	t.Helper()
-	orders, err := json.Marshal(o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envLedgerChild+"="+string(orders))
+	cmd := ledgerChildCmd(t, ctx, o)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -150,6 +170,86 @@ func TestIssue16_LedgerTwoProcesses(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestIssue16_LedgerCrashAfterAccept: the one window a client cannot
+// close. A second process sends a message with a key; the server accepts
+// it, and the process is killed (SIGKILL) before it could record the
+// outcome. Its record stays "sending"; the engine's retries from this
+// process wait for its lease to pass and then get ErrDeliveryUnknown with
+// the dead process's record: the message is delivered once, never twice.
+func TestIssue16_LedgerCrashAfterAccept(t *testing.T) {
+	const lease = time.Second
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			db, dsn := d.open(t)
+			st := newStore(t, db)
+			arrived, killed := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			srv := smtptest.NewServer(t, smtptest.Options{DataHook: func(string, []string, []byte) *smtp.SMTPError {
+				once.Do(func() { close(arrived); <-killed })
+				return nil // accepted: recorded, and the 250 goes to a dead process
+			}})
+			key := uniqueKey(t, "crash")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := ledgerChildCmd(t, ctx, ledgerOrders{Driver: driverOf(dsn), DSN: dsn, Addr: srv.Addr(), Key: key, Lease: lease})
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+				t.Fatal("the child's message never arrived")
+			}
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			close(killed)
+			msgs, _ := waitMessages(ctx, srv, 1)
+			if msgs != 1 {
+				t.Fatalf("%d messages; want the child's", msgs)
+			}
+			opts := ledgertest.Options(st)
+			storeseam.Set(opts, storeseam.Seams{LeaseTTL: lease})
+			s, err := emailconn.NewSender(ledgertest.Connection(srv.Addr()), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := range ledgertest.Attempts - 1 {
+				start := time.Now()
+				o := ledgertest.Try(ctx, s, key, false)
+				if !o.Unknown || o.Delivery == nil || o.Delivery.State != "unknown" || o.Delivery.Node == "" ||
+					!strings.Contains(o.Delivery.Detail, "stopped renewing") {
+					t.Fatalf("retry %d: %+v; want ErrDeliveryUnknown with the dead process's record", i+1, o)
+				}
+				if i == 0 {
+					t.Logf("the first retry waited %v for the dead process's lease (%v)", time.Since(start).Round(time.Millisecond), lease)
+				}
+			}
+			if n := len(ledgertest.Delivered(srv)); n != 1 || srv.Sessions() != 1 {
+				t.Errorf("%d messages in %d sessions; want the child's only", n, srv.Sessions())
+			}
+		})
+	}
+}
+
+// waitMessages waits until srv has accepted n messages (it records one
+// after its DataHook returned) and returns how many it has.
+func waitMessages(ctx context.Context, srv *smtptest.Server, n int) (int, error) {
+	for {
+		if got := len(srv.Messages()); got >= n {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return len(srv.Messages()), ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 
