@@ -3,6 +3,7 @@ package emailconn_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -533,3 +534,39 @@ func TestIssue16_11_FaultMatrix(t *testing.T) {
 
 // newTestStore is an in-process Store shared by the Senders of a test.
 func newTestStore() emailconn.Store { return emailconn.NewLedgerTestStore() }
+
+// TestIssue16_17_LogsAndRecord: the ledger's log lines (a resend of an
+// unknown delivery at Warn, a replay at Info) name the Message-ID, never
+// the key; a Delivery describes itself.
+func TestIssue16_17_LogsAndRecord(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop, Times: 1}}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	const key = "tenant-secretive/workflow-99/notify"
+	_, err := s.Send(context.Background(), keyed(key))
+	var d *emailconn.Delivery
+	if !errors.As(err, &d) {
+		t.Fatalf("Send = %v", err)
+	}
+	if got := d.Error(); !strings.HasPrefix(got, "emailconn: delivery of message "+d.MessageID+": unknown since ") || !strings.Contains(got, "(node "+d.Node+")") {
+		t.Errorf("Delivery.Error() = %q", got)
+	}
+	m := keyed(key)
+	m.ResendUnknown = true
+	if _, err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := s.Send(context.Background(), keyed(key)); err != nil || !rc.Replayed {
+		t.Fatal(rc, err)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=WARN msg=\"email sent again although its delivery is unknown", "level=INFO msg=\"email already sent: receipt from the delivery ledger\"", d.MessageID} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secretive") || strings.Contains(err.Error(), "secretive") {
+		t.Errorf("the key shows in the log or the error:\n%s\n%v", out, err)
+	}
+}
