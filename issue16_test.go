@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/emailconntest"
 	"github.com/emailconn/emailconn/internal/ledgertest"
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
@@ -568,5 +569,40 @@ func TestIssue16_17_LogsAndRecord(t *testing.T) {
 	}
 	if strings.Contains(out, "secretive") || strings.Contains(err.Error(), "secretive") {
 		t.Errorf("the key shows in the log or the error:\n%s\n%v", out, err)
+	}
+}
+
+// TestIssue16_18_TwoRegistriesOneStore: two Registries (two engine nodes)
+// sharing a Store share the ledger: a notification the first sent is a
+// replay on the second, whatever connection the second routes it through.
+func TestIssue16_18_TwoRegistriesOneStore(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	st := emailconntest.NewStore()
+	node := func(conn string) emailconn.Route {
+		t.Helper()
+		r, err := emailconn.NewRegistry(emailconn.Config{
+			Connections: []emailconn.Connection{{Name: conn, MailServer: srv.Addr(), From: "alerts@example.com", To: []string{"ops@example.com"}}},
+			Processes:   map[string]string{"Payroll": conn},
+		}, &emailconn.Options{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		rt, err := r.Resolve("Payroll")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	a, b := node("alerts"), node("alerts-eu")
+	m := &emailconn.Message{Subject: "Approve", Text: "Please approve.", IdempotencyKey: "wf-18/approve"}
+	first, err := a.Send(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Send(context.Background(), m)
+	if err != nil || !rc.Replayed || rc.MessageID != first.MessageID || len(srv.Messages()) != 1 {
+		t.Errorf("second node: %+v, %v; %d messages", rc, err, len(srv.Messages()))
 	}
 }
