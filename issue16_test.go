@@ -606,3 +606,37 @@ func TestIssue16_18_TwoRegistriesOneStore(t *testing.T) {
 		t.Errorf("second node: %+v, %v; %d messages", rc, err, len(srv.Messages()))
 	}
 }
+
+// TestIssue16_19_SplitHalfDelivered: a message whose recipients were split
+// into transactions, delivered by the first and not by the second, is
+// recorded unknown with the Receipt of what was delivered: a retry sends
+// nothing and says which recipients got it.
+func TestIssue16_19_SplitHalfDelivered(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{MailHook: func(string) *smtp.SMTPError {
+		if n.Add(1) == 2 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
+		}
+		return nil
+	}})
+	c := connFor(t, srv, "none")
+	c.MaxRecipientsPerMessage = 1
+	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	m := keyed("wf-19/split")
+	m.To = []string{"first@example.com", "second@example.com"}
+	rc, err := s.Send(context.Background(), m)
+	if rc == nil || err == nil || len(rc.Accepted) != 1 || rc.Accepted[0] != "first@example.com" {
+		t.Fatalf("first send: %+v, %v; want the first recipient's Receipt and the second's failure", rc, err)
+	}
+	sessions := srv.Sessions()
+	_, err = s.Send(context.Background(), m)
+	var d *emailconn.Delivery
+	if !errors.Is(err, emailconn.ErrDeliveryUnknown) || !errors.As(err, &d) || d.Receipt == nil ||
+		len(d.Receipt.Accepted) != 1 || d.Receipt.Accepted[0] != "first@example.com" {
+		t.Fatalf("retry: %v (%+v); want ErrDeliveryUnknown with the Receipt of the first recipient", err, d)
+	}
+	if srv.Sessions() != sessions || len(srv.Messages()) != 1 {
+		t.Errorf("the retry reached the server: %d sessions, %d messages", srv.Sessions(), len(srv.Messages()))
+	}
+}

@@ -80,7 +80,9 @@ type Delivery struct {
 	// what it replied), "unknown" (the connection failed after the whole
 	// message was sent and before the server replied, or the node sending
 	// it stopped renewing its lease: it may have crashed after the server
-	// accepted the message), "refused" (the server refused the message
+	// accepted the message; or a message whose recipients were split into
+	// transactions was delivered by some and not the others), "refused"
+	// (the server refused the message
 	// permanently) or "sending" (a node is sending it now).
 	State string
 	// MessageID is the message's Message-ID, without angle brackets.
@@ -463,6 +465,12 @@ func (ls *ledgerSend) finish(rc *Receipt, err error) *Delivery {
 	switch {
 	case errors.Is(err, ErrDeliveryUnknown):
 		rec.State, rec.Detail, rec.Receipt = stateUnknown, err.Error(), toLedgerReceipt(rc)
+	case rc != nil && err != nil && !onlyRefusedRecipients(err):
+		// A message whose recipients were split, delivered to the first
+		// batches and not the rest: a replay could say only half of it,
+		// and a resend would repeat the delivered half.
+		rec.State, rec.Receipt = stateUnknown, toLedgerReceipt(rc)
+		rec.Detail = "delivered to some of its recipients (see the Receipt); the transaction of the others failed: " + err.Error()
 	case rc != nil:
 		rec.State, rec.Receipt = stateAccepted, toLedgerReceipt(rc)
 	default:
@@ -495,6 +503,14 @@ func (ls *ledgerSend) finish(rc *Receipt, err error) *Delivery {
 		return nil
 	}
 	return rec.delivery()
+}
+
+// onlyRefusedRecipients reports whether err, returned with a Receipt, is
+// the refusal of some recipients and nothing else.
+func onlyRefusedRecipients(err error) bool {
+	var e *Error
+	var re *RecipientsError
+	return errors.As(err, &e) && e.Stage == StageRcpt && errors.As(e.Err, &re)
 }
 
 // refusalOf returns the permanent refusal of the message in err, which the
