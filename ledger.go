@@ -82,8 +82,8 @@ type Delivery struct {
 	// it stopped renewing its lease: it may have crashed after the server
 	// accepted the message; or a message whose recipients were split into
 	// transactions was delivered by some and not the others), "refused"
-	// (the server refused the message
-	// permanently) or "sending" (a node is sending it now).
+	// (the server refused the message permanently) or "sending" (a node
+	// is sending it now).
 	State string
 	// MessageID is the message's Message-ID, without angle brackets.
 	MessageID string
