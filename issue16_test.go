@@ -15,6 +15,7 @@ import (
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/emailconntest"
 	"github.com/emailconn/emailconn/internal/ledgertest"
+	"github.com/emailconn/emailconn/internal/memstore"
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
@@ -534,7 +535,7 @@ func TestIssue16_11_FaultMatrix(t *testing.T) {
 }
 
 // newTestStore is an in-process Store shared by the Senders of a test.
-func newTestStore() emailconn.Store { return emailconn.NewLedgerTestStore() }
+func newTestStore() emailconn.Store { return memstore.New(nil) }
 
 // TestIssue16_17_LogsAndRecord: the ledger's log lines (a resend of an
 // unknown delivery at Warn, a replay at Info) name the Message-ID, never
