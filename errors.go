@@ -83,7 +83,11 @@ var (
 	// ErrDeliveryUnknown reports that the connection failed after the whole
 	// message had been sent and before the server replied: the server may or
 	// may not have accepted it. Such a message is never retried
-	// automatically; resending it may deliver it twice.
+	// automatically; resending it may deliver it twice. For a message with
+	// an IdempotencyKey the error holds the delivery ledger's record
+	// (errors.As with a *Delivery), and every later Send of the key
+	// returns it again, unless Message.ResendUnknown is set; so does a key
+	// whose sending node stopped renewing its lease (it crashed).
 	ErrDeliveryUnknown = errors.New("emailconn: delivery state unknown")
 
 	// ErrMessageTooLarge reports that the message exceeds the size the
@@ -108,8 +112,10 @@ var (
 	// ErrStore reports that Options.Store could not decide (the
 	// database was unreachable or failed): a send that needed a session
 	// slot or the message-rate window, or an OAuth2 token that had to be
-	// refreshed, failed before anything was sent, rather than fall back to
-	// per-node limits or refresh without the lease. It is Temporary and
+	// refreshed, or a message with an IdempotencyKey whose delivery
+	// ledger record could not be read or written before the send, failed
+	// before anything was sent, rather than fall back to per-node limits,
+	// refresh without the lease, or send without the ledger. It is Temporary and
 	// retried by the RetryPolicy; a still-valid cached access token is
 	// used meanwhile without asking the store.
 	ErrStore = errors.New("emailconn: shared state store unavailable")
@@ -438,6 +444,7 @@ type Error struct {
 	retryAt   time.Time     // when a send may succeed again; zero when unknown
 	wait      time.Duration // the least wait before a retry the reply asks for
 	advice    string        // the reply's meaning in plain words, for Test Connection
+	ledger    *Delivery     // the delivery ledger's record, for a message with an IdempotencyKey
 }
 
 // RetryAt returns when a send through the connection may succeed again:
@@ -502,6 +509,13 @@ func (e *Error) Unwrap() []error {
 }
 
 func (e *Error) unwrap() []error {
+	if e.ledger != nil {
+		return append(e.unwrapCause(), e.ledger)
+	}
+	return e.unwrapCause()
+}
+
+func (e *Error) unwrapCause() []error {
 	switch {
 	case e.kind != nil && e.Err != nil:
 		return []error{e.kind, e.Err}

@@ -15,7 +15,8 @@ import (
 // surfaceBudget is the most top-level exported names package emailconn
 // may have. Issue 12 brought the surface from 91 names to 70; issue 15
 // adds Store, SQLStore, NewSQLStore and ErrStore (the sentinel of a store
-// that could not decide). Raise it only with a name the README explains.
+// that could not decide); issue 16 Delivery (the ledger's record in
+// ErrDeliveryUnknown). Raise it only with a name the README explains.
 const surfaceBudget = 75
 
 // TestIssue12_03_Surface: every top-level exported name of package

@@ -43,10 +43,41 @@ type Message struct {
 	Headers map[string]string
 	// Date is the Date field. Zero means the time of the first attempt.
 	Date time.Time
-	// MessageID is the Message-ID without angle brackets. Zero means a
-	// random one; it stays the same across retries and is returned in the
-	// Receipt, so a caller can recognise a duplicate.
+	// MessageID is the Message-ID without angle brackets. Zero means one
+	// derived from IdempotencyKey when it is set, else a random one; it
+	// stays the same across retries and is returned in the Receipt, so a
+	// caller can recognise a duplicate. With both set, MessageID is the
+	// Message-ID and IdempotencyKey still decides whether to send.
 	MessageID string
+	// IdempotencyKey is the engine's own identity of this notification,
+	// the same in every attempt of the activity that sends it (for
+	// example workflow id + "/" + activity id, never an attempt number):
+	// a message with a key is sent at most once per key. Send records the
+	// outcome in the delivery ledger before it returns: in Options.Store,
+	// shared by every node; without one, in memory, shared by the Senders
+	// of one Registry (a Sender made by NewSender has its own, so a new
+	// Sender does not know what an earlier one sent). Asked again, Send
+	// returns the stored Receipt marked Replayed without touching SMTP,
+	// the same error for a permanent refusal, and ErrDeliveryUnknown with
+	// the *Delivery record when the first send cannot know whether the
+	// server accepted the message. A send of the key in progress elsewhere
+	// is waited for, bounded by ctx. The Message-ID is derived from the
+	// key (32 hex digits of a SHA-256 of it, at the From address's domain:
+	// the same in every process and release), and never shows the key; a
+	// key that can be guessed can be confirmed by hashing it, so keep
+	// secrets out of it. At most 512 bytes of UTF-8 without control
+	// characters. Zero means no ledger: every Send sends (see the README's
+	// "Idempotent sends").
+	IdempotencyKey string
+	// ResendUnknown sends a message with an IdempotencyKey whose delivery
+	// the ledger records as unknown once more, instead of returning
+	// ErrDeliveryUnknown. The server may have accepted the first copy:
+	// the recipients may get the message twice (with the same
+	// Message-ID). Set it only when a person or the engine's policy
+	// decided that a duplicate is better than no message. Zero means an
+	// unknown delivery is never sent again. It changes nothing for a key
+	// that was accepted or refused.
+	ResendUnknown bool
 	// RequireAllRecipients sends the message only if the server accepts
 	// every recipient. Zero means it is delivered to the accepted
 	// recipients and the refused ones are reported (ErrRecipientRejected
@@ -110,6 +141,11 @@ type Receipt struct {
 	// or a server's 452 "too many recipients"); every one carried the same
 	// message, with the same Message-ID.
 	Transactions int
+	// Replayed reports a Receipt that the delivery ledger returned for a
+	// message with an IdempotencyKey sent before: this call sent nothing,
+	// and every other field is the first send's (Attempts, and Duration
+	// and Waited to the millisecond, included).
+	Replayed bool
 }
 
 // prepared is a message ready for the wire.
@@ -127,6 +163,7 @@ type prepared struct {
 
 	sessionWait time.Duration // time spent waiting for a free session
 	rateWait    time.Duration // time spent waiting for the message rate
+	attempts    int           // attempts made, for Trace.SendDone
 
 	// Recipient batching (issue 14): nil plan means one transaction to
 	// rcpts. With a plan, batch is the current transaction's recipients
@@ -282,6 +319,9 @@ func (s *Sender) addresses(msg *Message, fallbackFrom string, fallbackTo []strin
 	if len(to)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		p.add("To", "no recipient: the message has no To, Cc or Bcc, and neither the route nor the connection has default recipients (To)")
 	}
+	if msg.IdempotencyKey != "" {
+		checkKey(&p, msg.IdempotencyKey)
+	}
 	return ad, p.err()
 }
 
@@ -298,7 +338,11 @@ func (s *Sender) composed(msg *Message, ad addressed, utf8 bool) *compose.Messag
 		date = time.Now()
 	}
 	id := msg.MessageID
-	if id == "" {
+	switch {
+	case id != "":
+	case msg.IdempotencyKey != "":
+		id = keyedMessageID(msg.IdempotencyKey, ad.from.Address)
+	default:
 		id = newMessageID(ad.from.Address)
 	}
 	cm := &compose.Message{
@@ -376,13 +420,7 @@ func composeErrors(err error) error {
 func newMessageID(from string) string {
 	var b [16]byte
 	_, _ = cryptoRead(b[:])
-	domain := "emailconn.invalid"
-	if at := strings.LastIndexByte(from, '@'); at >= 0 && at < len(from)-1 {
-		if d := from[at+1:]; compose.ValidateEnvelope("x@"+d, false) == nil && !strings.HasPrefix(d, "[") {
-			domain = d
-		}
-	}
-	return time.Now().UTC().Format("20060102150405") + "." + hex.EncodeToString(b[:]) + "@" + domain
+	return time.Now().UTC().Format("20060102150405") + "." + hex.EncodeToString(b[:]) + "@" + idDomain(from)
 }
 
 var cryptoRead = crand.Read

@@ -86,7 +86,9 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 		start := time.Now()
 		select {
 		case s.slots <- struct{}{}:
-			*waited += time.Since(start)
+			d := time.Since(start)
+			*waited += d
+			s.traceWait(ctx, "maxSessions", d)
 		case <-ctx.Done():
 			return nil, s.ctxError(ctx, "", errors.New("waiting for a free session"))
 		}
@@ -117,25 +119,32 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 		}
 		sess.Close()
 	}
-	var lease *slotLease
-	if s.opts.Store != nil {
+	p := &pconn{}
+	if s.opts.Store != nil && s.lim.l.MaxSessions > 0 {
+		// A mailbox's session limit (the connection's maxSessions, or
+		// its provider's) holds across all nodes; the pool's own size
+		// (Options.MaxSessions) is this node's business.
 		l, err := s.takeSessionSlot(ctx, waited)
 		if err != nil {
 			<-s.slots
 			return nil, err
 		}
-		lease = l
+		// Renewed from now on: opening the session may wait (for an OAuth2
+		// token under another node's refresh lease) longer than the lease.
+		p.lease = l
+		l.start(func() { s.dropLost(p) })
 	}
 	ss, err := s.open.open(ctx)
+	if err == nil && p.lease.isLost() {
+		ss.Quit()
+		err = s.storeFailed(ctx, "", "the session slot expired while the session was being opened", errSlotLost)
+	}
 	if err != nil {
-		lease.release()
+		p.lease.release()
 		<-s.slots
 		return nil, err
 	}
-	p := &pconn{Session: ss, lease: lease}
-	if lease != nil {
-		lease.start(func() { s.dropLost(p) })
-	}
+	p.Session = ss
 	return p, nil
 }
 

@@ -254,6 +254,7 @@ func NewRegistry(cfg Config, opts *Options) (*Registry, error) {
 		r.opts.owner = newOwner() // one owner for all the registry's leases
 	}
 	r.tokens = ownTokenClient(&r.opts)
+	r.opts.local = new(localStore) // the ledger of all its Senders, with no Store
 	if err := r.Replace(cfg); err != nil {
 		return nil, err
 	}

@@ -138,6 +138,15 @@ type Options struct {
 	// for an engine with one node.
 	Store Store
 
+	// DeliveryRetention is how long the delivery ledger keeps the record
+	// of a message with an IdempotencyKey after its last write: a retry
+	// later than that is sent as a new message. Zero means 72 hours.
+	DeliveryRetention time.Duration
+
+	// local is the ledger's store when Store is nil: one per NewSender,
+	// one per Registry for all its Senders.
+	local *localStore
+
 	// test seams: resolving and dialling.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -154,6 +163,11 @@ type Options struct {
 	// (zero: 30 s), a test seam.
 	owner    string
 	leaseTTL time.Duration
+
+	// pollHook, when set, is called each time a send waiting for another
+	// send of its IdempotencyKey has set its timer to read the record
+	// again (issue 16), so that a test moves the fake clock only then.
+	pollHook func()
 }
 
 // A DialPolicy limits the addresses a Sender, Test Connection and the
@@ -285,6 +299,9 @@ func NewSender(c Connection, opts *Options) (*Sender, error) {
 // newSender builds a Sender for a valid connection whose references were
 // checked; ca holds the certificates of its CAFile, read by checkRefs.
 func newSender(c Connection, o Options, ca *x509.CertPool) (*Sender, error) {
+	if o.local == nil {
+		o.local = new(localStore)
+	}
 	s := &Sender{conn: c, ep: c.endpoint(), opts: o}
 	s.conn.To = slices.Clone(c.To)
 	s.lim = newSendLimits(&s.conn, &o)
@@ -380,6 +397,10 @@ func (s *Sender) describe() string {
 // matching ErrRecipientRejected — resend only to the refused, if at all.
 // If the connection fails after the whole message was sent and before the
 // server replied, Send returns ErrDeliveryUnknown and does not retry.
+//
+// A message with an IdempotencyKey is sent at most once per key: Send
+// first reads or writes the key's record in the delivery ledger, and
+// records the outcome before it returns (see Message.IdempotencyKey).
 func (s *Sender) Send(ctx context.Context, msg *Message) (*Receipt, error) {
 	return s.send(ctx, msg, "", nil)
 }
@@ -402,11 +423,20 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
 	if err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
-	return s.deliver(ctx, pr, start)
+	var rc *Receipt
+	if msg.IdempotencyKey != "" {
+		rc, err = s.sendKeyed(ctx, msg, pr, start)
+	} else {
+		rc, err = s.deliver(ctx, pr, start)
+	}
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
@@ -414,6 +444,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	var p problems
 	fromAddr, _ := parseAddress(&p, "from", from)
 	pr := &prepared{raw: r, replay: true}
@@ -429,6 +460,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		p.add("r", "is nil")
 	}
 	if err := p.err(); err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
 	pr.envFrom = fromAddr.Address
@@ -439,7 +471,9 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		pr.replay = false
 	}
 	pr.size = sizeOf(r)
-	return s.deliver(ctx, pr, start)
+	rc, err := s.deliver(ctx, pr, start)
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) logSent(ctx context.Context, pr *prepared, rc *Receipt) {

@@ -34,7 +34,7 @@ const defaultLeaseTTL = 30 * time.Second
 
 // releaseGrace is how long a closed session's slot is held on after the
 // close, for the server to see the connection end.
-const releaseGrace = 50 * time.Millisecond
+const releaseGrace = 100 * time.Millisecond
 
 // storeCallTimeout bounds the store calls made off a caller's path:
 // releasing and renewing leases.
@@ -51,15 +51,17 @@ const (
 // marks smtp/<connection>/sessions/wanted (a one-slot lease of
 // wantedTTL, marked at most every wantedMark), and a node holding
 // sessions looks at the mark (at most every demandProbe) when a session
-// is put back and when an idle session's lease is renewed: while it is
-// marked, that session is closed instead of kept, so that a node sending
-// without pause, or one whose sessions sit idle, hands its slots on
-// within moments instead of holding them until IdleTimeout.
+// is put back and when an idle session's lease is renewed (at least
+// every maxRenewGap): while it is marked, its idle sessions are closed,
+// and one busy session per probe is closed after its transaction instead
+// of kept, so that a node sending without pause, or one whose sessions
+// sit idle, hands slots on within a second or so instead of holding them
+// until IdleTimeout.
 const (
 	wantedTTL   = time.Second
 	wantedMark  = 500 * time.Millisecond
 	demandProbe = 250 * time.Millisecond
-	maxRenewGap = 2 * time.Second // an idle session's renewal looks at the mark at least this often
+	maxRenewGap = time.Second // an idle session's renewal looks at the mark at least this often
 )
 
 func init() {
@@ -97,6 +99,10 @@ func newOwner() string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
+
+// errSlotLost is the cause of a session whose shared slot expired before
+// it was open.
+var errSlotLost = errors.New("the store gave the slot to another node")
 
 // A storeError is the cause of an *Error matching ErrStore.
 type storeError struct {
@@ -256,6 +262,13 @@ func (s *Sender) demand() bool {
 	return w
 }
 
+// takeDemand is demand for one session: a mark hands on one slot per
+// probe, not every session put back meanwhile.
+func (s *Sender) takeDemand() bool {
+	s.demand()
+	return s.wanted.CompareAndSwap(true, false)
+}
+
 // start begins renewing the lease; onLost closes the session when idle,
 // and is also called after each renewal, to close an idle session that
 // another node wants.
@@ -378,13 +391,25 @@ type storeRate struct {
 	key    string
 	limit  int
 	length time.Duration
+	turn   chan struct{} // one token: the one caller of this node that asks the store
 }
 
 // Reserve takes a slot of the shared window, waiting while it is full.
+// The callers of one node ask the store one at a time, in turn: a full
+// window is polled by one caller per node, not by every waiting one.
 func (r *storeRate) Reserve(ctx context.Context) (*throttle.Reservation, error) {
 	s := r.s
 	st, owner := s.opts.Store, s.opts.owner
-	var start time.Time
+	start := time.Now()
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.turn }()
+	if time.Since(start) < time.Millisecond {
+		start = time.Time{} // no wait for the turn worth counting
+	}
 	for {
 		slot, wait, err := st.Acquire(ctx, r.key, r.limit, owner, r.length)
 		if err != nil {
@@ -424,7 +449,7 @@ func (s *Sender) shareState() {
 			minute = s.opts.limitMinute
 		}
 		// The same 2 % margin as the in-process window (newSendLimits).
-		s.lim.rate = &storeRate{s: s, key: storeKey(&s.conn, "rate"), limit: l, length: minute + minute/50}
+		s.lim.rate = &storeRate{s: s, key: storeKey(&s.conn, "rate"), limit: l, length: minute + minute/50, turn: make(chan struct{}, 1)}
 	}
 }
 
@@ -442,5 +467,5 @@ func sharedHint(c *Connection) string {
 // the pool: its slot is still its own and no other node waits for one.
 // The store is asked at most every demandProbe; s.mu must not be held.
 func (s *Sender) keepShared(sess *pconn) bool {
-	return !sess.lease.isLost() && !s.demand()
+	return !sess.lease.isLost() && !s.takeDemand()
 }

@@ -37,6 +37,7 @@ type Client struct {
 var Clients = []*Client{
 	{ID: "gosmtp-reuse", Name: "go-smtp, one reused session (ceiling)", open: openGoSMTPReuse},
 	{ID: "emailconn", Name: "emailconn Sender.Send", open: openEmailconn},
+	{ID: "emailconn-key", Name: "emailconn Sender.Send with an IdempotencyKey (in-process ledger)", open: openEmailconnKeyed},
 	{ID: "emailconn-raw", Name: "emailconn Sender.SendRaw (prebuilt bytes)", open: openEmailconnRaw},
 	{ID: "gosmtp-dial", Name: "go-smtp, new session per message", open: openGoSMTPDial},
 	{ID: "netsmtp", Name: "net/smtp.SendMail", open: openNetSMTP},
@@ -83,6 +84,24 @@ func openEmailconn(e *Env, secure bool) (func() (func() error, error), func(), e
 	ctx := context.Background()
 	send := func() error {
 		_, err := s.Send(ctx, &emailconn.Message{To: []string{To}, Subject: notificationSubject, Text: notificationText})
+		return err
+	}
+	return shared(send), func() { s.Close() }, nil
+}
+
+// openEmailconnKeyed sends the notification of openEmailconn with a new
+// IdempotencyKey each time: the ledger's common path (a first send,
+// accepted), in the Sender's own in-process ledger.
+func openEmailconnKeyed(e *Env, secure bool) (func() (func() error, error), func(), error) {
+	s, err := NewEmailconnSender(e, secure)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx := context.Background()
+	var n atomic.Int64
+	send := func() error {
+		key := "bench/" + strconv.FormatInt(n.Add(1), 10)
+		_, err := s.Send(ctx, &emailconn.Message{To: []string{To}, Subject: notificationSubject, Text: notificationText, IdempotencyKey: key})
 		return err
 	}
 	return shared(send), func() { s.Close() }, nil

@@ -267,6 +267,7 @@ func (c *cache) fetchShared(ctx context.Context, force bool) (*entry, error, err
 				return e, nil, nil
 			}
 		}
+		lockedAt := time.Now()
 		ok, wait, err := c.cfg.Shared.Lock(ctx, c.cfg.leaseTTL())
 		if err != nil {
 			return nil, nil, c.sharedErr("taking the refresh lease", err)
@@ -277,7 +278,7 @@ func (c *cache) fetchShared(ctx context.Context, force bool) (*entry, error, err
 			}
 			continue
 		}
-		e, rotErr, err, again := c.refreshLeased(ctx, force, seen, &retried)
+		e, rotErr, err, again := c.refreshLeased(ctx, lockedAt, force, seen, &retried)
 		if again {
 			failed, failedAt = err, c.leasedVer
 			continue
@@ -329,7 +330,7 @@ func (c *cache) unlock(ctx context.Context) {
 // otherwise makes the request and swaps the result in. again reports an
 // invalid_grant to be retried once after reloading the record (err is
 // that error).
-func (c *cache) refreshLeased(ctx context.Context, force bool, seen int64, retried *bool) (e *entry, rotErr, err error, again bool) {
+func (c *cache) refreshLeased(ctx context.Context, lockedAt time.Time, force bool, seen int64, retried *bool) (e *entry, rotErr, err error, again bool) {
 	locked := true
 	defer func() {
 		if locked {
@@ -402,6 +403,21 @@ func (c *cache) refreshLeased(ctx context.Context, force bool, seen int64, retri
 	}
 	val, _ := json.Marshal(next)
 	won, serr := c.cfg.Shared.Swap(ctx, ver, val)
+	for d := pollFirst; serr != nil && time.Until(lockedAt.Add(c.cfg.leaseTTL()-d)) > 0; d = min(2*d, pollMax) {
+		// The endpoint may have rotated the refresh token: while the
+		// lease is still ours nobody else refreshes, so keep trying to
+		// write the record (the store may be back in a moment).
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		won, serr = c.cfg.Shared.Swap(ctx, ver, val)
+	}
 	if serr != nil {
 		// The endpoint answered and the store did not take the answer:
 		// use it here, keep it for the next decision, and have OnRotate
