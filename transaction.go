@@ -648,7 +648,9 @@ func (t *tx) flightReplies(fl *flight) (txResult, bool) {
 		switch {
 		case len(t.accepted) == 0:
 			// No recipient, no delivery, whatever became of the chunk.
-			return t.recipientsRefused(pr, err == nil || errors.As(err, &se) && se.Code != 421), false
+			return t.recipientsRefused(pr, err == nil || bdatKeep(err)), false
+		case errors.As(err, &se) && !bdatKeep(err):
+			return t.fail(StageData, err, false), false
 		case err != nil:
 			return t.closeFailed(pr, err), false
 		}
@@ -770,7 +772,7 @@ func (t *tx) bdat(pr *prepared) txResult {
 	case err != nil:
 		// The server refused a chunk, or the connection failed before
 		// the last chunk was written.
-		res = t.fail(StageData, err, session.KeepAfterReply(err))
+		res = t.fail(StageData, err, bdatKeep(err))
 	default:
 		_, text, rerr := sess.Reply()
 		if rerr != nil {
@@ -781,6 +783,15 @@ func (t *tx) bdat(pr *prepared) txResult {
 	}
 	res.bodyStarted = true
 	return res
+}
+
+// bdatKeep reports whether a session may go on after err, a failure of
+// BDAT: a reply other than 421, and other than 500 or 502, the replies of
+// a server that does not know BDAT and so read the chunk as commands,
+// whose replies would be taken for the next transaction's.
+func bdatKeep(err error) bool {
+	var se *smtp.SMTPError
+	return session.KeepAfterReply(err) && errors.As(err, &se) && se.Code != 500 && se.Code != 502
 }
 
 // mailLine is the MAIL FROM command as go-smtp's client writes it for
