@@ -25,6 +25,7 @@ type Store struct {
 	mu      sync.Mutex
 	leases  map[string]map[int]lease
 	records map[string]record
+	ops     int // calls since tick last looked
 }
 
 type lease struct {
@@ -38,9 +39,13 @@ type record struct {
 	expires time.Time // zero: never
 }
 
-// sweepSample is how many leases and records each call looks at for
-// expired ones (tick).
-const sweepSample = 8
+// Every sweepEvery calls, tick looks at sweepSample leases and as many
+// records for expired ones: 4 a call on average, with the cost of starting
+// to range over a map paid once in 16 calls.
+const (
+	sweepEvery  = 16
+	sweepSample = 64
+)
 
 // New returns an empty Store that reads the time from now; nil means
 // time.Now. A test passes a fake clock's Now (internal/throttle.FakeClock)
@@ -197,12 +202,16 @@ func (r record) expired(now time.Time) bool {
 }
 
 // tick deletes expired leases and records a few at a time, as Redis
-// expires keys: each call looks at up to sweepSample entries of each map,
-// from a random place (Go starts every range over a map at one), and
-// deletes those that have expired. Keys never used again so go away at a
+// expires keys: every sweepEvery calls, it looks at up to sweepSample
+// entries of each map, from a random place (Go starts every range over a
+// map at one), and deletes those that have expired. Keys never used again so go away at a
 // rate that follows the calls, with no pause that walks everything under
 // the mutex. s.mu is held.
 func (s *Store) tick(now time.Time) {
+	if s.ops++; s.ops < sweepEvery {
+		return
+	}
+	s.ops = 0
 	n := 0
 keys:
 	for key, slots := range s.leases {
