@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,7 @@ type Reservation struct {
 	start   func() bool
 	cancel  func()
 	started bool
+	at      atomic.Pointer[time.Time] // the start a Window recorded
 }
 
 // unlimited is the Reservation of a Window without a limit: shared, since
@@ -61,6 +63,22 @@ func (r *Reservation) Start() bool {
 		r.started = r.start == nil || r.start()
 	})
 	return r.started
+}
+
+// Started returns the instant Start recorded, on the rate's clock: the
+// start the rate counts against its window (the grant's instant, or the
+// later one at which Start was called). It is zero before Start, when
+// Start reported false, for a Window without a limit, and for a
+// Reservation made by NewReservation, whose Rate keeps its own record.
+// Tests compare it with the instant the server saw the MAIL.
+func (r *Reservation) Started() time.Time {
+	if r == nil {
+		return time.Time{}
+	}
+	if at := r.at.Load(); at != nil {
+		return *at
+	}
+	return time.Time{}
 }
 
 // Cancel gives the slot back: the message was never started (the dial
@@ -267,27 +285,30 @@ func (w *Window) removeLocked(at time.Time) bool {
 
 // reservation returns the Reservation of a start granted at at.
 func (w *Window) reservation(waited time.Duration, at time.Time) *Reservation {
-	return NewReservation(waited,
-		func() bool {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			now := w.clock.Now()
-			if !now.After(at) {
-				return true
-			}
-			if !w.removeLocked(at) {
-				return false // expired: its slot may be another start's by now
-			}
-			w.log = append(w.log, now) // now is the latest start: the log stays sorted
-			w.dispatchLocked(now)
+	r := &Reservation{Waited: waited}
+	r.start = func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		now := w.clock.Now()
+		if !now.After(at) {
+			r.at.Store(&at)
 			return true
-		},
-		func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			w.removeLocked(at)
-			w.dispatchLocked(w.clock.Now())
-		})
+		}
+		if !w.removeLocked(at) {
+			return false // expired: its slot may be another start's by now
+		}
+		w.log = append(w.log, now) // now is the latest start: the log stays sorted
+		r.at.Store(&now)
+		w.dispatchLocked(now)
+		return true
+	}
+	r.cancel = func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.removeLocked(at)
+		w.dispatchLocked(w.clock.Now())
+	}
+	return r
 }
 
 func removeWaiter(ws []*waiter, wt *waiter) []*waiter {

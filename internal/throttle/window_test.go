@@ -394,9 +394,15 @@ func TestIssue14_08_WindowStartRestamps(t *testing.T) {
 	var grants []time.Time
 	w.onGrant = func(at time.Time) { grants = append(grants, at) }
 	r := reserve(t, w)
+	if !r.Started().IsZero() {
+		t.Fatalf("Started() = %v before Start, want zero", r.Started())
+	}
 	clk.Advance(300 * time.Millisecond) // a dial
 	if !r.Start() {
 		t.Fatal("Start within the window reported an expired reservation")
+	}
+	if got, want := r.Started(), t0.Add(300*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("Started() = %v, want the instant of Start %v", got, want)
 	}
 	r.Cancel() // after Start: the message started and keeps its slot
 	a := queue(t, context.Background(), w, sig)
@@ -415,6 +421,9 @@ func TestIssue14_08_WindowStartRestamps(t *testing.T) {
 	if !r.Start() || !r.Start() {
 		t.Fatal("Start at the grant failed")
 	}
+	if got, want := r.Started(), clk.Now(); !got.Equal(want) {
+		t.Fatalf("Started() = %v, want the grant's instant %v", got, want)
+	}
 	if w.inLog() != 1 {
 		t.Fatalf("%d starts in the log, want 1", w.inLog())
 	}
@@ -427,15 +436,18 @@ func TestIssue14_08_WindowStartRestamps(t *testing.T) {
 	if r.Start() {
 		t.Fatal("Start a window after the grant succeeded")
 	}
+	if !r.Started().IsZero() {
+		t.Fatalf("Started() = %v after an expired Start, want zero", r.Started())
+	}
 	if w.inLog() != 1 || !other.Start() {
 		t.Fatalf("%d starts in the log, want the other one only", w.inLog())
 	}
 	var none *Reservation
-	if !none.Start() {
-		t.Fatal("a nil Reservation failed to start")
+	if !none.Start() || !none.Started().IsZero() {
+		t.Fatal("a nil Reservation failed to start, or reports a start instant")
 	}
-	if !NewReservation(0, nil, nil).Start() {
-		t.Fatal("a Reservation without a start func failed to start")
+	if nr := NewReservation(0, nil, nil); !nr.Start() || !nr.Started().IsZero() {
+		t.Fatal("a Reservation without a start func failed to start, or reports a start instant")
 	}
 }
 
