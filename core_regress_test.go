@@ -564,15 +564,10 @@ func TestIssue11_F01_DNSFailures(t *testing.T) {
 
 func TestIssue11_F02_RefusedQuickly(t *testing.T) {
 	// Not parallel: the test bounds the wall time of a send tightly.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now: connections are refused
+	addr := smtptest.RefusedAddr(t) // nothing listens there: connections are refused
 	s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"}, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
 	start := time.Now()
-	_, err = s.Send(context.Background(), basicMessage())
+	_, err := s.Send(context.Background(), basicMessage())
 	var e *emailconn.Error
 	if !errors.Is(err, emailconn.ErrConnect) || !errors.As(err, &e) || !e.Temporary() || e.Stage != emailconn.StageConnect {
 		t.Errorf("Send = %v, want a temporary ErrConnect at the connect stage", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -89,16 +88,11 @@ func TestIssue12_TraceSeam(t *testing.T) {
 		}
 	})
 	t.Run("issue12/failure-classified", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close() // nothing listens: connection refused
+		addr := smtptest.RefusedAddr(t) // nothing listens: connection refused
 		l := &traceLog{}
 		s := mustSender(t, emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"},
 			&emailconn.Options{Trace: l.trace(), Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
-		_, err = s.Send(context.Background(), &emailconn.Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"})
+		_, err := s.Send(context.Background(), &emailconn.Message{To: []string{"b@example.com"}, Subject: "s", Text: "t"})
 		if !errors.Is(err, emailconn.ErrConnect) {
 			t.Fatalf("Send = %v, want ErrConnect", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -207,12 +206,7 @@ func TestIssue18_TraceTokenRefreshed(t *testing.T) {
 // that ended the test); a restricted report keeps the error to itself.
 func TestIssue18_StageResultErr(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: connection refused
+	addr := smtptest.RefusedAddr(t) // nothing listens: connection refused
 	c := emailconn.Connection{Name: "x", MailServer: addr, From: "a@example.com"}
 	for _, restricted := range []bool{false, true} {
 		rep := runTest(c, &emailconn.TestOptions{Restricted: restricted})

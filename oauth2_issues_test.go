@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/internal/smtptest"
 
 	"golang.org/x/oauth2"
 )
@@ -29,15 +30,10 @@ func oneEmailconnPrefix(t *testing.T, what, msg string) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
+// closedPort returns a loopback address nothing listens on until the end
+// of the test (smtptest.RefusedAddr: no other listener can take its port).
 func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return smtptest.RefusedAddr(t)
 }
 
 // TestIssue10_01_TokenEndpointUnreachable: a token endpoint that refuses

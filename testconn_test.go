@@ -282,9 +282,7 @@ func checkFailure(t *testing.T, rep *emailconn.TestReport, stage emailconn.Stage
 func TestTestConnectionConnectionFailures(t *testing.T) {
 	t.Parallel()
 	// Connection refused: a port nothing listens on.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := smtptest.RefusedAddr(t)
 	checkFailure(t, runTest(emailconn.Connection{Name: "x", MailServer: addr, ConnectTimeout: time.Second}, nil), emailconn.StageConnect, "Nothing accepts connections")
 
 	// Host not found, through the resolver seam.
@@ -452,12 +450,7 @@ func TestTestConnection530Hints(t *testing.T) {
 // its hint is about the token endpoint, not the mail server's port.
 func TestIssue10_15_TokenEndpointDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close()
+	down := smtptest.RefusedAddr(t)
 	srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}, ValidateToken: func(string, string) bool { return true }})
 	c := connFor(t, srv, "starttls")
 	c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "down"
@@ -812,12 +805,7 @@ func TestIssue11_13_RestrictedReport(t *testing.T) {
 	})
 
 	t.Run("token endpoint", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		down := l.Addr().String()
-		l.Close()
+		down := smtptest.RefusedAddr(t)
 		srv := smtptest.NewServer(t, smtptest.Options{TLS: smtptest.StartTLS, Mechanisms: []string{"XOAUTH2"}})
 		c := connFor(t, srv, "starttls")
 		c.AuthType, c.Username, c.OAuth2Config = "oauth2", "robot@contoso.com", "down"

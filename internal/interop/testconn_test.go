@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
 // ladder is the order of the stages of a Test Connection report.
@@ -620,17 +621,11 @@ func TestTestConnectionFails(t *testing.T) {
 	}
 }
 
-// closedPort returns 127.0.0.1:port where nothing listens (a port that was
-// free a moment ago).
+// closedPort returns 127.0.0.1:port where nothing listens until the end
+// of the test (smtptest.RefusedAddr: no other listener can take the port).
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return smtptest.RefusedAddr(t)
 }
 
 // reportJSON is the report's JSON, indented, as an engine's UI gets it.

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
 const canary = "CANARY-7f3e9a1c"
@@ -122,15 +123,10 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestTokenEndpointUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := smtptest.RefusedAddr(t) // nothing listens, nor will in this test
 	c := New(Config{Name: "contoso", GrantType: GrantClientCredentials, TokenURL: "http://" + addr + "/token",
 		ClientID: "id", ClientSecret: secretFunc(canary)})
-	_, err = c.Token(context.Background())
+	_, err := c.Token(context.Background())
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("Token err = %v, want an *Error", err)

@@ -38,6 +38,8 @@
 //
 // Tests wait for a fault with Fired and for the end of a session with
 // SessionClosed instead of sleeping and hoping a phase has been reached.
+// RefusedAddr gives an address that refuses connections for the whole test
+// (a server that is down), which a closed listener's port does not.
 // A session the server ends sends its FIN before it stops reading, so a
 // client that already sent its next command reads the last reply and EOF,
 // never a reset that depends on timing (only a Reset fault, or a Drop in the
