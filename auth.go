@@ -304,7 +304,7 @@ func (o *opener) authenticate(ctx context.Context, sess *session.Session, retry 
 		return e
 	}
 	if o.trace != nil && o.trace.Authenticated != nil {
-		o.trace.Authenticated(mech)
+		o.trace.Authenticated(ctx, mech)
 	}
 	sess.Stage(ctx, session.StageAuth, t, nil)
 	return nil
@@ -323,7 +323,7 @@ func (o *opener) token(ctx context.Context, sess *session.Session, retry bool) (
 		if e != nil {
 			info.Err = o.s.classify(ctx, e)
 		}
-		o.trace.TokenFetched(info)
+		o.trace.TokenFetched(ctx, info)
 	}
 	sess.Stage(ctx, session.StageToken, t, e)
 	return tok, e

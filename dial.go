@@ -96,8 +96,8 @@ func (s *Sender) newOpener(t *Trace) *opener {
 	if s.conn.usesCredentials() {
 		o.cfg.Auth = func(ctx context.Context, sess *session.Session) error { return o.authenticate(ctx, sess, false) }
 	} else {
-		o.cfg.Auth = func(_ context.Context, sess *session.Session) error {
-			sess.Skip(session.StageAuth, "the connection has no user name")
+		o.cfg.Auth = func(ctx context.Context, sess *session.Session) error {
+			sess.Skip(ctx, session.StageAuth, "the connection has no user name")
 			return nil
 		}
 	}

@@ -73,11 +73,16 @@
 // # Observation
 //
 // [Options].Trace is a [Trace]: optional hooks, in the manner of
-// net/http/httptrace, called as each stage of a session ends, with what the
-// server offered, the TLS state, the AUTH mechanism, the OAuth2 token fetch
-// and the outcome of each transaction. Logging, metrics and tracing
-// adapters listen there; Test Connection builds its report from the same
-// events. Without a Trace a send pays nothing for it.
+// net/http/httptrace, each given the send's context first: the start and
+// end of each send (SendStart may return the context the rest of the send
+// uses, to carry a span), each stage of a session, what the server
+// offered, the TLS state, the AUTH mechanism, OAuth2 token fetches and
+// refreshes, waits for provider limits, retries, the sessions the pool
+// opens and closes, and the outcome of each transaction. Logging, metrics
+// and tracing adapters listen there — the module
+// github.com/emailconn/emailconn/otelemailconn is the OpenTelemetry one —
+// and Test Connection builds its report from the same events. Without a
+// Trace a send pays a nil check per event.
 //
 // # Action links
 //

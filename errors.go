@@ -112,8 +112,10 @@ var (
 	// ErrStore reports that Options.Store could not decide (the
 	// database was unreachable or failed): a send that needed a session
 	// slot or the message-rate window, or an OAuth2 token that had to be
-	// refreshed, failed before anything was sent, rather than fall back to
-	// per-node limits or refresh without the lease. It is Temporary and
+	// refreshed, or a message with an IdempotencyKey whose delivery
+	// ledger record could not be read or written before the send, failed
+	// before anything was sent, rather than fall back to per-node limits,
+	// refresh without the lease, or send without the ledger. It is Temporary and
 	// retried by the RetryPolicy; a still-valid cached access token is
 	// used meanwhile without asking the store.
 	ErrStore = errors.New("emailconn: shared state store unavailable")

@@ -6,6 +6,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emailconn/emailconn"
 	"github.com/emailconn/emailconn/emailconntest"
@@ -28,26 +29,29 @@ func ExampleTrace() {
 		events = append(events, fmt.Sprintf(format, a...))
 	}
 	trace := &emailconn.Trace{
-		StageDone: func(i emailconn.StageInfo) {
-			switch {
-			case i.Skipped != "":
-				note("%s skipped", i.Stage)
-			case i.Err != nil:
-				note("%s failed", i.Stage)
+		StageDone: func(_ context.Context, r emailconn.StageResult) {
+			switch r.Outcome {
+			case emailconn.OutcomeSkipped:
+				note("%s skipped", r.Stage)
+			case emailconn.OutcomeFailed:
+				note("%s failed", r.Stage)
 			default:
-				note("%s", i.Stage)
+				note("%s", r.Stage)
 			}
 		},
-		Capabilities: func(ext []string) {
+		Capabilities: func(_ context.Context, ext []string) {
 			for _, e := range ext {
 				if strings.HasPrefix(e, "AUTH ") {
 					note("offers %s", e)
 				}
 			}
 		},
-		Authenticated: func(mech string) { note("authenticated with %s", mech) },
-		TransactionDone: func(t emailconn.TransactionInfo) {
+		Authenticated: func(_ context.Context, mech string) { note("authenticated with %s", mech) },
+		TransactionDone: func(_ context.Context, t emailconn.TransactionInfo) {
 			note("accepted by %d recipient(s), error %v", t.Accepted, t.Err)
+		},
+		SendDone: func(_ context.Context, connection string, attempts int, _ time.Duration, err error) {
+			note("send through %s: %d attempt(s), error %v", connection, attempts, err)
 		},
 	}
 	s, err := emailconn.NewSender(emailconn.Connection{
@@ -74,4 +78,5 @@ func ExampleTrace() {
 	// authenticated with PLAIN
 	// auth
 	// accepted by 1 recipient(s), error <nil>
+	// send through workunit-alerts: 1 attempt(s), error <nil>
 }

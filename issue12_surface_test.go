@@ -17,7 +17,7 @@ import (
 // adds Store, SQLStore, NewSQLStore and ErrStore (the sentinel of a store
 // that could not decide); issue 16 Delivery (the ledger's record in
 // ErrDeliveryUnknown). Raise it only with a name the README explains.
-const surfaceBudget = 76
+const surfaceBudget = 75
 
 // TestIssue12_03_Surface: every top-level exported name of package
 // emailconn (function, type, variable, constant) is explained in the

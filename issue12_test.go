@@ -33,16 +33,20 @@ func (l *traceLog) add(err error, format string, a ...any) {
 
 func (l *traceLog) trace() *emailconn.Trace {
 	return &emailconn.Trace{
-		StageDone: func(i emailconn.StageInfo) {
-			l.add(i.Err, "stage %s %v %q %v", i.Stage, i.Err, i.Skipped, i.Duration >= 0)
+		StageDone: func(_ context.Context, i emailconn.StageResult) {
+			skipped := ""
+			if i.Outcome == emailconn.OutcomeSkipped {
+				skipped = i.Detail
+			}
+			l.add(i.Err, "stage %s %v %q %v", i.Stage, i.Err, skipped, i.Duration >= 0)
 		},
-		Connected: func(a string) { l.add(nil, "connected %s", a) },
-		Greeting:  func(t string) { l.add(nil, "greeting %s", t) },
-		Capabilities: func(ext []string) {
+		Connected: func(_ context.Context, a string) { l.add(nil, "connected %s", a) },
+		Greeting:  func(_ context.Context, t string) { l.add(nil, "greeting %s", t) },
+		Capabilities: func(_ context.Context, ext []string) {
 			l.add(nil, "ext %v", ext)
 		},
-		Authenticated:   func(m string) { l.add(nil, "auth %s", m) },
-		TransactionDone: func(t emailconn.TransactionInfo) { l.add(t.Err, "tx %+v", t) },
+		Authenticated:   func(_ context.Context, m string) { l.add(nil, "auth %s", m) },
+		TransactionDone: func(_ context.Context, t emailconn.TransactionInfo) { l.add(t.Err, "tx %+v", t) },
 	}
 }
 

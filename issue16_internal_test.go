@@ -94,7 +94,7 @@ func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
 		key := "wf-12/crashed"
 		now := f.clock.Now()
 		crashed := ledgerRecord{V: 1, State: stateSending, MessageID: "dead.1@example.com", Node: "worker-2/99",
-			Started: now, Updated: now, LeaseMS: defaultLease.Milliseconds()}
+			Started: now, Updated: now, LeaseMS: defaultLeaseTTL.Milliseconds()}
 		if ok, err := f.store.Swap(context.Background(), ledgerKey(key), 0, mustJSON(&crashed), time.Hour); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
@@ -103,8 +103,8 @@ func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
 		// The clock moves a second each time the send waits to read the
 		// record again.
 		res, waited := f.drive(sendAsync(s, m), time.Second)
-		if waited < defaultLease || waited > defaultLease+2*time.Second {
-			t.Errorf("decided after %v on the clock; want the lease, %v", waited, defaultLease)
+		if waited < defaultLeaseTTL || waited > defaultLeaseTTL+2*time.Second {
+			t.Errorf("decided after %v on the clock; want the lease, %v", waited, defaultLeaseTTL)
 		}
 		if resend {
 			if res.err != nil || res.rc.Replayed || len(f.srv.Messages()) != 1 {
@@ -146,7 +146,7 @@ func TestIssue16_13_LiveOwnerRenews(t *testing.T) {
 	first := sendAsync(a, ledgerMessage(key))
 	<-entered
 	second := sendAsync(b, ledgerMessage(key))
-	for elapsed := time.Duration(0); elapsed < 3*defaultLease; elapsed += time.Second {
+	for elapsed := time.Duration(0); elapsed < 3*defaultLeaseTTL; elapsed += time.Second {
 		<-f.polls
 		f.clock.Advance(time.Second)
 	}
@@ -226,5 +226,36 @@ func TestIssue16_15_OutcomeBeatsTakeover(t *testing.T) {
 	}
 	if rc, err := s.Send(context.Background(), ledgerMessage("wf-15/overtaken")); err != nil || !rc.Replayed {
 		t.Errorf("retry: %+v, %v", rc, err)
+	}
+}
+
+// TestIssue16_16_ForeignRecords: a record the library did not write (not
+// JSON, no state, an unknown state, a refusal without its reply, absurd
+// fields) fails the send before any SMTP, or is read for what it says;
+// nothing panics.
+func TestIssue16_16_ForeignRecords(t *testing.T) {
+	f := newLedgerFixture(t, smtptest.Options{})
+	s := f.sender(t, Options{})
+	for i, v := range []string{
+		`not json`, `{}`, `{"state":""}`, `{"state":"exploded"}`, `null`, `[]`, `{"state":7}`,
+		`{"state":"refused"}`, `{"state":"refused","refusal":{"stage":"rcpt"}}`,
+		`{"state":"accepted","receipt":{"rejected":[{"code":-1}],"durationMs":-9223372036854775808}}`,
+		`{"state":"unknown","started":"0001-01-01T00:00:00Z"}`,
+		`{"state":"sending","leaseMs":-5,"updated":"9999-12-31T23:59:59Z"}`,
+	} {
+		key := "wf-16/foreign/" + string(rune('a'+i))
+		if ok, err := f.store.Swap(context.Background(), ledgerKey(key), 0, []byte(v), time.Hour); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		rc, err := s.Send(context.Background(), ledgerMessage(key))
+		if err == nil && !rc.Replayed {
+			t.Errorf("record %s: sent, %+v", v, rc)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "emailconn: ") {
+			t.Errorf("record %s: %v", v, err)
+		}
+	}
+	if f.srv.Sessions() != 0 {
+		t.Errorf("%d sessions", f.srv.Sessions())
 	}
 }

@@ -3,6 +3,7 @@ package emailconn_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,46 +13,51 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/emailconn/emailconn"
+	"github.com/emailconn/emailconn/emailconntest"
 	"github.com/emailconn/emailconn/internal/ledgertest"
+	"github.com/emailconn/emailconn/internal/memstore"
 	"github.com/emailconn/emailconn/internal/smtptest"
 )
 
-// countingStore counts the calls of a Store and can fail them or watch
-// them.
+// countingStore counts the calls of a Store for the delivery ledger's
+// keys (the session slots of the connection, shared through the same
+// store, are not counted), and can fail them or watch them.
 type countingStore struct {
 	emailconn.Store
 	acquire, renew, release, load, swap atomic.Int32
-	fail                                atomic.Bool                                  // every call fails
-	onLoad                              func(value []byte, version int64, err error) // called after each Load
+	fail                                atomic.Bool                                  // every ledger call fails
+	onLoad                              func(value []byte, version int64, err error) // called after each ledger Load
 }
 
 var errStoreDown = errors.New("store unreachable")
 
+func isLedger(key string) bool { return strings.HasPrefix(key, "delivery/") }
+
 func (c *countingStore) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
-	c.acquire.Add(1)
-	if c.fail.Load() {
-		return -1, 0, errStoreDown
+	if isLedger(key) {
+		c.acquire.Add(1)
 	}
 	return c.Store.Acquire(ctx, key, limit, owner, ttl)
 }
 
 func (c *countingStore) Renew(ctx context.Context, key string, slot int, owner string, ttl time.Duration) (bool, error) {
-	c.renew.Add(1)
-	if c.fail.Load() {
-		return false, errStoreDown
+	if isLedger(key) {
+		c.renew.Add(1)
 	}
 	return c.Store.Renew(ctx, key, slot, owner, ttl)
 }
 
 func (c *countingStore) Release(ctx context.Context, key string, slot int, owner string) error {
-	c.release.Add(1)
-	if c.fail.Load() {
-		return errStoreDown
+	if isLedger(key) {
+		c.release.Add(1)
 	}
 	return c.Store.Release(ctx, key, slot, owner)
 }
 
 func (c *countingStore) Load(ctx context.Context, key string) ([]byte, int64, error) {
+	if !isLedger(key) {
+		return c.Store.Load(ctx, key)
+	}
 	c.load.Add(1)
 	if c.fail.Load() {
 		return nil, 0, errStoreDown
@@ -64,6 +70,9 @@ func (c *countingStore) Load(ctx context.Context, key string) ([]byte, int64, er
 }
 
 func (c *countingStore) Swap(ctx context.Context, key string, version int64, value []byte, ttl time.Duration) (bool, error) {
+	if !isLedger(key) {
+		return c.Store.Swap(ctx, key, version, value, ttl)
+	}
 	c.swap.Add(1)
 	if c.fail.Load() {
 		return false, errStoreDown
@@ -238,6 +247,15 @@ func TestIssue16_04_RefusedReplay(t *testing.T) {
 	nouser := keyed("wf-4/nouser")
 	nouser.To = []string{"nouser@example.com"}
 	check("every recipient refused", nouser, emailconn.ErrRecipientRejected, 550)
+	all := keyed("wf-4/all-or-nothing")
+	all.To, all.RequireAllRecipients = []string{"ok@example.com", "nouser@example.com"}, true
+	check("all or nothing", all, emailconn.ErrRecipientRejected, 550)
+	if _, err := s.Send(context.Background(), all); err != nil {
+		var re *emailconn.RecipientsError
+		if !errors.As(err, &re) || re.Accepted != 1 || len(re.Rejected) != 1 {
+			t.Errorf("all or nothing, replayed: %v", err)
+		}
+	}
 
 	// The sender refused: an administrator may fix the connection.
 	refuseMail.Store(true)
@@ -395,8 +413,9 @@ func TestIssue16_08_StoreRoundTrips(t *testing.T) {
 	}
 }
 
-// TestIssue16_09_StoreDown: a store that cannot decide fails a send with a
-// key before any SMTP; a send without a key does not use it.
+// TestIssue16_09_StoreDown: a ledger that cannot decide fails a send with
+// a key with ErrStore before any SMTP; a send without a key does not use
+// it.
 func TestIssue16_09_StoreDown(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
@@ -404,7 +423,9 @@ func TestIssue16_09_StoreDown(t *testing.T) {
 	cs.fail.Store(true)
 	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Store: cs})
 	_, err := s.Send(context.Background(), keyed("wf-9/a"))
-	if err == nil || !errors.Is(err, errStoreDown) || !strings.HasPrefix(err.Error(), "emailconn: ") || !strings.Contains(err.Error(), "nothing was sent") {
+	var e *emailconn.Error
+	if !errors.Is(err, emailconn.ErrStore) || !errors.Is(err, errStoreDown) || !errors.As(err, &e) || !e.Temporary() ||
+		!strings.HasPrefix(err.Error(), "emailconn: ") || !strings.Contains(err.Error(), "nothing was sent") {
 		t.Errorf("Send with the store down = %v", err)
 	}
 	if srv.Sessions() != 0 {
@@ -514,4 +535,109 @@ func TestIssue16_11_FaultMatrix(t *testing.T) {
 }
 
 // newTestStore is an in-process Store shared by the Senders of a test.
-func newTestStore() emailconn.Store { return emailconn.NewLedgerTestStore() }
+func newTestStore() emailconn.Store { return memstore.New(nil) }
+
+// TestIssue16_17_LogsAndRecord: the ledger's log lines (a resend of an
+// unknown delivery at Warn, a replay at Info) name the Message-ID, never
+// the key; a Delivery describes itself.
+func TestIssue16_17_LogsAndRecord(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	srv := smtptest.NewServer(t, smtptest.Options{Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop, Times: 1}}})
+	s := mustSender(t, connFor(t, srv, "none"), &emailconn.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	const key = "tenant-secretive/workflow-99/notify"
+	_, err := s.Send(context.Background(), keyed(key))
+	var d *emailconn.Delivery
+	if !errors.As(err, &d) {
+		t.Fatalf("Send = %v", err)
+	}
+	if got := d.Error(); !strings.HasPrefix(got, "emailconn: delivery of message "+d.MessageID+": unknown since ") || !strings.Contains(got, "(node "+d.Node+")") {
+		t.Errorf("Delivery.Error() = %q", got)
+	}
+	m := keyed(key)
+	m.ResendUnknown = true
+	if _, err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := s.Send(context.Background(), keyed(key)); err != nil || !rc.Replayed {
+		t.Fatal(rc, err)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=WARN msg=\"email sent again although its delivery is unknown", "level=INFO msg=\"email already sent: receipt from the delivery ledger\"", d.MessageID} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secretive") || strings.Contains(err.Error(), "secretive") {
+		t.Errorf("the key shows in the log or the error:\n%s\n%v", out, err)
+	}
+}
+
+// TestIssue16_18_TwoRegistriesOneStore: two Registries (two engine nodes)
+// sharing a Store share the ledger: a notification the first sent is a
+// replay on the second, whatever connection the second routes it through.
+func TestIssue16_18_TwoRegistriesOneStore(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	st := emailconntest.NewStore()
+	node := func(conn string) emailconn.Route {
+		t.Helper()
+		r, err := emailconn.NewRegistry(emailconn.Config{
+			Connections: []emailconn.Connection{{Name: conn, MailServer: srv.Addr(), From: "alerts@example.com", To: []string{"ops@example.com"}}},
+			Processes:   map[string]string{"Payroll": conn},
+		}, &emailconn.Options{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		rt, err := r.Resolve("Payroll")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	a, b := node("alerts"), node("alerts-eu")
+	m := &emailconn.Message{Subject: "Approve", Text: "Please approve.", IdempotencyKey: "wf-18/approve"}
+	first, err := a.Send(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Send(context.Background(), m)
+	if err != nil || !rc.Replayed || rc.MessageID != first.MessageID || len(srv.Messages()) != 1 {
+		t.Errorf("second node: %+v, %v; %d messages", rc, err, len(srv.Messages()))
+	}
+}
+
+// TestIssue16_19_SplitHalfDelivered: a message whose recipients were split
+// into transactions, delivered by the first and not by the second, is
+// recorded unknown with the Receipt of what was delivered: a retry sends
+// nothing and says which recipients got it.
+func TestIssue16_19_SplitHalfDelivered(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	srv := smtptest.NewServer(t, smtptest.Options{MailHook: func(string) *smtp.SMTPError {
+		if n.Add(1) == 2 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
+		}
+		return nil
+	}})
+	c := connFor(t, srv, "none")
+	c.MaxRecipientsPerMessage = 1
+	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	m := keyed("wf-19/split")
+	m.To = []string{"first@example.com", "second@example.com"}
+	rc, err := s.Send(context.Background(), m)
+	if rc == nil || err == nil || len(rc.Accepted) != 1 || rc.Accepted[0] != "first@example.com" {
+		t.Fatalf("first send: %+v, %v; want the first recipient's Receipt and the second's failure", rc, err)
+	}
+	sessions := srv.Sessions()
+	_, err = s.Send(context.Background(), m)
+	var d *emailconn.Delivery
+	if !errors.Is(err, emailconn.ErrDeliveryUnknown) || !errors.As(err, &d) || d.Receipt == nil ||
+		len(d.Receipt.Accepted) != 1 || d.Receipt.Accepted[0] != "first@example.com" {
+		t.Fatalf("retry: %v (%+v); want ErrDeliveryUnknown with the Receipt of the first recipient", err, d)
+	}
+	if srv.Sessions() != sessions || len(srv.Messages()) != 1 {
+		t.Errorf("the retry reached the server: %d sessions, %d messages", srv.Sessions(), len(srv.Messages()))
+	}
+}

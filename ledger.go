@@ -28,6 +28,10 @@ import (
 // under "delivery/" + the SHA-256 of the key, in Options.Store (or, with
 // none, in a store of the process that the Senders of one Registry share).
 //
+// A "sending" record is valid for the lease of Options.Store's leases (30
+// seconds; a test seam shortens it) after its last write; its owner
+// renews it every third of that while the send lasts.
+//
 // The common path — a key never sent before, accepted by the server —
 // costs two store calls: Swap(version 0) writes the record "sending"
 // before the first attempt, and Swap(version 1) writes "accepted" (with the
@@ -50,11 +54,6 @@ const (
 	pollMin = 50 * time.Millisecond
 	pollMax = time.Second
 )
-
-// defaultLease is how long a "sending" record stays valid without being
-// renewed; its owner renews it every third of that while the send lasts.
-// A variable so that white-box tests can shorten it.
-var defaultLease = 30 * time.Second
 
 // The states of a ledger record.
 const (
@@ -81,8 +80,10 @@ type Delivery struct {
 	// what it replied), "unknown" (the connection failed after the whole
 	// message was sent and before the server replied, or the node sending
 	// it stopped renewing its lease: it may have crashed after the server
-	// accepted the message), "refused" (the server refused the message
-	// permanently) or "sending" (a node is sending it now).
+	// accepted the message; or a message whose recipients were split into
+	// transactions was delivered by some and not the others), "refused"
+	// (the server refused the message permanently) or "sending" (a node
+	// is sending it now).
 	State string
 	// MessageID is the message's Message-ID, without angle brackets.
 	MessageID string
@@ -141,6 +142,7 @@ type ledgerReceipt struct {
 	Mechanism    string        `json:"mechanism,omitempty"`
 	Attempts     int           `json:"attempts,omitempty"`
 	DurationMS   int64         `json:"durationMs,omitempty"`
+	WaitedMS     int64         `json:"waitedMs,omitempty"`
 	Transactions int           `json:"transactions,omitempty"`
 }
 
@@ -300,7 +302,7 @@ func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared
 	clk := s.clock()
 	now := clk.Now()
 	rec := ledgerRecord{V: 1, State: stateSending, MessageID: pr.messageID(), Connection: s.conn.Name,
-		Node: nodeName(), Started: now, Updated: now, LeaseMS: defaultLease.Milliseconds()}
+		Node: nodeName(), Started: now, Updated: now, LeaseMS: s.opts.storeLeaseTTL().Milliseconds()}
 	ret := s.opts.retention()
 	take := func(version int64) (*ledgerSend, bool, error) {
 		ok, err := st.Swap(ctx, key, version, mustJSON(&rec), ret)
@@ -414,7 +416,7 @@ func (ls *ledgerSend) renewLater() {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if !ls.stopped {
-		ls.stop = ls.s.clock().AfterFunc(defaultLease/3, ls.renew)
+		ls.stop = ls.s.clock().AfterFunc(ls.s.opts.storeLeaseTTL()/3, ls.renew)
 	}
 }
 
@@ -427,7 +429,7 @@ func (ls *ledgerSend) renew() {
 		return
 	}
 	ls.rec.Updated = ls.s.clock().Now()
-	ctx, cancel := context.WithTimeout(ls.ctx, defaultLease/3)
+	ctx, cancel := context.WithTimeout(ls.ctx, ls.s.opts.storeLeaseTTL()/3)
 	ok, err := ls.st.Swap(ctx, ls.key, ls.version, mustJSON(&ls.rec), ls.s.opts.retention())
 	cancel()
 	switch {
@@ -463,6 +465,12 @@ func (ls *ledgerSend) finish(rc *Receipt, err error) *Delivery {
 	switch {
 	case errors.Is(err, ErrDeliveryUnknown):
 		rec.State, rec.Detail, rec.Receipt = stateUnknown, err.Error(), toLedgerReceipt(rc)
+	case rc != nil && err != nil && !onlyRefusedRecipients(err):
+		// A message whose recipients were split, delivered to the first
+		// batches and not the rest: a replay could say only half of it,
+		// and a resend would repeat the delivered half.
+		rec.State, rec.Receipt = stateUnknown, toLedgerReceipt(rc)
+		rec.Detail = "delivered to some of its recipients (see the Receipt); the transaction of the others failed: " + err.Error()
 	case rc != nil:
 		rec.State, rec.Receipt = stateAccepted, toLedgerReceipt(rc)
 	default:
@@ -495,6 +503,14 @@ func (ls *ledgerSend) finish(rc *Receipt, err error) *Delivery {
 		return nil
 	}
 	return rec.delivery()
+}
+
+// onlyRefusedRecipients reports whether err, returned with a Receipt, is
+// the refusal of some recipients and nothing else.
+func onlyRefusedRecipients(err error) bool {
+	var e *Error
+	var re *RecipientsError
+	return errors.As(err, &e) && e.Stage == StageRcpt && errors.As(e.Err, &re)
 }
 
 // refusalOf returns the permanent refusal of the message in err, which the
@@ -549,7 +565,7 @@ func toLedgerReceipt(rc *Receipt) *ledgerReceipt {
 	}
 	lr := &ledgerReceipt{Reply: rc.Reply, QueueID: rc.QueueID, Accepted: rc.Accepted, Server: rc.Server,
 		TLSVersion: rc.TLSVersion, Mechanism: rc.Mechanism, Attempts: rc.Attempts,
-		DurationMS: rc.Duration.Milliseconds(), Transactions: rc.Transactions}
+		DurationMS: rc.Duration.Milliseconds(), WaitedMS: rc.Waited.Milliseconds(), Transactions: rc.Transactions}
 	for _, r := range rc.Rejected {
 		x := toLedgerReply(r.Err)
 		x.Address = r.Address
@@ -566,7 +582,8 @@ func (r *ledgerRecord) receipt() *Receipt {
 	}
 	rc := &Receipt{MessageID: r.MessageID, Reply: lr.Reply, QueueID: lr.QueueID, Accepted: lr.Accepted,
 		Server: lr.Server, TLSVersion: lr.TLSVersion, Mechanism: lr.Mechanism, Attempts: lr.Attempts,
-		Duration: time.Duration(lr.DurationMS) * time.Millisecond, Transactions: lr.Transactions, Replayed: true}
+		Duration: time.Duration(lr.DurationMS) * time.Millisecond, Waited: time.Duration(lr.WaitedMS) * time.Millisecond,
+		Transactions: lr.Transactions, Replayed: true}
 	for _, x := range lr.Rejected {
 		rc.Rejected = append(rc.Rejected, RecipientError{Address: x.Address, Err: x.smtpError()})
 	}
@@ -607,7 +624,8 @@ func (s *Sender) replay(ctx context.Context, r *ledgerRecord) (*Receipt, error) 
 func (s *Sender) refusal(r *ledgerRecord) error {
 	ref := r.Refusal
 	if ref == nil {
-		return &Error{Connection: s.conn.Name, kind: ErrRefused, Err: errors.New(r.Detail)}
+		return &Error{Connection: s.conn.Name, kind: ErrRefused,
+			Err: fmt.Errorf("the delivery ledger records message %s as refused: %s", r.MessageID, r.Detail)}
 	}
 	e := &Error{Connection: s.conn.Name, Server: ref.Server, Stage: ref.Stage}
 	if ref.Reply != nil {
@@ -631,12 +649,10 @@ func (s *Sender) unknownRecord(r *ledgerRecord) error {
 			d.MessageID, d.Updated.UTC().Format(time.RFC3339), d.Node)}
 }
 
-// ledgerError reports a store that could not decide: nothing was sent.
+// ledgerError reports a store that could not decide, as ErrStore:
+// nothing was sent.
 func (s *Sender) ledgerError(ctx context.Context, doing string, err error) error {
-	if ctx.Err() != nil {
-		return s.ctxError(ctx, "", fmt.Errorf("%s the delivery ledger: %w", doing, err))
-	}
-	return &Error{Connection: s.conn.Name, Err: fmt.Errorf("delivery ledger: %s the record of the message failed, nothing was sent: %w", doing, err)}
+	return s.storeFailed(ctx, "", "delivery ledger: "+doing+" the record of the message failed, nothing was sent", err)
 }
 
 func (s *Sender) logResend(ctx context.Context, r *ledgerRecord) {

@@ -53,19 +53,21 @@ type Message struct {
 	// the same in every attempt of the activity that sends it (for
 	// example workflow id + "/" + activity id, never an attempt number):
 	// a message with a key is sent at most once per key. Send records the
-	// outcome in the delivery ledger (Options.Store, else the process's
-	// memory) before it returns; asked again, it returns the stored
-	// Receipt marked Replayed without touching SMTP, the same error for a
-	// permanent refusal, and ErrDeliveryUnknown with the *Delivery record
-	// when the first send cannot know whether the server accepted the
-	// message. A send of the key in progress elsewhere is waited for,
-	// bounded by ctx. The Message-ID is derived from the key (32 hex
-	// digits of a SHA-256 of it, at the From address's domain: the same in
-	// every process and release), and never shows the key; a key that can
-	// be guessed can be confirmed by hashing it, so keep secrets out of
-	// it. At most 512 bytes of UTF-8 without control characters. Zero
-	// means no ledger: every Send sends (see the README's "Idempotent
-	// sends").
+	// outcome in the delivery ledger before it returns: in Options.Store,
+	// shared by every node; without one, in memory, shared by the Senders
+	// of one Registry (a Sender made by NewSender has its own, so a new
+	// Sender does not know what an earlier one sent). Asked again, Send
+	// returns the stored Receipt marked Replayed without touching SMTP,
+	// the same error for a permanent refusal, and ErrDeliveryUnknown with
+	// the *Delivery record when the first send cannot know whether the
+	// server accepted the message. A send of the key in progress elsewhere
+	// is waited for, bounded by ctx. The Message-ID is derived from the
+	// key (32 hex digits of a SHA-256 of it, at the From address's domain:
+	// the same in every process and release), and never shows the key; a
+	// key that can be guessed can be confirmed by hashing it, so keep
+	// secrets out of it. At most 512 bytes of UTF-8 without control
+	// characters. Zero means no ledger: every Send sends (see the README's
+	// "Idempotent sends").
 	IdempotencyKey string
 	// ResendUnknown sends a message with an IdempotencyKey whose delivery
 	// the ledger records as unknown once more, instead of returning
@@ -141,8 +143,8 @@ type Receipt struct {
 	Transactions int
 	// Replayed reports a Receipt that the delivery ledger returned for a
 	// message with an IdempotencyKey sent before: this call sent nothing,
-	// and every other field is the first send's (Duration and Attempts
-	// included).
+	// and every other field is the first send's (Attempts, and Duration
+	// and Waited to the millisecond, included).
 	Replayed bool
 }
 
@@ -161,6 +163,7 @@ type prepared struct {
 
 	sessionWait time.Duration // time spent waiting for a free session
 	rateWait    time.Duration // time spent waiting for the message rate
+	attempts    int           // attempts made, for Trace.SendDone
 
 	// Recipient batching (issue 14): nil plan means one transaction to
 	// rcpts. With a plan, batch is the current transaction's recipients

@@ -113,6 +113,7 @@ func newOAuthEntry(cfg OAuth2Config, opts *Options, onRotate func(ctx context.Co
 		EndpointParams: cfg.EndpointParams,
 		Source:         cfg.TokenSource,
 		HTTPClient:     opts.HTTPClient,
+		OnFetch:        traceRefreshes(opts.Trace, cfg.Name),
 	}
 	if opts.Store != nil {
 		tc.Shared, tc.LeaseTTL = newTokenShare(opts, cfg.Name), opts.leaseTTL

@@ -86,7 +86,9 @@ func (s *Sender) acquire(ctx context.Context, waited *time.Duration) (*pconn, er
 		start := time.Now()
 		select {
 		case s.slots <- struct{}{}:
-			*waited += time.Since(start)
+			d := time.Since(start)
+			*waited += d
+			s.traceWait(ctx, "maxSessions", d)
 		case <-ctx.Done():
 			return nil, s.ctxError(ctx, "", errors.New("waiting for a free session"))
 		}

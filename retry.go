@@ -82,6 +82,7 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 	policy := s.opts.Retry
 	for n := 1; ; n++ {
 		res := s.attempt(ctx, pr)
+		pr.attempts = n
 		if res.receipt != nil {
 			res.receipt.Attempts = n
 			res.receipt.Duration = time.Since(start)
@@ -124,6 +125,7 @@ func (s *Sender) deliver(ctx context.Context, pr *prepared, start time.Time) (*R
 			return s.gaveUp(ctx, pr, res, n, start)
 		}
 		s.logFailed(ctx, pr, res.err, n, true)
+		s.traceRetry(ctx, n, wait, res.err)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

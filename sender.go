@@ -423,14 +423,20 @@ func (s *Sender) send(ctx context.Context, msg *Message, fallbackFrom string, fa
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	pr, err := s.prepare(msg, fallbackFrom, fallbackTo)
 	if err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
+	var rc *Receipt
 	if msg.IdempotencyKey != "" {
-		return s.sendKeyed(ctx, msg, pr, start)
+		rc, err = s.sendKeyed(ctx, msg, pr, start)
+	} else {
+		rc, err = s.deliver(ctx, pr, start)
 	}
-	return s.deliver(ctx, pr, start)
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Reader) (*Receipt, error) {
@@ -438,6 +444,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		return nil, errZeroSender
 	}
 	start := time.Now()
+	ctx = s.traceStart(ctx)
 	var p problems
 	fromAddr, _ := parseAddress(&p, "from", from)
 	pr := &prepared{raw: r, replay: true}
@@ -453,6 +460,7 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		p.add("r", "is nil")
 	}
 	if err := p.err(); err != nil {
+		s.traceDone(ctx, nil, start, err)
 		return nil, err
 	}
 	pr.envFrom = fromAddr.Address
@@ -463,7 +471,9 @@ func (s *Sender) sendRaw(ctx context.Context, from string, to []string, r io.Rea
 		pr.replay = false
 	}
 	pr.size = sizeOf(r)
-	return s.deliver(ctx, pr, start)
+	rc, err := s.deliver(ctx, pr, start)
+	s.traceDone(ctx, pr, start, err)
+	return rc, err
 }
 
 func (s *Sender) logSent(ctx context.Context, pr *prepared, rc *Receipt) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -26,9 +27,9 @@ import (
 // the version is still the one read. No lock and no transaction outlives
 // the statement. Times are the database server's (now() on PostgreSQL, the
 // time of the SQLite process), so the nodes' clocks need not agree. Expired
-// rows mean nothing and are deleted lazily: at most once a minute a call
-// also runs a bounded DELETE of expired rows, so the tables do not grow for
-// ever.
+// rows mean nothing and are deleted lazily: NewSQLStore, and at most once a
+// minute one call, also run a bounded DELETE of expired rows, so the tables
+// do not grow for ever.
 //
 // The zero value is not usable: its methods return an error; call
 // NewSQLStore. A SQLStore is safe for concurrent use by many goroutines,
@@ -49,18 +50,21 @@ type SQLStore struct {
 	sweepLeft atomic.Bool  // the last sweep deleted a full batch
 }
 
-// NewSQLStore returns a Store on db, a PostgreSQL or SQLite database that
-// the engine opened with its own driver (the library imports none): pgx's
-// database/sql driver (github.com/jackc/pgx/v5/stdlib) or lib/pq for
-// PostgreSQL 12 or later, modernc.org/sqlite or mattn/go-sqlite3 for
-// SQLite 3.42 or later. It finds which from the driver, or else by asking
-// the database, and creates the tables and their indexes when absent
-// (CREATE TABLE IF NOT EXISTS: the database user needs that right once).
-// It does not close db, nor change the pool's settings.
+// NewSQLStore returns a Store on db, a PostgreSQL (12 or later) or SQLite
+// (3.42 or later) database that the engine opened with its own driver (the
+// library imports none). It is tested with pgx's database/sql driver
+// (github.com/jackc/pgx/v5/stdlib) and modernc.org/sqlite; it recognises
+// lib/pq and mattn/go-sqlite3 too, and any other driver by asking the
+// database. It creates the tables and their indexes when absent (CREATE
+// TABLE IF NOT EXISTS: the database user needs that right once; nodes
+// starting at once are fine). It does not close db, nor change the pool's
+// settings.
 //
 // On PostgreSQL the tables go to the first schema of the connection's
 // search_path: to give them a schema of their own, create it and put it
 // first on the DSN, e.g. "postgres://…/engine?search_path=emailconn".
+// Behind PgBouncer in transaction mode, open db without prepared
+// statements (pgx: "default_query_exec_mode=exec" on the DSN).
 // On SQLite, open the file with a busy timeout and in WAL mode when
 // several processes share it, e.g. modernc.org/sqlite's
 // "file:state.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)".
@@ -82,7 +86,10 @@ func NewSQLStore(ctx context.Context, db *sql.DB) (*SQLStore, error) {
 		// EXISTS (PostgreSQL then reports a duplicate pg_type row): the
 		// second try sees the table.
 		for attempt := 1; ; attempt++ {
-			_, err = db.ExecContext(ctx, stmt)
+			err = s.retry(ctx, func() error {
+				_, err := db.ExecContext(ctx, stmt)
+				return err
+			})
 			if err == nil || attempt == 3 || ctx.Err() != nil {
 				break
 			}
@@ -92,6 +99,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB) (*SQLStore, error) {
 		}
 	}
 	s.nextSweep.Store(time.Now().Add(sweepEvery).UnixNano())
+	s.sweepOnce(ctx) // what the nodes left while none ran
 	return s, nil
 }
 
@@ -107,7 +115,10 @@ func (s *SQLStore) String() string {
 // Acquire implements Store.Acquire in one statement: it picks a free slot
 // at random (so concurrent callers seldom pick the same one) and takes it
 // with an INSERT … ON CONFLICT DO UPDATE WHERE the lease there has expired.
-// When another caller took that slot first, it tries again.
+// When another caller took that slot first, it tries again, at most 16
+// times in all; then it reports the slots as held with a wait of one
+// millisecond. On SQLite, a key whose slots are all held costs a second
+// statement, which reads the wait.
 func (s *SQLStore) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
 	if err := s.usable(); err != nil {
 		return -1, 0, err
@@ -143,7 +154,7 @@ func (s *SQLStore) Acquire(ctx context.Context, key string, limit int, owner str
 		switch {
 		case wait.Valid && !(free.Valid && free.Int64 > 0):
 			return -1, max(time.Duration(wait.Int64)*time.Microsecond, time.Microsecond), nil
-		case attempt >= limit+2:
+		case attempt+1 >= min(limit+2, maxAcquireAttempts):
 			// Lost the race for a free slot every time: report the
 			// slots as held, briefly.
 			return -1, time.Millisecond, nil
@@ -262,13 +273,17 @@ func (s *SQLStore) exec(ctx context.Context, query string, args ...any) (int64, 
 // growing pause, until ctx ends. The statement of such a failure changed
 // nothing.
 func (s *SQLStore) retry(ctx context.Context, f func() error) error {
+	return retryTransient(ctx, f)
+}
+
+func retryTransient(ctx context.Context, f func() error) error {
 	pause := time.Millisecond
 	for {
 		err := f()
 		if err == nil || !transient(err) {
 			return err
 		}
-		t := time.NewTimer(pause)
+		t := time.NewTimer(pause/2 + rand.N(pause/2+1)) // jitter: retries do not collide again
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -299,12 +314,17 @@ func transient(err error) bool {
 	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }
 
+// maxAcquireAttempts bounds Acquire's statements when other callers keep
+// taking the free slot it picked.
+const maxAcquireAttempts = 16
+
 // sweepEvery is how often (at most) a call also deletes expired rows.
 const sweepEvery = time.Minute
 
 // sweep deletes up to a batch of expired leases and records, when the last
 // sweep is sweepEvery ago (or left rows behind), after the call's own
-// statement: one extra statement on one call a minute. Its errors are
+// statement: two extra statements on one call a minute. NewSQLStore sweeps
+// once too. Its errors are
 // dropped: the call's decision is made, and the next sweep tries again.
 func (s *SQLStore) sweep(ctx context.Context) {
 	now := time.Now().UnixNano()
@@ -315,6 +335,11 @@ func (s *SQLStore) sweep(ctx context.Context) {
 	if !s.nextSweep.CompareAndSwap(next, now+int64(sweepEvery)) {
 		return // another goroutine sweeps
 	}
+	s.sweepOnce(ctx)
+}
+
+// sweepOnce deletes up to sweepBatch expired leases and as many records.
+func (s *SQLStore) sweepOnce(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -365,8 +390,12 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 		hint = "sqlite"
 	}
 	var version string
+	var pgErr error
 	if hint != "sqlite" {
-		err := db.QueryRowContext(ctx, "SELECT version()").Scan(&version)
+		err := retryTransient(ctx, func() error {
+			return db.QueryRowContext(ctx, "SELECT version()").Scan(&version)
+		})
+		pgErr = err
 		switch {
 		case err == nil && strings.HasPrefix(version, "PostgreSQL "):
 			return "postgres", nil
@@ -376,7 +405,9 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 			return "", fmt.Errorf("emailconn: store: connecting to PostgreSQL (%s): %w", driver, withCtx(ctx, err))
 		}
 	}
-	err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version)
+	err := retryTransient(ctx, func() error {
+		return db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version)
+	})
 	switch {
 	case err == nil && sqliteAtLeast(version, 3, 42):
 		return "sqlite", nil
@@ -385,7 +416,7 @@ func sqlDialect(ctx context.Context, db *sql.DB) (string, error) {
 	case hint == "sqlite" || ctx.Err() != nil:
 		return "", fmt.Errorf("emailconn: store: opening SQLite (%s): %w", driver, withCtx(ctx, err))
 	}
-	return "", fmt.Errorf("emailconn: store: the database (%s) is neither PostgreSQL nor SQLite: %w", driver, err)
+	return "", fmt.Errorf("emailconn: store: the database (%s) is neither PostgreSQL nor SQLite: SELECT version(): %w; SELECT sqlite_version(): %w", driver, pgErr, err)
 }
 
 func sqliteAtLeast(version string, major, minor int) bool {
@@ -419,6 +450,11 @@ var queries = map[string]*sqlQueries{"postgres": pgQueries, "sqlite": sqliteQuer
 // INSERT … ON CONFLICT DO UPDATE decides on the newest version of the slot
 // (READ COMMITTED locks and re-checks it), so two callers never both take
 // one slot; the loser sees free > 0 and no slot, and tries again.
+// emailconn_leases has no index on expires_at: the table stays small (live
+// keys × their slots), the sweep's scan of it once a minute is cheap, and
+// without one an Acquire or Renew that rewrites a row is a HOT update (no
+// index changes). emailconn_records, which holds days of ledger records,
+// has one for the sweep.
 var pgQueries = &sqlQueries{
 	create: []string{
 		`CREATE TABLE IF NOT EXISTS emailconn_leases (
@@ -427,7 +463,6 @@ var pgQueries = &sqlQueries{
 	owner text NOT NULL,
 	expires_at timestamptz NOT NULL,
 	PRIMARY KEY (key, slot))`,
-		`CREATE INDEX IF NOT EXISTS emailconn_leases_expires_at ON emailconn_leases (expires_at)`,
 		`CREATE TABLE IF NOT EXISTS emailconn_records (
 	key text PRIMARY KEY,
 	version bigint NOT NULL,
@@ -485,7 +520,6 @@ var sqliteQueries = &sqlQueries{
 	owner TEXT NOT NULL,
 	expires_at INTEGER NOT NULL,
 	PRIMARY KEY (key, slot))`,
-		`CREATE INDEX IF NOT EXISTS emailconn_leases_expires_at ON emailconn_leases (expires_at)`,
 		`CREATE TABLE IF NOT EXISTS emailconn_records (
 	key TEXT PRIMARY KEY,
 	version INTEGER NOT NULL,

@@ -37,7 +37,11 @@ import (
 // lock or transaction after it returns. Times are measured on the store's
 // own clock (for SQLStore, the database server's), so that nodes whose
 // clocks differ still agree on when a lease expires; the library passes
-// durations only. Keys are at most 512 bytes of UTF-8; owners at most 128.
+// durations only. Keys are at most 512 bytes of UTF-8; owners at most 128;
+// neither is empty or holds a NUL byte (PostgreSQL's text cannot). Limits
+// and slots are below 1<<20, and every ttl other than Swap's zero is at
+// least a millisecond: other arguments are an error, and nothing is taken
+// or written.
 //
 // Implementations must be safe for concurrent use by many goroutines and
 // many processes. A method's error means the store could not decide (it

@@ -79,14 +79,23 @@ const (
 	OutcomeNotRun  Outcome = "not run" // an earlier stage failed
 )
 
-// A StageResult is one rung of the Test Connection ladder.
+// A StageResult is one rung of the Test Connection ladder, and one stage
+// of a session for Trace.StageDone.
 type StageResult struct {
 	Stage    Stage         `json:"stage"`   // which stage
 	Outcome  Outcome       `json:"outcome"` // what happened
-	Duration time.Duration `json:"-"`       // how long it took; zero when it did not run
+	Duration time.Duration `json:"-"`       // how long it took; zero when it did not run or was skipped
 	// Detail is the error of a failed stage, why a stage was skipped, or
-	// what a passed stage found.
+	// what a passed stage found. In Trace.StageDone it is set only for a
+	// skipped stage.
 	Detail string `json:"detail,omitempty"`
+	// Start is when the stage began, or was found not needed; zero when
+	// it did not run.
+	Start time.Time `json:"-"`
+	// Err is why the stage failed, an *Error; nil when it did not fail,
+	// and in a restricted report (TestOptions.Restricted), whose
+	// TestReport.Err is the error to show.
+	Err error `json:"-"`
 }
 
 // MarshalJSON writes the stage with its Duration as "durationMs", in
@@ -392,7 +401,7 @@ func (e *restrictedError) Unwrap() error { return e.err }
 func (s *Sender) probe(ctx context.Context, sess *session.Session, rcpt string) error {
 	if rcpt == "" {
 		for _, st := range []Stage{StageMail, StageRcpt, StageReset} {
-			sess.Skip(string(st), "no probe recipient was given")
+			sess.Skip(ctx, string(st), "no probe recipient was given")
 		}
 		return nil
 	}
@@ -465,8 +474,8 @@ func (s *Sender) fillReport(rep *TestReport, tr *testRecorder, err error, opts *
 // seen returns the last event of each stage. In a restricted report a
 // name that does not resolve and one that resolves to a refused address
 // look the same: failed at resolve, connect not run.
-func (v *view) seen(tr *testRecorder, err error, failedAt *Stage) map[Stage]StageInfo {
-	seen := map[Stage]StageInfo{}
+func (v *view) seen(tr *testRecorder, err error, failedAt *Stage) map[Stage]StageResult {
+	seen := map[Stage]StageResult{}
 	for _, ts := range tr.stages {
 		seen[ts.Stage] = ts // the last attempt at a stage wins
 	}
@@ -484,15 +493,15 @@ func (v *view) seen(tr *testRecorder, err error, failedAt *Stage) map[Stage]Stag
 }
 
 // ladder is the report's stages in order, each with its outcome.
-func (v *view) ladder(tr *testRecorder, seen map[Stage]StageInfo, err error, failedAt Stage) []StageResult {
+func (v *view) ladder(tr *testRecorder, seen map[Stage]StageResult, err error, failedAt Stage) []StageResult {
 	var out []StageResult
 	reached := true
 	for _, st := range ladder {
 		ts, ok := seen[st]
 		res := StageResult{Stage: st}
 		switch {
-		case ok && ts.Skipped != "":
-			res.Outcome, res.Detail = OutcomeSkipped, v.skipReason(st, ts.Skipped, tr)
+		case ok && ts.Outcome == OutcomeSkipped:
+			res.Outcome, res.Detail = OutcomeSkipped, v.skipReason(st, ts.Detail, tr)
 		case ok && ts.Err != nil:
 			res.Outcome, res.Detail = OutcomeFailed, v.detail(ts.Err, st)
 			if st == failedAt {
@@ -510,7 +519,13 @@ func (v *view) ladder(tr *testRecorder, seen map[Stage]StageInfo, err error, fai
 			res.Outcome, res.Detail = OutcomeSkipped, v.s.whySkipped(st)
 		}
 		if ok {
-			res.Duration = ts.Duration
+			res.Duration, res.Start = ts.Duration, ts.Start
+		}
+		if res.Outcome == OutcomeFailed && !v.restricted {
+			res.Err = ts.Err
+			if st == failedAt || res.Err == nil {
+				res.Err = err
+			}
 		}
 		out = append(out, res)
 	}
@@ -583,7 +598,7 @@ func (v *view) actionLinkPreview(rep *TestReport, opts *TestOptions) {
 
 // report is built.
 type testRecorder struct {
-	stages  []StageInfo
+	stages  []StageResult
 	remote  string
 	tls     *tls.ConnectionState
 	ext     []string // the extensions of the last EHLO
@@ -595,17 +610,17 @@ type testRecorder struct {
 // trace returns the Trace that records into r.
 func (r *testRecorder) trace() *Trace {
 	return &Trace{
-		StageDone: func(i StageInfo) {
+		StageDone: func(_ context.Context, i StageResult) {
 			r.stages = append(r.stages, i)
 			if i.Stage == StageAuth && i.Err != nil {
 				r.authErr = i.Err
 			}
 		},
-		Connected:        func(addr string) { r.remote = addr },
-		Capabilities:     func(ext []string) { r.ext = ext },
-		TLSHandshakeDone: func(st tls.ConnectionState) { r.tls = &st },
-		Authenticated:    func(mech string) { r.mech = mech },
-		TokenFetched: func(i TokenInfo) {
+		Connected:        func(_ context.Context, addr string) { r.remote = addr },
+		Capabilities:     func(_ context.Context, ext []string) { r.ext = ext },
+		TLSHandshakeDone: func(_ context.Context, st tls.ConnectionState) { r.tls = &st },
+		Authenticated:    func(_ context.Context, mech string) { r.mech = mech },
+		TokenFetched: func(_ context.Context, i TokenInfo) {
 			if i.Retry {
 				r.retried = r.authErr
 			}

@@ -294,7 +294,7 @@ func certInfo(c *x509.Certificate, verified bool) *CertificateInfo {
 }
 
 // warnings adds what does not fail the test but deserves attention.
-func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageInfo, err error, failedAt Stage) {
+func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageResult, err error, failedAt Stage) {
 	s := v.s
 	add := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	c := &s.conn
@@ -345,8 +345,8 @@ func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageI
 	if tr.retried != nil {
 		add("The server rejected the cached OAuth2 access token (%s); it was dropped and a fresh one was used.", v.detail(tr.retried, StageAuth))
 	}
-	if ts, ok := seen[StageSTARTTLS]; ok && ts.Skipped != "" && s.ep.mode == tlsOpportunistic {
-		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.Skipped, tr))
+	if ts, ok := seen[StageSTARTTLS]; ok && ts.Outcome == OutcomeSkipped && s.ep.mode == tlsOpportunistic {
+		add("Opportunistic TLS fell back to plaintext: %s.", v.skipReason(StageSTARTTLS, ts.Detail, tr))
 	}
 }
 
@@ -354,9 +354,9 @@ func (v *view) warnings(rep *TestReport, tr *testRecorder, seen map[Stage]StageI
 // or failed after the exchange began — not when no usable mechanism was
 // offered, the session was not secure enough, or the password could not be
 // read.
-func credentialsSent(seen map[Stage]StageInfo, err error, failedAt Stage) bool {
+func credentialsSent(seen map[Stage]StageResult, err error, failedAt Stage) bool {
 	ts, ok := seen[StageAuth]
-	if !ok || ts.Skipped != "" {
+	if !ok || ts.Outcome == OutcomeSkipped {
 		return false
 	}
 	if ts.Err == nil {

@@ -61,7 +61,7 @@ func (s *Sender) transact(ctx context.Context, sess *pconn, pr *prepared) (res t
 		if res.receipt != nil {
 			info.Reply = res.receipt.Reply
 		}
-		tr.TransactionDone(info)
+		tr.TransactionDone(ctx, info)
 	}
 	return res, stale
 }
@@ -139,6 +139,7 @@ func (t *tx) reserve(rate throttle.Rate, pr *prepared) (*throttle.Reservation, e
 			return nil, t.s.ctxError(t.ctx, StageMail, errors.New("waiting for the message rate"))
 		}
 		pr.rateWait += r.Waited
+		t.s.traceWait(t.ctx, "messagesPerMinute", r.Waited)
 		if r.Start() {
 			return r, nil
 		}

@@ -13,6 +13,7 @@ const (
 	MaxKey   = 512 // bytes of UTF-8
 	MaxOwner = 128 // bytes of UTF-8
 	MinTTL   = time.Millisecond
+	MaxLimit = 1 << 20 // limits and slots are below it
 )
 
 // CheckLease reports every problem with the arguments of Acquire (slot < 0
@@ -24,6 +25,8 @@ func CheckLease(key string, limit int, owner string, ttl time.Duration) error {
 	errs = appendErr(errs, checkText("key", key, MaxKey))
 	if limit < 1 {
 		errs = append(errs, fmt.Errorf("emailconn: store: limit %d is below 1", limit))
+	} else if limit > MaxLimit {
+		errs = append(errs, fmt.Errorf("emailconn: store: limit %d is above %d", limit, MaxLimit))
 	}
 	errs = appendErr(errs, checkText("owner", owner, MaxOwner))
 	errs = appendErr(errs, CheckTTL(ttl))
@@ -37,6 +40,8 @@ func CheckSlot(key string, slot int, owner string, ttl time.Duration, renew bool
 	errs = appendErr(errs, checkText("key", key, MaxKey))
 	if slot < 0 {
 		errs = append(errs, fmt.Errorf("emailconn: store: slot %d is negative", slot))
+	} else if slot >= MaxLimit {
+		errs = append(errs, fmt.Errorf("emailconn: store: slot %d is not below %d", slot, MaxLimit))
 	}
 	errs = appendErr(errs, checkText("owner", owner, MaxOwner))
 	if renew {

@@ -89,6 +89,7 @@ type flight struct {
 	tok    *oauth2.Token
 	err    error
 	rotErr error
+	ctx    context.Context // the starting caller's, uncancelled: for Config.OnFetch
 }
 
 // New returns a Cache for cfg. It makes no request: the first Token does.
@@ -163,7 +164,7 @@ func (c *cache) get(ctx context.Context, fresh bool) (*oauth2.Token, error) {
 	}
 	f := c.flight
 	if f == nil {
-		f = c.start(fresh)
+		f = c.start(ctx, fresh)
 	}
 	c.mu.Unlock()
 	return c.wait(ctx, f, fallback)
@@ -209,8 +210,11 @@ func (c *Cache) Refresh(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // start starts a token request. c.mu must be held.
-func (c *cache) start(force bool) *flight {
+func (c *cache) start(ctx context.Context, force bool) *flight {
 	f := &flight{done: make(chan struct{}), force: force}
+	if c.cfg.OnFetch != nil {
+		f.ctx = context.WithoutCancel(ctx)
+	}
 	c.flight = f
 	go c.run(f)
 	return f
@@ -219,6 +223,7 @@ func (c *cache) start(force bool) *flight {
 func (c *cache) run(f *flight) {
 	var e *entry
 	var rotErr, err error
+	began := time.Now()
 	if c.shared() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.sharedFlightTimeout())
 		e, rotErr, err = c.fetchShared(ctx, f.force)
@@ -227,6 +232,13 @@ func (c *cache) run(f *flight) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.requestTimeout())
 		e, rotErr, err = c.fetch(ctx)
 		cancel()
+	}
+	if c.cfg.OnFetch != nil {
+		var expiry time.Time
+		if err == nil {
+			expiry = e.tok.Expiry
+		}
+		c.cfg.OnFetch(f.ctx, time.Since(began), expiry, err)
 	}
 
 	c.mu.Lock()

@@ -144,6 +144,17 @@ type Config struct {
 	// the rotated token is kept in memory only.
 	OnRotate func(ctx context.Context, newRefreshToken string) error
 
+	// OnFetch, when not nil, is called when a token request ended, once
+	// per request however many callers share it (with Shared, when the
+	// Cache obtained a token, by a request of its own or from the shared
+	// record): took is how long it
+	// took, expiry the new token's expiry (zero when the request failed or
+	// the token has none), err the failure. ctx is the context of the
+	// caller that started the request, without its cancellation, for the
+	// values it carries (a trace span). It runs on the Cache's goroutine
+	// before the callers are answered, and must be quick.
+	OnFetch func(ctx context.Context, took time.Duration, expiry time.Time, err error)
+
 	// Shared, when set, is the token state the Cache shares with the
 	// Caches of the same configuration in other processes (see Shared):
 	// a token is taken from it when fresh, and otherwise requested by

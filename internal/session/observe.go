@@ -11,21 +11,26 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// Hooks hear what happens while a session is opened. Any field may be
-// nil, and so may a *Hooks.
+// Hooks hear what happens while a session is opened, and when a session
+// opened ends. Any field may be nil, and so may a *Hooks. Every hook but
+// Closed is given the context of the Open it reports on.
 type Hooks struct {
 	// Stage: a stage ended, at end, with err (an *Error) or nil.
 	Stage func(ctx context.Context, stage string, start, end time.Time, err error)
 	// Skip: a stage was not needed, for the reason given.
-	Skip func(stage, why string)
+	Skip func(ctx context.Context, stage, why string)
 	// Connected: the connection to remote is open.
-	Connected func(remote string)
+	Connected func(ctx context.Context, remote string)
 	// Greeting: the first line of the server's greeting, after the code.
-	Greeting func(text string)
+	Greeting func(ctx context.Context, text string)
 	// Extensions: the EHLO reply's lines after the first.
-	Extensions func(lines []string)
+	Extensions func(ctx context.Context, lines []string)
 	// TLS: a TLS handshake completed.
-	TLS func(st *tls.ConnectionState)
+	TLS func(ctx context.Context, st *tls.ConnectionState)
+	// Opened: Open returned a session. Closed: that session's connection
+	// was closed, once, whoever closed it.
+	Opened func(ctx context.Context)
+	Closed func()
 }
 
 func (h *Hooks) stage(ctx context.Context, stage string, start, end time.Time, err error) {
@@ -34,33 +39,49 @@ func (h *Hooks) stage(ctx context.Context, stage string, start, end time.Time, e
 	}
 }
 
-func (h *Hooks) skip(stage, why string) {
+func (h *Hooks) skip(ctx context.Context, stage, why string) {
 	if h != nil && h.Skip != nil {
-		h.Skip(stage, why)
+		h.Skip(ctx, stage, why)
 	}
 }
 
-func (h *Hooks) connected(remote string) {
+func (h *Hooks) connected(ctx context.Context, remote string) {
 	if h != nil && h.Connected != nil {
-		h.Connected(remote)
+		h.Connected(ctx, remote)
 	}
 }
 
-func (h *Hooks) greeting(text string) {
+func (h *Hooks) greeting(ctx context.Context, text string) {
 	if h != nil && h.Greeting != nil {
-		h.Greeting(text)
+		h.Greeting(ctx, text)
 	}
 }
 
-func (h *Hooks) extensions(lines []string) {
+func (h *Hooks) extensions(ctx context.Context, lines []string) {
 	if h != nil && h.Extensions != nil {
-		h.Extensions(lines)
+		h.Extensions(ctx, lines)
 	}
 }
 
-func (h *Hooks) tls(st *tls.ConnectionState) {
+func (h *Hooks) tls(ctx context.Context, st *tls.ConnectionState) {
 	if h != nil && h.TLS != nil {
-		h.TLS(st)
+		h.TLS(ctx, st)
+	}
+}
+
+// opened reports s as open; it is reported closed when its connection is.
+func (h *Hooks) opened(ctx context.Context, s *Session) {
+	if h != nil && h.Opened != nil {
+		s.counted = true
+		h.Opened(ctx)
+	}
+}
+
+// closed reports the end of a session reported open, once.
+func (h *Hooks) closed(s *Session) {
+	if s.counted && h.Closed != nil {
+		s.counted = false
+		h.Closed()
 	}
 }
 
@@ -70,7 +91,7 @@ func (s *Session) Stage(ctx context.Context, stage string, start time.Time, err 
 }
 
 // Skip reports a stage its user did not need.
-func (s *Session) Skip(stage, why string) { s.hooks.skip(stage, why) }
+func (s *Session) Skip(ctx context.Context, stage, why string) { s.hooks.skip(ctx, stage, why) }
 
 // Auth runs AUTH with c, whose secret (a password or a token) and every
 // response are redacted from whatever the server says afterwards. go-smtp's

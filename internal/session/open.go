@@ -28,7 +28,7 @@ func (cfg *Config) reach(ctx, phaseCtx context.Context) (net.Conn, error) {
 	var err error
 	if a, perr := netip.ParseAddr(cfg.Host); perr == nil {
 		addrs = []netip.Addr{a}
-		h.skip(StageResolve, "the mail server is an IP address")
+		h.skip(ctx, StageResolve, "the mail server is an IP address")
 	} else {
 		addrs, err = cfg.resolve(phaseCtx)
 		if err != nil {
@@ -120,7 +120,7 @@ func (s *Session) establish(ctx context.Context) error {
 			return s.failStage(ctx, StageTLS, t, err)
 		}
 		s.hooks.stage(ctx, StageTLS, t, time.Now(), nil)
-		s.secured(tc)
+		s.secured(ctx, tc)
 		return s.hello(ctx, tc, true)
 	case ModeNone:
 		return s.hello(ctx, s.Conn, true)
@@ -131,10 +131,10 @@ func (s *Session) establish(ctx context.Context) error {
 	return s.startTLS(ctx)
 }
 
-func (s *Session) secured(tc *tls.Conn) {
+func (s *Session) secured(ctx context.Context, tc *tls.Conn) {
 	st := tc.ConnectionState()
 	s.TLS = &st
-	s.hooks.tls(&st)
+	s.hooks.tls(ctx, &st)
 }
 
 // hello hands the connection to go-smtp and says EHLO. first says whether
@@ -167,14 +167,14 @@ func (s *Session) hello(ctx context.Context, conn net.Conn, first bool) error {
 	}
 	if first {
 		s.hooks.stage(ctx, StageGreeting, t, s.capture.firstSent, nil)
-		s.hooks.greeting(s.capture.greeting)
+		s.hooks.greeting(ctx, s.capture.greeting)
 		s.hooks.stage(ctx, StageEHLO, s.capture.firstSent, time.Now(), e)
 	}
 	if e != nil {
 		return e
 	}
 	s.ext, s.lines = s.capture.extensions()
-	s.hooks.extensions(s.lines)
+	s.hooks.extensions(ctx, s.lines)
 	return nil
 }
 
@@ -184,7 +184,7 @@ func (s *Session) startTLS(ctx context.Context) error {
 	t := time.Now()
 	skip, err := s.negotiateTLS(ctx)
 	if skip != "" {
-		s.hooks.skip(StageSTARTTLS, skip)
+		s.hooks.skip(ctx, StageSTARTTLS, skip)
 		return nil
 	}
 	if err != nil {
@@ -227,7 +227,7 @@ func (s *Session) negotiateTLS(ctx context.Context) (skip string, err error) {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return "", err
 	}
-	s.secured(tc)
+	s.secured(ctx, tc)
 	return "", s.hello(ctx, tc, false)
 }
 

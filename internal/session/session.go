@@ -133,6 +133,7 @@ type Session struct {
 	capture *capture          // reads the greeting and EHLO replies; nil once established
 	rec     *transcript.Recorder
 	secrets []string // what AUTH sent, in every form a server may echo
+	counted bool     // reported open to Hooks.Opened, not yet closed
 }
 
 // Open establishes a session under cfg: resolve, connect, TLS, greeting,
@@ -153,7 +154,7 @@ func Open(ctx context.Context, cfg *Config) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{cfg: cfg, hooks: cfg.Hooks, Opened: start, Remote: raw.RemoteAddr().String(), capture: &capture{}}
-	s.hooks.connected(s.Remote)
+	s.hooks.connected(ctx, s.Remote)
 	s.Conn = smtpconn.New(raw, smtpconn.Options{SendTimeout: cfg.SendTimeout})
 	s.Conn.SetPhaseDeadline(deadline)
 	release := s.Conn.Bind(ctx)
@@ -180,6 +181,7 @@ func Open(ctx context.Context, cfg *Config) (*Session, error) {
 		s.End(err)
 		return nil, err
 	}
+	s.hooks.opened(ctx, s)
 	return s, nil
 }
 
@@ -232,7 +234,12 @@ func (s *Session) Quit() {
 }
 
 // Close closes the connection.
-func (s *Session) Close() { _ = s.Conn.Close() }
+func (s *Session) Close() {
+	_ = s.Conn.Close()
+	if s.hooks != nil {
+		s.hooks.closed(s)
+	}
+}
 
 // End ends a session after err. When the session is still in a known
 // state — the server's last word was a reply other than 421, or the client

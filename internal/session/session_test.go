@@ -26,6 +26,7 @@ type events struct {
 	ext    []string
 	tls    bool
 	greet  string
+	open   int // sessions opened and not closed
 }
 
 func (ev *events) hooks() *Hooks {
@@ -36,10 +37,12 @@ func (ev *events) hooks() *Hooks {
 			}
 			ev.stages = append(ev.stages, stage)
 		},
-		Skip:       func(stage, _ string) { ev.stages = append(ev.stages, stage+"-") },
-		Extensions: func(l []string) { ev.ext = l },
-		TLS:        func(*tls.ConnectionState) { ev.tls = true },
-		Greeting:   func(text string) { ev.greet = text },
+		Skip:       func(_ context.Context, stage, _ string) { ev.stages = append(ev.stages, stage+"-") },
+		Extensions: func(_ context.Context, l []string) { ev.ext = l },
+		TLS:        func(context.Context, *tls.ConnectionState) { ev.tls = true },
+		Greeting:   func(_ context.Context, text string) { ev.greet = text },
+		Opened:     func(context.Context) { ev.open++ },
+		Closed:     func() { ev.open-- },
 	}
 }
 
@@ -100,6 +103,32 @@ func TestIssue12_SessionRequiredSTARTTLSMissing(t *testing.T) {
 	}
 	if got := ev.stages[len(ev.stages)-1]; got != "starttls!" {
 		t.Errorf("last stage %q, want starttls!", got)
+	}
+}
+
+// TestIssue18_SessionOpenedClosedOnce: Opened hears of every session Open
+// returns, Closed of its end once, however often it is closed; a session
+// that failed to open is heard of by neither.
+func TestIssue18_SessionOpenedClosedOnce(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	ev := &events{}
+	s, err := Open(context.Background(), config(srv, ModeNone, ev.hooks()))
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	if ev.open != 1 {
+		t.Fatalf("open = %d after Open, want 1", ev.open)
+	}
+	s.Quit()
+	s.Close()
+	if ev.open != 0 {
+		t.Errorf("open = %d after Quit and Close, want 0", ev.open)
+	}
+	if _, err := Open(context.Background(), config(srv, ModeStartTLS, ev.hooks())); err == nil {
+		t.Fatal("Open with STARTTLS against a plain server succeeded")
+	}
+	if ev.open != 0 {
+		t.Errorf("open = %d after a failed Open, want 0", ev.open)
 	}
 }
 
