@@ -3,6 +3,7 @@ package emailconn
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emailconn/emailconn/internal/storeseam"
 	"github.com/emailconn/emailconn/internal/throttle"
@@ -23,13 +25,17 @@ import (
 //
 //	oauth2/<configuration>            the token record (JSON)
 //	oauth2/<configuration>/refresh    the refresh lease, 1 slot
-//	smtp/<connection>/sessions        a slot per open session
+//	smtp/<connection>/sessions        a slot per open session (connections with a session limit)
+//	smtp/<connection>/sessions/wanted a node waits for a session slot, 1 slot
 //	smtp/<connection>/rate            a slot per message in the window
 //
-// Daily caps and the pause after a throttling reply stay per node.
+// A name longer than maxKeyName is shortened to a prefix and a hash
+// (keyName), so that no key exceeds the Store's 512 bytes. Daily caps and
+// the pause after a throttling reply stay per node.
 
 // defaultLeaseTTL is the length of the refresh lease and of a session
-// slot's lease; a session's lease is renewed every third of it.
+// slot's lease; a session's lease is renewed every third of it, at most
+// maxRenewGap apart.
 const defaultLeaseTTL = 30 * time.Second
 
 // releaseGrace is how long a closed session's slot is held on after the
@@ -133,7 +139,25 @@ func storeKey(c *Connection, what string) string {
 	if name == "" {
 		name = c.endpoint().addr() + "@" + c.Username
 	}
-	return "smtp/" + name + "/" + what
+	return "smtp/" + keyName(name) + "/" + what
+}
+
+// maxKeyName is the longest name kept whole in a key.
+const maxKeyName = 256
+
+// keyName returns name for a store key: itself, or when longer than
+// maxKeyName its first 128 bytes (whole UTF-8 characters) and a SHA-256
+// of the whole.
+func keyName(name string) string {
+	if len(name) <= maxKeyName {
+		return name
+	}
+	cut := 128
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:cut] + "~" + hex.EncodeToString(sum[:16])
 }
 
 // sleepOn waits d on clock (nil: the system clock) or until ctx ends.
@@ -167,6 +191,7 @@ type tokenShare struct {
 }
 
 func newTokenShare(o *Options, name string) *tokenShare {
+	name = keyName(name)
 	return &tokenShare{st: o.Store, key: "oauth2/" + name, lease: "oauth2/" + name + "/refresh", owner: o.storeOwner()}
 }
 
