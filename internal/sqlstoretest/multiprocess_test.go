@@ -37,8 +37,8 @@ const (
 	nodeSenders   = 50               // concurrent sends per node
 	tokenLife     = 4                // expires_in, seconds: refreshed every ~2 s (half the lifetime)
 	leaseTTL      = 5 * time.Second  // the refresh and session leases (storeseam)
-	scaledMinute  = 2 * time.Second  // a provider's minute (storeseam)
-	perMinute     = 100              // MessagesPerMinute: 50 a second
+	scaledMinute  = 4 * time.Second  // a provider's minute (storeseam)
+	perMinute     = 200              // MessagesPerMinute: 50 a second
 	maxSessions   = 3                // MaxSessions
 	runFor        = 30 * time.Second // the nodes send for this long
 	killAtRequest = 5                // the token request whose sender is killed mid-refresh
@@ -402,12 +402,13 @@ func TestMultiProcess(t *testing.T) {
 		t.Errorf("the server saw %d sessions at once (refused %d), want at most %d", maxOpen.Load(), refused.Load(), maxSessions)
 	}
 	slices.SortFunc(mails, func(a, b time.Time) int { return a.Compare(b) })
-	// The client keeps its starts a scaled minute plus 2 % apart, 40 ms
+	// The client keeps its starts a scaled minute plus 2 % apart, 80 ms
 	// here (1.2 s at a real minute); between the store's grant and the
-	// MAIL reaching the server lie a database round trip and the
-	// scheduling of 200 senders and PostgreSQL on a loaded machine, so
-	// the server's windows are counted with that allowed for.
-	const jitter = 150 * time.Millisecond
+	// MAIL reaching the server lie the database's answer and the
+	// scheduling of 200 senders and PostgreSQL on a loaded 2-core
+	// machine (up to 200 ms seen), so the server's windows are counted
+	// with that allowed for.
+	const jitter = 250 * time.Millisecond
 	for i := range mails {
 		k := 0
 		for j := i; j < len(mails) && mails[j].Sub(mails[i]) < scaledMinute-jitter; j++ {
