@@ -206,6 +206,21 @@ type Connection struct {
 	// recipients. Zero means the provider's limit (Microsoft 365 and
 	// Google: 10,000), else no limit. Negative is invalid.
 	RecipientsPerDay int `json:"recipientsPerDay,omitempty"`
+
+	// Disable pipelining (emailconn's own): send each command of a mail
+	// transaction after the reply to the previous one, as if the server
+	// did not offer PIPELINING (RFC 2920), for a server that offers it
+	// and then misbehaves. It turns CHUNKING off too: BDAT is used only
+	// in a pipelined transaction. Zero means a transaction's MAIL, RCPT
+	// and DATA (or BDAT) go out in one write when the server offers
+	// PIPELINING (see the README's Round trips).
+	DisablePipelining bool `json:"disablePipelining,omitempty"`
+
+	// Disable chunking (emailconn's own): send the message with DATA even
+	// when the server offers CHUNKING (RFC 3030), for a server that offers
+	// it and then misbehaves. Zero means a pipelined transaction sends the
+	// message as BDAT when the server offers CHUNKING.
+	DisableChunking bool `json:"disableChunking,omitempty"`
 }
 
 // connectionFields is the field table of Connection.

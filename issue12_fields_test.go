@@ -28,7 +28,8 @@ func TestIssue12_01_FieldTable(t *testing.T) {
 			"Password=password OAuth2Config=oauth2Configuration ActionsBaseURL=emailActionsBaseURL From=from To=to " +
 			"LocalName=localName CAFile=caFile RootCAs=- AllowInsecureAuth=allowInsecureAuth Provider=provider " +
 			"MaxSessions=maxSessions MessagesPerMinute=messagesPerMinute MaxRecipientsPerMessage=maxRecipientsPerMessage " +
-			"MessagesPerDay=messagesPerDay RecipientsPerDay=recipientsPerDay"},
+			"MessagesPerDay=messagesPerDay RecipientsPerDay=recipientsPerDay " +
+			"DisablePipelining=disablePipelining DisableChunking=disableChunking"},
 		{"OAuth2Config", oauth2Fields.fields, "Name=name Provider=provider Tenant=tenant GrantType=grantType " +
 			"TokenURL=tokenURL ClientID=clientID ClientSecret=clientSecret RefreshToken=refreshToken Scopes=scopes " +
 			"EndpointParams=endpointParams ClientAuth=clientAuth TokenSource=-"},

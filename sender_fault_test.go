@@ -34,6 +34,11 @@ type faultCase struct {
 	check    func(t *testing.T, rc *emailconn.Receipt, err error, srv *smtptest.Server)
 }
 
+// lockstep switches PIPELINING off: the case is about which commands a
+// lockstep client never sends (issue17_pipeline_test.go has the pipelined
+// ones).
+func lockstep(c *emailconn.Connection) { c.DisablePipelining = true }
+
 var (
 	yes = func() *bool { b := true; return &b }()
 	no  = func() *bool { b := false; return &b }()
@@ -198,7 +203,7 @@ func TestSendFaults(t *testing.T) {
 			}},
 		{name: "F35 550 to MAIL", srv: smtptest.Options{MailHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender not allowed"}
-		}}, wantErr: emailconn.ErrRefused, wantCode: 550, temp: no, absent: []string{"RCPT", "DATA"}},
+		}}, conn: lockstep, wantErr: emailconn.ErrRefused, wantCode: 550, temp: no, absent: []string{"RCPT", "DATA"}},
 		{name: "F36 SIZE exceeded before DATA", srv: smtptest.Options{MaxMessageBytes: 10000},
 			msg: func() *emailconn.Message {
 				m := basicMessage()
@@ -219,7 +224,7 @@ func TestSendFaults(t *testing.T) {
 			}},
 		{name: "F37 greylisted", srv: smtptest.Options{RcptHook: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "Greylisted"}
-		}}, wantErr: emailconn.ErrRecipientRejected, wantCode: 450, temp: yes, absent: []string{"DATA"}},
+		}}, conn: lockstep, wantErr: emailconn.ErrRecipientRejected, wantCode: 450, temp: yes, absent: []string{"DATA"}},
 		{name: "F38 mixed recipients", srv: smtptest.Options{RcptHook: rcptMix},
 			msg: func() *emailconn.Message {
 				m := basicMessage()

@@ -130,6 +130,16 @@ type ServerInfo struct {
 	Mechanism      string   `json:"mechanism,omitempty"`
 	// MaxMessageSize is the SIZE the server announced; zero when none.
 	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
+	// Pipelining and Chunking report whether the server offers PIPELINING
+	// (RFC 2920) and CHUNKING (RFC 3030). PipeliningUsed and ChunkingUsed
+	// report whether sends through the connection use them: offered and
+	// not switched off (Connection.DisablePipelining, DisableChunking);
+	// CHUNKING is used only with PIPELINING. All false when the test did
+	// not get as far as EHLO.
+	Pipelining     bool `json:"pipelining"`
+	PipeliningUsed bool `json:"pipeliningUsed"`
+	Chunking       bool `json:"chunking"`
+	ChunkingUsed   bool `json:"chunkingUsed"`
 }
 
 // CertificateInfo describes the server's certificate.
@@ -569,6 +579,10 @@ func (v *view) serverInfo(rep *TestReport, tr *testRecorder, err error) {
 		rep.Server.MaxMessageSize, _ = strconv.ParseInt(strings.TrimSpace(size), 10, 64)
 	}
 	rep.Server.Mechanism = tr.mech
+	_, rep.Server.Pipelining = extParam(rep.Server.Extensions, "PIPELINING")
+	_, rep.Server.Chunking = extParam(rep.Server.Extensions, "CHUNKING")
+	rep.Server.PipeliningUsed = rep.Server.Pipelining && !v.s.conn.DisablePipelining
+	rep.Server.ChunkingUsed = rep.Server.PipeliningUsed && rep.Server.Chunking && !v.s.conn.DisableChunking
 }
 
 // actionLinkPreview rewrites a sample action link with the connection's

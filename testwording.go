@@ -381,6 +381,12 @@ func (s *Sender) notProven(rep *TestReport, opts *TestOptions) []string {
 	if !s.conn.usesCredentials() {
 		out = append(out, "Anything about authentication: the connection does not authenticate.")
 	}
+	switch sv := rep.Server; {
+	case sv.ChunkingUsed:
+		out = append(out, "That the server handles what it advertises: sends pipeline their commands (PIPELINING) and send each message with BDAT (CHUNKING), which the test does not do; if sends fail where this test passes, set disablePipelining or disableChunking on the connection.")
+	case sv.PipeliningUsed:
+		out = append(out, "That the server handles what it advertises: sends pipeline their commands (PIPELINING), which the test does not do; if sends fail where this test passes, set disablePipelining on the connection.")
+	}
 	return out
 }
 

@@ -50,3 +50,9 @@ func BenchmarkOAuth2(b *testing.B) {
 		b.Run(c.Name, c.F)
 	}
 }
+
+func BenchmarkLatency(b *testing.B) {
+	for _, c := range LatencyCases() {
+		b.Run(c.Name, c.F)
+	}
+}

@@ -83,6 +83,9 @@ func (e *Env) Close() {
 	e.Plain.Close()
 	e.TLS.Close()
 	e.token.Close()
+	if latencyProxy != nil {
+		latencyProxy.Close()
+	}
 	os.RemoveAll(e.dir)
 }
 

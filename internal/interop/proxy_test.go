@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -19,6 +20,7 @@ type proxy struct {
 	ln       net.Listener
 	target   string
 	authMech string // when not "", the AUTH extension offers only these
+	addExt   string // when not "", an extension added to the EHLO reply (issue 17)
 
 	mu     sync.Mutex
 	client bytes.Buffer // every byte clients sent
@@ -40,6 +42,27 @@ func newProxy(t *testing.T, target, authMech string) *proxy {
 	go p.serve()
 	t.Cleanup(p.close)
 	return p
+}
+
+// newExtProxy is newProxy with ext added to the server's EHLO reply.
+func newExtProxy(t *testing.T, target, ext string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: listen: %v", err)
+	}
+	p := &proxy{t: t, ln: ln, target: target, addExt: ext}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+// sessions returns the number of connections the proxy forwarded.
+func (p *proxy) sessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
@@ -93,6 +116,9 @@ func (p *proxy) serve() {
 					if m := authLine.FindStringSubmatch(line); m != nil {
 						line = m[1] + "AUTH " + p.authMech + "\r\n"
 					}
+				}
+				if p.addExt != "" && strings.HasPrefix(strings.ToUpper(line), "250-ENHANCEDSTATUSCODES") {
+					line += "250-" + p.addExt + "\r\n" // Mailpit lists it in every EHLO reply, never last
 				}
 				if _, werr := io.WriteString(c, line); werr != nil || err != nil {
 					return

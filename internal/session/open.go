@@ -147,6 +147,7 @@ func (s *Session) hello(ctx context.Context, conn net.Conn, first bool) error {
 		s.capture = &capture{firstSent: time.Now()}
 	}
 	s.tap = &smtpconn.Tap{Conn: conn, Prefix: greeting, OnClient: s.onClient, OnServer: s.onServer, Greeting: first}
+	s.br, s.tr, s.bw = nil, nil, nil
 	c := smtp.NewClient(s.tap)
 	// Any non-zero value: the wrapped connection replaces go-smtp's
 	// deadlines with the connection's own timeouts.
@@ -239,10 +240,16 @@ func readReply(br *bufio.Reader, want int) error {
 	if !errors.As(err, &te) {
 		return err
 	}
-	se := &smtp.SMTPError{Code: te.Code, Message: te.Msg}
-	code, rest, _ := strings.Cut(te.Msg, " ")
+	return toSMTPError(te.Code, te.Msg)
+}
+
+// toSMTPError is a reply as go-smtp's client returns a failure: the
+// enhanced code, when the text starts with one, taken out of the text.
+func toSMTPError(code int, text string) *smtp.SMTPError {
+	se := &smtp.SMTPError{Code: code, Message: text}
+	enh, rest, _ := strings.Cut(text, " ")
 	var ec smtp.EnhancedCode
-	parts := strings.Split(code, ".")
+	parts := strings.Split(enh, ".")
 	for i := 0; len(parts) == 3 && i < 3; i++ {
 		n, aerr := strconv.Atoi(parts[i])
 		if aerr != nil {
@@ -252,7 +259,7 @@ func readReply(br *bufio.Reader, want int) error {
 	}
 	if len(parts) == 3 {
 		se.EnhancedCode = ec
-		se.Message = strings.ReplaceAll(rest, "\n"+code+" ", "\n")
+		se.Message = strings.ReplaceAll(rest, "\n"+enh+" ", "\n")
 	}
 	return se
 }

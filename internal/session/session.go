@@ -3,9 +3,10 @@
 // before the handshake, and forcing the handshake before anything else is
 // sent), says EHLO and reads the extensions once, and runs AUTH with a SASL
 // client it is given. It is built on go-smtp's client: go-smtp reads the
-// greeting, says EHLO, authenticates and runs the transactions; the
-// session adds only what go-smtp cannot do on a session it already greeted,
-// STARTTLS.
+// greeting, says EHLO, authenticates and runs lockstep transactions; the
+// session adds what go-smtp cannot do: STARTTLS on a session it already
+// greeted, and pipelined commands (RFC 2920) and BDAT chunks (RFC 3030),
+// written and read on the same connection (Flight, Reply, Chunks).
 //
 // The session knows nothing of reports or of emailconn's error kinds: it
 // tells Hooks what happens, and returns every failure as an *Error naming
@@ -13,11 +14,13 @@
 package session
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -134,6 +137,13 @@ type Session struct {
 	rec     *transcript.Recorder
 	secrets []string // what AUTH sent, in every form a server may echo
 	counted bool     // reported open to Hooks.Opened, not yet closed
+
+	// Pipelining and chunking (pipeline.go), on the current Tap.
+	flight Flight
+	br     *bufio.Reader
+	tr     *textproto.Reader
+	bw     *bufio.Writer
+	chunk  []byte
 }
 
 // Open establishes a session under cfg: resolve, connect, TLS, greeting,

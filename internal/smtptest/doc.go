@@ -14,7 +14,8 @@
 //
 // The server speaks RFC 5321 ESMTP with PIPELINING, 8BITMIME,
 // ENHANCEDSTATUSCODES, SIZE, and on request STARTTLS (RFC 3207), AUTH
-// (RFC 4954: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER), SMTPUTF8 and DSN. It is
+// (RFC 4954: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER), SMTPUTF8, DSN and
+// CHUNKING (RFC 3030: BDAT). It is
 // written for tests rather than on go-smtp's Server, because tests need what
 // that server cannot give: a transcript of the decrypted client lines per
 // session, byte-level faults at every step, and the XOAUTH2 and LOGIN

@@ -8,11 +8,12 @@ import (
 
 // Point is where in a session a Fault fires: one of the named points below,
 // or an SMTP command verb ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL",
-// "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY"; matched case-insensitively
-// against the verb the client sent), or AnyCommand.
+// "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY"; matched
+// case-insensitively against the verb the client sent), or AnyCommand.
 //
 // A fault at a command fires after the command line was read (and recorded in
-// the transcript) and before the server handles it.
+// the transcript) and before the server handles it; at BDAT, once the chunk
+// that follows the line was read too.
 type Point string
 
 const (
@@ -27,10 +28,12 @@ const (
 	// were right; the session counts as authenticated only when the reply
 	// actually sent is a 2xx.
 	AuthResult Point = "auth-result"
-	// DataBody is the message body, after the server sent 354.
+	// DataBody is the message body, after the server sent 354, or the
+	// chunks of a message sent with BDAT (Bytes counting over its chunks;
+	// only Stall, Drop and Reset apply there).
 	DataBody Point = "data-body"
 	// AfterDot is the reply to the final dot, after the whole body was
-	// received.
+	// received, or to the LAST chunk of a message sent with BDAT.
 	AfterDot Point = "after-dot"
 	// AfterMessage is the first command, whatever its verb, after the server
 	// accepted a message on this session.
@@ -43,7 +46,7 @@ const (
 var verbs = map[string]bool{
 	"EHLO": true, "HELO": true, "STARTTLS": true, "AUTH": true, "MAIL": true,
 	"RCPT": true, "DATA": true, "RSET": true, "NOOP": true, "QUIT": true,
-	"VRFY": true,
+	"VRFY": true, "BDAT": true,
 }
 
 // Action is what a Fault does when it fires.

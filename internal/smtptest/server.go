@@ -119,6 +119,18 @@ type Options struct {
 	// ORCPT. Without it those parameters get 555 5.5.4.
 	EnableDSN bool
 
+	// EnableCHUNKING advertises CHUNKING (RFC 3030) and accepts BDAT: each
+	// chunk is read whatever its reply; a chunk before MAIL gets 503, one
+	// after every recipient was refused "554 5.5.1 no valid recipients",
+	// and one past MaxMessageBytes 552 (later chunks of that message get
+	// 503 until RSET). Without it BDAT gets 502 and the connection is in
+	// no state to go on, as with a server that knows no BDAT.
+	EnableCHUNKING bool
+
+	// NoPipelining leaves PIPELINING out of the EHLO reply (the server
+	// still reads pipelined commands, as any server does).
+	NoPipelining bool
+
 	// MaxLineLength is the longest command line, in octets including CRLF,
 	// that the server accepts; a longer one gets
 	// "500 5.4.0 Too long line, closing connection" and the connection is
@@ -195,6 +207,10 @@ type Message struct {
 	Helo string
 	// Session is the 1-based number of the connection that carried it.
 	Session int
+	// Chunks is the number of BDAT chunks the message came in; zero when
+	// it came after DATA. Data is then the chunks as sent (BDAT has no
+	// dot-stuffing).
+	Chunks int
 }
 
 // Server is a loopback SMTP server for tests, in the manner of

@@ -44,6 +44,14 @@ type session struct {
 	mailOpts smtp.MailOptions
 	rcpts    []string
 	rcptOpts []smtp.RcptOptions
+
+	// BDAT (bdat.go): the message's chunks so far.
+	bdat       []byte
+	bdatSize   int64
+	chunks     int
+	chunkSeen  int64 // octets of the message's chunks read, for a DataBody fault
+	bdatFailed bool
+	bodyFault  *Fault
 }
 
 func newSession(srv *Server, id int, c net.Conn) *session {
@@ -419,6 +427,9 @@ func (s *session) handle(text string) error {
 		f = s.srv.takeFault(Point(verb), true, s.id)
 	}
 	defer func() { s.inject = nil }()
+	if verb == "BDAT" {
+		return s.cmdBdat(arg, f) // the chunk is read before any fault acts
+	}
 	return s.atReplyPoint(f, "250", func() error { return s.dispatch(verb, arg) }, nil)
 }
 
@@ -446,7 +457,7 @@ func (s *session) dispatch(verb, arg string) error {
 	case "QUIT":
 		s.reply(221, "2.0.0", "Bye")
 		return errClose
-	case "EXPN", "HELP", "TURN", "SEND", "SOML", "SAML", "BDAT", "ETRN":
+	case "EXPN", "HELP", "TURN", "SEND", "SOML", "SAML", "ETRN":
 		return s.reply(502, "5.5.1", "Error: command not implemented")
 	}
 	return s.reply(500, "5.5.2", "Error: command not recognized")
@@ -458,6 +469,7 @@ func (s *session) resetTx() {
 	s.mailOpts = smtp.MailOptions{}
 	s.rcpts = nil
 	s.rcptOpts = nil
+	s.bdat, s.bdatSize, s.chunks, s.chunkSeen, s.bdatFailed, s.bodyFault = nil, 0, 0, 0, false, nil
 }
 
 func (s *session) authAllowed() bool { return s.isTLS || !s.srv.opts.RequireTLSForAuth }
@@ -487,6 +499,12 @@ func (s *session) cmdHello(ehlo bool, arg string) error {
 	}
 	if o.EnableDSN {
 		caps = append(caps, "DSN")
+	}
+	if o.EnableCHUNKING {
+		caps = append(caps, "CHUNKING")
+	}
+	if o.NoPipelining {
+		caps = slices.DeleteFunc(caps, func(c string) bool { return c == "PIPELINING" })
 	}
 	if o.MaxMessageBytes > 0 {
 		caps = append(caps, "SIZE "+strconv.FormatInt(o.MaxMessageBytes, 10))

@@ -5,8 +5,8 @@
 // after that — LOGIN's user name and password, a SASL response, an XOAUTH2
 // or OAUTHBEARER token — is replaced by "[redacted]" up to the line the
 // server's final reply answers, however the replies were split or
-// pipelined. The message sent after DATA is replaced by one line giving its
-// size.
+// pipelined. The message sent after DATA, and each BDAT chunk (RFC 3030),
+// is replaced by one line giving its size.
 package transcript
 
 import (
@@ -46,6 +46,7 @@ type Recorder struct {
 	inData         bool
 	bodyBytes      int64
 	tail           []byte // last bytes of the body, to find the terminator
+	chunk, chunked int64  // the BDAT chunk's octets still to come, and its size
 }
 
 // unit is what a client line (or message) was.
@@ -73,6 +74,14 @@ func (r *Recorder) Client(p []byte) {
 	for len(p) > 0 {
 		if r.inData {
 			p = r.body(p)
+			continue
+		}
+		if r.chunk > 0 {
+			n := min(int64(len(p)), r.chunk)
+			p, r.chunk = p[n:], r.chunk-n
+			if r.chunk == 0 {
+				r.Emit(true, "[chunk: "+strconv.FormatInt(r.chunked, 10)+" bytes]")
+			}
 			continue
 		}
 		if len(r.client) == 0 && r.prev == unitData && r.prevAnswer("354") {
@@ -159,6 +168,17 @@ func (r *Recorder) clientLine(line string) {
 	case strings.EqualFold(verb, "DATA") && rest == "":
 		r.Emit(true, line)
 		r.done(unitData)
+	case strings.EqualFold(verb, "BDAT"):
+		// The chunk follows the command line, whatever the reply; its
+		// reply, after the chunk, answers this unit.
+		r.Emit(true, line)
+		size, _, _ := strings.Cut(rest, " ")
+		if n, err := strconv.ParseInt(size, 10, 64); err == nil && n > 0 {
+			r.chunk, r.chunked = n, n
+		} else if err == nil {
+			r.Emit(true, "[chunk: 0 bytes]")
+		}
+		r.done(unitCommand)
 	default:
 		r.Emit(true, line)
 		r.done(unitCommand)

@@ -169,3 +169,45 @@ func TestIssue11_6_PipelinedAuthReplies(t *testing.T) {
 		})
 	}
 }
+
+func TestIssue17_PipelinedFlightAndBDATChunks(t *testing.T) {
+	type step = struct {
+		client bool
+		data   string
+	}
+	steps := []step{
+		{false, "220 mx\r\n"},
+		{true, "EHLO client\r\n"},
+		{false, "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"},
+		// One flight: MAIL, two RCPTs and the whole message as one chunk,
+		// which holds lines that look like commands and a lone dot.
+		{true, "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nBDAT 30 LAST\r\nAUTH PLAIN secret\r\n.\r\nQUIT\r\n\r\n"},
+		{false, "250 ok\r\n550 no\r\n250 ok\r\n250 queued\r\n"},
+		// A streamed message: two chunks, then an empty last one.
+		{true, "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"},
+		{false, "250 ok\r\n250 ok\r\n"},
+		{true, "BDAT 5\r\nsecreBDAT 3\r\nt\r\n"},
+		{false, "250 more\r\n"},
+		{true, "BDAT 0 LAST\r\nQUIT\r\n"},
+		{false, "250 more\r\n250 queued\r\n221 bye\r\n"},
+	}
+	want := []string{
+		"S: 220 mx", "C: EHLO client", "S: 250-mx", "S: 250-PIPELINING", "S: 250 CHUNKING",
+		"C: MAIL FROM:<a@example.com>", "C: RCPT TO:<b@example.com>", "C: RCPT TO:<c@example.com>", "C: BDAT 30 LAST", "C: [chunk: 30 bytes]",
+		"S: 250 ok", "S: 550 no", "S: 250 ok", "S: 250 queued",
+		"C: MAIL FROM:<a@example.com>", "C: RCPT TO:<b@example.com>", "S: 250 ok", "S: 250 ok",
+		"C: BDAT 5", "C: [chunk: 5 bytes]", "C: BDAT 3", "C: [chunk: 3 bytes]", "S: 250 more",
+		"C: BDAT 0 LAST", "C: [chunk: 0 bytes]", "C: QUIT", "S: 250 more", "S: 250 queued", "S: 221 bye",
+	}
+	for _, split := range []int{1, 3, 1 << 20} {
+		got := record(steps, split)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("split %d:\n got %q\nwant %q", split, got, want)
+		}
+		for _, l := range got {
+			if strings.Contains(l, "secre") {
+				t.Errorf("split %d: chunk content in the transcript: %q", split, l)
+			}
+		}
+	}
+}
