@@ -263,3 +263,23 @@ func TestIssue15_LeaseHolderLost(t *testing.T) {
 		t.Fatalf("%d token requests, want 2", n)
 	}
 }
+
+// TestIssue15_TestConnectionSaysShared: Test Connection with a Store says
+// in a hint that the connection's limits are shared by the nodes, naming
+// the keys.
+func TestIssue15_TestConnectionSaysShared(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	c := emailconn.Connection{Name: "billing", MailServer: srv.Addr(), From: "engine@example.com", MaxSessions: 3}
+	rep := c.Test(t.Context(), &emailconn.TestOptions{Options: &emailconn.Options{Store: memstore.New(nil)}})
+	if !rep.OK {
+		t.Fatal(rep.Err)
+	}
+	hints := strings.Join(rep.Hints, " ")
+	if !strings.Contains(hints, "shared with the engine's other nodes") || !strings.Contains(hints, "smtp/billing/sessions") || strings.Contains(hints, "smtp/billing/rate") {
+		t.Fatalf("hints %q do not say the state is shared", rep.Hints)
+	}
+	rep = c.Test(t.Context(), nil)
+	if strings.Contains(strings.Join(rep.Hints, " "), "other nodes") {
+		t.Fatalf("without a Store the hints say %q", rep.Hints)
+	}
+}

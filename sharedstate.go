@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -483,9 +484,19 @@ func (s *Sender) shareState() {
 const sharedTokenHint = "The token state is shared with the engine's other nodes (Options.Store): this test obtained its token under the shared refresh lease (or took the one another node had just refreshed), and the shared record holds it, so every node uses it; a rotated refresh token is handed to Options.OnRefreshToken only by the node whose write won."
 
 // sharedHint is the hint of a Test Connection with Options.Store.
-func sharedHint(c *Connection) string {
-	return "The session slots and the message rate of this connection are shared with the engine's other nodes (Options.Store, keys " +
-		storeKey(c, "sessions") + " and " + storeKey(c, "rate") + "): maxSessions and messagesPerMinute hold across all nodes together. The test's own session takes no shared slot."
+func (s *Sender) sharedHint() string {
+	var shared, keys []string
+	if s.lim.l.MaxSessions > 0 {
+		shared, keys = append(shared, "maxSessions"), append(keys, storeKey(&s.conn, "sessions"))
+	}
+	if s.lim.l.MessagesPerMinute > 0 {
+		shared, keys = append(shared, "messagesPerMinute"), append(keys, storeKey(&s.conn, "rate"))
+	}
+	if len(shared) == 0 {
+		return "Options.Store is set, and this connection has no session or rate limit to share with the engine's other nodes (its OAuth2 token, if any, is shared)."
+	}
+	return "The limits of this connection are shared with the engine's other nodes (Options.Store, keys " + strings.Join(keys, " and ") +
+		"): " + strings.Join(shared, " and ") + " hold across all nodes together. The test's own session takes no shared slot."
 }
 
 // keepShared reports whether a session with a shared slot may go back to
