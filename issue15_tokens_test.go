@@ -167,6 +167,14 @@ func TestIssue15_TokenStoreDown(t *testing.T) {
 	if strings.Contains(err.Error(), "rt-0") || strings.Contains(err.Error(), te.secret) {
 		t.Fatal("the error shows a secret")
 	}
+	// The Test button says so too, and asks nothing of the endpoint.
+	rep := r.TestOAuth2(t.Context(), "contoso")
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrStore) || !strings.Contains(strings.Join(rep.Hints, " "), "Options.Store") {
+		t.Fatalf("TestOAuth2 with the store down: ok %v, err %v, hints %q", rep.OK, rep.Err, rep.Hints)
+	}
+	if n := te.requests.Load(); n != 0 {
+		t.Fatalf("%d token requests without the store", n)
+	}
 }
 
 // TestIssue15_ReconsentWinsOverStoredToken: after the grant was revoked
