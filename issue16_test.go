@@ -526,7 +526,7 @@ func TestIssue16_11_FaultMatrix(t *testing.T) {
 					s.Close()
 				}
 				ledgertest.Check(t, c, outs, ledgertest.Delivered(srv))
-				if c.AfterDot && srv.Sessions() != 1 {
+				if c.Unknown && srv.Sessions() != 1 {
 					t.Errorf("%d sessions: a retry of an unknown delivery reached the server", srv.Sessions())
 				}
 			})

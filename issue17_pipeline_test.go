@@ -557,3 +557,33 @@ func TestIssue17_LargeEnvelopeInGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestIssue17_ServerThatAdvertisesAndMisbehaves: a server that offers
+// CHUNKING and answers BDAT with 502 (it reads the chunk as commands). The
+// send fails at data with the server's reply, the session, out of step, is
+// closed rather than reused, and with DisableChunking the same server
+// takes the message.
+func TestIssue17_ServerThatAdvertisesAndMisbehaves(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.NewServer(t, smtptest.Options{BrokenCHUNKING: true})
+	c := connFor(t, srv, "none")
+	s := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	_, err := s.Send(context.Background(), basicMessage())
+	var se *emailconn.SMTPError
+	if !errors.Is(err, emailconn.ErrRefused) || !errors.As(err, &se) || se.Code != 502 {
+		t.Fatalf("Send = %v, want the 502 refusal of BDAT", err)
+	}
+	select {
+	case <-srv.SessionClosed(1):
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session that went out of step was kept")
+	}
+	c.DisableChunking = true
+	s2 := mustSender(t, c, &emailconn.Options{Retry: emailconn.RetryPolicy{MaxAttempts: 1}})
+	if _, err := s2.Send(context.Background(), basicMessage()); err != nil {
+		t.Fatalf("Send with DisableChunking = %v", err)
+	}
+	if msgs := srv.Messages(); len(msgs) != 1 || msgs[0].Chunks != 0 {
+		t.Errorf("messages = %+v, want one sent with DATA", msgs)
+	}
+}

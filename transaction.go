@@ -439,11 +439,6 @@ const flightBodyCopy = 64 << 10
 // ErrDeliveryUnknown, unless no recipient had been accepted.
 func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 	sess := t.sess
-	opts, r, res, stale, ok := t.begin(pr)
-	if !ok {
-		return res, stale
-	}
-	rcpts := pr.envelope()
 	kind := flightDATA
 	switch {
 	case pr.allOrNot:
@@ -453,13 +448,19 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 	case chunk:
 		kind = flightEnvelope
 	}
-	if kind == flightBDAT && sess.reused && !sess.Conn.Idle() {
+	if kind == flightBDAT && sess.reused && !sess.dirty && !sess.Conn.Idle() {
 		// The pooled session was closed by the server (or it said
 		// something unasked): with the message in the flight, a failure
-		// after the write could not be told from a lost reply.
-		r.Cancel()
+		// after the write could not be told from a lost reply. (Checked
+		// before the message rate's turn is taken, which the flight
+		// follows at once.)
 		return t.fail(StageMail, io.EOF, false), true
 	}
+	opts, r, res, stale, ok := t.begin(pr)
+	if !ok {
+		return res, stale
+	}
+	rcpts := pr.envelope()
 	line, err := mailLine(sess.Session, pr.envFrom, opts)
 	if err == nil && slices.ContainsFunc(rcpts, func(rc string) bool { return strings.ContainsAny(rc, "\r\n") }) {
 		err = errLineBreak
@@ -647,7 +648,9 @@ func (t *tx) flightReplies(fl *flight) (txResult, bool) {
 		switch {
 		case len(t.accepted) == 0:
 			// No recipient, no delivery, whatever became of the chunk.
-			return t.recipientsRefused(pr, err == nil || errors.As(err, &se) && se.Code != 421), false
+			return t.recipientsRefused(pr, err == nil || bdatKeep(err)), false
+		case errors.As(err, &se) && !bdatKeep(err):
+			return t.fail(StageData, err, false), false
 		case err != nil:
 			return t.closeFailed(pr, err), false
 		}
@@ -769,7 +772,7 @@ func (t *tx) bdat(pr *prepared) txResult {
 	case err != nil:
 		// The server refused a chunk, or the connection failed before
 		// the last chunk was written.
-		res = t.fail(StageData, err, session.KeepAfterReply(err))
+		res = t.fail(StageData, err, bdatKeep(err))
 	default:
 		_, text, rerr := sess.Reply()
 		if rerr != nil {
@@ -780,6 +783,15 @@ func (t *tx) bdat(pr *prepared) txResult {
 	}
 	res.bodyStarted = true
 	return res
+}
+
+// bdatKeep reports whether a session may go on after err, a failure of
+// BDAT: a reply other than 421, and other than 500 or 502, the replies of
+// a server that does not know BDAT and so read the chunk as commands,
+// whose replies would be taken for the next transaction's.
+func bdatKeep(err error) bool {
+	var se *smtp.SMTPError
+	return session.KeepAfterReply(err) && errors.As(err, &se) && se.Code != 500 && se.Code != 502
 }
 
 // mailLine is the MAIL FROM command as go-smtp's client writes it for

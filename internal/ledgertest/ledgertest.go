@@ -5,10 +5,11 @@
 // retries the activity three times with the same IdempotencyKey.
 //
 // The promises checked: no message the ledger says was accepted is
-// delivered twice; every cut after the final dot comes back, at the first
+// delivered twice; every cut after the whole message was sent (after the
+// final dot, or after a pipelined BDAT LAST) comes back, at the first
 // attempt and every retry, as ErrDeliveryUnknown with its ledger record
-// (and nothing is sent again); a cut before the final dot leaves the key
-// free, so that a retry delivers the message exactly once.
+// (and nothing is sent again); a cut before that leaves the key free, so
+// that a retry delivers the message exactly once.
 package ledgertest
 
 import (
@@ -37,9 +38,14 @@ type Cut struct {
 	// Big sends a message larger than the socket buffers, so that a cut
 	// during the upload reaches the client while it is still writing.
 	Big bool
-	// AfterDot is a cut after the whole message was sent: its delivery is
+	// Chunking makes the server offer CHUNKING: a small message then goes
+	// as BDAT LAST in the same write as MAIL and RCPT, so that a cut
+	// anywhere after that write is after the whole message was sent.
+	Chunking bool
+	// Unknown is a cut after the whole message was sent (after the final
+	// dot, or after the write of a pipelined BDAT LAST): its delivery is
 	// unknown.
-	AfterDot bool
+	Unknown bool
 }
 
 // Cuts are the points of the matrix. Each fault fires once (the first
@@ -49,14 +55,21 @@ func Cuts() []Cut {
 		{Name: "before MAIL", Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Drop, Times: 1}}},
 		{Name: "after RCPT", Faults: []smtptest.Fault{{At: "DATA", Action: smtptest.Drop, Times: 1}}},
 		{Name: "during DATA", Big: true, Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Reset, Bytes: 16 << 10, Times: 1}}},
-		{Name: "after the final dot before the reply", AfterDot: true, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop, Times: 1}}},
+		{Name: "after the final dot before the reply", Unknown: true, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop, Times: 1}}},
 		{Name: "after the reply", Faults: []smtptest.Fault{{At: smtptest.AfterMessage, Action: smtptest.Drop, Times: 1}}},
+		// The same with BDAT (issue 17): a small notification is written
+		// whole with its envelope, so a cut before any reply is unknown.
+		{Name: "BDAT: before MAIL", Chunking: true, Unknown: true, Faults: []smtptest.Fault{{At: "MAIL", Action: smtptest.Drop, Times: 1}}},
+		{Name: "BDAT: after RCPT", Chunking: true, Unknown: true, Faults: []smtptest.Fault{{At: "BDAT", Action: smtptest.Drop, Times: 1}}},
+		{Name: "BDAT: during the chunks of a large message", Chunking: true, Big: true, Faults: []smtptest.Fault{{At: smtptest.DataBody, Action: smtptest.Reset, Bytes: 16 << 10, Times: 1}}},
+		{Name: "BDAT: after LAST before the reply", Chunking: true, Unknown: true, Faults: []smtptest.Fault{{At: smtptest.AfterDot, Action: smtptest.Drop, Times: 1}}},
+		{Name: "BDAT: after the reply", Chunking: true, Faults: []smtptest.Fault{{At: smtptest.AfterMessage, Action: smtptest.Drop, Times: 1}}},
 	}
 }
 
 // Server starts the test server of c.
 func Server(t testing.TB, c Cut) *smtptest.Server {
-	return smtptest.NewServer(t, smtptest.Options{Faults: c.Faults, ReadBuffer: 16 << 10})
+	return smtptest.NewServer(t, smtptest.Options{Faults: c.Faults, ReadBuffer: 16 << 10, EnableCHUNKING: c.Chunking})
 }
 
 // An Outcome is what one attempt of the activity got back, in a form a
@@ -178,7 +191,7 @@ func Check(t testing.TB, c Cut, outs []Outcome, delivered map[string]int) {
 		total += n
 	}
 	switch {
-	case c.AfterDot:
+	case c.Unknown:
 		for i, o := range outs {
 			switch {
 			case !o.Unknown:

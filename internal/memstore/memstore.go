@@ -25,7 +25,7 @@ type Store struct {
 	mu      sync.Mutex
 	leases  map[string]map[int]lease
 	records map[string]record
-	ops     int // calls since the last sweep
+	ops     int // calls since tick last looked
 }
 
 type lease struct {
@@ -39,9 +39,13 @@ type record struct {
 	expires time.Time // zero: never
 }
 
-// sweepEvery is how many calls pass between two sweeps of every expired
-// lease and record, so that keys never used again do not stay for ever.
-const sweepEvery = 1024
+// Every sweepEvery calls, tick looks at sweepSample leases and as many
+// records for expired ones: 4 a call on average, with the cost of starting
+// to range over a map paid once in 16 calls.
+const (
+	sweepEvery  = 16
+	sweepSample = 64
+)
 
 // New returns an empty Store that reads the time from now; nil means
 // time.Now. A test passes a fake clock's Now (internal/throttle.FakeClock)
@@ -197,27 +201,42 @@ func (r record) expired(now time.Time) bool {
 	return !r.expires.IsZero() && !r.expires.After(now)
 }
 
-// tick counts a call and, every sweepEvery calls, deletes every expired
-// lease and record. s.mu is held.
+// tick deletes expired leases and records a few at a time, as Redis
+// expires keys: every sweepEvery calls, it looks at up to sweepSample
+// entries of each map, from a random place (Go starts every range over a
+// map at one), and deletes those that have expired. Keys never used again so go away at a
+// rate that follows the calls, with no pause that walks everything under
+// the mutex. s.mu is held.
 func (s *Store) tick(now time.Time) {
-	s.ops++
-	if s.ops < sweepEvery {
+	if s.ops++; s.ops < sweepEvery {
 		return
 	}
 	s.ops = 0
+	n := 0
+keys:
 	for key, slots := range s.leases {
-		for i, l := range slots {
+		for i, l := range slots { // a key of many slots: a few of them
 			if !l.expires.After(now) {
 				delete(slots, i)
+			}
+			if n++; n == sweepSample {
+				break
 			}
 		}
 		if len(slots) == 0 {
 			delete(s.leases, key)
 		}
+		if n >= sweepSample {
+			break keys
+		}
 	}
+	n = 0
 	for key, r := range s.records {
 		if r.expired(now) {
 			delete(s.records, key)
+		}
+		if n++; n == sweepSample {
+			break
 		}
 	}
 }

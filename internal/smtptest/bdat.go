@@ -17,7 +17,7 @@ import (
 // "BDAT" fires once the chunk was read and replaces its reply; AfterDot
 // replaces the reply to the LAST chunk.
 func (s *session) cmdBdat(arg string, f *Fault) error {
-	if !s.srv.opts.EnableCHUNKING {
+	if !s.srv.opts.EnableCHUNKING || s.srv.opts.BrokenCHUNKING {
 		return s.reply(502, "5.5.1", "Error: command not implemented")
 	}
 	fields := strings.Fields(arg)

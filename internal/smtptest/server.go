@@ -127,6 +127,12 @@ type Options struct {
 	// no state to go on, as with a server that knows no BDAT.
 	EnableCHUNKING bool
 
+	// BrokenCHUNKING advertises CHUNKING and then answers BDAT as a server
+	// that does not know it: 502, and the chunk that follows is read as
+	// commands (the kind of server a client's switch to turn CHUNKING off
+	// is for). EnableCHUNKING is then ignored.
+	BrokenCHUNKING bool
+
 	// NoPipelining leaves PIPELINING out of the EHLO reply (the server
 	// still reads pipelined commands, as any server does).
 	NoPipelining bool

@@ -500,7 +500,7 @@ func (s *session) cmdHello(ehlo bool, arg string) error {
 	if o.EnableDSN {
 		caps = append(caps, "DSN")
 	}
-	if o.EnableCHUNKING {
+	if o.EnableCHUNKING || o.BrokenCHUNKING {
 		caps = append(caps, "CHUNKING")
 	}
 	if o.NoPipelining {

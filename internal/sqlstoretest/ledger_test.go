@@ -141,6 +141,9 @@ func TestIssue16_LedgerTwoProcesses(t *testing.T) {
 			db, dsn := d.open(t)
 			st := newStore(t, db)
 			for _, c := range ledgertest.Cuts() {
+				if c.Chunking && d.name == "SQLite" {
+					continue // the BDAT cuts on the engine's shared database only: each costs two processes
+				}
 				t.Run(c.Name, func(t *testing.T) {
 					t.Parallel()
 					srv := ledgertest.Server(t, c)
@@ -157,7 +160,7 @@ func TestIssue16_LedgerTwoProcesses(t *testing.T) {
 					if outs[1].Pid == outs[0].Pid || outs[1].Pid == 0 {
 						t.Errorf("attempts 1 and 2 made by processes %d and %d; want two", outs[0].Pid, outs[1].Pid)
 					}
-					if c.AfterDot {
+					if c.Unknown {
 						for i, o := range outs {
 							if o.Delivery != nil && outs[0].Delivery != nil && o.Delivery.Node != outs[0].Delivery.Node {
 								t.Errorf("attempt %d: record of node %s; want the first attempt's, %s", i+1, o.Delivery.Node, outs[0].Delivery.Node)
