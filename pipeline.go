@@ -92,23 +92,46 @@ func (t *tx) pipelined(pr *prepared, chunk bool) (txResult, bool) {
 // flightReplies reads the replies to a pipelined transaction's commands, in
 // order, and finishes the transaction.
 func (t *tx) flightReplies(fl *flight) (txResult, bool) {
-	sess, pr, rcpts, kind := t.sess, fl.pr, fl.rcpts, fl.kind
-	lost := func(err error) txResult {
-		return t.fail(StageData, &unknownError{messageID: pr.messageID(), err: err}, false)
+	if res, stale, ok := t.flightMail(fl); !ok {
+		return res, stale
 	}
-	if _, _, err := sess.Reply(); err != nil {
-		var se *smtp.SMTPError
-		switch {
-		case !errors.As(err, &se) && fl.message():
-			return lost(err), false
-		case !errors.As(err, &se) || se.Code == 421:
-			return t.fail(StageMail, err, false), isStale(err)
-		}
-		// The server refused MAIL: the other replies say nothing more,
-		// and the rest of the flight is not sent.
-		keep := t.drain(fl)
-		return t.fail(StageMail, err, keep), false
+	if res, ok := t.flightRcpts(fl); !ok {
+		return res, false
 	}
+	return t.flightEnd(fl), false
+}
+
+// lost is the result of a transaction whose connection failed once the
+// message may have reached the server: its delivery is unknown.
+func (t *tx) lost(pr *prepared, err error) txResult {
+	return t.fail(StageData, &unknownError{messageID: pr.messageID(), err: err}, false)
+}
+
+// flightMail reads the reply to a flight's MAIL. A refused MAIL makes the
+// other replies ones to drain, and the rest of the flight is not sent.
+func (t *tx) flightMail(fl *flight) (res txResult, stale, ok bool) {
+	_, _, err := t.sess.Reply()
+	if err == nil {
+		return txResult{}, false, true
+	}
+	var se *smtp.SMTPError
+	switch {
+	case !errors.As(err, &se) && fl.message():
+		return t.lost(fl.pr, err), false, false
+	case !errors.As(err, &se) || se.Code == 421:
+		return t.fail(StageMail, err, false), isStale(err), false
+	}
+	// The server refused MAIL: the other replies say nothing more,
+	// and the rest of the flight is not sent.
+	keep := t.drain(fl)
+	return t.fail(StageMail, err, keep), false, false
+}
+
+// flightRcpts reads the replies to a flight's RCPT commands, writing the
+// groups due before each, and records each recipient's outcome. It goes on
+// unless the connection failed or the server ended the session.
+func (t *tx) flightRcpts(fl *flight) (txResult, bool) {
+	pr, rcpts := fl.pr, fl.rcpts
 	var deferred []int // recipients refused with a recipient limit
 	var limits []*SMTPError
 	for k, rcpt := range rcpts {
@@ -117,12 +140,9 @@ func (t *tx) flightReplies(fl *flight) (txResult, bool) {
 			// message was not sent.
 			return t.fail(StageRcpt, err, false), false
 		}
-		_, _, err := sess.Reply()
+		_, _, err := t.sess.Reply()
 		if err == nil {
-			t.accepted = append(t.accepted, rcpt)
-			if pr.plan != nil {
-				pr.plan.Accept(k)
-			}
+			t.accept(pr, k, rcpt)
 			continue
 		}
 		var se *smtp.SMTPError
@@ -133,7 +153,7 @@ func (t *tx) flightReplies(fl *flight) (txResult, bool) {
 			for i := k; pr.plan != nil && i < len(rcpts); i++ {
 				pr.plan.Accept(i)
 			}
-			return lost(err), false
+			return t.lost(pr, err), false
 		}
 		if se == nil || se.Code == 421 {
 			return t.fail(StageRcpt, err, false), false
@@ -153,37 +173,47 @@ func (t *tx) flightReplies(fl *flight) (txResult, bool) {
 			t.reject(pr, k, rcpts[k], limits[i])
 		}
 	}
-	switch kind {
+	return txResult{}, true
+}
+
+// flightEnd finishes a pipelined transaction once its recipients' replies
+// were read: the reply to DATA or to the message's BDAT when the flight
+// held them, else the message, when a recipient was accepted.
+func (t *tx) flightEnd(fl *flight) txResult {
+	sess, pr := t.sess, fl.pr
+	switch fl.kind {
 	case flightDATA:
-		return t.dataReply(pr), false
+		return t.dataReply(pr)
 	case flightBDAT:
-		_, text, err := sess.Reply()
-		var se *smtp.SMTPError
-		switch {
-		case len(t.accepted) == 0:
-			// No recipient, no delivery, whatever became of the chunk.
-			return t.recipientsRefused(pr, err == nil || bdatKeep(err)), false
-		case errors.As(err, &se) && !bdatKeep(err):
-			return t.fail(StageData, err, false), false
-		case err != nil:
-			return t.closeFailed(pr, err), false
-		}
-		return t.delivered(pr, &smtp.DataResponse{StatusText: text}), false
+		return t.bdatReply(pr)
 	}
 	if t.refused(pr) {
-		keep := sess.Synced() && sess.Client.Reset() == nil
-		if keep {
-			sess.dirty = false
-		}
-		return t.recipientsRefused(pr, keep), false
+		return t.recipientsRefused(pr, sess.Synced() && t.reset())
 	}
 	if !sess.Synced() {
-		return t.fail(StageData, session.ErrDesync, false), false
+		return t.fail(StageData, session.ErrDesync, false)
 	}
 	if _, chunk := t.s.pipelines(sess.Session); chunk {
-		return t.bdat(pr), false
+		return t.bdat(pr)
 	}
-	return t.data(pr), false
+	return t.data(pr)
+}
+
+// bdatReply reads the reply to the "BDAT n LAST" that carried the whole
+// message in the flight.
+func (t *tx) bdatReply(pr *prepared) txResult {
+	_, text, err := t.sess.Reply()
+	var se *smtp.SMTPError
+	switch {
+	case len(t.accepted) == 0:
+		// No recipient, no delivery, whatever became of the chunk.
+		return t.recipientsRefused(pr, err == nil || bdatKeep(err))
+	case errors.As(err, &se) && !bdatKeep(err):
+		return t.fail(StageData, err, false)
+	case err != nil:
+		return t.closeFailed(pr, err)
+	}
+	return t.delivered(pr, &smtp.DataResponse{StatusText: text})
 }
 
 // dataReply reads the reply to a pipelined DATA and goes on: the message
@@ -209,13 +239,7 @@ func (t *tx) dataReply(pr *prepared) txResult {
 	case len(t.accepted) == 0:
 		// The server took DATA after refusing every recipient: the lone
 		// dot ends the transaction without a message.
-		keep := sess.Write([]byte(".\r\n")) == nil
-		if keep {
-			_, _, err = sess.Reply()
-			var se *smtp.SMTPError
-			keep = err == nil || errors.As(err, &se) && se.Code != 421
-		}
-		return t.recipientsRefused(pr, keep)
+		return t.recipientsRefused(pr, t.loneDot())
 	}
 	res := t.dotBody(pr)
 	res.bodyStarted = true
@@ -229,20 +253,25 @@ func (t *tx) drain(fl *flight) bool {
 	sess := t.sess
 	for i := range fl.unread() {
 		code, _, err := sess.Reply()
-		var se *smtp.SMTPError
-		if err != nil && (!errors.As(err, &se) || se.Code == 421) {
+		if err != nil && !session.KeepAfterReply(err) {
 			return false
 		}
-		if i == fl.sent && fl.kind == flightDATA && code == 354 {
-			if sess.Write([]byte(".\r\n")) != nil {
-				return false
-			}
-			if _, _, err := sess.Reply(); err != nil && (!errors.As(err, &se) || se.Code == 421) {
-				return false
-			}
+		if i == fl.sent && fl.kind == flightDATA && code == 354 && !t.loneDot() {
+			return false
 		}
 	}
 	return sess.Synced()
+}
+
+// loneDot answers a 354 with a lone "." (RFC 2920 §3.1), which ends the
+// transaction without a message, and reports whether the session is still
+// in a known state.
+func (t *tx) loneDot() bool {
+	if t.sess.Write([]byte(".\r\n")) != nil {
+		return false
+	}
+	_, _, err := t.sess.Reply()
+	return err == nil || session.KeepAfterReply(err)
 }
 
 // dotBody uploads the message after a pipelined DATA's 354 and reads the
@@ -250,13 +279,8 @@ func (t *tx) drain(fl *flight) bool {
 func (t *tx) dotBody(pr *prepared) txResult {
 	sess := t.sess
 	w := sess.DotWriter()
-	err := writeMessage(w, pr)
-	if err != nil {
-		// The terminating dot was not sent: the session is closed.
-		if sess.Conn.WriteErr() == nil && sess.Conn.Err() == nil {
-			err = &readError{err: err}
-		}
-		return t.fail(StageData, err, false)
+	if err := writeMessage(w, pr); err != nil {
+		return t.uploadFailed(err) // the terminating dot was not sent
 	}
 	if err := w.Close(); err != nil {
 		return t.fail(StageData, err, false) // the final dot was not written

@@ -167,10 +167,7 @@ func (t *tx) rcpts(pr *prepared) (txResult, bool) {
 	for k, rcpt := range rcpts {
 		err := t.sess.Client.Rcpt(rcpt, nil)
 		if err == nil {
-			t.accepted = append(t.accepted, rcpt)
-			if pr.plan != nil {
-				pr.plan.Accept(k)
-			}
+			t.accept(pr, k, rcpt)
 			continue
 		}
 		var se *smtp.SMTPError
@@ -188,11 +185,25 @@ func (t *tx) rcpts(pr *prepared) (txResult, bool) {
 	if !t.refused(pr) {
 		return txResult{}, true
 	}
-	keep := t.sess.Client.Reset() == nil
-	if keep {
-		t.sess.dirty = false
+	return t.recipientsRefused(pr, t.reset()), false
+}
+
+// reset ends the transaction with RSET and reports whether the session is
+// idle again.
+func (t *tx) reset() bool {
+	if t.sess.Client.Reset() != nil {
+		return false
 	}
-	return t.recipientsRefused(pr, keep), false
+	t.sess.dirty = false
+	return true
+}
+
+// accept records the acceptance of the k-th recipient.
+func (t *tx) accept(pr *prepared, k int, rcpt string) {
+	t.accepted = append(t.accepted, rcpt)
+	if pr.plan != nil {
+		pr.plan.Accept(k)
+	}
 }
 
 // reject records the refusal of the k-th recipient.
@@ -304,10 +315,7 @@ func (t *tx) data(pr *prepared) txResult {
 	if err := writeMessage(w, pr); err != nil {
 		// The terminating dot was not sent: the server cannot accept a
 		// partial message. The session is closed.
-		if sess.Conn.WriteErr() == nil && sess.Conn.Err() == nil {
-			err = &readError{err: err}
-		}
-		res = t.fail(StageData, err, false)
+		res = t.uploadFailed(err)
 	} else if resp, err := w.CloseWithResponse(); err != nil {
 		res = t.closeFailed(pr, err)
 	} else {
@@ -315,6 +323,16 @@ func (t *tx) data(pr *prepared) txResult {
 	}
 	res.bodyStarted = true
 	return res
+}
+
+// uploadFailed is the result of a message upload that failed before its
+// terminating dot: the failure of the message's reader when the
+// connection is still sound. The session is closed.
+func (t *tx) uploadFailed(err error) txResult {
+	if t.sess.Conn.WriteErr() == nil && t.sess.Conn.Err() == nil {
+		err = &readError{err: err}
+	}
+	return t.fail(StageData, err, false)
 }
 
 // closeFailed classifies a failure after the whole message was written.
