@@ -46,45 +46,9 @@ func testKeysDistinct(t *testing.T, h *harness) {
 }
 
 func testBadArguments(t *testing.T, h *harness) {
-	ctx := context.Background()
 	key, owner := h.key("k"), "owner"
 	long := strings.Repeat("k", 513)
-	acquire := func(key string, limit int, owner string, ttl time.Duration) func() error {
-		return func() error {
-			slot, _, err := h.s.Acquire(ctx, key, limit, owner, ttl)
-			if err != nil && slot != -1 {
-				return fmt.Errorf("slot %d with the error %w", slot, err)
-			}
-			return err
-		}
-	}
-	renew := func(key string, slot int, owner string, ttl time.Duration) func() error {
-		return func() error {
-			ok, err := h.s.Renew(ctx, key, slot, owner, ttl)
-			if ok {
-				return errors.New("renewed")
-			}
-			return err
-		}
-	}
-	release := func(key string, slot int, owner string) func() error {
-		return func() error { return h.s.Release(ctx, key, slot, owner) }
-	}
-	load := func(key string) func() error {
-		return func() error {
-			_, _, err := h.s.Load(ctx, key)
-			return err
-		}
-	}
-	swap := func(key string, version int64, ttl time.Duration) func() error {
-		return func() error {
-			ok, err := h.s.Swap(ctx, key, version, []byte("v"), ttl)
-			if ok {
-				return errors.New("swapped")
-			}
-			return err
-		}
-	}
+	acquire, renew, release, load, swap := h.acquireCall, h.renewCall, h.releaseCall, h.loadCall, h.swapCall
 	for _, tc := range []struct {
 		name, word string
 		call       func() error
@@ -163,5 +127,49 @@ func testContextEnded(t *testing.T, h *harness) {
 	}
 	if _, version := h.load(t, key); version != 0 {
 		t.Errorf("after the ended calls, the record has version %d, want 0", version)
+	}
+}
+
+// acquireCall, renewCall, releaseCall, loadCall and swapCall make the
+// calls of testBadArguments: each returns the call's error, or one that
+// says what the store did although it should have refused the arguments.
+func (h *harness) acquireCall(key string, limit int, owner string, ttl time.Duration) func() error {
+	return func() error {
+		slot, _, err := h.s.Acquire(context.Background(), key, limit, owner, ttl)
+		if err != nil && slot != -1 {
+			return fmt.Errorf("slot %d with the error %w", slot, err)
+		}
+		return err
+	}
+}
+
+func (h *harness) renewCall(key string, slot int, owner string, ttl time.Duration) func() error {
+	return func() error {
+		ok, err := h.s.Renew(context.Background(), key, slot, owner, ttl)
+		if ok {
+			return errors.New("renewed")
+		}
+		return err
+	}
+}
+
+func (h *harness) releaseCall(key string, slot int, owner string) func() error {
+	return func() error { return h.s.Release(context.Background(), key, slot, owner) }
+}
+
+func (h *harness) loadCall(key string) func() error {
+	return func() error {
+		_, _, err := h.s.Load(context.Background(), key)
+		return err
+	}
+}
+
+func (h *harness) swapCall(key string, version int64, ttl time.Duration) func() error {
+	return func() error {
+		ok, err := h.s.Swap(context.Background(), key, version, []byte("v"), ttl)
+		if ok {
+			return errors.New("swapped")
+		}
+		return err
 	}
 }

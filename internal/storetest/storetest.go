@@ -161,26 +161,30 @@ func (h *harness) swap(t *testing.T, key string, version int64, value []byte, tt
 // releasing the probe's lease, so the slot is free and nobody's.
 func (h *harness) expireLease(t *testing.T, key string, limit int) {
 	t.Helper()
-	if h.fake() {
-		h.opts.Advance(h.s, h.ttl())
-		return
-	}
-	end := h.deadline()
-	for {
+	h.expire(t, fmt.Sprintf("lease of %q still held", key), func() (bool, time.Duration) {
 		slot, wait := h.acquire(t, key, limit, "storetest-probe", time.Minute)
 		if slot >= 0 {
 			h.release(t, key, slot, "storetest-probe")
-			return
+			return true, 0
 		}
-		if time.Now().After(end) {
-			t.Fatalf("lease of %q still held %v after its ttl of %v", key, h.opts.shortTTL()+10*time.Second, h.ttl())
-		}
-		time.Sleep(min(wait, 50*time.Millisecond) + time.Millisecond)
-	}
+		return false, min(wait, 50*time.Millisecond) + time.Millisecond
+	})
 }
 
 // expireRecord lets a record of h.ttl() written just before run out.
 func (h *harness) expireRecord(t *testing.T, key string) {
+	t.Helper()
+	h.expire(t, fmt.Sprintf("record %q still there", key), func() (bool, time.Duration) {
+		_, version := h.load(t, key)
+		return version == 0, 20 * time.Millisecond
+	})
+}
+
+// expire lets what was taken or written with h.ttl() just before run out:
+// on a fake clock by advancing it, on real time by calling gone until it
+// reports that it has, sleeping the time gone returns between calls. still
+// says what is still there when the deadline passes.
+func (h *harness) expire(t *testing.T, still string, gone func() (bool, time.Duration)) {
 	t.Helper()
 	if h.fake() {
 		h.opts.Advance(h.s, h.ttl())
@@ -188,12 +192,13 @@ func (h *harness) expireRecord(t *testing.T, key string) {
 	}
 	end := h.deadline()
 	for {
-		if _, version := h.load(t, key); version == 0 {
+		ok, sleep := gone()
+		if ok {
 			return
 		}
 		if time.Now().After(end) {
-			t.Fatalf("record %q still there %v after its ttl of %v", key, h.opts.shortTTL()+10*time.Second, h.ttl())
+			t.Fatalf("%s %v after its ttl of %v", still, h.opts.shortTTL()+10*time.Second, h.ttl())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(sleep)
 	}
 }
