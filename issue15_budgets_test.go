@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -264,5 +266,21 @@ func TestIssue15_StoreDownFailsSend(t *testing.T) {
 	}
 	if got := len(srv.Messages()); got != 1 {
 		t.Fatalf("%d messages, want 1", got)
+	}
+}
+
+// TestIssue15_LongNamesFitTheStore: a connection name of any length makes
+// keys within the Store's 512 bytes, distinct for distinct names.
+func TestIssue15_LongNamesFitTheStore(t *testing.T) {
+	long := strings.Repeat("é", 400)
+	a, b := storeKey(&Connection{Name: long + "a"}, "sessions/wanted"), storeKey(&Connection{Name: long + "b"}, "sessions/wanted")
+	if len(a) > 512 || a == b || !utf8.ValidString(a) {
+		t.Fatalf("keys %d bytes, equal %v, valid UTF-8 %v", len(a), a == b, utf8.ValidString(a))
+	}
+	if k := storeKey(&Connection{Name: "billing"}, "rate"); k != "smtp/billing/rate" {
+		t.Fatalf("key %q", k)
+	}
+	if k := newTokenShare(&Options{Store: memstore.New(nil)}, long).lease; len(k) > 512 {
+		t.Fatalf("lease key of %d bytes", len(k))
 	}
 }

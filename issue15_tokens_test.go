@@ -167,4 +167,127 @@ func TestIssue15_TokenStoreDown(t *testing.T) {
 	if strings.Contains(err.Error(), "rt-0") || strings.Contains(err.Error(), te.secret) {
 		t.Fatal("the error shows a secret")
 	}
+	// The Test button says so too, and asks nothing of the endpoint.
+	rep := r.TestOAuth2(t.Context(), "contoso")
+	if rep.OK || !errors.Is(rep.Err, emailconn.ErrStore) || !strings.Contains(strings.Join(rep.Hints, " "), "Options.Store") {
+		t.Fatalf("TestOAuth2 with the store down: ok %v, err %v, hints %q", rep.OK, rep.Err, rep.Hints)
+	}
+	if n := te.requests.Load(); n != 0 {
+		t.Fatalf("%d token requests without the store", n)
+	}
+}
+
+// TestIssue15_ReconsentWinsOverStoredToken: after the grant was revoked
+// and authorised again, the administrator puts the new refresh token in
+// one node's configuration (Update): that node presents it, not the
+// stored record's dead one, and writes it to the record; the other node,
+// still configured with the old token, then takes the new family from the
+// record.
+func TestIssue15_ReconsentWinsOverStoredToken(t *testing.T) {
+	clock := useTokenClock(t)
+	st := memstore.New(clock.Now)
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.rotate = true })
+	srv := xoauth2Server(t)
+	a := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st, IdleTimeout: -1})
+	b := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st, IdleTimeout: -1})
+	if _, err := sendVia(t, a); err != nil {
+		t.Fatal(err)
+	}
+	// The family is revoked; re-consent yields a new refresh token.
+	te.set(func(te *tokenEndpoint) { te.refresh = "rt-consent" })
+	if err := a.Update(func(cfg *emailconn.Config) error {
+		cfg.OAuth2Configs[0].RefreshToken = "rt-consent"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := sendVia(t, a); err != nil {
+		t.Fatalf("the re-consented node: %v", err)
+	}
+	clock.Advance(2 * time.Hour)
+	if _, err := sendVia(t, b); err != nil {
+		t.Fatalf("the other node after re-consent: %v", err)
+	}
+	te.mu.Lock()
+	current := te.refresh
+	te.mu.Unlock()
+	if got := string(b.Config().OAuth2Configs[0].RefreshToken); got != current {
+		t.Fatalf("the other node shows %q, want the new family's %q", got, current)
+	}
+	if n := te.requests.Load(); n != 3 {
+		t.Fatalf("%d token requests, want 3 (no failed one)", n)
+	}
+}
+
+// TestIssue15_LeaseHolderLost: the node holding the refresh lease hangs
+// at the token endpoint; the other node waits for it, and takes over once
+// the lease (30 s on the store's fake clock) has run out, without the
+// hung node ever answering.
+func TestIssue15_LeaseHolderLost(t *testing.T) {
+	clock := useTokenClock(t)
+	st := memstore.New(clock.Now)
+	te := newTokenEndpoint(t)
+	te.set(func(te *tokenEndpoint) { te.fail = "hang" })
+	srv := xoauth2Server(t)
+	a := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st})
+	b := oauthRegistry(t, srv, te, "refresh_token", &emailconn.Options{Store: st})
+	ctxA, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	go func() {
+		rt, _ := a.Resolve("P")
+		_, _ = rt.Send(ctxA, &emailconn.Message{To: []string{"ops@example.com"}, Text: "t"})
+	}()
+	select {
+	case <-te.hung: // node a holds the lease and hangs mid-refresh
+	case <-time.After(5 * time.Second):
+		t.Fatal("node a's token request did not arrive")
+	}
+	te.set(func(te *tokenEndpoint) { te.fail = "" })
+	got := make(chan error, 1)
+	go func() {
+		_, err := sendVia(t, b)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("node b sent (%v) while node a held the lease", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := te.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests while the lease was held, want 1", n)
+	}
+	clock.Advance(31 * time.Second) // the lease runs out
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node b did not take over after the lease expired")
+	}
+	if n := te.requests.Load(); n != 2 {
+		t.Fatalf("%d token requests, want 2", n)
+	}
+}
+
+// TestIssue15_TestConnectionSaysShared: Test Connection with a Store says
+// in a hint that the connection's limits are shared by the nodes, naming
+// the keys.
+func TestIssue15_TestConnectionSaysShared(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	c := emailconn.Connection{Name: "billing", MailServer: srv.Addr(), From: "engine@example.com", MaxSessions: 3}
+	rep := c.Test(t.Context(), &emailconn.TestOptions{Options: &emailconn.Options{Store: memstore.New(nil)}})
+	if !rep.OK {
+		t.Fatal(rep.Err)
+	}
+	hints := strings.Join(rep.Hints, " ")
+	if !strings.Contains(hints, "shared with the engine's other nodes") || !strings.Contains(hints, "smtp/billing/sessions") || strings.Contains(hints, "smtp/billing/rate") {
+		t.Fatalf("hints %q do not say the state is shared", rep.Hints)
+	}
+	rep = c.Test(t.Context(), nil)
+	if strings.Contains(strings.Join(rep.Hints, " "), "other nodes") {
+		t.Fatalf("without a Store the hints say %q", rep.Hints)
+	}
 }

@@ -16,8 +16,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/emailconn/emailconn/internal/compose"
 	"github.com/emailconn/emailconn/internal/memstore"
 	"github.com/emailconn/emailconn/internal/throttle"
@@ -115,53 +113,6 @@ func (d *Delivery) Error() string {
 		fmt.Fprintf(&b, " (node %s)", d.Node)
 	}
 	return b.String()
-}
-
-// ledgerRecord is a record's value in the store, as JSON.
-type ledgerRecord struct {
-	V          int            `json:"v"`
-	State      string         `json:"state"`
-	MessageID  string         `json:"messageId,omitempty"`
-	Connection string         `json:"connection,omitempty"`
-	Node       string         `json:"node,omitempty"`
-	Started    time.Time      `json:"started"`
-	Updated    time.Time      `json:"updated"`
-	LeaseMS    int64          `json:"leaseMs,omitempty"` // "sending": valid this long after Updated
-	Receipt    *ledgerReceipt `json:"receipt,omitempty"`
-	Refusal    *ledgerRefusal `json:"refusal,omitempty"`
-	Detail     string         `json:"detail,omitempty"`
-}
-
-type ledgerReceipt struct {
-	Reply        string        `json:"reply,omitempty"`
-	QueueID      string        `json:"queueId,omitempty"`
-	Accepted     []string      `json:"accepted,omitempty"`
-	Rejected     []ledgerReply `json:"rejected,omitempty"`
-	Server       string        `json:"server,omitempty"`
-	TLSVersion   string        `json:"tls,omitempty"`
-	Mechanism    string        `json:"mechanism,omitempty"`
-	Attempts     int           `json:"attempts,omitempty"`
-	DurationMS   int64         `json:"durationMs,omitempty"`
-	WaitedMS     int64         `json:"waitedMs,omitempty"`
-	Transactions int           `json:"transactions,omitempty"`
-}
-
-// ledgerReply is a server's reply; Address is set for a recipient's.
-type ledgerReply struct {
-	Address  string `json:"address,omitempty"`
-	Code     int    `json:"code"`
-	Enhanced [3]int `json:"enhanced,omitzero"`
-	Message  string `json:"message,omitempty"`
-}
-
-// ledgerRefusal is a permanent refusal: one reply (ErrRefused) or the
-// refused recipients (ErrRecipientRejected).
-type ledgerRefusal struct {
-	Stage    Stage         `json:"stage"`
-	Server   string        `json:"server,omitempty"`
-	Reply    *ledgerReply  `json:"reply,omitempty"`
-	Rejected []ledgerReply `json:"rejected,omitempty"`
-	Accepted int           `json:"accepted,omitempty"` // recipients accepted before the message was given up (RequireAllRecipients)
 }
 
 // localStore is the ledger's store when Options.Store is nil, made on
@@ -298,61 +249,36 @@ func (s *Sender) sendKeyed(ctx context.Context, msg *Message, pr *prepared, star
 // result to return instead (a replay, its refusal, ErrDeliveryUnknown).
 // A record another node is sending is waited for, bounded by ctx.
 func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared) (*ledgerSend, *Receipt, error) {
-	key := ledgerKey(msg.IdempotencyKey)
 	clk := s.clock()
 	now := clk.Now()
-	rec := ledgerRecord{V: 1, State: stateSending, MessageID: pr.messageID(), Connection: s.conn.Name,
-		Node: nodeName(), Started: now, Updated: now, LeaseMS: s.opts.storeLeaseTTL().Milliseconds()}
-	ret := s.opts.retention()
-	take := func(version int64) (*ledgerSend, bool, error) {
-		ok, err := st.Swap(ctx, key, version, mustJSON(&rec), ret)
-		if err != nil || !ok {
-			return nil, false, err
-		}
-		return &ledgerSend{s: s, st: st, key: key, ctx: context.WithoutCancel(ctx), rec: rec, version: version + 1}, true, nil
-	}
-	if ls, ok, err := take(0); err != nil {
-		return nil, nil, s.ledgerError(ctx, "writing", err)
-	} else if ok {
-		return ls, nil, nil
+	c := &ledgerClaim{s: s, ctx: ctx, st: st, key: ledgerKey(msg.IdempotencyKey), ret: s.opts.retention(),
+		rec: ledgerRecord{V: 1, State: stateSending, MessageID: pr.messageID(), Connection: s.conn.Name,
+			Node: nodeName(), Started: now, Updated: now, LeaseMS: s.opts.storeLeaseTTL().Milliseconds()}}
+	if ls, err := c.take(0); ls != nil || err != nil {
+		return ls, nil, err
 	}
 	var seenVersion int64 // the "sending" version being watched, and since when
 	var seenSince time.Time
 	poll := pollMin
 	for {
-		val, version, err := st.Load(ctx, key)
+		cur, version, err := c.load()
 		if err != nil {
-			return nil, nil, s.ledgerError(ctx, "reading", err)
-		}
-		var cur ledgerRecord
-		if version != 0 {
-			if err := json.Unmarshal(val, &cur); err != nil || cur.State == "" {
-				return nil, nil, s.ledgerError(ctx, "reading", fmt.Errorf("the record of the message is not one this library wrote (%d bytes)", len(val)))
-			}
+			return nil, nil, err
 		}
 		switch {
 		case version == 0, cur.State == stateFree,
 			cur.State == stateUnknown && msg.ResendUnknown:
-			ls, ok, err := take(version)
-			if err != nil {
-				return nil, nil, s.ledgerError(ctx, "writing", err)
+			ls, err := c.take(version)
+			if ls != nil && cur.State == stateUnknown {
+				s.logResend(ctx, &cur)
 			}
-			if ok {
-				if cur.State == stateUnknown {
-					s.logResend(ctx, &cur)
-				}
-				return ls, nil, nil
+			if ls != nil || err != nil {
+				return ls, nil, err
 			}
 			continue // another send took it first: read it again
-		case cur.State == stateAccepted:
-			rc, err := s.replay(ctx, &cur)
-			return nil, rc, err
-		case cur.State == stateRefused:
-			return nil, nil, s.refusal(&cur)
-		case cur.State == stateUnknown:
-			return nil, cur.receipt(), s.unknownRecord(&cur)
 		case cur.State != stateSending:
-			return nil, nil, s.ledgerError(ctx, "reading", fmt.Errorf("the record of the message has an unknown state %q", cur.State))
+			rc, err := s.settled(ctx, &cur)
+			return nil, rc, err
 		}
 		// Another send holds the record. It is expired when it was not
 		// renewed for a lease as this node's clock measures it, or when
@@ -364,26 +290,8 @@ func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared
 		}
 		lease := time.Duration(cur.LeaseMS) * time.Millisecond
 		if now.Sub(seenSince) >= lease || now.After(cur.Updated.Add(2*lease)) {
-			if msg.ResendUnknown {
-				ls, ok, err := take(version)
-				if err != nil {
-					return nil, nil, s.ledgerError(ctx, "writing", err)
-				}
-				if ok {
-					s.logResend(ctx, &cur)
-					return ls, nil, nil
-				}
-				continue
-			}
-			u := cur
-			u.State, u.Updated = stateUnknown, now
-			u.Detail = fmt.Sprintf("node %s stopped renewing its lease of the send that began at %s: it may have crashed after the server accepted the message", cur.Node, cur.Started.UTC().Format(time.RFC3339))
-			ok, err := st.Swap(ctx, key, version, mustJSON(&u), ret)
-			if err != nil {
-				return nil, nil, s.ledgerError(ctx, "writing", err)
-			}
-			if ok {
-				return nil, nil, s.unknownRecord(&u)
+			if ls, done, err := c.expire(&cur, version, now, msg.ResendUnknown); done {
+				return ls, nil, err
 			}
 			continue
 		}
@@ -394,21 +302,105 @@ func (s *Sender) claim(ctx context.Context, st Store, msg *Message, pr *prepared
 	}
 }
 
+// settled is the result of a send whose record says the message was
+// already sent: a replay of its receipt, its refusal, or
+// ErrDeliveryUnknown.
+func (s *Sender) settled(ctx context.Context, cur *ledgerRecord) (*Receipt, error) {
+	switch cur.State {
+	case stateAccepted:
+		return s.replay(ctx, cur)
+	case stateRefused:
+		return nil, s.refusal(cur)
+	case stateUnknown:
+		return cur.receipt(), s.unknownRecord(cur)
+	}
+	return nil, s.ledgerError(ctx, "reading", fmt.Errorf("the record of the message has an unknown state %q", cur.State))
+}
+
+// A ledgerClaim is one send's attempt to take its key's record.
+type ledgerClaim struct {
+	s   *Sender
+	ctx context.Context
+	st  Store
+	key string
+	rec ledgerRecord  // the "sending" record it writes
+	ret time.Duration // the records' retention
+}
+
+// take writes the claim's record over the record's version (0: none) and
+// returns the hold on it; nil and no error when another send changed the
+// record first.
+func (c *ledgerClaim) take(version int64) (*ledgerSend, error) {
+	ok, err := c.st.Swap(c.ctx, c.key, version, mustJSON(&c.rec), c.ret)
+	if err != nil {
+		return nil, c.s.ledgerError(c.ctx, "writing", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return &ledgerSend{s: c.s, st: c.st, key: c.key, ctx: context.WithoutCancel(c.ctx), rec: c.rec, version: version + 1}, nil
+}
+
+// load reads the key's record and its version; version 0 means none.
+func (c *ledgerClaim) load() (ledgerRecord, int64, error) {
+	var cur ledgerRecord
+	val, version, err := c.st.Load(c.ctx, c.key)
+	if err != nil {
+		return cur, 0, c.s.ledgerError(c.ctx, "reading", err)
+	}
+	if version != 0 {
+		if err := json.Unmarshal(val, &cur); err != nil || cur.State == "" {
+			return cur, 0, c.s.ledgerError(c.ctx, "reading", fmt.Errorf("the record of the message is not one this library wrote (%d bytes)", len(val)))
+		}
+	}
+	return cur, version, nil
+}
+
+// expire ends another send's hold on the record, cur at version, whose
+// lease ran out: with resend (Message.ResendUnknown) the claim takes the
+// record over, otherwise it marks the delivery unknown and returns
+// ErrDeliveryUnknown. done is false when another send changed the record
+// first.
+func (c *ledgerClaim) expire(cur *ledgerRecord, version int64, now time.Time, resend bool) (ls *ledgerSend, done bool, err error) {
+	if resend {
+		ls, err := c.take(version)
+		if ls != nil {
+			c.s.logResend(c.ctx, cur)
+		}
+		return ls, ls != nil || err != nil, err
+	}
+	u := *cur
+	u.State, u.Updated = stateUnknown, now
+	u.Detail = fmt.Sprintf("node %s stopped renewing its lease of the send that began at %s: it may have crashed after the server accepted the message", cur.Node, cur.Started.UTC().Format(time.RFC3339))
+	ok, err := c.st.Swap(c.ctx, c.key, version, mustJSON(&u), c.ret)
+	switch {
+	case err != nil:
+		return nil, true, c.s.ledgerError(c.ctx, "writing", err)
+	case ok:
+		return nil, true, c.s.unknownRecord(&u)
+	}
+	return nil, false, nil
+}
+
 // sleepClock waits d on clk, or until ctx ends. armed, when not nil, is
 // called once the timer is set (a test seam).
 func sleepClock(ctx context.Context, clk throttle.Clock, d time.Duration, armed func()) error {
-	ch := make(chan struct{})
-	stop := clk.AfterFunc(d, func() { close(ch) })
 	if armed != nil {
-		armed()
+		clk = armedClock{clk, armed}
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
-	}
+	return sleepOn(ctx, clk, d)
+}
+
+// armedClock is a Clock that calls armed once each timer is set.
+type armedClock struct {
+	throttle.Clock
+	armed func()
+}
+
+func (c armedClock) AfterFunc(d time.Duration, f func()) func() bool {
+	stop := c.Clock.AfterFunc(d, f)
+	c.armed()
+	return stop
 }
 
 // renewLater arms the renewal of the hold's lease.
@@ -513,93 +505,6 @@ func onlyRefusedRecipients(err error) bool {
 	return errors.As(err, &e) && e.Stage == StageRcpt && errors.As(e.Err, &re)
 }
 
-// refusalOf returns the permanent refusal of the message in err, which the
-// ledger keeps: a 5xx reply after DATA, or the recipients refused with
-// 5xx replies and none accepted (or RequireAllRecipients). Refusals of the sender at MAIL FROM, throttling replies and
-// every other failure are not kept, so that a retry after the cause was
-// fixed (an administrator's change of the connection) is sent.
-func refusalOf(err error) *ledgerRefusal {
-	var e *Error
-	if !errors.As(err, &e) || e.throttled || e.paused || e.Temporary() {
-		return nil
-	}
-	var re *RecipientsError
-	var se *SMTPError
-	switch {
-	case e.Stage == StageRcpt && errors.As(e.Err, &re):
-		ref := &ledgerRefusal{Stage: e.Stage, Server: e.Server, Accepted: re.Accepted}
-		for _, r := range re.Rejected {
-			if rcptTemporary(r.Err) {
-				return nil // this recipient may be accepted later
-			}
-			lr := toLedgerReply(r.Err)
-			lr.Address = r.Address
-			ref.Rejected = append(ref.Rejected, lr)
-		}
-		return ref
-	case e.Stage == StageData && errors.Is(err, ErrRefused) && errors.As(e.Err, &se):
-		lr := toLedgerReply(se)
-		return &ledgerRefusal{Stage: e.Stage, Server: e.Server, Reply: &lr}
-	}
-	return nil
-}
-
-func toLedgerReply(se *SMTPError) ledgerReply {
-	if se == nil {
-		return ledgerReply{}
-	}
-	return ledgerReply{Code: se.Code, Enhanced: se.EnhancedCode, Message: se.Message}
-}
-
-func (r ledgerReply) smtpError() *SMTPError {
-	ge := &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Message}
-	if r.Enhanced == [3]int{} {
-		ge.EnhancedCode = smtp.NoEnhancedCode
-	}
-	return &SMTPError{Code: r.Code, EnhancedCode: r.Enhanced, Message: r.Message, err: ge}
-}
-
-func toLedgerReceipt(rc *Receipt) *ledgerReceipt {
-	if rc == nil {
-		return nil
-	}
-	lr := &ledgerReceipt{Reply: rc.Reply, QueueID: rc.QueueID, Accepted: rc.Accepted, Server: rc.Server,
-		TLSVersion: rc.TLSVersion, Mechanism: rc.Mechanism, Attempts: rc.Attempts,
-		DurationMS: rc.Duration.Milliseconds(), WaitedMS: rc.Waited.Milliseconds(), Transactions: rc.Transactions}
-	for _, r := range rc.Rejected {
-		x := toLedgerReply(r.Err)
-		x.Address = r.Address
-		lr.Rejected = append(lr.Rejected, x)
-	}
-	return lr
-}
-
-// receipt is the record's Receipt, marked as a replay; nil without one.
-func (r *ledgerRecord) receipt() *Receipt {
-	lr := r.Receipt
-	if lr == nil {
-		return nil
-	}
-	rc := &Receipt{MessageID: r.MessageID, Reply: lr.Reply, QueueID: lr.QueueID, Accepted: lr.Accepted,
-		Server: lr.Server, TLSVersion: lr.TLSVersion, Mechanism: lr.Mechanism, Attempts: lr.Attempts,
-		Duration: time.Duration(lr.DurationMS) * time.Millisecond, Waited: time.Duration(lr.WaitedMS) * time.Millisecond,
-		Transactions: lr.Transactions, Replayed: true}
-	for _, x := range lr.Rejected {
-		rc.Rejected = append(rc.Rejected, RecipientError{Address: x.Address, Err: x.smtpError()})
-	}
-	return rc
-}
-
-// delivery is the record as the caller sees it.
-func (r *ledgerRecord) delivery() *Delivery {
-	d := &Delivery{State: r.State, MessageID: r.MessageID, Connection: r.Connection, Node: r.Node,
-		Started: r.Started, Updated: r.Updated, Detail: r.Detail, Receipt: r.receipt()}
-	if d.Receipt != nil {
-		d.Receipt.Replayed = false
-	}
-	return d
-}
-
 // replay returns what the send that the record is of returned: its
 // Receipt, and the refused recipients' error when there were any.
 func (s *Sender) replay(ctx context.Context, r *ledgerRecord) (*Receipt, error) {
@@ -667,12 +572,4 @@ func (s *Sender) logLedger(ctx context.Context, msg, messageID string, err error
 		l.LogAttrs(ctx, slog.LevelWarn, msg, slog.String("connection", s.conn.Name),
 			slog.String("messageID", messageID), slog.String("error", err.Error()))
 	}
-}
-
-func mustJSON(r *ledgerRecord) []byte {
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic("emailconn: encoding a ledger record: " + err.Error()) // only strings, times and numbers: cannot fail
-	}
-	return b
 }

@@ -290,7 +290,8 @@ type OAuth2Report struct {
 	DurationMS int64 `json:"durationMs"`
 	// Err is the error when OK is false. A failed token request matches
 	// the sentinel a send would get at StageToken: ErrReauthorize,
-	// ErrAuthFailed, ErrConnect, ErrTimeout or ErrBlocked (ErrClosed after
+	// ErrAuthFailed, ErrConnect, ErrTimeout, ErrBlocked or, when
+	// Options.Store could not decide, ErrStore (ErrClosed after
 	// Registry.Close); an unknown name or invalid configuration ErrInvalid.
 	Err error `json:"-"`
 	// Error is Err's text.
@@ -446,6 +447,8 @@ func oauth2Hints(cfg *OAuth2Config, err error) []string {
 		code = oe.Code
 	}
 	switch {
+	case errors.Is(err, ErrStore):
+		return []string{"The state shared by the engine's nodes (Options.Store) could not be read or written, so no token was requested: refreshing without the shared lease could present a refresh token another node has rotated, which revokes the grant. Check the database and try again."}
 	case errors.Is(err, ErrBlocked):
 		return []string{"The dial policy does not allow the token endpoint's address: check tokenURL, or allow its address in the dial policy."}
 	case errors.Is(err, ErrTimeout):

@@ -134,8 +134,13 @@ type Options struct {
 	// Store is the state shared by the nodes of one engine: OAuth2
 	// tokens and their refresh lease, each connection's session slots
 	// and message-rate window, and the delivery ledger (see Store and
-	// NewSQLStore). Zero means state kept in this process only, right
-	// for an engine with one node.
+	// NewSQLStore). When the store cannot decide, a send that needs it
+	// fails its attempt with ErrStore (temporary, nothing sent) rather
+	// than fall back to per-node limits or refresh a token without the
+	// lease; a cached access token that is still valid is used without
+	// it. Daily caps and the pause after a throttling reply stay per
+	// node. Zero means state kept in this process only, right for an
+	// engine with one node.
 	Store Store
 
 	// DeliveryRetention is how long the delivery ledger keeps the record

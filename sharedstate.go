@@ -3,14 +3,17 @@ package emailconn
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emailconn/emailconn/internal/storeseam"
 	"github.com/emailconn/emailconn/internal/throttle"
@@ -23,13 +26,17 @@ import (
 //
 //	oauth2/<configuration>            the token record (JSON)
 //	oauth2/<configuration>/refresh    the refresh lease, 1 slot
-//	smtp/<connection>/sessions        a slot per open session
+//	smtp/<connection>/sessions        a slot per open session (connections with a session limit)
+//	smtp/<connection>/sessions/wanted a node waits for a session slot, 1 slot
 //	smtp/<connection>/rate            a slot per message in the window
 //
-// Daily caps and the pause after a throttling reply stay per node.
+// A name longer than maxKeyName is shortened to a prefix and a hash
+// (keyName), so that no key exceeds the Store's 512 bytes. Daily caps and
+// the pause after a throttling reply stay per node.
 
 // defaultLeaseTTL is the length of the refresh lease and of a session
-// slot's lease; a session's lease is renewed every third of it.
+// slot's lease; a session's lease is renewed every third of it, at most
+// maxRenewGap apart.
 const defaultLeaseTTL = 30 * time.Second
 
 // releaseGrace is how long a closed session's slot is held on after the
@@ -133,7 +140,25 @@ func storeKey(c *Connection, what string) string {
 	if name == "" {
 		name = c.endpoint().addr() + "@" + c.Username
 	}
-	return "smtp/" + name + "/" + what
+	return "smtp/" + keyName(name) + "/" + what
+}
+
+// maxKeyName is the longest name kept whole in a key.
+const maxKeyName = 256
+
+// keyName returns name for a store key: itself, or when longer than
+// maxKeyName its first 128 bytes (whole UTF-8 characters) and a SHA-256
+// of the whole.
+func keyName(name string) string {
+	if len(name) <= maxKeyName {
+		return name
+	}
+	cut := 128
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:cut] + "~" + hex.EncodeToString(sum[:16])
 }
 
 // sleepOn waits d on clock (nil: the system clock) or until ctx ends.
@@ -167,6 +192,7 @@ type tokenShare struct {
 }
 
 func newTokenShare(o *Options, name string) *tokenShare {
+	name = keyName(name)
 	return &tokenShare{st: o.Store, key: "oauth2/" + name, lease: "oauth2/" + name + "/refresh", owner: o.storeOwner()}
 }
 
@@ -458,9 +484,19 @@ func (s *Sender) shareState() {
 const sharedTokenHint = "The token state is shared with the engine's other nodes (Options.Store): this test obtained its token under the shared refresh lease (or took the one another node had just refreshed), and the shared record holds it, so every node uses it; a rotated refresh token is handed to Options.OnRefreshToken only by the node whose write won."
 
 // sharedHint is the hint of a Test Connection with Options.Store.
-func sharedHint(c *Connection) string {
-	return "The session slots and the message rate of this connection are shared with the engine's other nodes (Options.Store, keys " +
-		storeKey(c, "sessions") + " and " + storeKey(c, "rate") + "): maxSessions and messagesPerMinute hold across all nodes together. The test's own session takes no shared slot."
+func (s *Sender) sharedHint() string {
+	var shared, keys []string
+	if s.lim.l.MaxSessions > 0 {
+		shared, keys = append(shared, "maxSessions"), append(keys, storeKey(&s.conn, "sessions"))
+	}
+	if s.lim.l.MessagesPerMinute > 0 {
+		shared, keys = append(shared, "messagesPerMinute"), append(keys, storeKey(&s.conn, "rate"))
+	}
+	if len(shared) == 0 {
+		return "Options.Store is set, and this connection has no session or rate limit to share with the engine's other nodes (its OAuth2 token, if any, is shared)."
+	}
+	return "The limits of this connection are shared with the engine's other nodes (Options.Store, keys " + strings.Join(keys, " and ") +
+		"): " + strings.Join(shared, " and ") + " hold across all nodes together. The test's own session takes no shared slot."
 }
 
 // keepShared reports whether a session with a shared slot may go back to

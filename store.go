@@ -78,5 +78,9 @@ type Store interface {
 	// true; the record's version is then version+1. It returns false,
 	// and writes nothing, when the version has changed. The record
 	// expires ttl from now; zero means never. Swap does not keep value.
+	// A record that expired and is written again starts over at version
+	// 1: a caller must not hold a version across a record's ttl (the
+	// library's records with a ttl, the delivery ledger's, live for days
+	// and are read anew by every send).
 	Swap(ctx context.Context, key string, version int64, value []byte, ttl time.Duration) (bool, error)
 }

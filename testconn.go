@@ -372,7 +372,7 @@ func (s *Sender) test(ctx context.Context, opts *TestOptions, rep *TestReport) *
 	rep.Duration = time.Since(start)
 	s.fillReport(rep, rec, err, opts, ctx)
 	if s.opts.Store != nil {
-		rep.Hints = append(rep.Hints, sharedHint(&s.conn))
+		rep.Hints = append(rep.Hints, s.sharedHint())
 	}
 	return rep
 }

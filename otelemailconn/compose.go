@@ -49,32 +49,24 @@ func compose(a, b *emailconn.Trace) *emailconn.Trace {
 			f(ctx, connection, delta)
 		}
 	}
-	if f := b.StageDone; f != nil {
-		t.StageDone = func(ctx context.Context, r emailconn.StageResult) {
-			a.StageDone(ctx, r)
-			f(ctx, r)
-		}
-	}
-	if f := b.TransactionDone; f != nil {
-		t.TransactionDone = func(ctx context.Context, i emailconn.TransactionInfo) {
-			a.TransactionDone(ctx, i)
-			f(ctx, i)
-		}
-	}
-	if f := b.TokenFetched; f != nil {
-		t.TokenFetched = func(ctx context.Context, i emailconn.TokenInfo) {
-			a.TokenFetched(ctx, i)
-			f(ctx, i)
-		}
-	}
-	if f := b.TokenRefreshed; f != nil {
-		t.TokenRefreshed = func(ctx context.Context, i emailconn.TokenInfo) {
-			a.TokenRefreshed(ctx, i)
-			f(ctx, i)
-		}
-	}
+	t.StageDone = both(a.StageDone, b.StageDone)
+	t.TransactionDone = both(a.TransactionDone, b.TransactionDone)
+	t.TokenFetched = both(a.TokenFetched, b.TokenFetched)
+	t.TokenRefreshed = both(a.TokenRefreshed, b.TokenRefreshed)
 	// The hooks this package leaves nil are b's alone.
 	t.Connected, t.Greeting, t.Capabilities, t.Authenticated = b.Connected, b.Greeting, b.Capabilities, b.Authenticated
 	t.TLSHandshakeDone = b.TLSHandshakeDone
 	return &t
+}
+
+// both returns a hook that calls f and then g; f when g is nil. f is one
+// of this package's hooks, never nil.
+func both[T any](f, g func(context.Context, T)) func(context.Context, T) {
+	if g == nil {
+		return f
+	}
+	return func(ctx context.Context, v T) {
+		f(ctx, v)
+		g(ctx, v)
+	}
 }

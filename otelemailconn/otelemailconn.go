@@ -356,127 +356,161 @@ func state(ctx context.Context) *connAttrs {
 
 func (o *observer) trace() *emailconn.Trace {
 	return &emailconn.Trace{
-		SendStart: func(ctx context.Context, connection, server string) context.Context {
-			ca := o.conn(connection, server)
-			ctx, _ = o.tracer.Start(ctx, "emailconn.send", ca.spanOpts...)
-			return context.WithValue(ctx, sendKey{}, ca)
-		},
-		SendDone: func(ctx context.Context, connection string, attempts int, took time.Duration, err error) {
-			ca := state(ctx)
-			if ca == nil {
-				return
-			}
-			outcome, errType := classify(err)
-			if err == nil && attempts == 0 {
-				// Only a replay from the delivery ledger succeeds
-				// without an attempt: nothing new was sent.
-				outcome = "replayed"
-			}
-			r := ca.get(resultKey{what: 's', outcome: outcome, errType: errType, statusClass: statusClass(err), attempts: attempts})
-			o.sends.Add(ctx, 1, r.add...)
-			o.sendDur.Record(ctx, took.Seconds(), r.rec...)
-			span := trace.SpanFromContext(ctx)
-			if !span.IsRecording() {
-				return
-			}
-			span.SetAttributes(r.attrs...)
-			if err != nil {
-				span.SetStatus(codes.Error, errType)
-			}
-			span.End()
-		},
-		Retrying: func(ctx context.Context, connection string, attempt int, wait time.Duration, err error) {
-			ca := state(ctx)
-			if ca == nil {
-				return
-			}
-			_, errType := classify(err)
-			class := statusClass(err)
-			o.retries.Add(ctx, 1, ca.get(resultKey{what: 'r', errType: errType, statusClass: class}).add...)
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				span.AddEvent("retry", trace.WithAttributes(keyAttempt.Int(attempt), keyWait.Float64(wait.Seconds()), keyErrorType.String(errType)))
-			}
-		},
-		LimitWaited: func(ctx context.Context, connection, limit string, waited time.Duration) {
-			ca := state(ctx)
-			if ca == nil {
-				return
-			}
-			o.waits.Record(ctx, waited.Seconds(), ca.get(resultKey{what: 'w', stage: limit}).rec...)
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				span.AddEvent("limit wait", trace.WithAttributes(keyLimit.String(limit), keyWait.Float64(waited.Seconds())))
-			}
-		},
-		SessionsChanged: func(ctx context.Context, connection string, delta int) {
-			opt := o.sessionOpt(connection)
-			if ca := state(ctx); ca != nil {
-				opt = ca.sessions
-			}
-			o.sessions.Add(ctx, int64(delta), opt)
-		},
-		StageDone: func(ctx context.Context, r emailconn.StageResult) {
-			ca := state(ctx)
-			if ca == nil || r.Outcome == emailconn.OutcomeSkipped {
-				return
-			}
-			_, errType := classify(r.Err)
-			o.stageDur.Record(ctx, r.Duration.Seconds(), ca.get(resultKey{what: 't', stage: string(r.Stage), outcome: string(r.Outcome), errType: errType}).rec...)
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				attrs := []attribute.KeyValue{keyOutcome.String(string(r.Outcome)), keyDuration.Float64(r.Duration.Seconds())}
-				if errType != "" {
-					attrs = append(attrs, keyErrorType.String(errType))
-				}
-				span.AddEvent(string(r.Stage), trace.WithTimestamp(r.Start.Add(r.Duration)), trace.WithAttributes(attrs...))
-			}
-		},
-		TransactionDone: func(ctx context.Context, t emailconn.TransactionInfo) {
-			ca := state(ctx)
-			if ca == nil {
-				return
-			}
-			sendOutcome, errType := classify(t.Err)
-			outcome := string(emailconn.OutcomePassed)
-			switch {
-			case sendOutcome == "partial" || errType == "recipient_rejected" && t.Accepted > 0:
-				outcome = "partial" // delivered to the recipients the server accepted
-			case t.Err != nil:
-				outcome = string(emailconn.OutcomeFailed)
-			}
-			o.stageDur.Record(ctx, t.Duration.Seconds(), ca.get(resultKey{what: 't', stage: "transaction", outcome: outcome, errType: errType}).rec...)
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				// The event's own attributes, without the stage (its name)
-				// and the connection (the span's).
-				r := ca.get(resultKey{what: 'e', outcome: outcome, errType: errType, statusClass: statusClass(t.Err)})
-				span.AddEvent("transaction", r.event...)
-			}
-		},
-		TokenFetched: func(ctx context.Context, i emailconn.TokenInfo) {
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				attrs := []attribute.KeyValue{keyOAuth2.String(i.OAuth2Config), keyDuration.Float64(i.Duration.Seconds())}
-				if i.Err != nil {
-					_, errType := classify(i.Err)
-					attrs = append(attrs, keyErrorType.String(errType))
-				}
-				span.AddEvent("token", trace.WithAttributes(attrs...))
-			}
-		},
-		TokenRefreshed: func(ctx context.Context, i emailconn.TokenInfo) {
-			outcome, errType := "success", ""
-			if i.Err != nil {
-				outcome = "failure"
-				_, errType = classify(i.Err)
-			} else if !i.Expiry.IsZero() {
-				o.tokens.Store(i.OAuth2Config, i.Expiry)
-			}
-			attrs := []attribute.KeyValue{keyOAuth2.String(i.OAuth2Config), keyOutcome.String(outcome)}
-			if errType != "" {
-				attrs = append(attrs, keyErrorType.String(errType))
-			}
-			o.refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				span.AddEvent("token refresh", trace.WithAttributes(append(attrs, keyDuration.Float64(i.Duration.Seconds()))...))
-			}
-		},
+		SendStart:       o.sendStart,
+		SendDone:        o.sendDone,
+		Retrying:        o.retrying,
+		LimitWaited:     o.limitWaited,
+		SessionsChanged: o.sessionsChanged,
+		StageDone:       o.stageDone,
+		TransactionDone: o.transactionDone,
+		TokenFetched:    o.tokenFetched,
+		TokenRefreshed:  o.tokenRefreshed,
+	}
+}
+
+// sendStart starts a send's span and keeps the connection's attributes in
+// the send's context.
+func (o *observer) sendStart(ctx context.Context, connection, server string) context.Context {
+	ca := o.conn(connection, server)
+	ctx, _ = o.tracer.Start(ctx, "emailconn.send", ca.spanOpts...)
+	return context.WithValue(ctx, sendKey{}, ca)
+}
+
+// sendDone counts a send by outcome, records its duration and ends its span.
+func (o *observer) sendDone(ctx context.Context, connection string, attempts int, took time.Duration, err error) {
+	ca := state(ctx)
+	if ca == nil {
+		return
+	}
+	outcome, errType := classify(err)
+	if err == nil && attempts == 0 {
+		// Only a replay from the delivery ledger succeeds
+		// without an attempt: nothing new was sent.
+		outcome = "replayed"
+	}
+	r := ca.get(resultKey{what: 's', outcome: outcome, errType: errType, statusClass: statusClass(err), attempts: attempts})
+	o.sends.Add(ctx, 1, r.add...)
+	o.sendDur.Record(ctx, took.Seconds(), r.rec...)
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(r.attrs...)
+	if err != nil {
+		span.SetStatus(codes.Error, errType)
+	}
+	span.End()
+}
+
+// retrying counts a retry and adds it to the send's span as an event.
+func (o *observer) retrying(ctx context.Context, connection string, attempt int, wait time.Duration, err error) {
+	ca := state(ctx)
+	if ca == nil {
+		return
+	}
+	_, errType := classify(err)
+	class := statusClass(err)
+	o.retries.Add(ctx, 1, ca.get(resultKey{what: 'r', errType: errType, statusClass: class}).add...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("retry", trace.WithAttributes(keyAttempt.Int(attempt), keyWait.Float64(wait.Seconds()), keyErrorType.String(errType)))
+	}
+}
+
+// limitWaited records a wait for a connection's limit, as a measurement and
+// an event.
+func (o *observer) limitWaited(ctx context.Context, connection, limit string, waited time.Duration) {
+	ca := state(ctx)
+	if ca == nil {
+		return
+	}
+	o.waits.Record(ctx, waited.Seconds(), ca.get(resultKey{what: 'w', stage: limit}).rec...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("limit wait", trace.WithAttributes(keyLimit.String(limit), keyWait.Float64(waited.Seconds())))
+	}
+}
+
+// sessionsChanged adds delta to the connection's open sessions.
+func (o *observer) sessionsChanged(ctx context.Context, connection string, delta int) {
+	opt := o.sessionOpt(connection)
+	if ca := state(ctx); ca != nil {
+		opt = ca.sessions
+	}
+	o.sessions.Add(ctx, int64(delta), opt)
+}
+
+// stageDone records a stage's duration and adds it to the send's span as an
+// event; a skipped stage records nothing.
+func (o *observer) stageDone(ctx context.Context, r emailconn.StageResult) {
+	ca := state(ctx)
+	if ca == nil || r.Outcome == emailconn.OutcomeSkipped {
+		return
+	}
+	_, errType := classify(r.Err)
+	o.stageDur.Record(ctx, r.Duration.Seconds(), ca.get(resultKey{what: 't', stage: string(r.Stage), outcome: string(r.Outcome), errType: errType}).rec...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		attrs := []attribute.KeyValue{keyOutcome.String(string(r.Outcome)), keyDuration.Float64(r.Duration.Seconds())}
+		if errType != "" {
+			attrs = append(attrs, keyErrorType.String(errType))
+		}
+		span.AddEvent(string(r.Stage), trace.WithTimestamp(r.Start.Add(r.Duration)), trace.WithAttributes(attrs...))
+	}
+}
+
+// transactionDone records a mail transaction's duration by outcome
+// ("partial" when only some recipients were accepted) and adds it to the
+// span as an event.
+func (o *observer) transactionDone(ctx context.Context, t emailconn.TransactionInfo) {
+	ca := state(ctx)
+	if ca == nil {
+		return
+	}
+	sendOutcome, errType := classify(t.Err)
+	outcome := string(emailconn.OutcomePassed)
+	switch {
+	case sendOutcome == "partial" || errType == "recipient_rejected" && t.Accepted > 0:
+		outcome = "partial" // delivered to the recipients the server accepted
+	case t.Err != nil:
+		outcome = string(emailconn.OutcomeFailed)
+	}
+	o.stageDur.Record(ctx, t.Duration.Seconds(), ca.get(resultKey{what: 't', stage: "transaction", outcome: outcome, errType: errType}).rec...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		// The event's own attributes, without the stage (its name)
+		// and the connection (the span's).
+		r := ca.get(resultKey{what: 'e', outcome: outcome, errType: errType, statusClass: statusClass(t.Err)})
+		span.AddEvent("transaction", r.event...)
+	}
+}
+
+// tokenFetched adds an OAuth2 token fetch to the send's span as an event.
+func (o *observer) tokenFetched(ctx context.Context, i emailconn.TokenInfo) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		attrs := []attribute.KeyValue{keyOAuth2.String(i.OAuth2Config), keyDuration.Float64(i.Duration.Seconds())}
+		if i.Err != nil {
+			_, errType := classify(i.Err)
+			attrs = append(attrs, keyErrorType.String(errType))
+		}
+		span.AddEvent("token", trace.WithAttributes(attrs...))
+	}
+}
+
+// tokenRefreshed counts an OAuth2 token request by outcome, keeps the
+// token's expiry for the time-to-expiry gauge, and adds it to the span as an
+// event.
+func (o *observer) tokenRefreshed(ctx context.Context, i emailconn.TokenInfo) {
+	outcome, errType := "success", ""
+	if i.Err != nil {
+		outcome = "failure"
+		_, errType = classify(i.Err)
+	} else if !i.Expiry.IsZero() {
+		o.tokens.Store(i.OAuth2Config, i.Expiry)
+	}
+	attrs := []attribute.KeyValue{keyOAuth2.String(i.OAuth2Config), keyOutcome.String(outcome)}
+	if errType != "" {
+		attrs = append(attrs, keyErrorType.String(errType))
+	}
+	o.refreshes.Add(ctx, 1, metric.WithAttributes(attrs...))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("token refresh", trace.WithAttributes(append(attrs, keyDuration.Float64(i.Duration.Seconds()))...))
 	}
 }
 

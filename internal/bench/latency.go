@@ -179,22 +179,7 @@ func openLatencyGoSMTP(addr string, rcpts int) (func() error, func(), error) {
 	send := func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if err := c.Mail(From, nil); err != nil {
-			return err
-		}
-		for _, r := range to {
-			if err := c.Rcpt(r, nil); err != nil {
-				return err
-			}
-		}
-		w, err := c.Data()
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(rawNotification); err != nil {
-			return err
-		}
-		return w.Close()
+		return sendGoSMTPTo(c, to, rawNotification)
 	}
 	return send, func() { c.Quit() }, nil
 }

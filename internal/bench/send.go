@@ -144,12 +144,21 @@ func dialGoSMTP(e *Env, secure bool, addr string) (*smtp.Client, error) {
 }
 
 // sendGoSMTP runs one mail transaction with the prebuilt message.
-func sendGoSMTP(c *smtp.Client, msg []byte) error {
+func sendGoSMTP(c *smtp.Client, msg []byte) error { return sendGoSMTPTo(c, toOne, msg) }
+
+// toOne is the recipient list of the send cases: To.
+var toOne = []string{To}
+
+// sendGoSMTPTo runs one mail transaction to the recipients to with the
+// prebuilt message.
+func sendGoSMTPTo(c *smtp.Client, to []string, msg []byte) error {
 	if err := c.Mail(From, nil); err != nil {
 		return err
 	}
-	if err := c.Rcpt(To, nil); err != nil {
-		return err
+	for _, r := range to {
+		if err := c.Rcpt(r, nil); err != nil {
+			return err
+		}
 	}
 	w, err := c.Data()
 	if err != nil {

@@ -63,16 +63,11 @@ func (s *Store) String() string { return "memstore" }
 // Acquire implements emailconn.Store.Acquire. Among the free slots it takes
 // one at random, as SQLStore does, so that the callers see no order.
 func (s *Store) Acquire(ctx context.Context, key string, limit int, owner string, ttl time.Duration) (int, time.Duration, error) {
-	if err := CheckLease(key, limit, owner, ttl); err != nil {
+	now, err := s.lock(ctx, CheckLease(key, limit, owner, ttl))
+	if err != nil {
 		return -1, 0, err
 	}
-	if err := ctx.Err(); err != nil {
-		return -1, 0, err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.tick(now)
 	slots := s.leases[key]
 	if slots == nil {
 		slots = map[int]lease{}
@@ -103,16 +98,11 @@ func (s *Store) Acquire(ctx context.Context, key string, limit int, owner string
 
 // Renew implements emailconn.Store.Renew.
 func (s *Store) Renew(ctx context.Context, key string, slot int, owner string, ttl time.Duration) (bool, error) {
-	if err := CheckSlot(key, slot, owner, ttl, true); err != nil {
+	now, err := s.lock(ctx, CheckSlot(key, slot, owner, ttl, true))
+	if err != nil {
 		return false, err
 	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.tick(now)
 	l, ok := s.leases[key][slot]
 	if !ok || l.owner != owner || !l.expires.After(now) {
 		return false, nil
@@ -123,15 +113,10 @@ func (s *Store) Renew(ctx context.Context, key string, slot int, owner string, t
 
 // Release implements emailconn.Store.Release.
 func (s *Store) Release(ctx context.Context, key string, slot int, owner string) error {
-	if err := CheckSlot(key, slot, owner, 0, false); err != nil {
+	if _, err := s.lock(ctx, CheckSlot(key, slot, owner, 0, false)); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tick(s.now())
 	slots := s.leases[key]
 	if l, ok := slots[slot]; ok && l.owner == owner {
 		delete(slots, slot)
@@ -145,16 +130,11 @@ func (s *Store) Release(ctx context.Context, key string, slot int, owner string)
 // Load implements emailconn.Store.Load. The value of a record is never nil
 // (an empty value loads as an empty slice); no record loads as nil.
 func (s *Store) Load(ctx context.Context, key string) ([]byte, int64, error) {
-	if err := CheckKey(key); err != nil {
+	now, err := s.lock(ctx, CheckKey(key))
+	if err != nil {
 		return nil, 0, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, 0, err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.tick(now)
 	r, ok := s.records[key]
 	if !ok {
 		return nil, 0, nil
@@ -168,16 +148,11 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, int64, error) {
 
 // Swap implements emailconn.Store.Swap.
 func (s *Store) Swap(ctx context.Context, key string, version int64, value []byte, ttl time.Duration) (bool, error) {
-	if err := CheckSwap(key, version, ttl); err != nil {
+	now, err := s.lock(ctx, CheckSwap(key, version, ttl))
+	if err != nil {
 		return false, err
 	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.tick(now)
 	r, ok := s.records[key]
 	if ok && r.expired(now) {
 		ok = false
@@ -195,6 +170,23 @@ func (s *Store) Swap(ctx context.Context, key string, version int64, value []byt
 	}
 	s.records[key] = record{value: append([]byte{}, value...), version: version + 1, expires: expires}
 	return true, nil
+}
+
+// lock begins a call: it returns err, the result of checking the call's
+// arguments, or else ctx's error, taking nothing; or else it takes s.mu,
+// sweeps (tick) and returns the time of the call. The caller unlocks s.mu
+// when lock returned no error.
+func (s *Store) lock(ctx context.Context, err error) (time.Time, error) {
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	now := s.now()
+	s.tick(now)
+	return now, nil
 }
 
 func (r record) expired(now time.Time) bool {

@@ -351,39 +351,16 @@ func (c *cache) refreshLeased(ctx context.Context, lockedAt time.Time, force boo
 		}
 	}
 	refresh := c.cfg.GrantType == GrantRefreshToken
-	rt := rec.RefreshToken
-	if refresh && (override || rt == "") {
-		conf, cerr := c.configured()
-		if cerr != nil {
-			return nil, nil, fmt.Errorf("oauth2 configuration %q: refresh token: %w", c.cfg.Name, cerr), false
-		}
-		if conf == "" {
-			return nil, nil, fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", c.cfg.Name, ErrInvalidGrant), false
-		}
-		rt = conf
+	rt, err := c.leasedRefreshToken(&rec, refresh, override)
+	if err != nil {
+		return nil, nil, err, false
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.sharedRequestTimeout())
 	tok, start, secrets, err := c.exchange(rctx, rt, c.cfg.sharedRequestTimeout())
 	cancel()
 	if err != nil {
-		if refresh && errors.Is(err, ErrInvalidGrant) {
-			if override {
-				// The configured token is refused: stop preferring it,
-				// and retry with the record's even if it is unchanged.
-				c.distrusted = fingerprint(rt)
-				if rec.RefreshToken != "" {
-					c.leasedVer = -1
-				}
-			}
-			if !*retried {
-				// Another process may have rotated the token under us.
-				*retried = true
-				return nil, nil, err, true
-			}
-			c.mu.Lock()
-			c.rec.loaded, c.rec.pending = false, false
-			c.confRead = false
-			c.mu.Unlock()
+		if refresh && errors.Is(err, ErrInvalidGrant) && c.leasedInvalidGrant(&rec, rt, override, retried) {
+			return nil, nil, err, true
 		}
 		return nil, nil, err, false
 	}
@@ -392,32 +369,8 @@ func (c *cache) refreshLeased(ctx context.Context, lockedAt time.Time, force boo
 		newRT = tok.RefreshToken
 	}
 	e = newEntry(tok, start)
-	next := sharedRecord{AccessToken: e.tok.AccessToken, TokenType: e.tok.TokenType, Expiry: e.tok.Expiry, Obtained: start, Known: slices.Clone(rec.Known)}
-	if s, ok := tok.Extra("scope").(string); ok {
-		next.Scope = s
-	}
-	if refresh {
-		next.RefreshToken = newRT
-		next.remember(rt)
-		next.remember(newRT)
-	}
-	val, _ := json.Marshal(next)
-	won, serr := c.cfg.Shared.Swap(ctx, ver, val)
-	for d := pollFirst; serr != nil && time.Until(lockedAt.Add(c.cfg.leaseTTL()-d)) > 0; d = min(2*d, pollMax) {
-		// The endpoint may have rotated the refresh token: while the
-		// lease is still ours nobody else refreshes, so keep trying to
-		// write the record (the store may be back in a moment).
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		if ctx.Err() != nil {
-			break
-		}
-		won, serr = c.cfg.Shared.Swap(ctx, ver, val)
-	}
+	val := nextRecord(&rec, e, tok, start, refresh, rt, newRT)
+	won, serr := c.swapWhileLeased(ctx, lockedAt, ver, val)
 	if serr != nil {
 		// The endpoint answered and the store did not take the answer:
 		// use it here, keep it for the next decision, and have OnRotate
@@ -440,6 +393,87 @@ func (c *cache) refreshLeased(ctx context.Context, lockedAt time.Time, force boo
 		rotErr = c.rotate(cur, newRT, append(secrets, e.tok.AccessToken, newRT))
 	}
 	return e, rotErr, nil, false
+}
+
+// leasedRefreshToken is the refresh token the lease holder presents: the
+// record's, or the configured one when it overrides the record (a
+// re-consent) or the record has none. Empty for client credentials.
+func (c *cache) leasedRefreshToken(rec *sharedRecord, refresh, override bool) (string, error) {
+	rt := rec.RefreshToken
+	if !refresh || !override && rt != "" {
+		return rt, nil
+	}
+	conf, err := c.configured()
+	if err != nil {
+		return "", fmt.Errorf("oauth2 configuration %q: refresh token: %w", c.cfg.Name, err)
+	}
+	if conf == "" {
+		return "", fmt.Errorf("oauth2 configuration %q: no refresh token stored: %w", c.cfg.Name, ErrInvalidGrant)
+	}
+	return conf, nil
+}
+
+// leasedInvalidGrant handles an invalid_grant answer to the lease
+// holder's request for rt, and reports whether to try once more (another
+// process may have rotated the token under us); the second time, the
+// configured token is read again at the next request.
+func (c *cache) leasedInvalidGrant(rec *sharedRecord, rt string, override bool, retried *bool) bool {
+	if override {
+		// The configured token is refused: stop preferring it, and
+		// retry with the record's even if it is unchanged.
+		c.distrusted = fingerprint(rt)
+		if rec.RefreshToken != "" {
+			c.leasedVer = -1
+		}
+	}
+	if !*retried {
+		*retried = true
+		return true
+	}
+	c.mu.Lock()
+	c.rec.loaded, c.rec.pending = false, false
+	c.confRead = false
+	c.mu.Unlock()
+	return false
+}
+
+// nextRecord is the shared record that replaces rec after the token
+// endpoint answered tok to a request for rt (newRT is the refresh token
+// to keep: the rotated one, or rt).
+func nextRecord(rec *sharedRecord, e *entry, tok *oauth2.Token, start time.Time, refresh bool, rt, newRT string) []byte {
+	next := sharedRecord{AccessToken: e.tok.AccessToken, TokenType: e.tok.TokenType, Expiry: e.tok.Expiry, Obtained: start, Known: slices.Clone(rec.Known)}
+	if s, ok := tok.Extra("scope").(string); ok {
+		next.Scope = s
+	}
+	if refresh {
+		next.RefreshToken = newRT
+		next.remember(rt)
+		next.remember(newRT)
+	}
+	val, _ := json.Marshal(next)
+	return val
+}
+
+// swapWhileLeased writes val over version ver of the record. The endpoint
+// may have rotated the refresh token: while the lease taken at lockedAt
+// is still ours nobody else refreshes, so a failed write is tried again
+// (the store may be back in a moment) until the lease is nearly over or
+// ctx ends.
+func (c *cache) swapWhileLeased(ctx context.Context, lockedAt time.Time, ver int64, val []byte) (bool, error) {
+	won, err := c.cfg.Shared.Swap(ctx, ver, val)
+	for d := pollFirst; err != nil && time.Until(lockedAt.Add(c.cfg.leaseTTL()-d)) > 0; d = min(2*d, pollMax) {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		won, err = c.cfg.Shared.Swap(ctx, ver, val)
+	}
+	return won, err
 }
 
 // An unsavedSwap is a record the store failed to take after the token

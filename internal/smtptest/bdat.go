@@ -3,11 +3,8 @@ package smtptest
 import (
 	"fmt"
 
-	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/emersion/go-smtp"
 )
 
 // cmdBdat handles BDAT (RFC 3030, with Options.EnableCHUNKING): the chunk
@@ -66,33 +63,7 @@ func (s *session) cmdBdat(arg string, f *Fault) error {
 	if !last {
 		return s.reply(250, "2.0.0", fmt.Sprintf("%d bytes received", size))
 	}
-	msg := Message{
-		From: s.from, To: s.rcpts, RcptOptions: s.rcptOpts, Data: s.bdat, MailOptions: s.mailOpts,
-		TLS: s.isTLS, AuthUser: s.authUser, Mechanism: s.authMech, Helo: s.helo, Session: s.id,
-		Chunks: s.chunks,
-	}
-	s.resetTx()
-	accept := func() {
-		s.srv.deliver(msg)
-		s.afterMsg = true
-	}
-	return s.atReplyPoint(s.srv.takeFault(AfterDot, false, s.id), "250",
-		func() error {
-			if h := s.srv.opts.DataHook; h != nil {
-				if rerr := callHook(s, func() *smtp.SMTPError {
-					return h(msg.From, slices.Clone(msg.To), slices.Clone(msg.Data))
-				}); rerr != nil {
-					return s.replyError(rerr)
-				}
-			}
-			accept()
-			return s.reply(250, "2.0.0", fmt.Sprintf("OK: queued as S%dM%d", s.id, len(msg.Data)))
-		},
-		func(f *Fault) {
-			if f.sendsSuccess() {
-				accept()
-			}
-		})
+	return s.queue(s.message(s.bdat, s.chunks), false)
 }
 
 // readChunk reads size octets of a chunk, applying the message's DataBody

@@ -579,7 +579,13 @@ func (s *session) cmdData(arg string) error {
 	s.srv.record(s.id, fmt.Sprintf("<DATA %d bytes>", size))
 	s.logf("C: <DATA %d bytes>", size)
 
-	msg := Message{
+	return s.queue(s.message(data, 0), tooBig)
+}
+
+// message is the message of the current transaction, with data and the
+// number of BDAT chunks it came in (0 for DATA).
+func (s *session) message(data []byte, chunks int) Message {
+	return Message{
 		From:        s.from,
 		To:          s.rcpts,
 		RcptOptions: s.rcptOpts,
@@ -590,9 +596,16 @@ func (s *session) cmdData(arg string) error {
 		Mechanism:   s.authMech,
 		Helo:        s.helo,
 		Session:     s.id,
+		Chunks:      chunks,
 	}
-	s.resetTx()
+}
 
+// queue ends the transaction with its whole message, msg, and replies at
+// the point after the message: an AfterDot fault's reply, or 552 when the
+// message was tooBig, or Options.DataHook's refusal, or 250 once msg is
+// delivered.
+func (s *session) queue(msg Message, tooBig bool) error {
+	s.resetTx()
 	accept := func() {
 		s.srv.deliver(msg)
 		s.afterMsg = true

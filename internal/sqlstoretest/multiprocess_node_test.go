@@ -73,9 +73,12 @@ func runNode(raw string) int {
 	}
 	var storeAttempts atomic.Int64
 	opts := &emailconn.Options{
-		Logger:     slog.New(&storeAttemptCounter{n: &storeAttempts}),
-		Store:      st,
-		HTTPClient: &http.Client{Transport: pidTransport{http.DefaultTransport}, Timeout: 10 * time.Second},
+		Logger: slog.New(&storeAttemptCounter{n: &storeAttempts}),
+		// Sessions are opened, and authenticate with the current access
+		// token, every few messages: the tokens are in use all along.
+		MaxMessagesPerSession: 10,
+		Store:                 st,
+		HTTPClient:            &http.Client{Transport: pidTransport{http.DefaultTransport}, Timeout: 10 * time.Second},
 		OnRefreshToken: func(_ context.Context, _, rt string) error {
 			emit(nodeEvent{Ev: "rotated", RT: rt})
 			return nil
@@ -85,7 +88,12 @@ func runNode(raw string) int {
 	cfg := emailconn.Config{
 		Connections: []emailconn.Connection{{Name: o.Connection, MailServer: o.SMTP, TLSMode: "none", AllowInsecureAuth: true, From: "engine@example.com",
 			AuthType: "oauth2", Username: "robot@example.com", OAuth2Config: o.OAuth2,
-			MaxSessions: maxSessions, MessagesPerMinute: perMinute, SendTimeout: 20 * time.Second}},
+			MaxSessions: maxSessions, MessagesPerMinute: perMinute, SendTimeout: 20 * time.Second},
+			// The same OAuth2 configuration without limits, on a server of
+			// its own: its sessions keep using the token while the rated
+			// connection waits out its window.
+			{Name: o.Connection + "-steady", MailServer: o.SMTP2, TLSMode: "none", AllowInsecureAuth: true, From: "engine@example.com",
+				AuthType: "oauth2", Username: "robot@example.com", OAuth2Config: o.OAuth2, SendTimeout: 20 * time.Second}},
 		OAuth2Configs: []emailconn.OAuth2Config{{Name: o.OAuth2, GrantType: "refresh_token", TokenURL: o.TokenURL,
 			ClientID: "app", ClientSecret: "client-secret", RefreshToken: "rt-0"}},
 	}
@@ -96,6 +104,11 @@ func runNode(raw string) int {
 	}
 	defer r.Close()
 	s, err := r.Sender(o.Connection)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Sender:", err)
+		return 2
+	}
+	steady, err := r.Sender(o.Connection + "-steady")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Sender:", err)
 		return 2
@@ -117,7 +130,11 @@ func runNode(raw string) int {
 	rep := nodeEvent{Ev: "done", Errs: map[string]int{}}
 	var seq atomic.Int64
 	var wg sync.WaitGroup
-	for range nodeSenders {
+	for i := range nodeSenders + steadySenders {
+		s := s
+		if i >= nodeSenders {
+			s = steady
+		}
 		wg.Go(func() {
 			for !stop.Load() {
 				subject := fmt.Sprintf("p%d-%d", os.Getpid(), seq.Add(1))
@@ -136,6 +153,9 @@ func runNode(raw string) int {
 					}
 				}
 				mu.Unlock()
+				if s == steady {
+					time.Sleep(100 * time.Millisecond) // a steady trickle, not a load of its own
+				}
 			}
 		})
 	}

@@ -34,11 +34,12 @@ const (
 	envNode = "EMAILCONN_SQLSTORETEST_NODE" // the node's orders, JSON; set only in a node process
 
 	nodeCount     = 4
-	nodeSenders   = 50               // concurrent sends per node
+	nodeSenders   = 50               // concurrent sends per node through the limited connection
+	steadySenders = 2                // and through the same OAuth2 configuration's unlimited one
 	tokenLife     = 4                // expires_in, seconds: refreshed every ~2 s (half the lifetime)
 	leaseTTL      = 5 * time.Second  // the refresh and session leases (storeseam)
-	scaledMinute  = 2 * time.Second  // a provider's minute (storeseam)
-	perMinute     = 100              // MessagesPerMinute: 50 a second
+	scaledMinute  = 4 * time.Second  // a provider's minute (storeseam)
+	perMinute     = 200              // MessagesPerMinute: 50 a second
 	maxSessions   = 3                // MaxSessions
 	runFor        = 30 * time.Second // the nodes send for this long
 	killAtRequest = 5                // the token request whose sender is killed mid-refresh
@@ -48,8 +49,8 @@ const (
 
 // nodeOrders are what a node process is told.
 type nodeOrders struct {
-	DSN, SMTP, TokenURL string
-	Connection, OAuth2  string // the names, unique to the run
+	DSN, SMTP, SMTP2, TokenURL string // SMTP2: the unlimited connection's server
+	Connection, OAuth2         string // the names, unique to the run
 }
 
 // A nodeEvent is one JSON line of a node's standard output.
@@ -200,7 +201,19 @@ func TestMultiProcess(t *testing.T) {
 		},
 	})
 
-	orders, _ := json.Marshal(nodeOrders{DSN: dsn, SMTP: srv.Addr(), TokenURL: tokenSrv.URL + "/token",
+	// The steady connection's server: no limits, only the token and
+	// nothing delivered twice.
+	srv2 := smtptest.NewServer(t, smtptest.Options{
+		Mechanisms:    []string{"XOAUTH2"},
+		ValidateToken: func(_, token string) bool { return ep.valid(token) },
+		DataHook: func(_ string, _ []string, data []byte) *smtp.SMTPError {
+			mu.Lock()
+			delivered[subjectOf(data)]++
+			mu.Unlock()
+			return nil
+		},
+	})
+	orders, _ := json.Marshal(nodeOrders{DSN: dsn, SMTP: srv.Addr(), SMTP2: srv2.Addr(), TokenURL: tokenSrv.URL + "/token",
 		Connection: "mp-" + suffix, OAuth2: "mp-oauth-" + suffix})
 	type node struct {
 		cmd   *exec.Cmd
@@ -373,6 +386,11 @@ func TestMultiProcess(t *testing.T) {
 	if errs["ErrReauthorize"] != 0 {
 		t.Errorf("%d sends failed with ErrReauthorize", errs["ErrReauthorize"])
 	}
+	var gaps []string
+	for _, is := range ep.issued {
+		gaps = append(gaps, is.at.Sub(start).Round(10*time.Millisecond).String())
+	}
+	t.Logf("tokens issued at %v into the run", gaps)
 	for i := 1; i < len(ep.issued); i++ {
 		// A token is refreshed once it is half through its life: a second
 		// request for the same expiry would come sooner.
@@ -380,13 +398,16 @@ func TestMultiProcess(t *testing.T) {
 			t.Errorf("token requests %d and %d only %v apart: two requests for one expiry", i, i+1, gap)
 		}
 	}
-	if len(ep.issued) < int(runFor/(tokenLife*time.Second)) {
-		t.Errorf("%d tokens issued in %v; the tokens were not refreshed as they expired", len(ep.issued), runFor)
+	// A token every half lifetime, but for the kill (a lease's wait) and
+	// the outage.
+	if want := int((runFor - leaseTTL - 3*time.Second) / (tokenLife * time.Second / 2)); len(ep.issued) < want {
+		t.Errorf("%d tokens issued in %v, want at least %d: the tokens were not refreshed as they came due", len(ep.issued), runFor, want)
 	}
 	rotMu.Lock()
-	for _, is := range ep.issued {
+	for i, is := range ep.issued {
 		if k := rotations[is.rt]; k != 1 {
-			t.Errorf("the rotation to %s was reported by OnRefreshToken %d times across the nodes, want once", is.rt, k)
+			// The token itself is not printed: a test's output shows none.
+			t.Errorf("rotation %d was reported by OnRefreshToken %d times across the nodes, want once", i+1, k)
 		}
 	}
 	if len(rotations) != len(ep.issued) {
@@ -402,12 +423,13 @@ func TestMultiProcess(t *testing.T) {
 		t.Errorf("the server saw %d sessions at once (refused %d), want at most %d", maxOpen.Load(), refused.Load(), maxSessions)
 	}
 	slices.SortFunc(mails, func(a, b time.Time) int { return a.Compare(b) })
-	// The client keeps its starts a scaled minute plus 2 % apart, 40 ms
+	// The client keeps its starts a scaled minute plus 2 % apart, 80 ms
 	// here (1.2 s at a real minute); between the store's grant and the
-	// MAIL reaching the server lie a database round trip and the
-	// scheduling of 200 senders and PostgreSQL on a loaded machine, so
-	// the server's windows are counted with that allowed for.
-	const jitter = 150 * time.Millisecond
+	// MAIL reaching the server lie the database's answer and the
+	// scheduling of 200 senders and PostgreSQL on a loaded 2-core
+	// machine (up to 200 ms seen), so the server's windows are counted
+	// with that allowed for.
+	const jitter = 250 * time.Millisecond
 	for i := range mails {
 		k := 0
 		for j := i; j < len(mails) && mails[j].Sub(mails[i]) < scaledMinute-jitter; j++ {

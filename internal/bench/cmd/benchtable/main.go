@@ -211,12 +211,7 @@ func runSend(t *table) {
 	for _, variant := range []string{"plain", "starttls"} {
 		for _, mode := range []string{"seq", "par16"} {
 			prefix := variant + "/" + mode + "/"
-			var cases []bench.Case
-			for _, c := range bench.SendCases() {
-				if strings.HasPrefix(c.Name, prefix) {
-					cases = append(cases, c)
-				}
-			}
+			cases := withPrefix(bench.SendCases(), prefix)
 			fmt.Fprintf(os.Stderr, "benchtable:   %s\n", prefix)
 			res := runRounds(t.rounds, cases, nil)
 			grp := fmt.Sprintf("1 send 2 KB, %s, %s", map[string]string{"plain": "plaintext", "starttls": "STARTTLS+AUTH PLAIN"}[variant],
@@ -359,17 +354,23 @@ func runOAuth2(t *table) {
 	}
 }
 
+// withPrefix returns the cases whose names start with prefix.
+func withPrefix(cases []bench.Case, prefix string) []bench.Case {
+	var out []bench.Case
+	for _, c := range cases {
+		if strings.HasPrefix(c.Name, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func runLatency(t *table) {
 	rtt := bench.RTT()
 	for _, rcpts := range []int{1, 10} {
 		for _, mode := range []string{"seq", "par16"} {
 			prefix := fmt.Sprintf("rcpt%d/%s/", rcpts, mode)
-			var cases []bench.Case
-			for _, c := range bench.LatencyCases() {
-				if strings.HasPrefix(c.Name, prefix) {
-					cases = append(cases, c)
-				}
-			}
+			cases := withPrefix(bench.LatencyCases(), prefix)
 			fmt.Fprintf(os.Stderr, "benchtable:   %s\n", prefix)
 			res := runRounds(t.rounds, cases, nil)
 			grp := fmt.Sprintf("7 send 2 KB over a %v round trip, %d recipient%s, %s", rtt, rcpts, map[bool]string{true: "s"}[rcpts > 1],
