@@ -179,8 +179,9 @@ func checkTransit(t *testing.T, starts, mails map[string][]time.Time, limit int,
 // with more than 30 of its starts, every MAIL at the server one of those
 // starts, no interval at the server of that window less the measured
 // transit jitter (the provider's 600 ms whenever the jitter is within the
-// margin: checkTransit) with more than 30 MAILs, and the drain within 5 %
-// of the theoretical minimum (⌈200/30⌉−1 windows = 3.6 s).
+// margin: checkTransit) with more than 30 MAILs, and the drain, from the
+// first start to the last, within 5 % of the theoretical minimum
+// (⌈200/30⌉−1 windows = 3.6 s).
 func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	const (
 		n       = 200
@@ -230,7 +231,7 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	drain := time.Since(start)
+	took := time.Since(start)
 
 	if got := srv.refused.Load(); got != 0 {
 		t.Errorf("the server sent %d 432 replies, want 0", got)
@@ -246,19 +247,29 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	}
 	rate.mu.Lock()
 	checkTransit(t, rate.starts, srv.mails, perMin, win.Length(), minute)
+	var st []time.Time
+	for _, x := range rate.starts {
+		st = append(st, x...)
+	}
 	rate.mu.Unlock()
 	srv.mu.Unlock()
+	slices.SortFunc(st, time.Time.Compare)
 	minimum := time.Duration((n+perMin-1)/perMin-1) * minute
-	// The limiter drains in exactly the minimum on the fake clock
-	// (internal/throttle TestIssue14_01); on the real clock a loaded machine
-	// adds scheduling delay, hence the allowance.
+	// The drain is the limiter's: from the first start it counted to the
+	// last, as the minimum is defined (the first session's dial before and
+	// the last transaction after are not the rate's). It drains in exactly
+	// the minimum on the fake clock (internal/throttle TestIssue14_01); on
+	// the real clock each window's first start comes a timer's and a
+	// goroutine's wake-up late, which a loaded machine lengthens, hence the
+	// allowance.
+	drain := st[len(st)-1].Sub(st[0])
 	if drain > minimum+minimum/20+300*time.Millisecond || drain < minimum {
-		t.Errorf("drain %v, want within 5 %% above the minimum %v (plus scheduling)", drain, minimum)
+		t.Errorf("drain %v from the first start to the last, want within 5 %% above the minimum %v (plus scheduling)", drain, minimum)
 	}
 	if waited.Load() == 0 {
 		t.Error("no receipt reports a wait")
 	}
-	t.Logf("drain %v (minimum %v, +%.1f %%)", drain, minimum, 100*(float64(drain)/float64(minimum)-1))
+	t.Logf("drain %v (minimum %v, +%.1f %%); all sends returned after %v", drain, minimum, 100*(float64(drain)/float64(minimum)-1), took)
 }
 
 // TestIssue14_DailyQuotaPauses checks a daily-quota reply: a server like
