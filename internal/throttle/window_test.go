@@ -343,7 +343,8 @@ func TestIssue14_06_WindowNoLimit(t *testing.T) {
 
 // TestIssue14_07_WindowRealClockDrain runs the real timer path: 40
 // reservations through 12 per 400 ms. No 400 ms interval holds more than
-// 12 starts and the drain stays within 5 % of the minimum, 1.2 s.
+// 12 starts and the drain stays within 5 % of the minimum, 1.2 s, plus
+// the timers' lateness measured meanwhile (lagProbe).
 func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -357,6 +358,7 @@ func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 	w := NewWindow(limit, length, nil)
 	var grants []time.Time
 	w.onGrant = func(at time.Time) { grants = append(grants, at) }
+	probe := startLagProbe()
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -373,13 +375,18 @@ func TestIssue14_07_WindowRealClockDrain(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	lag := probe.Stop()
 	checkAnyWindow(t, grants, limit, length)
 	minimum := time.Duration((total+limit-1)/limit-1) * length
 	drain := grants[len(grants)-1].Sub(grants[0])
-	if drain < minimum || drain > minimum+minimum/20 {
-		t.Errorf("drain took %v, want within 5%% above %v", drain, minimum)
+	// Nothing but the 2 windows' boundaries delays the grants here; each
+	// costs a timer's and a goroutine's wake-up, which a loaded machine
+	// makes longer: allowed as measured by the lag probe.
+	allow := scheduling(0, (total+limit-1)/limit-1, lag)
+	if drain < minimum || drain > minimum+minimum/20+allow {
+		t.Errorf("drain took %v, want within 5%% above %v (plus %v for scheduling: timers %v late)", drain, minimum, allow, lag)
 	}
-	t.Logf("drain %v for a minimum of %v (+%.2f%%)", drain, minimum, 100*float64(drain-minimum)/float64(minimum))
+	t.Logf("drain %v for a minimum of %v (+%.2f%%), timers up to %v late", drain, minimum, 100*float64(drain-minimum)/float64(minimum), lag)
 }
 
 // TestIssue14_08_WindowStartRestamps: a start recorded when MAIL FROM is
