@@ -22,8 +22,8 @@ import (
 // in a transaction at once, every MAIL one of those starts, every message
 // delivered once, no interval of 612 ms less the measured transit jitter
 // with more than 30 MAILs (the provider's 600 ms itself whenever the
-// jitter is within the 12 ms margin), and the drain within 5 % of the
-// theoretical minimum, 6 × 600 ms.
+// jitter is within the 12 ms margin). The drain, from the Window's first
+// start to its last, is within 5 % of the theoretical minimum, 6 × 600 ms.
 func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -55,6 +55,7 @@ func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 			return nil
 		},
 	})
+	probe := startLagProbe()
 	slots := NewSemaphore(3, nil)
 	length := window + window/50
 	rate := NewWindow(limit, length, nil)
@@ -120,6 +121,7 @@ func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	lag := probe.Stop()
 
 	msgs := srv.Messages()
 	seen := map[string]int{}
@@ -136,24 +138,26 @@ func TestIssue14_09_BurstAgainstServer(t *testing.T) {
 	defer mu.Unlock()
 	checkTransit(t, starts, mails, limit, length, window)
 	minimum := time.Duration((total+limit-1)/limit-1) * window
-	var arrivals []time.Time
-	for _, at := range mails {
-		arrivals = append(arrivals, at...)
+	// The drain is the Window's: from its first start to its last, on the
+	// client's clock. (At the server each end moves by its MAIL's transit,
+	// whose spread checkTransit measured: up to 90 ms under -race on a
+	// loaded machine, which is not the limiter's.)
+	var s []time.Time
+	for _, st := range starts {
+		s = append(s, st)
 	}
-	slices.SortFunc(arrivals, time.Time.Compare)
-	drain := arrivals[len(arrivals)-1].Sub(arrivals[0])
+	slices.SortFunc(s, time.Time.Compare)
+	drain := s[len(s)-1].Sub(s[0])
 	// The limiter itself drains in exactly the minimum (shown on the fake
 	// clock by TestIssue14_01); on the real clock a loaded machine adds
-	// scheduling delay to the last start, hence the allowance.
-	if drain > minimum+minimum/20+schedulingAllowance {
-		t.Errorf("drain took %v, want within 5%% of %v (plus %v for scheduling)", drain, minimum, schedulingAllowance)
+	// scheduling delay at each of the 6 windows' boundaries, hence the
+	// allowance: 150 ms, or what the lag probe measured when more.
+	allow := scheduling(150*time.Millisecond, (total+limit-1)/limit-1, lag)
+	if drain < minimum || drain > minimum+minimum/20+allow {
+		t.Errorf("drain took %v, want at least %v and within 5%% of it (plus %v for scheduling: timers %v late)", drain, minimum, allow, lag)
 	}
-	t.Logf("drain %v for a minimum of %v (+%.1f%%), peak %d transactions", drain, minimum, 100*float64(drain-minimum)/float64(minimum), peak.Load())
+	t.Logf("drain %v for a minimum of %v (+%.1f%%), peak %d transactions, timers up to %v late", drain, minimum, 100*float64(drain-minimum)/float64(minimum), peak.Load(), lag)
 }
-
-// schedulingAllowance is what a real-clock drain test allows beyond 5 % for
-// a loaded machine's scheduling of the last goroutines.
-const schedulingAllowance = 150 * time.Millisecond
 
 // checkTransit checks a rate limit end to end. starts holds each
 // message's start as the client's Window recorded it, mails the instants
