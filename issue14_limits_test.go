@@ -171,6 +171,38 @@ func checkTransit(t *testing.T, starts, mails map[string][]time.Time, limit int,
 	}
 }
 
+// timerLag measures, until the returned stop is called, how late this
+// process's timers fire: a goroutine sleeps 2 ms at a time and records how
+// much later than due it woke (internal/throttle's lagProbe). stop returns
+// the longest lag. A rate window's boundary on the real clock costs a
+// timer's wake-up and the granted goroutine's; a loaded machine delays
+// both by about that much, which is the machine's and not the limiter's.
+func timerLag() (stop func() time.Duration) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	var longest time.Duration
+	go func() {
+		defer close(done)
+		const tick = 2 * time.Millisecond
+		tm := time.NewTimer(tick)
+		defer tm.Stop()
+		for {
+			due := time.Now().Add(tick)
+			tm.Reset(tick)
+			select {
+			case <-quit:
+				return
+			case <-tm.C:
+			}
+			longest = max(longest, time.Since(due))
+		}
+	}()
+	return func() time.Duration {
+		close(quit)
+		<-done
+		return longest
+	}
+}
+
 // TestIssue14_M365BurstNoThrottling sends a burst of 200 notifications
 // from 16 goroutines through a connection with provider microsoft365 to a
 // server that behaves like Microsoft 365, with the provider's minute
@@ -209,6 +241,7 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	var next atomic.Int64
 	var failed atomic.Int64
 	var waited atomic.Int64
+	stopLag := timerLag()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
@@ -232,6 +265,7 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
+	lag := stopLag()
 
 	if got := srv.refused.Load(); got != 0 {
 		t.Errorf("the server sent %d 432 replies, want 0", got)
@@ -261,15 +295,17 @@ func TestIssue14_M365BurstNoThrottling(t *testing.T) {
 	// the minimum on the fake clock (internal/throttle TestIssue14_01); on
 	// the real clock each window's first start comes a timer's and a
 	// goroutine's wake-up late, which a loaded machine lengthens, hence the
-	// allowance.
+	// allowance: 300 ms, or two of the longest timer lag measured meanwhile
+	// at each of the 6 boundaries when that is more.
 	drain := st[len(st)-1].Sub(st[0])
-	if drain > minimum+minimum/20+300*time.Millisecond || drain < minimum {
-		t.Errorf("drain %v from the first start to the last, want within 5 %% above the minimum %v (plus scheduling)", drain, minimum)
+	allow := max(300*time.Millisecond, time.Duration(2*((n+perMin-1)/perMin-1))*lag)
+	if drain > minimum+minimum/20+allow || drain < minimum {
+		t.Errorf("drain %v from the first start to the last, want within 5 %% above the minimum %v (plus %v for scheduling: timers %v late)", drain, minimum, allow, lag)
 	}
 	if waited.Load() == 0 {
 		t.Error("no receipt reports a wait")
 	}
-	t.Logf("drain %v (minimum %v, +%.1f %%); all sends returned after %v", drain, minimum, 100*(float64(drain)/float64(minimum)-1), took)
+	t.Logf("drain %v (minimum %v, +%.1f %%); all sends returned after %v; timers up to %v late", drain, minimum, 100*(float64(drain)/float64(minimum)-1), took, lag)
 }
 
 // TestIssue14_DailyQuotaPauses checks a daily-quota reply: a server like
