@@ -18,6 +18,7 @@ import (
 // 30-second window) is delivered once the server is back, where the old
 // default of 3 attempts within about 1.5 s gave up.
 func TestIssue14_RetryOutlastsRestart(t *testing.T) {
+	t.Parallel()
 	const restart = 2 * time.Second
 	begin := time.Now()
 	srv := smtptest.NewServer(t, smtptest.Options{

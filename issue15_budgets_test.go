@@ -107,6 +107,7 @@ func sendAll(t *testing.T, ss []*Sender, workers, perNode int) time.Duration {
 // sessions at once, every message arrives, and the receipts count the
 // wait for a slot another node held.
 func TestIssue15_SessionsAcrossNodes(t *testing.T) {
+	t.Parallel()
 	srv := newConcurrencyServer(t)
 	c := Connection{Name: "shared", MailServer: srv.Addr(), From: "engine@example.com", MaxSessions: 2, SendTimeout: 10 * time.Second}
 	ss := nodes(t, 3, c, memstore.New(nil), nil)
@@ -163,6 +164,7 @@ func TestIssue15_RateAcrossNodes(t *testing.T) {
 // node stalled past the lease, on the store's fake clock) is closed by
 // its next renewal, and the slot goes to another node.
 func TestIssue15_SessionSlotLost(t *testing.T) {
+	t.Parallel()
 	srv := newConcurrencyServer(t)
 	clock := newStoreClock()
 	st := memstore.New(clock.Now)
@@ -241,6 +243,7 @@ func (d *downStore) Acquire(ctx context.Context, key string, limit int, owner st
 // policy's attempts, and nothing reaches the server; once the store is
 // back the send goes through.
 func TestIssue15_StoreDownFailsSend(t *testing.T) {
+	t.Parallel()
 	srv := newConcurrencyServer(t)
 	st := &downStore{Store: memstore.New(nil)}
 	st.down.Store(true)
@@ -272,6 +275,7 @@ func TestIssue15_StoreDownFailsSend(t *testing.T) {
 // TestIssue15_LongNamesFitTheStore: a connection name of any length makes
 // keys within the Store's 512 bytes, distinct for distinct names.
 func TestIssue15_LongNamesFitTheStore(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 400)
 	a, b := storeKey(&Connection{Name: long + "a"}, "sessions/wanted"), storeKey(&Connection{Name: long + "b"}, "sessions/wanted")
 	if len(a) > 512 || a == b || !utf8.ValidString(a) {

@@ -276,6 +276,7 @@ func TestIssue15_LeaseHolderLost(t *testing.T) {
 // in a hint that the connection's limits are shared by the nodes, naming
 // the keys.
 func TestIssue15_TestConnectionSaysShared(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	c := emailconn.Connection{Name: "billing", MailServer: srv.Addr(), From: "engine@example.com", MaxSessions: 3}
 	rep := c.Test(t.Context(), &emailconn.TestOptions{Options: &emailconn.Options{Store: memstore.New(nil)}})

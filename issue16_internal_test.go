@@ -88,6 +88,7 @@ func sendAsync(s *Sender, m *Message) chan sendResult {
 // has passed, never free: the waiting send returns ErrDeliveryUnknown with
 // the record, and sends only with ResendUnknown.
 func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
+	t.Parallel()
 	for _, resend := range []bool{false, true} {
 		f := newLedgerFixture(t, smtptest.Options{})
 		s := f.sender(t, Options{})
@@ -134,6 +135,7 @@ func TestIssue16_12_CrashedOwnerIsUnknown(t *testing.T) {
 // lease, so a send of the same key waits for it however long it takes
 // (three leases here), and then replays its Receipt: never in parallel.
 func TestIssue16_13_LiveOwnerRenews(t *testing.T) {
+	t.Parallel()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	f := newLedgerFixture(t, smtptest.Options{DataHook: func(string, []string, []byte) *smtp.SMTPError {
@@ -173,6 +175,7 @@ func TestIssue16_13_LiveOwnerRenews(t *testing.T) {
 // by default) after its last write; a send of the key later than that is
 // a new message.
 func TestIssue16_14_Retention(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		retention, want time.Duration
 	}{{0, 72 * time.Hour}, {time.Hour, time.Hour}} {
@@ -202,6 +205,7 @@ func TestIssue16_14_Retention(t *testing.T) {
 // over a send still in progress (its clock ran ahead), the outcome the
 // sending node knows replaces it.
 func TestIssue16_15_OutcomeBeatsTakeover(t *testing.T) {
+	t.Parallel()
 	var f *ledgerFixture
 	key := ledgerKey("wf-15/overtaken")
 	f = newLedgerFixture(t, smtptest.Options{DataHook: func(string, []string, []byte) *smtp.SMTPError {
@@ -234,6 +238,7 @@ func TestIssue16_15_OutcomeBeatsTakeover(t *testing.T) {
 // fields) fails the send before any SMTP, or is read for what it says;
 // nothing panics.
 func TestIssue16_16_ForeignRecords(t *testing.T) {
+	t.Parallel()
 	f := newLedgerFixture(t, smtptest.Options{})
 	s := f.sender(t, Options{})
 	for i, v := range []string{

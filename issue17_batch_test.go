@@ -19,6 +19,7 @@ import (
 // stand — a recipient refused for itself is reported, not deferred, and one
 // the server accepted after a 452 gets the message once.
 func TestIssue17_BatchesPipelined(t *testing.T) {
+	t.Parallel()
 	for _, m := range []struct {
 		name             string
 		chunking, nopipe bool

@@ -32,6 +32,7 @@ func FuzzCanonical(f *testing.F) {
 }
 
 func TestIssue17_Canonical(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]bool{
 		"": true, "a\r\nb\r\n": true, "no line end": true, "a\nb": false, "a\rb": false, "a\x00": false, "a\r": false,
 		string(bytes.Repeat([]byte("x"), 998)) + "\r\n": true, string(bytes.Repeat([]byte("x"), 999)) + "\r\n": false,

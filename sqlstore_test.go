@@ -21,6 +21,7 @@ import (
 // TestSQLStoreRefuses: a nil *sql.DB, and databases that are neither
 // PostgreSQL nor SQLite, are errors that say so and name the driver.
 func TestSQLStoreRefuses(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if s, err := emailconn.NewSQLStore(ctx, nil); err == nil || s != nil || !strings.HasPrefix(err.Error(), "emailconn: store: ") {
@@ -51,6 +52,7 @@ func TestSQLStoreRefuses(t *testing.T) {
 // TestSQLStoreZero: the zero SQLStore (and a nil one) return errors, never
 // panic, and print as SQLStore(none).
 func TestSQLStoreZero(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, s := range []*emailconn.SQLStore{{}, nil} {
 		if _, _, err := s.Acquire(ctx, "k", 1, "o", time.Minute); err == nil {
