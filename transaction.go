@@ -96,7 +96,7 @@ func (t *tx) mail(pr *prepared) (res txResult, stale, ok bool) {
 	t.sess.dirty = true
 	if err := t.sess.Client.Mail(pr.envFrom, opts); err != nil {
 		if isStale(err) {
-			r.Cancel() // the server never saw this MAIL
+			r.Cancel() // a no-op once started: the unused turn stays counted, the safe side
 		}
 		return t.fail(StageMail, err, session.KeepAfterReply(err)), isStale(err), false
 	}
@@ -130,7 +130,9 @@ func (t *tx) begin(pr *prepared) (opts *smtp.MailOptions, r *throttle.Reservatio
 		}
 		if r.Waited > time.Second && !sess.Conn.Idle() {
 			// The server closed the session while it waited for its turn
-			// (SES after 10 s idle): give the turn back and redial.
+			// (SES after 10 s idle): redial. The turn stays counted
+			// (reserve started it; Cancel after Start does nothing), which
+			// errs on the side of the provider's limit.
 			r.Cancel()
 			sess.reused = true
 			return nil, nil, t.fail(StageMail, io.EOF, false), true, false
