@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,21 +20,6 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 		e, err := c.fromSource(ctx)
 		return e, nil, err
 	}
-	start := c.cfg.now()
-	name := c.cfg.Name
-
-	var secret string
-	if c.cfg.ClientSecret != nil {
-		s, err := c.cfg.ClientSecret()
-		if err != nil {
-			return nil, nil, fmt.Errorf("oauth2 configuration %q: client secret: %w", name, err)
-		}
-		secret = s
-	}
-	params := url.Values{}
-	for k, v := range c.cfg.EndpointParams {
-		params.Set(k, v)
-	}
 	refresh := c.cfg.GrantType == GrantRefreshToken
 	var rec record
 	if refresh {
@@ -43,39 +27,67 @@ func (c *cache) fetch(ctx context.Context) (*entry, error, error) {
 		if rec, err = c.load(); err != nil {
 			return nil, nil, err
 		}
-		// clientcredentials lets grant_type be overridden; unlike
-		// oauth2.Config's refresh, it sends the scopes and the endpoint
-		// parameters too (Microsoft's v2.0 endpoint wants scope).
-		params.Set("grant_type", GrantRefreshToken)
-		params.Set("refresh_token", rec.rt)
 	}
-	secrets := []string{secret, rec.rt}
-
-	c.cc.ClientSecret, c.cc.EndpointParams = secret, params
-	tok, err := c.request(ctx)
-	c.cc.ClientSecret, c.cc.EndpointParams = "", nil
+	tok, start, secrets, err := c.exchange(ctx, rec.rt, c.cfg.requestTimeout())
 	if err != nil {
-		e := classify(name, opEndpoint, err, ctx, c.cfg.requestTimeout(), secrets)
-		if refresh && errors.Is(e, ErrInvalidGrant) {
+		if refresh && errors.Is(err, ErrInvalidGrant) {
 			// Read the stored one again next time: it may have been
 			// re-authorised.
 			rec.loaded, rec.pending = false, false
 			c.commit(rec)
 		}
-		return nil, nil, e
+		return nil, nil, err
 	}
-
 	var rotErr error
 	if refresh {
 		rotErr = c.rotate(rec, tok.RefreshToken, append(secrets, tok.AccessToken, tok.RefreshToken))
 	}
+	return newEntry(tok, start), rotErr, nil
+}
+
+// exchange makes one token request presenting rt (refresh grant) and
+// returns the token, when the request started, and the secrets it used.
+func (c *cache) exchange(ctx context.Context, rt string, timeout time.Duration) (*oauth2.Token, time.Time, []string, error) {
+	start := c.cfg.now()
+	name := c.cfg.Name
+	var secret string
+	if c.cfg.ClientSecret != nil {
+		s, err := c.cfg.ClientSecret()
+		if err != nil {
+			return nil, start, nil, fmt.Errorf("oauth2 configuration %q: client secret: %w", name, err)
+		}
+		secret = s
+	}
+	params := make(map[string][]string, len(c.cfg.EndpointParams)+2)
+	for k, v := range c.cfg.EndpointParams {
+		params[k] = []string{v}
+	}
+	if c.cfg.GrantType == GrantRefreshToken {
+		// clientcredentials lets grant_type be overridden; unlike
+		// oauth2.Config's refresh, it sends the scopes and the endpoint
+		// parameters too (Microsoft's v2.0 endpoint wants scope).
+		params["grant_type"] = []string{GrantRefreshToken}
+		params["refresh_token"] = []string{rt}
+	}
+	secrets := []string{secret, rt}
+	c.cc.ClientSecret, c.cc.EndpointParams = secret, params
+	tok, err := c.request(ctx)
+	c.cc.ClientSecret, c.cc.EndpointParams = "", nil
+	if err != nil {
+		return nil, start, secrets, classify(name, opEndpoint, err, ctx, timeout, secrets)
+	}
+	return tok, start, secrets, nil
+}
+
+// newEntry makes the cache entry of a token response.
+func newEntry(tok *oauth2.Token, start time.Time) *entry {
 	t := *tok
 	t.RefreshToken = ""
 	t.Expiry = time.Time{}
 	if d, ok := expiresIn(tok); ok {
 		t.Expiry = start.Add(d)
 	}
-	return &entry{tok: &t, obtained: start}, rotErr, nil
+	return &entry{tok: &t, obtained: start}
 }
 
 // request makes the token request with c.cc. With AuthStyleAutoDetect it
