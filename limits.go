@@ -22,6 +22,7 @@ import (
 type sendLimits struct {
 	l      provider.Limits
 	rate   throttle.Rate // nil: no message rate; a *throttle.Window, or with Options.Store a *storeRate
+	window time.Duration // the rate's window: the provider's minute and a 2 % margin
 	pause  *throttle.Pause
 	paused atomic.Bool     // set once the pause was ever extended: until then no send takes its mutex
 	msgDay *throttle.Quota // nil: no daily message cap
@@ -50,7 +51,8 @@ func newSendLimits(c *Connection, o *Options) *sendLimits {
 	}
 	sl := &sendLimits{l: l, pause: throttle.NewPause(o.clock), clock: o.clock}
 	if l.MessagesPerMinute > 0 {
-		sl.rate = throttle.NewWindow(l.MessagesPerMinute, minute+minute/50, o.clock)
+		sl.window = minute + minute/50
+		sl.rate = throttle.NewWindow(l.MessagesPerMinute, sl.window, o.clock)
 	}
 	if l.MessagesPerDay > 0 {
 		sl.msgDay = throttle.NewQuota(l.MessagesPerDay, day, o.clock)

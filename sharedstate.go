@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -94,17 +92,14 @@ func (o *Options) storeOwner() string {
 	return newOwner()
 }
 
-// newOwner returns a lease owner unique to one Sender or Registry: host
-// name, process ID and 48 random bits, at most 128 bytes, so that the
-// leases of a crashed process are never taken for a live one's.
+// newOwner returns a lease owner unique to one Sender or Registry: the
+// process as the ledger names it (host name and process ID) and 48
+// random bits, at most 128 bytes, so that the leases of a crashed process
+// are never taken for a live one's.
 func newOwner() string {
-	host, _ := os.Hostname()
-	if len(host) > 96 {
-		host = host[:96]
-	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	return nodeName() + "/" + hex.EncodeToString(b[:])
 }
 
 // errSlotLost is the cause of a session whose shared slot expired before
@@ -470,12 +465,8 @@ func (s *Sender) shareState() {
 		s.opts.owner = newOwner()
 	}
 	if l := s.lim.l.MessagesPerMinute; l > 0 {
-		minute := time.Minute
-		if s.opts.limitMinute > 0 {
-			minute = s.opts.limitMinute
-		}
-		// The same 2 % margin as the in-process window (newSendLimits).
-		s.lim.rate = &storeRate{s: s, key: storeKey(&s.conn, "rate"), limit: l, length: minute + minute/50, turn: make(chan struct{}, 1)}
+		// The in-process window's length, margin included (newSendLimits).
+		s.lim.rate = &storeRate{s: s, key: storeKey(&s.conn, "rate"), limit: l, length: s.lim.window, turn: make(chan struct{}, 1)}
 	}
 }
 
