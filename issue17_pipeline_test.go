@@ -124,8 +124,15 @@ func TestIssue17_OneWritePerMessage(t *testing.T) {
 			if writes != want {
 				t.Errorf("writes per message = %d, want %d", writes, want)
 			}
-			if reads > writes*2 {
-				t.Errorf("reads per message = %d for %d writes", reads, writes)
+			// Reads: at most one per reply the server wrote (MAIL, 3 RCPT,
+			// 354 and the final reply; BDAT has no 354). How many of
+			// those replies one read returns is up to the server's writes
+			// and the scheduler (a loaded machine delivers a pipelined
+			// flight's replies one by one), not the client: fewer is
+			// usual, more would mean the client reads in pieces.
+			replies := map[string]int{"lockstep": 6, "pipelined-DATA": 6, "pipelined-BDAT": 5}[m.name]
+			if reads > replies {
+				t.Errorf("reads per message = %d for %d replies (%d writes)", reads, replies, writes)
 			}
 			msgs := srv.Messages()
 			if len(msgs) != 2 || len(msgs[1].To) != 3 {
