@@ -215,7 +215,6 @@ func timerLag() (stop func() time.Duration) {
 // first start to the last, within 5 % of the theoretical minimum
 // (⌈200/30⌉−1 windows = 3.6 s).
 func TestIssue14_M365BurstNoThrottling(t *testing.T) {
-	t.Parallel()
 	const (
 		n       = 200
 		workers = 16
